@@ -1,0 +1,39 @@
+"""aqueuepipe: stream bytes between asyncio coroutines under a hard memory limit.
+
+The public names are re-exported here; the modules that define them are private
+unless documented otherwise.
+"""
+
+from .__about__ import __version__
+from ._budget import BudgetStatistics, ByteBudget
+from ._errors import (
+    AqueuepipeError,
+    ChecksumMismatchError,
+    NoSuchBucketError,
+    NoSuchKeyError,
+    ObjectChangedError,
+    PipeAbortedError,
+    PipeClosedError,
+    PipeError,
+    TransferError,
+)
+from ._pipe import AsyncPipe, PipeStatistics
+
+__all__ = [
+    # errors
+    "AqueuepipeError",
+    # streaming core
+    "AsyncPipe",
+    "BudgetStatistics",
+    "ByteBudget",
+    "ChecksumMismatchError",
+    "NoSuchBucketError",
+    "NoSuchKeyError",
+    "ObjectChangedError",
+    "PipeAbortedError",
+    "PipeClosedError",
+    "PipeError",
+    "PipeStatistics",
+    "TransferError",
+    "__version__",
+]

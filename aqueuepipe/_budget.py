@@ -1,0 +1,198 @@
+"""ByteBudget: a FIFO-fair semaphore counted in bytes."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+__all__ = ["BudgetStatistics", "ByteBudget"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BudgetStatistics:
+    """A snapshot of a :class:`ByteBudget`."""
+
+    limit: int
+    used: int
+    peak: int
+    waiters: int
+
+
+def _check_size(n: int, what: str) -> None:
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"{what} must be an int, not {type(n).__name__}")
+    if n < 0:
+        raise ValueError(f"{what} must be >= 0, got {n}")
+
+
+class ByteBudget:
+    """A limit on the bytes held at once, shared by any number of holders.
+
+    ``acquire(n)`` waits until ``n`` more bytes fit under :attr:`limit`;
+    ``release(n)`` gives them back.  Waiters are served strictly in the order
+    they arrived, so a large request is never starved by a stream of small ones:
+    while it waits, later requests wait behind it even if they would fit.
+
+    One budget may be shared by many :class:`~aqueuepipe.AsyncPipe` objects and
+    in-flight part buffers; that is how a batch of copies obeys one global limit.
+    The budget is bound to no event loop until first used, and must then be used
+    from that loop only.
+    """
+
+    __slots__ = ("_limit", "_peak", "_used", "_waiters")
+
+    def __init__(self, limit: int) -> None:
+        """Create a budget of ``limit`` bytes.
+
+        Raises:
+            ValueError: ``limit`` is not positive.
+            TypeError: ``limit`` is not an int.
+        """
+        _check_size(limit, "limit")
+        if limit == 0:
+            raise ValueError("limit must be > 0, got 0")
+        self._limit = limit
+        self._used = 0
+        self._peak = 0
+        # Each waiter is [bytes wanted, future]; the future is resolved only once
+        # those bytes have been counted as used on the waiter's behalf.
+        self._waiters: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
+
+    def __repr__(self) -> str:
+        return (
+            f"<ByteBudget limit={self._limit} used={self._used} peak={self._peak} "
+            f"waiters={len(self._waiters)}>"
+        )
+
+    @property
+    def limit(self) -> int:
+        """The most bytes that may be held at once."""
+        return self._limit
+
+    @property
+    def used(self) -> int:
+        """Bytes held now."""
+        return self._used
+
+    @property
+    def available(self) -> int:
+        """Bytes that could be acquired now (ignoring queued waiters)."""
+        return self._limit - self._used
+
+    @property
+    def peak(self) -> int:
+        """The most bytes ever held at once."""
+        return self._peak
+
+    def statistics(self) -> BudgetStatistics:
+        """Return a snapshot of the budget's state."""
+        return BudgetStatistics(
+            limit=self._limit, used=self._used, peak=self._peak, waiters=len(self._waiters)
+        )
+
+    def try_acquire(self, n: int) -> bool:
+        """Take ``n`` bytes if they fit now and nobody is waiting; never blocks.
+
+        Raises:
+            ValueError: ``n`` is negative or larger than :attr:`limit`.
+        """
+        self._check_request(n)
+        if self._waiters or self._used + n > self._limit:
+            return False
+        self._take(n)
+        return True
+
+    async def acquire(self, n: int) -> None:
+        """Wait until ``n`` bytes fit, then count them as used.
+
+        Cancellation is atomic: a cancelled ``acquire`` holds nothing afterwards,
+        and waiters queued behind it proceed if they now fit.
+
+        Raises:
+            ValueError: ``n`` is negative, or larger than :attr:`limit` (it could
+                never be satisfied).
+        """
+        if self.try_acquire(n):
+            return
+        waiter = self._enqueue(n)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            self._cancel_waiter(waiter, n)
+            raise
+
+    def release(self, n: int) -> None:
+        """Give back ``n`` bytes and wake the waiters that now fit.
+
+        Raises:
+            ValueError: ``n`` is negative or more than is held.
+        """
+        _check_size(n, "release size")
+        if n > self._used:
+            raise ValueError(f"cannot release {n} bytes: only {self._used} are held")
+        self._used -= n
+        if self._waiters:
+            self._wake()
+
+    @contextlib.asynccontextmanager
+    async def reserve(self, n: int) -> AsyncIterator[None]:
+        """Hold ``n`` bytes for the body of an ``async with`` block.
+
+        The bytes are released when the block exits, whether normally, by an
+        exception, or by cancellation.
+
+        Raises:
+            ValueError: as :meth:`acquire`.
+        """
+        await self.acquire(n)
+        try:
+            yield
+        finally:
+            self.release(n)
+
+    # -- internals shared with AsyncPipe ------------------------------------
+
+    def _check_request(self, n: int) -> None:
+        _check_size(n, "request size")
+        if n > self._limit:
+            raise ValueError(f"cannot acquire {n} bytes from a budget whose limit is {self._limit}")
+
+    def _take(self, n: int) -> None:
+        self._used += n
+        if self._used > self._peak:
+            self._peak = self._used
+
+    def _enqueue(self, n: int) -> asyncio.Future[None]:
+        """Queue a request for ``n`` bytes; the future resolves once granted."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((n, waiter))
+        return waiter
+
+    def _cancel_waiter(self, waiter: asyncio.Future[None], n: int) -> None:
+        """Undo a request whose waiting was interrupted.
+
+        If the bytes had already been granted, they are given back; otherwise the
+        request leaves the queue.  Either way, waiters behind it are re-examined.
+        """
+        if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+            self.release(n)
+            return
+        with contextlib.suppress(ValueError):
+            self._waiters.remove((n, waiter))
+        self._wake()
+
+    def _wake(self) -> None:
+        waiters = self._waiters
+        while waiters:
+            n, waiter = waiters[0]
+            if waiter.done():  # cancelled, or failed by an aborting pipe
+                waiters.popleft()
+                continue
+            if self._used + n > self._limit:
+                return
+            waiters.popleft()
+            self._take(n)
+            waiter.set_result(None)

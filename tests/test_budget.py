@@ -1,0 +1,207 @@
+"""ByteBudget: limits, FIFO fairness, cancellation safety."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from aqueuepipe import ByteBudget
+
+from ._sync import run_ready
+
+
+def test_create_with_nonpositive_limit_raises() -> None:
+    with pytest.raises(ValueError, match="limit must be > 0"):
+        ByteBudget(0)
+    with pytest.raises(ValueError, match="limit must be >= 0"):
+        ByteBudget(-1)
+
+
+def test_create_with_non_int_limit_raises() -> None:
+    with pytest.raises(TypeError, match="limit must be an int"):
+        ByteBudget(1.5)  # type: ignore[arg-type]
+
+
+def test_initial_state() -> None:
+    budget = ByteBudget(100)
+    assert (budget.limit, budget.used, budget.available, budget.peak) == (100, 0, 100, 0)
+
+
+async def test_acquire_and_release_track_used_available_peak() -> None:
+    budget = ByteBudget(100)
+    await budget.acquire(30)
+    await budget.acquire(50)
+    assert (budget.used, budget.available, budget.peak) == (80, 20, 80)
+    budget.release(60)
+    assert (budget.used, budget.available, budget.peak) == (20, 80, 80)
+
+
+async def test_acquire_more_than_limit_raises_at_once() -> None:
+    budget = ByteBudget(100)
+    with pytest.raises(ValueError, match=r"cannot acquire 101 bytes .* limit is 100"):
+        await budget.acquire(101)
+    assert budget.used == 0
+
+
+async def test_acquire_negative_raises() -> None:
+    budget = ByteBudget(100)
+    with pytest.raises(ValueError, match=">= 0"):
+        await budget.acquire(-1)
+
+
+async def test_acquire_zero_never_blocks() -> None:
+    budget = ByteBudget(10)
+    await budget.acquire(10)
+    await budget.acquire(0)
+    assert budget.used == 10
+
+
+def test_release_more_than_held_raises() -> None:
+    budget = ByteBudget(100)
+    with pytest.raises(ValueError, match="cannot release 1 bytes: only 0 are held"):
+        budget.release(1)
+
+
+async def test_release_negative_raises() -> None:
+    budget = ByteBudget(100)
+    await budget.acquire(10)
+    with pytest.raises(ValueError, match=">= 0"):
+        budget.release(-5)
+    assert budget.used == 10
+
+
+async def test_acquire_blocks_until_release() -> None:
+    budget = ByteBudget(100)
+    await budget.acquire(80)
+    waiter = asyncio.create_task(budget.acquire(30))
+    await run_ready()
+    assert not waiter.done()
+    assert budget.statistics().waiters == 1
+    budget.release(10)  # 70 + 30 = 100 fits exactly
+    await waiter
+    assert budget.used == 100
+
+
+async def test_try_acquire_does_not_jump_the_queue() -> None:
+    budget = ByteBudget(100)
+    await budget.acquire(90)
+    big = asyncio.create_task(budget.acquire(50))
+    await run_ready()
+    assert budget.try_acquire(5) is False  # fits, but someone is waiting
+    budget.release(90)
+    await big
+    assert budget.try_acquire(5) is True
+
+
+async def test_fifo_large_request_not_starved_by_small_ones() -> None:
+    limit = 20_000_000
+    budget = ByteBudget(limit)
+    await budget.acquire(1024)  # something is held, so the big one must wait
+    order: list[str] = []
+
+    async def take(name: str, n: int) -> None:
+        await budget.acquire(n)
+        order.append(name)
+
+    big = asyncio.create_task(take("big", limit))
+    await run_ready()
+    smalls = [asyncio.create_task(take(f"small{i}", 1024)) for i in range(5)]
+    await run_ready()
+    # The small requests would fit, but they queued behind the big one.
+    assert order == []
+    assert budget.statistics().waiters == 6
+    budget.release(1024)
+    await big
+    assert order == ["big"]
+    budget.release(limit)
+    await asyncio.gather(*smalls)
+    assert order == ["big", *(f"small{i}" for i in range(5))]
+
+
+async def test_cancelled_acquire_holds_nothing_and_unblocks_later_waiters() -> None:
+    budget = ByteBudget(100)
+    await budget.acquire(60)
+    blocker = asyncio.create_task(budget.acquire(50))  # head of queue, cannot fit
+    await run_ready()
+    small = asyncio.create_task(budget.acquire(30))  # fits, but FIFO behind blocker
+    await run_ready()
+    assert not small.done()
+    blocker.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await blocker
+    await small
+    assert budget.used == 90
+    assert budget.statistics().waiters == 0
+
+
+async def test_acquire_cancelled_after_grant_gives_bytes_back() -> None:
+    budget = ByteBudget(100)
+    await budget.acquire(100)
+    waiter = asyncio.create_task(budget.acquire(40))
+    await run_ready()
+    budget.release(100)  # grants the waiter's 40 bytes ...
+    waiter.cancel()  # ... but it is cancelled before it could resume
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert budget.used == 0
+
+
+async def test_reserve_releases_on_normal_exit() -> None:
+    budget = ByteBudget(100)
+    async with budget.reserve(70):
+        assert budget.used == 70
+    assert budget.used == 0
+    assert budget.peak == 70
+
+
+async def test_reserve_releases_on_exception() -> None:
+    budget = ByteBudget(100)
+    with pytest.raises(RuntimeError):
+        async with budget.reserve(70):
+            raise RuntimeError("boom")
+    assert budget.used == 0
+
+
+async def test_reserve_releases_on_cancellation() -> None:
+    budget = ByteBudget(100)
+    entered = asyncio.Event()
+
+    async def hold() -> None:
+        async with budget.reserve(70):
+            entered.set()
+            await asyncio.Event().wait()
+
+    task = asyncio.create_task(hold())
+    await entered.wait()
+    assert budget.used == 70
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert budget.used == 0
+
+
+async def test_reserve_more_than_limit_raises() -> None:
+    budget = ByteBudget(10)
+    with pytest.raises(ValueError, match="limit is 10"):
+        async with budget.reserve(11):
+            pass  # pragma: no cover
+
+
+async def test_many_waiters_served_in_arrival_order() -> None:
+    budget = ByteBudget(10)
+    await budget.acquire(10)
+    order: list[int] = []
+
+    async def take(i: int) -> None:
+        await budget.acquire(10)
+        order.append(i)
+        budget.release(10)
+
+    tasks = [asyncio.create_task(take(i)) for i in range(20)]
+    await run_ready()
+    budget.release(10)
+    await asyncio.gather(*tasks)
+    assert order == list(range(20))
+    assert budget.used == 0
+    assert budget.peak == 10
