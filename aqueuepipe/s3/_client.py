@@ -1,0 +1,229 @@
+"""Creating aiobotocore S3 clients configured for streaming copies.
+
+botocore is untyped, so :class:`S3Client` describes, structurally, the part of the
+aiobotocore client aqueuepipe calls.  Requests take botocore's keyword arguments
+(``Bucket=``, ``Key=``...) and responses are botocore's plain dicts; their values
+are typed ``Any`` because that is what botocore gives us, and this module is the
+one place the looseness is spelled out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from collections.abc import AsyncIterable, AsyncIterator
+from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
+
+import botocore.loaders
+from aiobotocore.session import get_session
+from botocore.config import Config
+
+from aqueuepipe.__about__ import __version__
+
+__all__ = [
+    "DEFAULT_REGION",
+    "ChecksumWhen",
+    "S3Client",
+    "S3ClientMeta",
+    "S3Paginator",
+    "create_client",
+    "resolve_endpoint_url",
+    "resolve_region",
+]
+
+DEFAULT_REGION = "us-east-1"
+
+ChecksumWhen = Literal["when_supported", "when_required"]
+
+# A botocore response: a dict of str to values of many types (str, int, datetime,
+# streaming bodies, nested dicts).  botocore ships no types for them.
+_Response = dict[str, Any]
+
+
+class S3ClientMeta(Protocol):
+    """``client.meta``: where the client sends its requests."""
+
+    @property
+    def endpoint_url(self) -> str: ...
+
+    @property
+    def region_name(self) -> str: ...
+
+
+class S3Paginator(Protocol):
+    """An aiobotocore paginator: ``async for page in paginator.paginate(...)``."""
+
+    def paginate(self, **kwargs: Any) -> AsyncIterable[_Response]: ...
+
+
+class S3Client(Protocol):
+    """The operations of an aiobotocore S3 client that aqueuepipe uses.
+
+    Any aiobotocore S3 client satisfies it, such as the one :func:`create_client`
+    yields or one a caller built with its own session and configuration.
+    """
+
+    @property
+    def meta(self) -> S3ClientMeta: ...
+
+    async def head_bucket(self, **kwargs: Any) -> _Response: ...
+    async def create_bucket(self, **kwargs: Any) -> _Response: ...
+    async def head_object(self, **kwargs: Any) -> _Response: ...
+    async def get_object(self, **kwargs: Any) -> _Response: ...
+    async def put_object(self, **kwargs: Any) -> _Response: ...
+    async def delete_object(self, **kwargs: Any) -> _Response: ...
+    async def list_objects_v2(self, **kwargs: Any) -> _Response: ...
+    async def create_multipart_upload(self, **kwargs: Any) -> _Response: ...
+    async def upload_part(self, **kwargs: Any) -> _Response: ...
+    async def complete_multipart_upload(self, **kwargs: Any) -> _Response: ...
+    async def abort_multipart_upload(self, **kwargs: Any) -> _Response: ...
+    async def list_parts(self, **kwargs: Any) -> _Response: ...
+    async def list_multipart_uploads(self, **kwargs: Any) -> _Response: ...
+    def get_paginator(self, operation_name: str) -> S3Paginator: ...
+
+
+def resolve_endpoint_url(endpoint_url: str | None = None) -> str | None:
+    """Return the S3 endpoint a client should use; ``None`` means AWS itself.
+
+    In order: the argument, ``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL``.  Empty
+    values count as unset, and the environment is ignored when
+    ``AWS_IGNORE_CONFIGURED_ENDPOINT_URLS`` is true, as botocore does.
+
+    Raises:
+        ValueError: the endpoint is not an ``http://`` or ``https://`` URL with a
+            host (the message names the variable it came from).
+    """
+    source = "endpoint_url"
+    if not endpoint_url:
+        endpoint_url = None
+        ignore = os.environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").strip().lower()
+        if ignore != "true":
+            for name in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
+                if value := os.environ.get(name, "").strip():
+                    endpoint_url, source = value, name
+                    break
+    if endpoint_url is None:
+        return None
+    try:
+        parts = urlsplit(endpoint_url)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018  (raises ValueError for a port out of range)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ValueError(
+            f"invalid S3 endpoint {_without_userinfo(endpoint_url)!r} from {source}: "
+            "expected an http:// or https:// URL with a host"
+        )
+    return endpoint_url
+
+
+def resolve_region(region: str | None = None) -> str:
+    """Return the region: the argument, ``AWS_REGION``, ``AWS_DEFAULT_REGION``, else us-east-1."""
+    if region:
+        return region
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        if value := os.environ.get(name, "").strip():
+            return value
+    return DEFAULT_REGION
+
+
+def create_client(
+    *,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    max_pool_connections: int = 32,
+    checksum_when: ChecksumWhen = "when_required",
+    read_timeout: float = 60,
+    connect_timeout: float = 10,
+    max_attempts: int = 3,
+) -> contextlib.AbstractAsyncContextManager[S3Client]:
+    """Return an ``async with`` context that opens an S3 client and closes it on exit.
+
+    ::
+
+        async with create_client(endpoint_url="http://127.0.0.1:5000") as client:
+            await client.put_object(Bucket="b", Key="k", Body=b"data")
+
+    Credentials come from botocore's usual chain (environment, shared files, instance
+    metadata); they are never logged nor put in any message.  The endpoint is
+    resolved by :func:`resolve_endpoint_url` and the region by :func:`resolve_region`.
+    With a custom endpoint the client uses path-style addressing
+    (``http://host/bucket/key``), which every S3-compatible server understands.
+
+    ``checksum_when`` sets both ``request_checksum_calculation`` and
+    ``response_checksum_validation``: ``"when_required"`` (the default) skips the
+    CRC botocore would otherwise compute over every body, since aqueuepipe computes
+    its own hashes while streaming; ``"when_supported"`` is botocore's default.
+    ``max_attempts`` counts the first try (botocore's "standard" retry mode).
+
+    Raises:
+        ValueError: a bad endpoint URL, or a pool size, timeout or attempt count that
+            is not positive.  Nothing touches the network until the context is entered.
+    """
+    if max_pool_connections < 1:
+        raise ValueError(f"max_pool_connections must be at least 1, not {max_pool_connections}")
+    if max_attempts < 1:
+        raise ValueError(f"max_attempts must be at least 1, not {max_attempts}")
+    for name, value in (("read_timeout", read_timeout), ("connect_timeout", connect_timeout)):
+        if not value > 0:
+            raise ValueError(f"{name} must be positive, not {value}")
+    if checksum_when not in ("when_supported", "when_required"):
+        raise ValueError(
+            f"checksum_when must be 'when_supported' or 'when_required', not {checksum_when!r}"
+        )
+    endpoint = resolve_endpoint_url(endpoint_url)
+    config = Config(
+        max_pool_connections=max_pool_connections,
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        # botocore's "max_attempts" counts retries only; "total_max_attempts" counts
+        # the first try too, which is what our max_attempts means.
+        retries={"mode": "standard", "total_max_attempts": max_attempts},
+        request_checksum_calculation=checksum_when,
+        response_checksum_validation=checksum_when,
+        user_agent_extra=f"aqueuepipe/{__version__}",
+        s3={
+            # The payload is not signed (UNSIGNED-PAYLOAD, as botocore does itself
+            # over TLS with a checksum): signing it means a SHA-256 pass over every
+            # part on the event loop thread. Integrity comes from TLS and from the
+            # hashes aqueuepipe checks against ETags and S3 checksums.
+            "payload_signing_enabled": False,
+            **({"addressing_style": "path"} if endpoint is not None else {}),
+        },
+    )
+    return _open_client(region=resolve_region(region), endpoint_url=endpoint, config=config)
+
+
+@contextlib.asynccontextmanager
+async def _open_client(
+    *, region: str, endpoint_url: str | None, config: Config
+) -> AsyncIterator[S3Client]:
+    # aiobotocore's own context wraps a coroutine made at once, which warns "never
+    # awaited" if the context is dropped unentered; this generator makes it on entry.
+    session = get_session()
+    # A fresh session per client (credentials are resolved anew), but one shared
+    # loader: parsing botocore's service models costs ~25 MB and tens of ms.
+    session.register_component("data_loader", _shared_loader())
+    async with session.create_client(
+        "s3", region_name=region, endpoint_url=endpoint_url, config=config
+    ) as client:
+        yield client
+
+
+@functools.cache
+def _shared_loader() -> Any:
+    return botocore.loaders.create_loader()
+
+
+def _without_userinfo(url: str) -> str:
+    """``url`` with any ``user:password@`` removed, so a message never shows it."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()

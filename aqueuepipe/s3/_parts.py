@@ -1,0 +1,79 @@
+"""Multipart upload limits and the choice of part size.
+
+The numbers are Amazon S3's published limits; S3-compatible servers (moto, MinIO,
+Ceph) enforce the same or looser ones.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DEFAULT_PART_SIZE",
+    "MAX_OBJECT_SIZE",
+    "MAX_PARTS",
+    "MAX_PART_SIZE",
+    "MIN_PART_SIZE",
+    "choose_part_size",
+    "part_ranges",
+]
+
+_MiB = 1024**2
+
+MIN_PART_SIZE = 5 * _MiB
+"""Smallest size of every part but the last of a multipart upload."""
+MAX_PART_SIZE = 5 * 1024**3
+"""Largest size of one part (5 GiB)."""
+MAX_PARTS = 10_000
+"""Most parts one multipart upload may have."""
+MAX_OBJECT_SIZE = 5 * 1024**4
+"""Largest object S3 stores (5 TiB)."""
+DEFAULT_PART_SIZE = 8 * _MiB
+"""Part size used unless the caller asks for another (the AWS CLI's default too)."""
+
+
+def choose_part_size(object_size: int | None, part_size: int = DEFAULT_PART_SIZE) -> int:
+    """Return the part size to upload an object of ``object_size`` bytes with.
+
+    ``part_size`` is returned unchanged when ``ceil(object_size / part_size)`` is at
+    most :data:`MAX_PARTS`, and when the size is unknown (``None``: the caller streams
+    and must stop at ``MAX_PARTS * part_size`` bytes).  Otherwise it grows to the
+    smallest multiple of 1 MiB that fits the object in :data:`MAX_PARTS` parts.
+
+    Raises:
+        ValueError: ``part_size`` is below :data:`MIN_PART_SIZE` or above
+            :data:`MAX_PART_SIZE`, or ``object_size`` is negative or above
+            :data:`MAX_OBJECT_SIZE`.
+    """
+    if not MIN_PART_SIZE <= part_size <= MAX_PART_SIZE:
+        raise ValueError(
+            f"part size {part_size} is out of range: S3 parts are "
+            f"{MIN_PART_SIZE} bytes (5 MiB) to {MAX_PART_SIZE} bytes (5 GiB)"
+        )
+    if object_size is None:
+        return part_size
+    if object_size < 0:
+        raise ValueError(f"object size {object_size} is negative")
+    if object_size > MAX_OBJECT_SIZE:
+        raise ValueError(
+            f"object size {object_size} exceeds the S3 maximum of {MAX_OBJECT_SIZE} bytes (5 TiB)"
+        )
+    if -(-object_size // part_size) <= MAX_PARTS:
+        return part_size
+    smallest = -(-object_size // MAX_PARTS)
+    # At most 525 MiB for a 5 TiB object, so always within MAX_PART_SIZE.
+    return -(-smallest // _MiB) * _MiB
+
+
+def part_ranges(size: int, part_size: int) -> list[tuple[int, int]]:
+    """Split ``size`` bytes into consecutive half-open ``(start, stop)`` byte ranges.
+
+    Every range is ``part_size`` long except possibly the last.  An empty object has
+    no ranges.  The HTTP ``Range`` header of a part is ``bytes={start}-{stop - 1}``.
+
+    Raises:
+        ValueError: ``size`` is negative or ``part_size`` is not positive.
+    """
+    if size < 0:
+        raise ValueError(f"size {size} is negative")
+    if part_size <= 0:
+        raise ValueError(f"part size {part_size} must be positive")
+    return [(start, min(start + part_size, size)) for start in range(0, size, part_size)]

@@ -1,0 +1,144 @@
+"""Part size choice and part ranges: S3's 10,000-part, 5 GiB and 5 TiB limits."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+
+from aqueuepipe.s3 import (
+    DEFAULT_PART_SIZE,
+    MAX_OBJECT_SIZE,
+    MAX_PART_SIZE,
+    MAX_PARTS,
+    MIN_PART_SIZE,
+    choose_part_size,
+    part_ranges,
+)
+
+MiB = 1024**2
+GiB = 1024**3
+TiB = 1024**4
+
+
+def test_limits_are_those_of_s3() -> None:
+    assert 5 * MiB == MIN_PART_SIZE
+    assert 5 * GiB == MAX_PART_SIZE
+    assert MAX_PARTS == 10_000
+    assert 5 * TiB == MAX_OBJECT_SIZE
+    assert 8 * MiB == DEFAULT_PART_SIZE
+
+
+@pytest.mark.parametrize("size", [0, 1, DEFAULT_PART_SIZE, 20 * MiB, 1 * GiB])
+def test_choose_part_size_small_object_keeps_default(size: int) -> None:
+    assert choose_part_size(size) == DEFAULT_PART_SIZE
+
+
+def test_choose_part_size_unknown_size_keeps_part_size() -> None:
+    assert choose_part_size(None) == DEFAULT_PART_SIZE
+    assert choose_part_size(None, 64 * MiB) == 64 * MiB
+
+
+def test_choose_part_size_exactly_max_parts_keeps_part_size() -> None:
+    assert choose_part_size(MAX_PARTS * DEFAULT_PART_SIZE) == DEFAULT_PART_SIZE
+
+
+def test_choose_part_size_one_byte_over_max_parts_grows() -> None:
+    size = MAX_PARTS * DEFAULT_PART_SIZE + 1
+    part_size = choose_part_size(size)
+    assert part_size == 9 * MiB
+    assert math.ceil(size / part_size) <= MAX_PARTS
+
+
+def test_choose_part_size_grows_to_multiple_of_mib() -> None:
+    size = 100 * GiB
+    part_size = choose_part_size(size)
+    assert part_size % MiB == 0
+    assert math.ceil(size / part_size) <= MAX_PARTS
+    # The smallest such multiple: one MiB less would need too many parts.
+    assert math.ceil(size / (part_size - MiB)) > MAX_PARTS
+
+
+def test_choose_part_size_max_object_fits_in_max_parts() -> None:
+    part_size = choose_part_size(MAX_OBJECT_SIZE)
+    assert part_size == 525 * MiB
+    assert math.ceil(MAX_OBJECT_SIZE / part_size) <= MAX_PARTS
+    assert part_size <= MAX_PART_SIZE
+
+
+def test_choose_part_size_large_enough_part_size_unchanged() -> None:
+    assert choose_part_size(MAX_OBJECT_SIZE, MAX_PART_SIZE) == MAX_PART_SIZE
+
+
+def test_choose_part_size_custom_part_size_not_rounded_when_it_fits() -> None:
+    odd = MIN_PART_SIZE + 12345
+    assert choose_part_size(50 * MiB, odd) == odd
+
+
+@pytest.mark.parametrize("part_size", [MIN_PART_SIZE, MAX_PART_SIZE])
+def test_choose_part_size_accepts_boundary_part_sizes(part_size: int) -> None:
+    assert choose_part_size(MIN_PART_SIZE, part_size) == part_size
+
+
+@pytest.mark.parametrize("part_size", [MIN_PART_SIZE - 1, 0, -1, MAX_PART_SIZE + 1])
+def test_choose_part_size_rejects_part_size_out_of_range(part_size: int) -> None:
+    with pytest.raises(ValueError, match=rf"part size {part_size} is out of range"):
+        choose_part_size(10 * MiB, part_size)
+
+
+def test_choose_part_size_rejects_bad_part_size_even_for_unknown_size() -> None:
+    with pytest.raises(ValueError, match=r"out of range"):
+        choose_part_size(None, MIN_PART_SIZE - 1)
+
+
+def test_choose_part_size_rejects_negative_object_size() -> None:
+    with pytest.raises(ValueError, match=r"object size -1 is negative"):
+        choose_part_size(-1)
+
+
+def test_choose_part_size_accepts_exactly_max_object_size() -> None:
+    choose_part_size(MAX_OBJECT_SIZE)
+
+
+def test_choose_part_size_rejects_object_over_5_tib() -> None:
+    with pytest.raises(ValueError, match=r"exceeds the S3 maximum .* \(5 TiB\)"):
+        choose_part_size(MAX_OBJECT_SIZE + 1)
+
+
+def test_part_ranges_cover_the_object_contiguously() -> None:
+    ranges = part_ranges(25, 10)
+    assert ranges == [(0, 10), (10, 20), (20, 25)]
+
+
+def test_part_ranges_exact_multiple_has_no_empty_tail() -> None:
+    assert part_ranges(20, 10) == [(0, 10), (10, 20)]
+
+
+def test_part_ranges_smaller_than_one_part() -> None:
+    assert part_ranges(3, 10) == [(0, 3)]
+
+
+def test_part_ranges_empty_object_has_no_parts() -> None:
+    assert part_ranges(0, 10) == []
+
+
+def test_part_ranges_real_sizes() -> None:
+    size = 50 * MiB + 7
+    ranges = part_ranges(size, DEFAULT_PART_SIZE)
+    assert len(ranges) == math.ceil(size / DEFAULT_PART_SIZE) == 7
+    assert ranges[0] == (0, DEFAULT_PART_SIZE)
+    assert ranges[-1] == (6 * DEFAULT_PART_SIZE, size)
+    assert sum(stop - start for start, stop in ranges) == size
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
+
+
+def test_part_ranges_rejects_negative_size() -> None:
+    with pytest.raises(ValueError, match=r"size -1 is negative"):
+        part_ranges(-1, 10)
+
+
+@pytest.mark.parametrize("part_size", [0, -5])
+def test_part_ranges_rejects_non_positive_part_size(part_size: int) -> None:
+    with pytest.raises(ValueError, match=r"must be positive"):
+        part_ranges(10, part_size)
