@@ -160,6 +160,12 @@ class ByteBudget:
         if n > self._limit:
             raise ValueError(f"cannot acquire {n} bytes from a budget whose limit is {self._limit}")
 
+    def _release(self, n: int) -> None:
+        """:meth:`release` for callers that know ``0 <= n <= used`` (the pipe's hot path)."""
+        self._used -= n
+        if self._waiters:
+            self._wake()
+
     def _take(self, n: int) -> None:
         self._used += n
         if self._used > self._peak:

@@ -76,6 +76,7 @@ class AsyncPipe:
         "_max_chunk",
         "_peak_buffered",
         "_queue",
+        "_sole_budget",
         "_state",
     )
 
@@ -94,6 +95,8 @@ class AsyncPipe:
             self._budgets = (budget,)
         else:
             self._budgets = (ByteBudget(limit), budget)
+        # The per-chunk hot paths are inlined for the common single-budget case.
+        self._sole_budget = self._budgets[0] if len(self._budgets) == 1 else None
         self._limit = limit if limit is not None else self._budgets[0].limit
         self._max_chunk = min(b.limit for b in self._budgets)
         self._queue: asyncio.Queue[bytes | _Signal] = asyncio.Queue()
@@ -195,6 +198,21 @@ class AsyncPipe:
         if size == 0:
             return
         if size <= self._max_chunk:
+            budget = self._sole_budget
+            if budget is not None and not budget._waiters:
+                used = budget._used + size
+                if used <= budget._limit:
+                    # Fast path, the same steps as _put: the bytes fit at once.
+                    budget._used = used
+                    if used > budget._peak:
+                        budget._peak = used
+                    buffered = self._buffered + size
+                    self._buffered = buffered
+                    if buffered > self._peak_buffered:
+                        self._peak_buffered = buffered
+                    self._bytes_written += size
+                    self._queue.put_nowait(chunk)
+                    return
             await self._put(chunk)
             return
         # Pieces of half the limit let the reader drain one while the next is written.
@@ -297,6 +315,30 @@ class AsyncPipe:
             StopAsyncIteration: at EOF.
             PipeAbortedError: the pipe was aborted.
         """
+        if self._leftover is None:
+            # Fast path for whole chunks, the same steps as _next.
+            queue = self._queue
+            try:
+                item = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                item = await queue.get()
+            if type(item) is bytes:
+                size = len(item)
+                self._bytes_read += size
+                self._buffered -= size
+                sole = self._sole_budget
+                if sole is not None:
+                    sole._used -= size
+                    if sole._waiters:
+                        sole._wake()
+                else:
+                    for budget in self._budgets:
+                        budget._release(size)
+                return item
+            queue.put_nowait(item)  # signals stay for any other reader
+            if item is _ABORT:
+                raise self._aborted_error()
+            raise StopAsyncIteration
         chunk = await self._next()
         if chunk is None:
             raise StopAsyncIteration
@@ -398,7 +440,7 @@ class AsyncPipe:
     def _give_back(self, size: int) -> None:
         self._buffered -= size
         for budget in self._budgets:
-            budget.release(size)
+            budget._release(size)
 
     def _aborted_error(self) -> PipeAbortedError:
         err = PipeAbortedError()
