@@ -1,0 +1,474 @@
+"""copy(): every scenario of ../shared/DESIGN.md against a real moto server process."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aqueuepipe import (
+    ByteBudget,
+    NoSuchBucketError,
+    NoSuchKeyError,
+    TransferError,
+)
+from aqueuepipe.s3 import S3Client, create_client
+from aqueuepipe.transfer import TransferResult, copy
+
+from ..conftest import MakeBucket, MotoServer, free_port
+
+MiB = 1024 * 1024
+
+
+def payload(size: int, seed: int = 0) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+async def put(client: S3Client, bucket: str, key: str, data: bytes) -> None:
+    await client.put_object(Bucket=bucket, Key=key, Body=data)
+
+
+async def get(client: S3Client, bucket: str, key: str) -> bytes:
+    response = await client.get_object(Bucket=bucket, Key=key)
+    async with response["Body"] as body:
+        data: bytes = await body.read()
+    return data
+
+
+async def open_uploads(client: S3Client, bucket: str) -> list[Any]:
+    response = await client.list_multipart_uploads(Bucket=bucket)
+    return list(response.get("Uploads", []))
+
+
+async def key_exists(client: S3Client, bucket: str, key: str) -> bool:
+    response = await client.list_objects_v2(Bucket=bucket, Prefix=key)
+    return any(obj["Key"] == key for obj in response.get("Contents", []))
+
+
+@pytest.fixture
+def endpoint(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point the default clients of copy() at the moto server, as a user would."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint_url)
+    return moto_server.endpoint_url
+
+
+# -- scenarios -----------------------------------------------------------------
+
+
+async def test_copy_small_object_between_buckets_with_hashes(
+    endpoint: str, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    src, dst = await make_bucket(), await make_bucket()
+    data = payload(3 * MiB + 17)
+    await put(s3_client, src, "small.bin", data)
+    result = await copy(
+        f"s3://{src}/small.bin", f"s3://{dst}/copied.bin", checksums=("md5", "sha256")
+    )
+    assert result.ok and result.parts == 0
+    assert result.size == len(data)
+    assert result.checksums == {
+        "md5": hashlib.md5(data).hexdigest(),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+    assert result.etag is not None and result.etag.strip('"') == hashlib.md5(data).hexdigest()
+    assert await get(s3_client, dst, "copied.bin") == data
+
+
+async def test_copy_20mb_multipart_streams_parts(
+    endpoint: str, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    src, dst = await make_bucket(), await make_bucket()
+    data = payload(20 * MiB, seed=1)
+    await put(s3_client, src, "big", data)
+    result = await copy(f"s3://{src}/big", f"s3://{dst}/big", checksums=("md5", "sha256"))
+    assert result.parts == 3  # 8 + 8 + 4 MiB
+    assert result.etag is not None and result.etag.strip('"').endswith("-3")
+    assert result.checksums["sha256"] == hashlib.sha256(data).hexdigest()
+    assert result.checksums["md5"] == hashlib.md5(data).hexdigest()
+    assert await get(s3_client, dst, "big") == data
+    assert await open_uploads(s3_client, dst) == []
+
+
+async def test_copy_50mb_under_30mb_limit_holds_budget(
+    endpoint: str, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    src, dst = await make_bucket(), await make_bucket()
+    data = payload(50 * 1000 * 1000, seed=2)
+    await put(s3_client, src, "fifty", data)
+    budget = ByteBudget(30_000_000)
+    result = await copy(f"s3://{src}/fifty", f"s3://{dst}/fifty", budget=budget)
+    assert result.ok and result.parts == 6
+    assert 0 < budget.peak <= 30_000_000
+    assert budget.used == 0
+    assert await get(s3_client, dst, "fifty") == data
+
+
+_MEMORY_PROBE = r"""
+import asyncio, json, sys
+from aqueuepipe.transfer import copy
+
+def status(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(field)
+
+async def main():
+    # Warm up imports, the clients and the thread pool on a tiny copy first.
+    await copy(sys.argv[1] + "-warm", sys.argv[2] + "-warm", limit=30_000_000)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset VmHWM, the peak RSS, to the current RSS
+    baseline = status("VmRSS")
+    result = await copy(sys.argv[1], sys.argv[2], limit=30_000_000)
+    print(json.dumps({"baseline": baseline, "peak": status("VmHWM"),
+                      "size": result.size, "parts": result.parts}))
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.slow
+async def test_copy_50mb_peak_process_memory_within_limit_plus_overhead(
+    endpoint: str, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    """Peak RSS growth of a copy stays under the limit plus a fixed overhead.
+
+    Measured in a fresh subprocess (Linux): the peak RSS (VmHWM, reset just
+    before the copy) minus the RSS before it, after a warm-up copy loaded every
+    module. The overhead allowed (15 MB)
+    covers aiohttp's socket buffers, the hashing thread and allocator slack.
+    """
+    src, dst = await make_bucket(), await make_bucket()
+    await put(s3_client, src, "fifty", payload(50 * 1000 * 1000, seed=3))
+    await put(s3_client, src, "fifty-warm", b"warm")
+    limit, overhead = 30_000_000, 15_000_000
+    out = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", _MEMORY_PROBE, f"s3://{src}/fifty", f"s3://{dst}/fifty"],
+        capture_output=True,
+        check=True,
+        timeout=120,
+        env={**os.environ},
+    )
+    report = json.loads(out.stdout)
+    assert report["size"] == 50 * 1000 * 1000
+    growth = report["peak"] - report["baseline"]
+    assert growth <= limit + overhead, report
+
+
+async def test_eight_concurrent_copies_in_one_loop_share_a_budget(
+    endpoint: str, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    src, dst = await make_bucket(), await make_bucket()
+    objects = {f"obj{i}": payload(MiB * (i + 1) + i, seed=10 + i) for i in range(8)}
+    objects["obj7"] = payload(12 * MiB, seed=99)  # one multipart among them
+    await asyncio.gather(*(put(s3_client, src, k, v) for k, v in objects.items()))
+    budget = ByteBudget(30_000_000)
+    results = await asyncio.gather(
+        *(copy(f"s3://{src}/{k}", f"s3://{dst}/{k}", budget=budget) for k in objects)
+    )
+    assert all(r.ok for r in results)
+    assert budget.peak <= 30_000_000 and budget.used == 0
+    for key, data in objects.items():
+        assert await get(s3_client, dst, key) == data
+
+
+async def test_copies_sharing_one_client_beyond_its_pool_do_not_deadlock(
+    moto_server: MotoServer, make_bucket: MakeBucket, s3_client: S3Client
+) -> None:
+    """More concurrent multipart copies than the client has connections.
+
+    Each copy keeps a GetObject body (a pooled connection) open while it uploads
+    parts through the same client; copy() must leave room for the uploads.
+    """
+    src, dst = await make_bucket(), await make_bucket()
+    data = payload(6 * MiB, seed=5)
+    keys = [f"k{i}" for i in range(6)]
+    await asyncio.gather(*(put(s3_client, src, k, data) for k in keys))
+    async with create_client(
+        endpoint_url=moto_server.endpoint_url, max_pool_connections=3
+    ) as small_pool:
+        results = await asyncio.wait_for(
+            asyncio.gather(
+                *(
+                    copy(
+                        f"s3://{src}/{k}",
+                        f"s3://{dst}/{k}",
+                        client=small_pool,
+                        part_size=5 * MiB,
+                        limit=60 * MiB,
+                    )
+                    for k in keys
+                )
+            ),
+            timeout=60,
+        )
+    assert [r.parts for r in results] == [2] * 6
+
+
+# -- errors --------------------------------------------------------------------
+
+
+async def test_copy_from_missing_bucket_raises_no_such_bucket(
+    endpoint: str, make_bucket: MakeBucket
+) -> None:
+    dst = await make_bucket()
+    with pytest.raises(NoSuchBucketError) as info:
+        await copy("s3://no-such-bucket-aqp/key", f"s3://{dst}/key")
+    assert info.value.bucket == "no-such-bucket-aqp"
+    assert "no-such-bucket-aqp" in str(info.value) and "source" in str(info.value)
+    assert info.value.__cause__ is not None
+
+
+async def test_copy_of_missing_key_raises_no_such_key(
+    endpoint: str, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    src, dst = await make_bucket(), await make_bucket()
+    with pytest.raises(NoSuchKeyError) as info:
+        await copy(f"s3://{src}/missing.bin", f"s3://{dst}/x")
+    assert info.value.key == "missing.bin"
+    assert "missing.bin" in str(info.value)
+    assert not await key_exists(s3_client, dst, "x")
+
+
+@pytest.mark.parametrize("size", [1 * MiB, 12 * MiB], ids=["single-put", "multipart"])
+async def test_copy_to_missing_bucket_raises_and_leaves_no_upload(
+    endpoint: str, s3_client: S3Client, make_bucket: MakeBucket, size: int
+) -> None:
+    src = await make_bucket()
+    await put(s3_client, src, "obj", payload(size))
+    with pytest.raises(NoSuchBucketError) as info:
+        await copy(f"s3://{src}/obj", "s3://no-such-destination-aqp/obj")
+    assert info.value.bucket == "no-such-destination-aqp"
+    assert "destination" in str(info.value)
+
+
+async def test_copy_from_unreachable_endpoint_raises_transfer_error(
+    make_bucket: MakeBucket,
+) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(TransferError) as info:
+        await copy("s3://bucket/key", "s3://other/key", endpoint_url=dead, retries=1)
+    assert "127.0.0.1" in str(info.value)
+    assert info.value.__cause__ is not None
+
+
+async def test_failing_source_mid_multipart_aborts_upload_never_completes(
+    endpoint: str, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+) -> None:
+    """A source that breaks half way must abort the upload, not complete a truncated object."""
+    dst = await make_bucket()
+    path = tmp_path / "shrinking.bin"
+    path.write_bytes(payload(15 * MiB))
+
+    # The file shrinks once the first part is uploaded: the source ends early.
+    truncate_after = asyncio.Event()
+
+    def on_progress(src: str, dst_: str, done: int, total: int | None) -> None:
+        if done >= 5 * MiB and not truncate_after.is_set():
+            truncate_after.set()
+            with path.open("r+b") as f:
+                f.truncate(7 * MiB)
+
+    with pytest.raises(TransferError, match="ended after"):
+        await copy(
+            str(path),
+            f"s3://{dst}/truncated",
+            part_size=5 * MiB,
+            concurrency=1,
+            limit=5 * MiB,
+            progress=on_progress,
+        )
+    assert await open_uploads(s3_client, dst) == []
+    assert not await key_exists(s3_client, dst, "truncated")
+
+
+async def test_cancelled_multipart_copy_aborts_upload(
+    endpoint: str, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    src, dst = await make_bucket(), await make_bucket()
+    await put(s3_client, src, "obj", payload(20 * MiB))
+    first_part_sent = asyncio.Event()
+
+    def on_progress(src_: str, dst_: str, done: int, total: int | None) -> None:
+        if done > 0:
+            first_part_sent.set()
+
+    task = asyncio.create_task(
+        copy(f"s3://{src}/obj", f"s3://{dst}/obj", concurrency=1, progress=on_progress)
+    )
+    await first_part_sent.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await open_uploads(s3_client, dst) == []
+    assert not await key_exists(s3_client, dst, "obj")
+
+
+# -- local files ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [0, 3 * MiB, 17 * MiB], ids=["empty", "single", "multipart"])
+async def test_upload_then_download_round_trip_is_byte_identical(
+    endpoint: str, make_bucket: MakeBucket, tmp_path: Path, size: int
+) -> None:
+    bucket = await make_bucket()
+    data = payload(size, seed=size)
+    source = tmp_path / "source.bin"
+    source.write_bytes(data)
+    up = await copy(str(source), f"s3://{bucket}/file", checksums=("md5", "sha256"))
+    target = tmp_path / "back" / "target.bin"
+    target.parent.mkdir()
+    down = await copy(f"s3://{bucket}/file", str(target), checksums=("md5", "sha256"))
+    assert target.read_bytes() == data
+    assert up.checksums == down.checksums == {
+        "md5": hashlib.md5(data).hexdigest(),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+    assert sorted(p.name for p in target.parent.iterdir()) == ["target.bin"]
+
+
+async def test_download_of_missing_key_creates_no_file(
+    endpoint: str, make_bucket: MakeBucket, tmp_path: Path
+) -> None:
+    bucket = await make_bucket()
+    target = tmp_path / "never.bin"
+    with pytest.raises(NoSuchKeyError):
+        await copy(f"s3://{bucket}/nothing", str(target))
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_cancelled_download_leaves_no_partial_file(
+    endpoint: str, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+) -> None:
+    bucket = await make_bucket()
+    await put(s3_client, bucket, "obj", payload(16 * MiB))
+    started = asyncio.Event()
+
+    def on_progress(src: str, dst: str, done: int, total: int | None) -> None:
+        if done > 0:
+            started.set()
+
+    task = asyncio.create_task(
+        copy(f"s3://{bucket}/obj", str(tmp_path / "obj"), limit=8 * MiB, progress=on_progress)
+    )
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- sizes ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("size", "parts"),
+    [
+        (0, 0),
+        (1, 0),
+        (5 * MiB - 1, 0),
+        (5 * MiB, 1),
+        (5 * MiB + 1, 2),
+        (3 * 5 * MiB, 3),
+    ],
+    ids=["0", "1", "5MiB-1", "5MiB", "5MiB+1", "3parts-exact"],
+)
+async def test_copy_edge_sizes(
+    endpoint: str, s3_client: S3Client, make_bucket: MakeBucket, size: int, parts: int
+) -> None:
+    src, dst = await make_bucket(), await make_bucket()
+    data = payload(size, seed=size)
+    await put(s3_client, src, "obj", data)
+    result = await copy(
+        f"s3://{src}/obj", f"s3://{dst}/obj", part_size=5 * MiB, checksums=("sha256",)
+    )
+    assert (result.size, result.parts) == (size, parts)
+    assert result.checksums["sha256"] == hashlib.sha256(data).hexdigest()
+    assert await get(s3_client, dst, "obj") == data
+    if parts:
+        assert result.etag is not None and result.etag.strip('"').endswith(f"-{parts}")
+
+
+# -- endpoints and S3 checksums -----------------------------------------------
+
+
+async def test_copy_between_two_endpoints(
+    s3_client: S3Client, s3_client_b: S3Client, make_bucket: MakeBucket
+) -> None:
+    src = await make_bucket()
+    dst = await make_bucket(client=s3_client_b)
+    data = payload(11 * MiB, seed=7)
+    await put(s3_client, src, "obj", data)
+    result = await copy(
+        f"s3://{src}/obj", f"s3://{dst}/obj", src_client=s3_client, dst_client=s3_client_b
+    )
+    assert result.parts == 2
+    assert await get(s3_client_b, dst, "obj") == data
+    assert not await key_exists(s3_client, src, "obj-missing")
+
+
+@pytest.mark.parametrize("checksum_when", ["when_required", "when_supported"])
+@pytest.mark.parametrize("size", [2 * MiB, 13 * MiB], ids=["single", "multipart"])
+async def test_copy_with_s3_checksum_algorithm_reads_back_equal(
+    moto_server: MotoServer,
+    s3_client: S3Client,
+    make_bucket: MakeBucket,
+    checksum_when: Any,
+    size: int,
+) -> None:
+    src, dst = await make_bucket(), await make_bucket()
+    data = payload(size, seed=11)
+    await put(s3_client, src, "obj", data)
+    result = await copy(
+        f"s3://{src}/obj",
+        f"s3://{dst}/obj",
+        endpoint_url=moto_server.endpoint_url,
+        checksum_algorithm="sha256",
+        checksum_when=checksum_when,
+        checksums=("sha256",),
+    )
+    # moto accepts any checksum without checking it: read the object back.
+    response = await s3_client.get_object(Bucket=dst, Key="obj", ChecksumMode="ENABLED")
+    async with response["Body"] as body:
+        assert await body.read() == data
+    reported = response["ChecksumSHA256"]
+    if result.parts:
+        part_digests = [
+            hashlib.sha256(data[i : i + 8 * MiB]).digest() for i in range(0, size, 8 * MiB)
+        ]
+        expected = base64.b64encode(hashlib.sha256(b"".join(part_digests)).digest()).decode()
+        assert reported == f"{expected}-{result.parts}"
+    else:
+        assert reported == base64_sha256(data)
+
+
+def base64_sha256(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+async def test_copy_100mb_reports_throughput(
+    endpoint: str, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    src, dst = await make_bucket(), await make_bucket()
+    data = payload(100 * MiB, seed=13)
+    await put(s3_client, src, "hundred", data)
+    del data
+    result: TransferResult = await copy(
+        f"s3://{src}/hundred", f"s3://{dst}/hundred", limit=30_000_000, concurrency=3
+    )
+    assert result.size == 100 * MiB and result.parts == 13
+    assert result.seconds > 0 and result.throughput == result.size / result.seconds
+    head = await s3_client.head_object(Bucket=dst, Key="hundred")
+    assert head["ContentLength"] == 100 * MiB
+    assert head["ETag"].strip('"').endswith("-13")
