@@ -18,6 +18,7 @@ from ._errors import (
     TransferError,
 )
 from ._pipe import AsyncPipe, PipeStatistics
+from .transfer import ProgressCallback, ProgressListener, TransferResult, copy, copy_many
 
 __all__ = [
     # errors
@@ -34,6 +35,11 @@ __all__ = [
     "PipeClosedError",
     "PipeError",
     "PipeStatistics",
+    "ProgressCallback",
+    "ProgressListener",
     "TransferError",
+    "TransferResult",
     "__version__",
+    "copy",
+    "copy_many",
 ]

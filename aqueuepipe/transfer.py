@@ -26,9 +26,19 @@ import base64
 import contextlib
 import hashlib
 import io
+import itertools
+import os
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -46,7 +56,7 @@ from .checksums import (
     s3_algorithm,
     single_etag,
 )
-from .files import FileSink, FileSource
+from .files import FileSink, FileSource, safe_join
 from .s3._client import ChecksumWhen, S3Client, create_client
 from .s3._objects import MultipartUpload, ObjectStream, open_object
 from .s3._parts import DEFAULT_PART_SIZE, MIN_PART_SIZE, choose_part_size
@@ -54,15 +64,19 @@ from .s3._translate import Side, translate_error
 from .s3._urls import S3Url, parse_location
 
 __all__ = [
+    "DEFAULT_BATCH_CONCURRENCY",
     "DEFAULT_CONCURRENCY",
     "ProgressCallback",
     "ProgressListener",
     "TransferResult",
     "copy",
+    "copy_many",
 ]
 
 #: Parts in flight per copy when none is given.
 DEFAULT_CONCURRENCY = 4
+#: Copies running at once in :func:`copy_many` when none is given.
+DEFAULT_BATCH_CONCURRENCY = 16
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -279,10 +293,7 @@ async def copy(
         progress=progress,
     )
     src_loc, dst_loc = _check_pair(src, dst)
-    if client is not None and (src_client is not None or dst_client is not None):
-        raise ValueError("pass either client or src_client/dst_client, not both")
-    if retries is not None and (isinstance(retries, bool) or retries < 1):
-        raise ValueError(f"retries must be a positive number of attempts, got {retries!r}")
+    _check_clients(client, src_client, dst_client, retries)
     async with contextlib.AsyncExitStack() as stack:
         clients = _Clients(src=src_client or client, dst=dst_client or client)
         make = _client_factory(
@@ -296,6 +307,320 @@ async def copy(
     if result.error is not None:
         raise result.error
     return result
+
+
+Pairs = Iterable[tuple[str, str]] | AsyncIterable[tuple[str, str]]
+
+
+def copy_many(
+    pairs: Pairs,
+    *,
+    concurrency: int = DEFAULT_BATCH_CONCURRENCY,
+    recursive: bool = False,
+    limit: int | None = None,
+    budget: ByteBudget | None = None,
+    part_size: int = DEFAULT_PART_SIZE,
+    part_concurrency: int = DEFAULT_CONCURRENCY,
+    checksums: Iterable[str] = ("md5",),
+    checksum_algorithm: str | None = None,
+    client: S3Client | None = None,
+    src_client: S3Client | None = None,
+    dst_client: S3Client | None = None,
+    endpoint_url: str | None = None,
+    checksum_when: ChecksumWhen = "when_required",
+    progress: ProgressListener | ProgressCallback | None = None,
+    retries: int | None = None,
+) -> AsyncIterator[TransferResult]:
+    """Copy many ``(src, dst)`` pairs, ``concurrency`` at a time, under one memory limit.
+
+    Returns an async iterator of :class:`TransferResult` in completion order::
+
+        async for result in copy_many(pairs, concurrency=16, limit=30_000_000):
+            print(result.dst, "ok" if result.ok else result.error)
+
+    All copies share one :class:`~aqueuepipe.ByteBudget` (``budget``, or one of
+    ``limit`` bytes), so the bytes they hold together stay within it however many
+    run.  ``pairs`` may be a list, a generator or an async iterable; it is read
+    lazily, only as fast as copies start, so it may be endless or huge.
+
+    Every pair yields exactly one result, and a failed pair yields a result with
+    ``error`` set (a bad URL, a missing bucket...) while the others go on.  With
+    ``recursive=True`` a pair whose source is a prefix (``s3://bucket/dir/``) or a
+    local directory is expanded into one pair per object below it (listed page by
+    page while the copies run), keeping the relative paths under the destination;
+    it yields one result per object, or one failed result if the listing fails.
+    A download never writes outside its destination directory: a key such as
+    ``dir/../../x`` yields a failed result instead.
+
+    ``part_concurrency`` is the number of parts in flight per copy (what
+    ``concurrency`` means for :func:`copy`); the other options are as for
+    :func:`copy`, and are checked before any network call.
+
+    Stopping the iteration early (``break``, an exception, cancellation) cancels
+    the copies in flight, aborts their multipart uploads and returns every byte
+    to the budget before the iterator is closed.
+
+    Raises:
+        ValueError: a bad option (at the call, before anything runs).
+    """
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ValueError(f"concurrency must be a positive integer, got {concurrency!r}")
+    options = _validate_options(
+        limit=limit,
+        budget=budget,
+        part_size=part_size,
+        concurrency=part_concurrency,
+        checksums=checksums,
+        checksum_algorithm=checksum_algorithm,
+        progress=progress,
+    )
+    _check_clients(client, src_client, dst_client, retries)
+    return _run_batch(
+        pairs,
+        concurrency=concurrency,
+        recursive=recursive,
+        options=options,
+        clients=_Clients(src=src_client or client, dst=dst_client or client),
+        endpoint_url=endpoint_url,
+        checksum_when=checksum_when,
+        retries=retries,
+    )
+
+
+def _check_clients(
+    client: S3Client | None,
+    src_client: S3Client | None,
+    dst_client: S3Client | None,
+    retries: int | None,
+) -> None:
+    if client is not None and (src_client is not None or dst_client is not None):
+        raise ValueError("pass either client or src_client/dst_client, not both")
+    if retries is not None and (
+        isinstance(retries, bool) or not isinstance(retries, int) or retries < 1
+    ):
+        raise ValueError(f"retries must be a positive number of attempts, got {retries!r}")
+
+
+async def _run_batch(
+    pairs: Pairs,
+    *,
+    concurrency: int,
+    recursive: bool,
+    options: _Options,
+    clients: _Clients,
+    endpoint_url: str | None,
+    checksum_when: ChecksumWhen,
+    retries: int | None,
+) -> AsyncIterator[TransferResult]:
+    # Bounded: a copy holds its slot until its result is taken, so results never
+    # pile up and at most `concurrency` copies run.
+    results: asyncio.Queue[TransferResult | None] = asyncio.Queue(maxsize=concurrency)
+    slots = asyncio.Semaphore(concurrency)
+    async with contextlib.AsyncExitStack() as stack:
+        make = _client_factory(
+            stack, endpoint_url=endpoint_url, checksum_when=checksum_when, retries=retries
+        )
+        # Separate pools for reading and writing: an open GetObject body holds a
+        # connection of the source pool for the whole copy, which must never
+        # starve the part uploads of theirs.
+        lazy = _LazyClients(clients, make, concurrency, options.concurrency)
+
+        async def run_one(src: str, dst: str, dst_dir: Path | None) -> None:
+            try:
+                result = await _copy_pair(src, dst, dst_dir, lazy, options)
+                await results.put(result)
+            finally:
+                slots.release()
+
+        async def feed() -> None:
+            async with asyncio.TaskGroup() as copies:
+                async for src, dst, dst_dir, error in _expand(pairs, recursive, lazy):
+                    await slots.acquire()
+                    if error is not None:
+                        slots.release()
+                        await results.put(_failed(src, dst, error, options))
+                        continue
+                    copies.create_task(run_one(src, dst, dst_dir))
+            await results.put(None)
+
+        feeder = asyncio.create_task(feed())
+        try:
+            while (result := await results.get()) is not None:
+                yield result
+            await feeder
+        finally:
+            if not feeder.done():
+                feeder.cancel()
+                await _wait_uncancellable(feeder)
+
+
+async def _wait_uncancellable(task: asyncio.Task[None]) -> None:
+    """Wait for ``task`` to end even if we are cancelled meanwhile; then re-raise that.
+
+    The copies clean up (abort uploads, remove temporary files, give bytes back)
+    as they unwind, and the batch must not end before they have.
+    """
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.wait([task])
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+
+
+def _failed(src: str, dst: str, error: BaseException, options: _Options) -> TransferResult:
+    result = TransferResult(src=src, dst=dst, size=0, etag=None, parts=0, error=error)
+    options.progress.transfer_finished(result)
+    return result
+
+
+class _LazyClients:
+    """The clients of a batch, created the first time a side needs one."""
+
+    def __init__(
+        self,
+        given: _Clients,
+        make: Callable[[int], Awaitable[S3Client]],
+        copies: int,
+        parts: int,
+    ) -> None:
+        self._given = given
+        self._make = make
+        self._pools = {"source": copies + 1, "destination": copies * parts + 1}
+        self._made: dict[str, asyncio.Task[S3Client]] = {}
+
+    async def get(self, side: Side) -> S3Client:
+        client = self._given.src if side == "source" else self._given.dst
+        if client is not None:
+            return client
+        if side not in self._made:
+            self._made[side] = asyncio.ensure_future(self._make(self._pools[side]))
+        return await asyncio.shield(self._made[side])
+
+
+async def _copy_pair(
+    src: str, dst: str, dst_dir: Path | None, lazy: _LazyClients, options: _Options
+) -> TransferResult:
+    try:
+        src_loc, dst_loc = _check_pair(src, dst)
+        if dst_dir is not None and isinstance(dst_loc, Path):
+            await asyncio.to_thread(dst_loc.parent.mkdir, parents=True, exist_ok=True)
+        clients = _Clients(
+            src=await lazy.get("source") if isinstance(src_loc, S3Url) else None,
+            dst=await lazy.get("destination") if isinstance(dst_loc, S3Url) else None,
+        )
+    except Exception as exc:
+        return _failed(src, dst, _as_transfer_error(exc, src, dst), options)
+    return await _copy_one(src, dst, src_loc, dst_loc, clients, options)
+
+
+def _as_transfer_error(exc: Exception, src: str, dst: str) -> BaseException:
+    if isinstance(exc, ValueError | TransferError):
+        return exc
+    return translate_error(exc, src=src, dst=dst, bucket="", key=None, side="source")
+
+
+async def _aiter_pairs(pairs: Pairs) -> AsyncIterator[tuple[str, str]]:
+    if isinstance(pairs, AsyncIterable):
+        async for pair in pairs:
+            yield pair
+    else:
+        for pair in pairs:
+            yield pair
+
+
+_Expanded = tuple[str, str, Path | None, BaseException | None]
+
+
+async def _expand(pairs: Pairs, recursive: bool, lazy: _LazyClients) -> AsyncIterator[_Expanded]:
+    """Yield (src, dst, download root or None, error or None) per object to copy."""
+    async for pair in _aiter_pairs(pairs):
+        try:
+            src, dst = (str(part) for part in pair)
+        except (TypeError, ValueError):
+            yield str(pair), "", None, ValueError(f"not a (src, dst) pair: {pair!r}")
+            continue
+        if not recursive:
+            yield src, dst, None, None
+            continue
+        try:
+            src_loc = parse_location(src)
+            dst_loc = parse_location(dst)
+        except ValueError as exc:
+            yield src, dst, None, exc
+            continue
+        if isinstance(src_loc, S3Url) and (not src_loc.key or src_loc.key.endswith("/")):
+            async for item in _expand_prefix(src, dst, src_loc, dst_loc, lazy):
+                yield item
+        elif isinstance(src_loc, Path) and await asyncio.to_thread(src_loc.is_dir):
+            async for item in _expand_directory(src, dst, src_loc, dst_loc):
+                yield item
+        else:
+            yield src, dst, None, None
+
+
+def _join_dst(dst_loc: S3Url | Path, relative: str) -> tuple[str, Path | None]:
+    """The destination of ``relative`` under ``dst_loc``; raises ValueError if unsafe."""
+    if isinstance(dst_loc, S3Url):
+        prefix = dst_loc.key if not dst_loc.key or dst_loc.key.endswith("/") else dst_loc.key + "/"
+        return str(S3Url(dst_loc.bucket, prefix + relative)), None
+    return str(safe_join(dst_loc, relative)), dst_loc
+
+
+async def _expand_prefix(
+    src: str, dst: str, src_loc: S3Url, dst_loc: S3Url | Path, lazy: _LazyClients
+) -> AsyncIterator[_Expanded]:
+    prefix = src_loc.key
+    try:
+        client = await lazy.get("source")
+        paginator = client.get_paginator("list_objects_v2")
+        async for page in paginator.paginate(Bucket=src_loc.bucket, Prefix=prefix):
+            for entry in page.get("Contents", []):
+                key = str(entry["Key"])
+                relative = key[len(prefix) :]
+                if not relative or (isinstance(dst_loc, Path) and key.endswith("/")):
+                    continue  # the prefix itself, or a folder marker on download
+                source = str(S3Url(src_loc.bucket, key))
+                try:
+                    target, root = _join_dst(dst_loc, relative)
+                except ValueError as exc:
+                    yield source, f"{dst.rstrip('/')}/{relative}", None, exc
+                    continue
+                yield source, target, root, None
+    except Exception as exc:
+        yield (
+            src,
+            dst,
+            None,
+            translate_error(exc, src=src, dst=dst, bucket=src_loc.bucket, key=None, side="source"),
+        )
+
+
+async def _expand_directory(
+    src: str, dst: str, root: Path, dst_loc: S3Url | Path
+) -> AsyncIterator[_Expanded]:
+    walker = _walk_files(root)
+    while batch := await asyncio.to_thread(_take, walker, 1000):
+        for path in batch:
+            relative = path.relative_to(root).as_posix()
+            try:
+                target, _ = _join_dst(dst_loc, relative)
+            except ValueError as exc:
+                yield str(path), dst, None, exc
+                continue
+            yield str(path), target, None, None
+
+
+def _walk_files(root: Path) -> Iterator[Path]:
+    for directory, _dirs, files in os.walk(root):
+        for name in sorted(files):
+            yield Path(directory, name)
+
+
+def _take(iterator: Iterator[Path], n: int) -> list[Path]:
+    return list(itertools.islice(iterator, n))
 
 
 def _client_factory(
@@ -513,12 +838,12 @@ class _Copy:
         upload = MultipartUpload(
             client, dst, checksum_algorithm=s3_algorithm(algorithm) if algorithm else None
         )
-        self.side = "destination"
-        await upload.create()
         part_md5s: dict[int, bytes] = {}
         part_checksums: dict[int, bytes] = {}
         slots = asyncio.Semaphore(self.options.concurrency)
         try:
+            self.side = "destination"
+            await upload.create()
             async with asyncio.TaskGroup() as tg:
                 offset = 0
                 number = 0

@@ -331,10 +331,14 @@ async def test_upload_then_download_round_trip_is_byte_identical(
     target.parent.mkdir()
     down = await copy(f"s3://{bucket}/file", str(target), checksums=("md5", "sha256"))
     assert target.read_bytes() == data
-    assert up.checksums == down.checksums == {
-        "md5": hashlib.md5(data).hexdigest(),
-        "sha256": hashlib.sha256(data).hexdigest(),
-    }
+    assert (
+        up.checksums
+        == down.checksums
+        == {
+            "md5": hashlib.md5(data).hexdigest(),
+            "sha256": hashlib.sha256(data).hexdigest(),
+        }
+    )
     assert sorted(p.name for p in target.parent.iterdir()) == ["target.bin"]
 
 
