@@ -29,6 +29,8 @@ from typing import Any, Final, Self
 import aiofiles
 from aiofiles.threadpool.binary import AsyncBufferedReader
 
+from ._cancel import wait_despite_cancellation
+
 __all__ = ["FileSink", "FileSource", "safe_join"]
 
 _TEMP_SUFFIX: Final = ".aqueuepipe-part"
@@ -42,23 +44,6 @@ _NO_HARD_LINKS: Final = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP,
 
 
 # -- cancellation helpers ------------------------------------------------------------
-
-
-async def _wait_despite_cancellation(fut: asyncio.Future[Any]) -> asyncio.CancelledError | None:
-    """Wait until ``fut`` is done, even if the calling task is cancelled meanwhile.
-
-    Returns the first cancellation that arrived while waiting (``None`` if none did),
-    for the caller to re-raise once it has dealt with the outcome of ``fut``.
-    """
-    cancelled: asyncio.CancelledError | None = None
-    while not fut.done():
-        try:
-            # Unlike wait_for(), wait() leaves fut running when this task is cancelled.
-            await asyncio.wait((fut,))
-        except asyncio.CancelledError as exc:
-            if cancelled is None:
-                cancelled = exc
-    return cancelled
 
 
 def _succeeded(fut: asyncio.Future[Any]) -> bool:
@@ -128,11 +113,11 @@ class FileSource:
             return _open_regular_file(path, flags, sizes)
 
         opening = asyncio.ensure_future(aiofiles.open(str(self.path), "rb", opener=opener))
-        cancelled = await _wait_despite_cancellation(opening)
+        cancelled = await wait_despite_cancellation(opening)
         if cancelled is not None:
             if _succeeded(opening):
                 closing = asyncio.ensure_future(opening.result().close())
-                await _wait_despite_cancellation(closing)
+                await wait_despite_cancellation(closing)
                 _succeeded(closing)
             raise cancelled
         self._file = opening.result()
@@ -161,7 +146,7 @@ class FileSource:
             data, self._unread = self._unread[:n], self._unread[n:]
             return data
         reading = asyncio.ensure_future(file.read(n))
-        cancelled = await _wait_despite_cancellation(reading)
+        cancelled = await wait_despite_cancellation(reading)
         if cancelled is not None:
             if _succeeded(reading):
                 self._unread = reading.result()
@@ -193,7 +178,7 @@ class FileSource:
             while filled < len(target):
                 with target[filled:] as rest:
                     reading = asyncio.ensure_future(file.readinto(rest))
-                    cancelled = await _wait_despite_cancellation(reading)
+                    cancelled = await wait_despite_cancellation(reading)
                 if cancelled is not None or not _succeeded(reading):
                     if _succeeded(reading):
                         filled += reading.result() or 0
@@ -227,7 +212,7 @@ class FileSource:
         if file is None:
             return
         closing = asyncio.ensure_future(file.close())
-        cancelled = await _wait_despite_cancellation(closing)
+        cancelled = await wait_despite_cancellation(closing)
         if cancelled is not None:
             _succeeded(closing)
             raise cancelled
@@ -346,7 +331,7 @@ class FileSink:
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aqueuepipe-file-sink")
         loop = asyncio.get_running_loop()
         creating = loop.run_in_executor(executor, _create_temp_file, self.path, self.overwrite)
-        cancelled = await _wait_despite_cancellation(creating)
+        cancelled = await wait_despite_cancellation(creating)
         if cancelled is not None or not _succeeded(creating):
             executor.shutdown(wait=False)
             if _succeeded(creating):

@@ -1,65 +1,37 @@
 """Copying objects: S3 to S3 (one or two endpoints), local file to S3, S3 to local file.
 
-Memory: every byte a copy holds is counted in one :class:`~aqueuepipe.ByteBudget`
-(its own ``limit``, or a ``budget`` shared by many copies).  A copy to S3 reserves
-a whole part from the budget before it reads the part, reads the source straight
-into that buffer, and gives the bytes back when the server has acknowledged the
-part.  Reserving whole parts means a copy never holds some bytes while waiting
-for more, so any number of copies can share one budget without deadlocking.  A
-download streams the body through an :class:`~aqueuepipe.AsyncPipe` on the same
-budget into the local file.
-
-Integrity: hashes are computed while the bytes pass (in a worker thread for
-large buffers).  Each part's MD5 is checked against the ETag the server returns
-for it before the upload is completed, and the final ETag against the MD5 of the
-part MD5s, whenever the server's ETags are MD5-based (SSE-KMS, SSE-C and some
-S3-compatible servers use other ETags; then only sizes and S3 checksums are
-compared, so a good copy never fails).  A failed or cancelled multipart copy
-aborts its upload, so no parts are left on the server; a failed download leaves
-no file at the destination.
+:func:`copy` copies one object and raises on failure; :func:`copy_many` runs
+many copies in one event loop under one memory limit and reports each outcome as
+a :class:`TransferResult`.  How a copy streams, bounds its memory and verifies
+what it wrote is described in :mod:`aqueuepipe._engine`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
-import io
-import itertools
-import os
 import time
-import weakref
 from collections.abc import (
-    AsyncIterable,
     AsyncIterator,
     Awaitable,
     Callable,
     Iterable,
-    Iterator,
-    Mapping,
 )
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from ._budget import ByteBudget
-from ._errors import ChecksumMismatchError, TransferError
-from ._pipe import AsyncPipe
+from ._cancel import wait_despite_cancellation
+from ._engine import Copy, Options, ProgressListener
+from ._errors import TransferError
+from ._expand import Pairs, expand
 from .checksums import (
-    StreamHashes,
-    composite_checksum,
-    etag_is_md5_based,
-    multipart_etag,
     new_hasher,
-    normalize_etag,
     s3_algorithm,
-    single_etag,
 )
-from .files import FileSink, FileSource, safe_join
 from .s3._client import ChecksumWhen, S3Client, create_client
-from .s3._objects import MultipartUpload, ObjectStream, open_object
-from .s3._parts import DEFAULT_PART_SIZE, MIN_PART_SIZE, choose_part_size
+from .s3._parts import DEFAULT_PART_SIZE, MIN_PART_SIZE
 from .s3._translate import Side, translate_error
 from .s3._urls import S3Url, parse_location
 
@@ -107,19 +79,6 @@ class TransferResult:
     def throughput(self) -> float:
         """Bytes per second over the whole copy (0 when nothing was timed)."""
         return self.size / self.seconds if self.seconds > 0 else 0.0
-
-
-class ProgressListener(Protocol):
-    """Receives progress of copies; :mod:`aqueuepipe.progress` has a terminal display."""
-
-    def transfer_started(self, src: str, dst: str, total: int | None) -> None:
-        """A copy began; ``total`` is its size if known."""
-
-    def transfer_advanced(self, src: str, dst: str, nbytes: int) -> None:
-        """``nbytes`` more bytes of the copy reached the destination."""
-
-    def transfer_finished(self, result: TransferResult) -> None:
-        """The copy ended, successfully or not."""
 
 
 #: The callback form of progress: called with (src, dst, bytes done, total or None).
@@ -172,18 +131,6 @@ def _as_listener(progress: ProgressListener | ProgressCallback | None) -> Progre
     return progress  # type: ignore[return-value]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Options:
-    """Validated options shared by every copy of a call."""
-
-    part_size: int
-    concurrency: int
-    checksums: tuple[str, ...]
-    checksum_algorithm: str | None  # aqueuepipe's name, e.g. "sha256"
-    budget: ByteBudget
-    progress: ProgressListener
-
-
 def _validate_options(
     *,
     limit: int | None,
@@ -193,7 +140,7 @@ def _validate_options(
     checksums: Iterable[str],
     checksum_algorithm: str | None,
     progress: ProgressListener | ProgressCallback | None,
-) -> _Options:
+) -> Options:
     """Check every option before any I/O; raise ValueError naming what is wrong."""
     for name, value in (("part_size", part_size), ("concurrency", concurrency)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -220,7 +167,7 @@ def _validate_options(
             f"the memory limit ({budget.limit} bytes) must hold at least one part "
             f"(part_size {part_size} bytes)"
         )
-    return _Options(
+    return Options(
         part_size=part_size,
         concurrency=concurrency,
         checksums=names,
@@ -307,9 +254,6 @@ async def copy(
     if result.error is not None:
         raise result.error
     return result
-
-
-Pairs = Iterable[tuple[str, str]] | AsyncIterable[tuple[str, str]]
 
 
 def copy_many(
@@ -406,7 +350,7 @@ async def _run_batch(
     *,
     concurrency: int,
     recursive: bool,
-    options: _Options,
+    options: Options,
     clients: _Clients,
     endpoint_url: str | None,
     checksum_when: ChecksumWhen,
@@ -434,7 +378,7 @@ async def _run_batch(
 
         async def feed() -> None:
             async with asyncio.TaskGroup() as copies:
-                async for src, dst, dst_dir, error in _expand(pairs, recursive, lazy):
+                async for src, dst, dst_dir, error in expand(pairs, recursive, lazy.get):
                     await slots.acquire()
                     if error is not None:
                         slots.release()
@@ -451,26 +395,16 @@ async def _run_batch(
         finally:
             if not feeder.done():
                 feeder.cancel()
-                await _wait_uncancellable(feeder)
+                # The copies clean up (abort uploads, remove temporary files, give
+                # bytes back) as they unwind: the batch ends only after they have.
+                cancelled = await wait_despite_cancellation(feeder)
+                if not feeder.cancelled():
+                    feeder.exception()  # retrieved; we are already leaving early
+                if cancelled is not None:
+                    raise cancelled
 
 
-async def _wait_uncancellable(task: asyncio.Task[None]) -> None:
-    """Wait for ``task`` to end even if we are cancelled meanwhile; then re-raise that.
-
-    The copies clean up (abort uploads, remove temporary files, give bytes back)
-    as they unwind, and the batch must not end before they have.
-    """
-    cancelled = False
-    while not task.done():
-        try:
-            await asyncio.wait([task])
-        except asyncio.CancelledError:
-            cancelled = True
-    if cancelled:
-        raise asyncio.CancelledError
-
-
-def _failed(src: str, dst: str, error: BaseException, options: _Options) -> TransferResult:
+def _failed(src: str, dst: str, error: BaseException, options: Options) -> TransferResult:
     result = TransferResult(src=src, dst=dst, size=0, etag=None, parts=0, error=error)
     options.progress.transfer_finished(result)
     return result
@@ -501,7 +435,7 @@ class _LazyClients:
 
 
 async def _copy_pair(
-    src: str, dst: str, dst_dir: Path | None, lazy: _LazyClients, options: _Options
+    src: str, dst: str, dst_dir: Path | None, lazy: _LazyClients, options: Options
 ) -> TransferResult:
     try:
         src_loc, dst_loc = _check_pair(src, dst)
@@ -520,107 +454,6 @@ def _as_transfer_error(exc: Exception, src: str, dst: str) -> BaseException:
     if isinstance(exc, ValueError | TransferError):
         return exc
     return translate_error(exc, src=src, dst=dst, bucket="", key=None, side="source")
-
-
-async def _aiter_pairs(pairs: Pairs) -> AsyncIterator[tuple[str, str]]:
-    if isinstance(pairs, AsyncIterable):
-        async for pair in pairs:
-            yield pair
-    else:
-        for pair in pairs:
-            yield pair
-
-
-_Expanded = tuple[str, str, Path | None, BaseException | None]
-
-
-async def _expand(pairs: Pairs, recursive: bool, lazy: _LazyClients) -> AsyncIterator[_Expanded]:
-    """Yield (src, dst, download root or None, error or None) per object to copy."""
-    async for pair in _aiter_pairs(pairs):
-        try:
-            src, dst = (str(part) for part in pair)
-        except (TypeError, ValueError):
-            yield str(pair), "", None, ValueError(f"not a (src, dst) pair: {pair!r}")
-            continue
-        if not recursive:
-            yield src, dst, None, None
-            continue
-        try:
-            src_loc = parse_location(src)
-            dst_loc = parse_location(dst)
-        except ValueError as exc:
-            yield src, dst, None, exc
-            continue
-        if isinstance(src_loc, S3Url) and (not src_loc.key or src_loc.key.endswith("/")):
-            async for item in _expand_prefix(src, dst, src_loc, dst_loc, lazy):
-                yield item
-        elif isinstance(src_loc, Path) and await asyncio.to_thread(src_loc.is_dir):
-            async for item in _expand_directory(src, dst, src_loc, dst_loc):
-                yield item
-        else:
-            yield src, dst, None, None
-
-
-def _join_dst(dst_loc: S3Url | Path, relative: str) -> tuple[str, Path | None]:
-    """The destination of ``relative`` under ``dst_loc``; raises ValueError if unsafe."""
-    if isinstance(dst_loc, S3Url):
-        prefix = dst_loc.key if not dst_loc.key or dst_loc.key.endswith("/") else dst_loc.key + "/"
-        return str(S3Url(dst_loc.bucket, prefix + relative)), None
-    return str(safe_join(dst_loc, relative)), dst_loc
-
-
-async def _expand_prefix(
-    src: str, dst: str, src_loc: S3Url, dst_loc: S3Url | Path, lazy: _LazyClients
-) -> AsyncIterator[_Expanded]:
-    prefix = src_loc.key
-    try:
-        client = await lazy.get("source")
-        paginator = client.get_paginator("list_objects_v2")
-        async for page in paginator.paginate(Bucket=src_loc.bucket, Prefix=prefix):
-            for entry in page.get("Contents", []):
-                key = str(entry["Key"])
-                relative = key[len(prefix) :]
-                if not relative or (isinstance(dst_loc, Path) and key.endswith("/")):
-                    continue  # the prefix itself, or a folder marker on download
-                source = str(S3Url(src_loc.bucket, key))
-                try:
-                    target, root = _join_dst(dst_loc, relative)
-                except ValueError as exc:
-                    yield source, f"{dst.rstrip('/')}/{relative}", None, exc
-                    continue
-                yield source, target, root, None
-    except Exception as exc:
-        yield (
-            src,
-            dst,
-            None,
-            translate_error(exc, src=src, dst=dst, bucket=src_loc.bucket, key=None, side="source"),
-        )
-
-
-async def _expand_directory(
-    src: str, dst: str, root: Path, dst_loc: S3Url | Path
-) -> AsyncIterator[_Expanded]:
-    walker = _walk_files(root)
-    while batch := await asyncio.to_thread(_take, walker, 1000):
-        for path in batch:
-            relative = path.relative_to(root).as_posix()
-            try:
-                target, _ = _join_dst(dst_loc, relative)
-            except ValueError as exc:
-                yield str(path), dst, None, exc
-                continue
-            yield str(path), target, None, None
-
-
-def _walk_files(root: Path) -> Iterator[Path]:
-    for directory, _dirs, files in os.walk(root):
-        for name in sorted(files):
-            yield Path(directory, name)
-
-
-def _take(iterator: Iterator[Path], n: int) -> list[Path]:
-    return list(itertools.islice(iterator, n))
 
 
 def _client_factory(
@@ -665,7 +498,7 @@ async def _copy_one(
     src_loc: S3Url | Path,
     dst_loc: S3Url | Path,
     clients: _Clients,
-    options: _Options,
+    options: Options,
 ) -> TransferResult:
     """Run one copy; return its result with ``error`` set instead of raising.
 
@@ -673,7 +506,7 @@ async def _copy_one(
     to a :class:`TransferError` and put in the result.
     """
     started = time.perf_counter()
-    job = _Copy(src, dst, src_loc, dst_loc, options)
+    job = Copy(src, dst, src_loc, dst_loc, options)
     try:
         if isinstance(src_loc, S3Url):
             assert clients.src is not None
@@ -710,330 +543,3 @@ async def _copy_one(
         )
     options.progress.transfer_finished(result)
     return result
-
-
-# Open GetObject bodies per client that is used for both sides of copies. Each
-# body holds a pooled connection for the whole copy; if the bodies took every
-# connection, no part could be uploaded and the copies would wait for each other
-# forever. So at most (pool size - 1) bodies are open per shared client.
-_STREAM_SLOTS: weakref.WeakKeyDictionary[object, asyncio.Semaphore] = weakref.WeakKeyDictionary()
-
-
-def _stream_slots(client: S3Client) -> asyncio.Semaphore:
-    slots = _STREAM_SLOTS.get(client)
-    if slots is None:
-        config = getattr(client.meta, "config", None)
-        pool = int(getattr(config, "max_pool_connections", None) or 10)
-        slots = _STREAM_SLOTS[client] = asyncio.Semaphore(max(1, pool - 1))
-    return slots
-
-
-class _PartSource(Protocol):
-    async def readinto(self, buf: memoryview) -> int: ...
-
-
-class _Copy:
-    """The state of one copy while it runs."""
-
-    def __init__(
-        self, src: str, dst: str, src_loc: S3Url | Path, dst_loc: S3Url | Path, options: _Options
-    ) -> None:
-        self.src = src
-        self.dst = dst
-        self.locations: dict[Side, S3Url | Path] = {"source": src_loc, "destination": dst_loc}
-        self.options = options
-        self.budget = options.budget
-        self.hashes = StreamHashes(options.checksums)
-        self.size: int | None = None
-        self.etag: str | None = None
-        self.parts = 0
-        # Which side a failure is about, for the error message: updated as the
-        # copy moves between reading the source and writing the destination.
-        self.side: Side = "source"
-        self._hash_tail: asyncio.Future[None] | None = None
-
-    def object_on(self, side: Side) -> tuple[str, str | None]:
-        """The (bucket, key) of ``side``; ("", None) for a local file."""
-        location = self.locations[side]
-        if isinstance(location, S3Url):
-            return location.bucket, location.key
-        return "", None
-
-    # -- the three directions ---------------------------------------------------
-
-    async def s3_to_s3(
-        self, src_client: S3Client, src: S3Url, dst_client: S3Client, dst: S3Url
-    ) -> None:
-        self.side = "source"
-        async with contextlib.AsyncExitStack() as stack:
-            if src_client is dst_client:
-                await stack.enter_async_context(_stream_slots(src_client))
-            stream = await stack.enter_async_context(open_object(src_client, src))
-            self.size = stream.size
-            self.options.progress.transfer_started(self.src, self.dst, stream.size)
-            await self._upload(stream, stream.size, dst_client, dst)
-
-    async def file_to_s3(self, src: Path, dst_client: S3Client, dst: S3Url) -> None:
-        self.side = "source"
-        async with FileSource(src) as source:
-            self.size = source.size
-            self.options.progress.transfer_started(self.src, self.dst, source.size)
-            await self._upload(source, source.size, dst_client, dst)
-
-    async def s3_to_file(self, src_client: S3Client, src: S3Url, dst: Path) -> None:
-        self.side = "destination"
-        async with FileSink(dst) as sink:  # checks the target before any request
-            self.side = "source"
-            async with open_object(src_client, src) as stream:
-                self.size = stream.size
-                self.options.progress.transfer_started(self.src, self.dst, stream.size)
-                await self._download(stream, sink)
-            self._check_download_etag(stream)
-            self.side = "destination"
-            await sink.commit()
-
-    # -- upload -----------------------------------------------------------------
-
-    async def _upload(self, source: _PartSource, size: int, client: S3Client, dst: S3Url) -> None:
-        part_size = choose_part_size(size, self.options.part_size)
-        if part_size > self.budget.limit:
-            raise ValueError(
-                f"the memory limit ({self.budget.limit} bytes) cannot hold one part of "
-                f"{part_size} bytes, the size needed to copy {size} bytes in 10,000 parts"
-            )
-        if size < part_size:
-            await self._put(source, size, client, dst)
-        else:
-            await self._multipart(source, size, part_size, client, dst)
-
-    async def _put(self, source: _PartSource, size: int, client: S3Client, dst: S3Url) -> None:
-        async with self.budget.reserve(size):
-            part = _Part(size)
-            self._check_length(await part.fill(source), size)
-            await self._check_eof(source)
-            md5, checksum = await self._hash_part(part)
-            kwargs: dict[str, Any] = {
-                "Bucket": dst.bucket,
-                "Key": dst.key,
-                "Body": part.body,
-                "ContentLength": size,
-            }
-            algorithm = self.options.checksum_algorithm
-            if algorithm is not None and checksum is not None:
-                kwargs["ChecksumAlgorithm"] = s3_algorithm(algorithm)
-                kwargs[f"Checksum{s3_algorithm(algorithm)}"] = checksum
-            self.side = "destination"
-            response = await client.put_object(**kwargs)
-        etag = str(response["ETag"])
-        self._check_etag(response, single_etag(md5))
-        if algorithm is not None and checksum is not None:
-            self._check_s3_checksum(response, checksum)
-        self.etag = etag
-        self.options.progress.transfer_advanced(self.src, self.dst, size)
-
-    async def _multipart(
-        self, source: _PartSource, size: int, part_size: int, client: S3Client, dst: S3Url
-    ) -> None:
-        algorithm = self.options.checksum_algorithm
-        upload = MultipartUpload(
-            client, dst, checksum_algorithm=s3_algorithm(algorithm) if algorithm else None
-        )
-        part_md5s: dict[int, bytes] = {}
-        part_checksums: dict[int, bytes] = {}
-        slots = asyncio.Semaphore(self.options.concurrency)
-        try:
-            self.side = "destination"
-            await upload.create()
-            async with asyncio.TaskGroup() as tg:
-                offset = 0
-                number = 0
-                while offset < size:
-                    number += 1
-                    length = min(part_size, size - offset)
-                    # A slot, then the part's bytes; both are given back by
-                    # _send_part once the server has the part, or here on failure.
-                    await slots.acquire()
-                    try:
-                        await self.budget.acquire(length)
-                    except BaseException:
-                        slots.release()
-                        raise
-                    try:
-                        part = _Part(length)
-                        self.side = "source"
-                        got = await part.fill(source)
-                        self._check_length(offset + got, size, offset + length)
-                    except BaseException:
-                        self.budget.release(length)
-                        slots.release()
-                        raise
-                    tg.create_task(
-                        self._send_part(upload, number, part, slots, part_md5s, part_checksums)
-                    )
-                    offset += length
-                await self._check_eof(source)
-            self.parts = number
-            self.side = "destination"
-            response = await upload.complete()
-        except BaseException:
-            await upload.abort()
-            raise
-        ordered_md5s = [part_md5s[n] for n in sorted(part_md5s)]
-        self._check_etag(response, multipart_etag(ordered_md5s))
-        if algorithm is not None:
-            ordered = [part_checksums[n] for n in sorted(part_checksums)]
-            self._check_s3_checksum(response, composite_checksum(algorithm, ordered))
-        self.etag = str(response["ETag"])
-
-    async def _send_part(
-        self,
-        upload: MultipartUpload,
-        number: int,
-        part: _Part,
-        slots: asyncio.Semaphore,
-        part_md5s: dict[int, bytes],
-        part_checksums: dict[int, bytes],
-    ) -> None:
-        """Hash and upload one part, then give its bytes back to the budget."""
-        try:
-            md5, checksum = await self._hash_part(part)
-            self.side = "destination"
-            response = await upload.upload_part(number, part.body, part.size, checksum)
-            self._check_etag(response, md5.hex(), what=f"ETag of part {number}")
-            part_md5s[number] = md5
-            if checksum is not None:
-                part_checksums[number] = base64.b64decode(checksum)
-            self.options.progress.transfer_advanced(self.src, self.dst, part.size)
-        finally:
-            self.budget.release(part.size)
-            slots.release()
-
-    async def _hash_part(self, part: _Part) -> tuple[bytes, str | None]:
-        """Hash a part: the stream hashes in order, plus its own MD5 and S3 checksum.
-
-        Parts are hashed one after another in source order (the stream hashes
-        depend on it), in a worker thread, while other parts download and upload.
-        """
-        previous = self._hash_tail
-        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._hash_tail = mine
-        algorithm = self.options.checksum_algorithm
-
-        def work() -> tuple[bytes, str | None]:
-            with part.body.getbuffer() as view:
-                self.hashes.update(view)
-                md5 = hashlib.md5(view, usedforsecurity=False).digest()
-                checksum = None
-                if algorithm is not None:
-                    hasher = new_hasher(algorithm)
-                    hasher.update(view)
-                    checksum = hasher.b64digest()
-            return md5, checksum
-
-        try:
-            if previous is not None:
-                await previous
-            return await asyncio.to_thread(work)
-        finally:
-            if not mine.done():
-                mine.set_result(None)
-
-    # -- download ---------------------------------------------------------------
-
-    async def _download(self, stream: ObjectStream, sink: FileSink) -> None:
-        async with AsyncPipe(budget=self.budget) as pipe:
-
-            async def produce() -> None:
-                try:
-                    while chunk := await stream.read():
-                        await pipe.write(chunk)
-                except BaseException as exc:
-                    pipe.abort(exc)
-                    raise
-                pipe.close()
-
-            async def consume() -> None:
-                try:
-                    async for chunk in pipe:
-                        await self.hashes.aupdate(chunk)
-                        await sink.write(chunk)
-                        self.options.progress.transfer_advanced(self.src, self.dst, len(chunk))
-                except BaseException as exc:
-                    pipe.abort(exc)
-                    raise
-
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(produce())
-                tg.create_task(consume())
-        self._check_length(pipe.bytes_read, stream.size)
-
-    def _check_download_etag(self, stream: ObjectStream) -> None:
-        self.etag = stream.etag
-        md5 = self.hashes.hexdigests().get("md5")
-        if md5 is not None and "-" not in stream.etag:  # a multipart ETag is no MD5 of the bytes
-            self._check_etag(stream.response, md5)
-
-    # -- checks -----------------------------------------------------------------
-
-    def _check_length(self, got: int, size: int, expected: int | None = None) -> None:
-        want = size if expected is None else expected
-        if got != want:
-            raise TransferError(self.src, self.dst, f"the source ended after {got} of {size} bytes")
-
-    async def _check_eof(self, source: _PartSource) -> None:
-        probe = bytearray(1)
-        if await source.readinto(memoryview(probe)):
-            raise TransferError(
-                self.src, self.dst, f"the source grew beyond its size of {self.size} bytes"
-            )
-
-    def _check_etag(
-        self, response: Mapping[str, Any], expected_md5_hex: str, *, what: str = "ETag"
-    ) -> None:
-        """Compare an ETag with the MD5 we computed, where the ETag is MD5-based.
-
-        SSE-KMS and SSE-C objects have ETags that look MD5-based but are not, so
-        those are skipped, as are ETags of another form (some S3-compatible
-        servers): a good copy must never fail on them.
-        """
-        etag = str(response["ETag"])
-        if response.get("ServerSideEncryption", "").startswith("aws:kms") or response.get(
-            "SSECustomerAlgorithm"
-        ):
-            return
-        if etag_is_md5_based(etag) and normalize_etag(etag) != expected_md5_hex:
-            raise ChecksumMismatchError(
-                self.src, self.dst, what, expected_md5_hex, normalize_etag(etag)
-            )
-
-    def _check_s3_checksum(self, response: Mapping[str, Any], expected: str) -> None:
-        algorithm = self.options.checksum_algorithm
-        assert algorithm is not None
-        reported = response.get(f"Checksum{s3_algorithm(algorithm)}")
-        if reported is not None and str(reported) != expected:
-            raise ChecksumMismatchError(self.src, self.dst, algorithm, expected, str(reported))
-
-
-class _Part:
-    """One part's bytes, in the BytesIO the HTTP client streams the request body from.
-
-    aiohttp sends a BytesIO in 64 KiB pieces with flow control (a raw bytes body
-    would be copied into the socket buffer whole), and botocore rewinds it to
-    resend the part on a retry.  The buffer is sized once and filled in place
-    through ``getbuffer()``, so the part exists in memory exactly once.
-    """
-
-    __slots__ = ("body", "size")
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.body = io.BytesIO()
-        if size:
-            self.body.seek(size - 1)
-            self.body.write(b"\0")
-            self.body.seek(0)
-
-    async def fill(self, source: _PartSource) -> int:
-        """Read the source into the part; return the bytes read (fewer only at EOF)."""
-        with self.body.getbuffer() as view:
-            return await source.readinto(view)

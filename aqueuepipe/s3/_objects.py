@@ -11,42 +11,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
+from .._cancel import run_to_end
 from ._client import S3Client
 from ._urls import S3Url
 
 __all__ = ["READ_SIZE", "MultipartUpload", "ObjectStream", "open_object"]
 
-T = TypeVar("T")
-
 #: The most bytes asked of a response body at once.  aiohttp raises its receive
 #: buffer to twice the largest read, so reading a whole part in one call would let
 #: it buffer two parts' worth outside the budget; this keeps it at 512 KiB.
 READ_SIZE = 256 * 1024
-
-
-async def _run_to_end(call: Awaitable[T]) -> T:
-    """Await ``call`` to its end even if the caller is cancelled meanwhile.
-
-    For requests whose effect on the server must be known (an upload created, an
-    object completed): abandoning them half way could leave an upload nobody
-    aborts.  A cancellation that arrived meanwhile is re-raised afterwards.
-    """
-    task = asyncio.ensure_future(call)
-    cancelled = False
-    while not task.done():
-        try:
-            await asyncio.wait([task])
-        except asyncio.CancelledError:
-            cancelled = True
-    if cancelled:
-        if not task.cancelled():
-            task.exception()  # consumed: the cancellation is what we report
-        raise asyncio.CancelledError
-    return task.result()
 
 
 @dataclass(slots=True)
@@ -128,7 +106,7 @@ class MultipartUpload:
             kwargs["ChecksumAlgorithm"] = self.checksum_algorithm
         task = asyncio.ensure_future(self.client.create_multipart_upload(**kwargs))
         try:
-            response = await _run_to_end(task)
+            response = await run_to_end(task)
         except asyncio.CancelledError:
             # Cancelled while the request ran: keep its id, so it can be aborted.
             if not task.cancelled() and task.exception() is None:
@@ -164,7 +142,7 @@ class MultipartUpload:
 
     async def complete(self) -> Mapping[str, Any]:
         ordered = [self.parts[n] for n in sorted(self.parts)]
-        response: Mapping[str, Any] = await _run_to_end(
+        response: Mapping[str, Any] = await run_to_end(
             self.client.complete_multipart_upload(
                 Bucket=self.url.bucket,
                 Key=self.url.key,
@@ -185,19 +163,10 @@ class MultipartUpload:
         upload_id, self.upload_id = self.upload_id, None
         if upload_id is None:
             return
-        call = asyncio.ensure_future(
-            self.client.abort_multipart_upload(
-                Bucket=self.url.bucket, Key=self.url.key, UploadId=upload_id
-            )
-        )
-        try:
-            await asyncio.shield(call)
-        except asyncio.CancelledError:
-            # Cancelled while aborting: finish the abort, then let the
-            # cancellation continue.
-            with contextlib.suppress(Exception):
-                await call
-            raise
-        except Exception:
+        with contextlib.suppress(Exception):
             # The error that made the caller abort is the one worth reporting.
-            return
+            await run_to_end(
+                self.client.abort_multipart_upload(
+                    Bucket=self.url.bucket, Key=self.url.key, UploadId=upload_id
+                )
+            )

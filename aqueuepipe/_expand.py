@@ -1,0 +1,119 @@
+"""Expanding prefixes and directories into one (src, dst) pair per object."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from pathlib import Path
+
+from .files import safe_join
+from .s3._client import S3Client
+from .s3._translate import Side, translate_error
+from .s3._urls import S3Url, parse_location
+
+__all__ = ["Expanded", "Pairs", "expand"]
+
+Pairs = Iterable[tuple[str, str]] | AsyncIterable[tuple[str, str]]
+#: (src, dst, download root or None, error or None)
+Expanded = tuple[str, str, Path | None, BaseException | None]
+GetClient = Callable[[Side], Awaitable[S3Client]]
+
+
+async def _aiter_pairs(pairs: Pairs) -> AsyncIterator[tuple[str, str]]:
+    if isinstance(pairs, AsyncIterable):
+        async for pair in pairs:
+            yield pair
+    else:
+        for pair in pairs:
+            yield pair
+
+
+async def expand(pairs: Pairs, recursive: bool, get_client: GetClient) -> AsyncIterator[Expanded]:
+    """Yield (src, dst, download root or None, error or None) per object to copy."""
+    async for pair in _aiter_pairs(pairs):
+        try:
+            src, dst = (str(part) for part in pair)
+        except (TypeError, ValueError):
+            yield str(pair), "", None, ValueError(f"not a (src, dst) pair: {pair!r}")
+            continue
+        if not recursive:
+            yield src, dst, None, None
+            continue
+        try:
+            src_loc = parse_location(src)
+            dst_loc = parse_location(dst)
+        except ValueError as exc:
+            yield src, dst, None, exc
+            continue
+        if isinstance(src_loc, S3Url) and (not src_loc.key or src_loc.key.endswith("/")):
+            async for item in _expand_prefix(src, dst, src_loc, dst_loc, get_client):
+                yield item
+        elif isinstance(src_loc, Path) and await asyncio.to_thread(src_loc.is_dir):
+            async for item in _expand_directory(src, dst, src_loc, dst_loc):
+                yield item
+        else:
+            yield src, dst, None, None
+
+
+def _join_dst(dst_loc: S3Url | Path, relative: str) -> tuple[str, Path | None]:
+    """The destination of ``relative`` under ``dst_loc``; raises ValueError if unsafe."""
+    if isinstance(dst_loc, S3Url):
+        prefix = dst_loc.key if not dst_loc.key or dst_loc.key.endswith("/") else dst_loc.key + "/"
+        return str(S3Url(dst_loc.bucket, prefix + relative)), None
+    return str(safe_join(dst_loc, relative)), dst_loc
+
+
+async def _expand_prefix(
+    src: str, dst: str, src_loc: S3Url, dst_loc: S3Url | Path, get_client: GetClient
+) -> AsyncIterator[Expanded]:
+    prefix = src_loc.key
+    try:
+        client = await get_client("source")
+        paginator = client.get_paginator("list_objects_v2")
+        async for page in paginator.paginate(Bucket=src_loc.bucket, Prefix=prefix):
+            for entry in page.get("Contents", []):
+                key = str(entry["Key"])
+                relative = key[len(prefix) :]
+                if not relative or (isinstance(dst_loc, Path) and key.endswith("/")):
+                    continue  # the prefix itself, or a folder marker on download
+                source = str(S3Url(src_loc.bucket, key))
+                try:
+                    target, root = _join_dst(dst_loc, relative)
+                except ValueError as exc:
+                    yield source, f"{dst.rstrip('/')}/{relative}", None, exc
+                    continue
+                yield source, target, root, None
+    except Exception as exc:
+        yield (
+            src,
+            dst,
+            None,
+            translate_error(exc, src=src, dst=dst, bucket=src_loc.bucket, key=None, side="source"),
+        )
+
+
+async def _expand_directory(
+    src: str, dst: str, root: Path, dst_loc: S3Url | Path
+) -> AsyncIterator[Expanded]:
+    walker = _walk_files(root)
+    while batch := await asyncio.to_thread(_take, walker, 1000):
+        for path in batch:
+            relative = path.relative_to(root).as_posix()
+            try:
+                target, _ = _join_dst(dst_loc, relative)
+            except ValueError as exc:
+                yield str(path), dst, None, exc
+                continue
+            yield str(path), target, None, None
+
+
+def _walk_files(root: Path) -> Iterator[Path]:
+    for directory, _dirs, files in os.walk(root):
+        for name in sorted(files):
+            yield Path(directory, name)
+
+
+def _take(iterator: Iterator[Path], n: int) -> list[Path]:
+    return list(itertools.islice(iterator, n))
