@@ -44,3 +44,10 @@ def bench(session: nox.Session) -> None:
     for script in sorted(os.listdir("benchmarks")):
         if script.startswith("bench_") and script.endswith(".py"):
             session.run("python", f"benchmarks/{script}", *args)
+
+
+@nox.session(python=PYTHON)
+def demo(session: nox.Session) -> None:
+    """Copy objects through an S3 server embedded in the process, verify them, print a table."""
+    session.install("-e", ".[demo]")
+    session.run("aqueuepipe", "demo", *session.posargs)

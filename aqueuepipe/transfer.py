@@ -11,12 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import (
-    AsyncIterator,
-    Awaitable,
-    Callable,
-    Iterable,
-)
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -274,7 +269,7 @@ def copy_many(
     checksum_when: ChecksumWhen = "when_required",
     progress: ProgressListener | ProgressCallback | None = None,
     retries: int | None = None,
-) -> AsyncIterator[TransferResult]:
+) -> AsyncGenerator[TransferResult, None]:
     """Copy many ``(src, dst)`` pairs, ``concurrency`` at a time, under one memory limit.
 
     Returns an async iterator of :class:`TransferResult` in completion order::
@@ -355,7 +350,7 @@ async def _run_batch(
     endpoint_url: str | None,
     checksum_when: ChecksumWhen,
     retries: int | None,
-) -> AsyncIterator[TransferResult]:
+) -> AsyncGenerator[TransferResult, None]:
     # Bounded: a copy holds its slot until its result is taken, so results never
     # pile up and at most `concurrency` copies run.
     results: asyncio.Queue[TransferResult | None] = asyncio.Queue(maxsize=concurrency)
