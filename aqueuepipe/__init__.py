@@ -18,6 +18,7 @@ from ._errors import (
     TransferError,
 )
 from ._pipe import AsyncPipe, PipeStatistics
+from .s3._retry import RetryPolicy
 from .transfer import ProgressCallback, ProgressListener, TransferResult, copy, copy_many
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "PipeStatistics",
     "ProgressCallback",
     "ProgressListener",
+    "RetryPolicy",
     "TransferError",
     "TransferResult",
     "__version__",

@@ -26,7 +26,7 @@ import contextlib
 import hashlib
 import io
 import weakref
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -46,8 +46,9 @@ from .checksums import (
 )
 from .files import FileSink, FileSource
 from .s3._client import S3Client
-from .s3._objects import MultipartUpload, ObjectStream, open_object
+from .s3._objects import MultipartUpload, ObjectStream, open_object, retry_attempts
 from .s3._parts import choose_part_size
+from .s3._retry import RetryPolicy
 from .s3._translate import Side
 from .s3._urls import S3Url
 
@@ -80,6 +81,7 @@ class Options:
     checksum_algorithm: str | None  # aqueuepipe's name, e.g. "sha256"
     budget: ByteBudget
     progress: ProgressListener
+    policy: RetryPolicy
 
 
 # Open GetObject bodies per client that is used for both sides of copies. Each
@@ -120,7 +122,26 @@ class Copy:
         # Which side a failure is about, for the error message: updated as the
         # copy moves between reading the source and writing the destination.
         self.side: Side = "source"
+        #: Requests botocore retried plus response bodies resumed.
+        self.retries = 0
+        #: The ETag the source had when the copy began (None for a local file).
+        self.source_etag: str | None = None
         self._hash_tail: asyncio.Future[None] | None = None
+        self._deadline: asyncio.Timeout | None = None
+
+    def watch(self, deadline: asyncio.Timeout) -> None:
+        """Push ``deadline`` back whenever bytes move: it measures stalls."""
+        self._deadline = deadline
+        self._progressed()
+
+    def _progressed(self) -> None:
+        deadline = self._deadline
+        stall = self.options.policy.stall_timeout
+        if deadline is not None and stall is not None:
+            deadline.reschedule(asyncio.get_running_loop().time() + stall)
+
+    def _count(self, response: Mapping[str, Any]) -> None:
+        self.retries += retry_attempts(response)
 
     def object_on(self, side: Side) -> tuple[str, str | None]:
         """The (bucket, key) of ``side``; ("", None) for a local file."""
@@ -138,10 +159,11 @@ class Copy:
         async with contextlib.AsyncExitStack() as stack:
             if src_client is dst_client:
                 await stack.enter_async_context(_stream_slots(src_client))
-            stream = await stack.enter_async_context(open_object(src_client, src))
-            self.size = stream.size
-            self.options.progress.transfer_started(self.src, self.dst, stream.size)
-            await self._upload(stream, stream.size, dst_client, dst)
+            stream = await stack.enter_async_context(self._open(src_client, src))
+            try:
+                await self._upload(stream, stream.size, dst_client, dst)
+            finally:
+                self.retries += stream.retries
 
     async def file_to_s3(self, src: Path, dst_client: S3Client, dst: S3Url) -> None:
         self.side = "source"
@@ -154,13 +176,23 @@ class Copy:
         self.side = "destination"
         async with FileSink(dst) as sink:  # checks the target before any request
             self.side = "source"
-            async with open_object(src_client, src) as stream:
-                self.size = stream.size
-                self.options.progress.transfer_started(self.src, self.dst, stream.size)
-                await self._download(stream, sink)
+            async with self._open(src_client, src) as stream:
+                try:
+                    await self._download(stream, sink)
+                finally:
+                    self.retries += stream.retries
             self._check_download_etag(stream)
             self.side = "destination"
             await sink.commit()
+
+    @contextlib.asynccontextmanager
+    async def _open(self, client: S3Client, url: S3Url) -> AsyncIterator[ObjectStream]:
+        async with open_object(client, url, policy=self.options.policy) as stream:
+            stream.on_progress = self._progressed
+            self.size = stream.size
+            self.source_etag = stream.etag
+            self.options.progress.transfer_started(self.src, self.dst, stream.size)
+            yield stream
 
     # -- upload -----------------------------------------------------------------
 
@@ -194,6 +226,7 @@ class Copy:
                 kwargs[f"Checksum{s3_algorithm(algorithm)}"] = checksum
             self.side = "destination"
             response = await client.put_object(**kwargs)
+            self._count(response)
         etag = str(response["ETag"])
         self._check_etag(response, single_etag(md5))
         if algorithm is not None and checksum is not None:
@@ -232,6 +265,7 @@ class Copy:
                         part = _Part(length)
                         self.side = "source"
                         got = await part.fill(source)
+                        self._progressed()
                         self._check_length(offset + got, size, offset + length)
                     except BaseException:
                         self.budget.release(length)
@@ -245,6 +279,7 @@ class Copy:
             self.parts = number
             self.side = "destination"
             response = await upload.complete()
+            self._count(response)
         except BaseException:
             await upload.abort()
             raise
@@ -269,6 +304,8 @@ class Copy:
             md5, checksum = await self._hash_part(part)
             self.side = "destination"
             response = await upload.upload_part(number, part.body, part.size, checksum)
+            self._count(response)
+            self._progressed()
             self._check_etag(response, md5.hex(), what=f"ETag of part {number}")
             part_md5s[number] = md5
             if checksum is not None:
@@ -327,6 +364,7 @@ class Copy:
                     async for chunk in pipe:
                         await self.hashes.aupdate(chunk)
                         await sink.write(chunk)
+                        self._progressed()
                         self.options.progress.transfer_advanced(self.src, self.dst, len(chunk))
                 except BaseException as exc:
                     pipe.abort(exc)

@@ -14,7 +14,6 @@ import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from ._budget import ByteBudget
 from ._cancel import wait_despite_cancellation
@@ -27,6 +26,7 @@ from .checksums import (
 )
 from .s3._client import ChecksumWhen, S3Client, create_client
 from .s3._parts import DEFAULT_PART_SIZE, MIN_PART_SIZE
+from .s3._retry import RetryPolicy, as_policy
 from .s3._translate import Side, translate_error
 from .s3._urls import S3Url, parse_location
 
@@ -52,6 +52,8 @@ class TransferResult:
 
     ``checksums`` maps each algorithm asked for to the hex digest of the bytes
     that passed; ``parts`` is 0 for a single PutObject (and for downloads);
+    ``retries`` counts the requests botocore retried and the response bodies
+    resumed after they broke off;
     ``error`` is set, and ``ok`` false, when the copy failed (only
     :func:`copy_many` reports failures as values; :func:`copy` raises).
     """
@@ -63,6 +65,7 @@ class TransferResult:
     parts: int
     checksums: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    retries: int = 0
     error: BaseException | None = None
 
     @property
@@ -135,6 +138,7 @@ def _validate_options(
     checksums: Iterable[str],
     checksum_algorithm: str | None,
     progress: ProgressListener | ProgressCallback | None,
+    retries: int | RetryPolicy | None,
 ) -> Options:
     """Check every option before any I/O; raise ValueError naming what is wrong."""
     for name, value in (("part_size", part_size), ("concurrency", concurrency)):
@@ -169,6 +173,7 @@ def _validate_options(
         checksum_algorithm=checksum_algorithm,
         budget=budget,
         progress=_as_listener(progress),
+        policy=as_policy(retries),
     )
 
 
@@ -194,7 +199,7 @@ async def copy(
     endpoint_url: str | None = None,
     checksum_when: ChecksumWhen = "when_required",
     progress: ProgressListener | ProgressCallback | None = None,
-    retries: int | None = None,
+    retries: int | RetryPolicy | None = None,
 ) -> TransferResult:
     """Copy ``src`` to ``dst`` by streaming, holding at most ``limit`` bytes.
 
@@ -213,8 +218,10 @@ async def copy(
     Clients: ``client`` for both sides, or ``src_client`` and ``dst_client`` for
     two endpoints; otherwise clients are created from the environment (honouring
     ``AWS_ENDPOINT_URL_S3`` and ``AWS_ENDPOINT_URL``, or ``endpoint_url``) and
-    closed afterwards.  ``retries`` is the number of attempts botocore makes per
-    request for those clients.
+    closed afterwards.  ``retries`` is the number of attempts per request (and
+    per resumed response body), or a :class:`~aqueuepipe.RetryPolicy` that also
+    sets the backoff, the read timeout and the stall timeout; see "Reliability"
+    in the README for which layer retries what.
 
     Raises:
         ValueError: a bad URL or option, before any network call.
@@ -233,13 +240,14 @@ async def copy(
         checksums=checksums,
         checksum_algorithm=checksum_algorithm,
         progress=progress,
+        retries=retries,
     )
     src_loc, dst_loc = _check_pair(src, dst)
-    _check_clients(client, src_client, dst_client, retries)
+    _check_clients(client, src_client, dst_client)
     async with contextlib.AsyncExitStack() as stack:
         clients = _Clients(src=src_client or client, dst=dst_client or client)
         make = _client_factory(
-            stack, endpoint_url=endpoint_url, checksum_when=checksum_when, retries=retries
+            stack, endpoint_url=endpoint_url, checksum_when=checksum_when, policy=options.policy
         )
         if isinstance(src_loc, S3Url) and clients.src is None:
             clients.src = await make(2)
@@ -268,7 +276,7 @@ def copy_many(
     endpoint_url: str | None = None,
     checksum_when: ChecksumWhen = "when_required",
     progress: ProgressListener | ProgressCallback | None = None,
-    retries: int | None = None,
+    retries: int | RetryPolicy | None = None,
 ) -> AsyncGenerator[TransferResult, None]:
     """Copy many ``(src, dst)`` pairs, ``concurrency`` at a time, under one memory limit.
 
@@ -312,8 +320,9 @@ def copy_many(
         checksums=checksums,
         checksum_algorithm=checksum_algorithm,
         progress=progress,
+        retries=retries,
     )
-    _check_clients(client, src_client, dst_client, retries)
+    _check_clients(client, src_client, dst_client)
     return _run_batch(
         pairs,
         concurrency=concurrency,
@@ -322,22 +331,14 @@ def copy_many(
         clients=_Clients(src=src_client or client, dst=dst_client or client),
         endpoint_url=endpoint_url,
         checksum_when=checksum_when,
-        retries=retries,
     )
 
 
 def _check_clients(
-    client: S3Client | None,
-    src_client: S3Client | None,
-    dst_client: S3Client | None,
-    retries: int | None,
+    client: S3Client | None, src_client: S3Client | None, dst_client: S3Client | None
 ) -> None:
     if client is not None and (src_client is not None or dst_client is not None):
         raise ValueError("pass either client or src_client/dst_client, not both")
-    if retries is not None and (
-        isinstance(retries, bool) or not isinstance(retries, int) or retries < 1
-    ):
-        raise ValueError(f"retries must be a positive number of attempts, got {retries!r}")
 
 
 async def _run_batch(
@@ -349,7 +350,6 @@ async def _run_batch(
     clients: _Clients,
     endpoint_url: str | None,
     checksum_when: ChecksumWhen,
-    retries: int | None,
 ) -> AsyncGenerator[TransferResult, None]:
     # Bounded: a copy holds its slot until its result is taken, so results never
     # pile up and at most `concurrency` copies run.
@@ -357,7 +357,7 @@ async def _run_batch(
     slots = asyncio.Semaphore(concurrency)
     async with contextlib.AsyncExitStack() as stack:
         make = _client_factory(
-            stack, endpoint_url=endpoint_url, checksum_when=checksum_when, retries=retries
+            stack, endpoint_url=endpoint_url, checksum_when=checksum_when, policy=options.policy
         )
         # Separate pools for reading and writing: an open GetObject body holds a
         # connection of the source pool for the whole copy, which must never
@@ -456,17 +456,18 @@ def _client_factory(
     *,
     endpoint_url: str | None,
     checksum_when: ChecksumWhen,
-    retries: int | None,
+    policy: RetryPolicy,
 ) -> Callable[[int], Awaitable[S3Client]]:
     async def make(pool: int) -> S3Client:
-        kwargs: dict[str, Any] = {
-            "endpoint_url": endpoint_url,
-            "max_pool_connections": pool,
-            "checksum_when": checksum_when,
-        }
-        if retries is not None:
-            kwargs["max_attempts"] = retries
-        return await stack.enter_async_context(create_client(**kwargs))
+        client = create_client(
+            endpoint_url=endpoint_url,
+            max_pool_connections=pool,
+            checksum_when=checksum_when,
+            max_attempts=policy.attempts,
+            read_timeout=policy.read_timeout,
+            connect_timeout=policy.connect_timeout,
+        )
+        return await stack.enter_async_context(client)
 
     return make
 
@@ -503,19 +504,33 @@ async def _copy_one(
     started = time.perf_counter()
     job = Copy(src, dst, src_loc, dst_loc, options)
     try:
-        if isinstance(src_loc, S3Url):
-            assert clients.src is not None
-            if isinstance(dst_loc, S3Url):
-                assert clients.dst is not None
-                await job.s3_to_s3(clients.src, src_loc, clients.dst, dst_loc)
+        async with asyncio.timeout(options.policy.stall_timeout) as deadline:
+            job.watch(deadline)
+            if isinstance(src_loc, S3Url):
+                assert clients.src is not None
+                if isinstance(dst_loc, S3Url):
+                    assert clients.dst is not None
+                    await job.s3_to_s3(clients.src, src_loc, clients.dst, dst_loc)
+                else:
+                    await job.s3_to_file(clients.src, src_loc, dst_loc)
             else:
-                await job.s3_to_file(clients.src, src_loc, dst_loc)
-        else:
-            assert isinstance(dst_loc, S3Url) and clients.dst is not None
-            await job.file_to_s3(src_loc, clients.dst, dst_loc)
+                assert isinstance(dst_loc, S3Url) and clients.dst is not None
+                await job.file_to_s3(src_loc, clients.dst, dst_loc)
     except Exception as exc:
+        if isinstance(exc, TimeoutError) and deadline.expired():
+            exc = TransferError(
+                src, dst, f"no progress for {options.policy.stall_timeout:g} s (stalled)"
+            )
         bucket, key = job.object_on(job.side)
-        error = translate_error(exc, src=src, dst=dst, bucket=bucket, key=key, side=job.side)
+        error = translate_error(
+            exc,
+            src=src,
+            dst=dst,
+            bucket=bucket,
+            key=key,
+            side=job.side,
+            expected_etag=job.source_etag,
+        )
         result = TransferResult(
             src=src,
             dst=dst,
@@ -524,6 +539,7 @@ async def _copy_one(
             parts=job.parts,
             checksums={},
             seconds=time.perf_counter() - started,
+            retries=job.retries,
             error=error,
         )
     else:
@@ -535,6 +551,7 @@ async def _copy_one(
             parts=job.parts,
             checksums=job.hashes.hexdigests(),
             seconds=time.perf_counter() - started,
+            retries=job.retries,
         )
     options.progress.transfer_finished(result)
     return result

@@ -19,6 +19,7 @@ from aqueuepipe.s3._parts import (
     choose_part_size,
     part_ranges,
 )
+from aqueuepipe.s3._retry import RetryPolicy
 from aqueuepipe.s3._translate import Side, translate_error
 from aqueuepipe.s3._urls import (
     MAX_KEY_BYTES,
@@ -54,7 +55,8 @@ __all__ = [  # noqa: RUF022  (grouped by topic, as STYLE.md asks)
     "create_client",
     "resolve_endpoint_url",
     "resolve_region",
-    # Errors
+    # Errors and retries
+    "RetryPolicy",
     "Side",
     "translate_error",
 ]

@@ -11,15 +11,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
+import botocore.exceptions
+
 from .._cancel import run_to_end
 from ._client import S3Client
+from ._retry import RetryPolicy
 from ._urls import S3Url
 
-__all__ = ["READ_SIZE", "MultipartUpload", "ObjectStream", "open_object"]
+__all__ = ["READ_SIZE", "MultipartUpload", "ObjectStream", "open_object", "retry_attempts"]
 
 #: The most bytes asked of a response body at once.  aiohttp raises its receive
 #: buffer to twice the largest read, so reading a whole part in one call would let
@@ -27,15 +31,65 @@ __all__ = ["READ_SIZE", "MultipartUpload", "ObjectStream", "open_object"]
 READ_SIZE = 256 * 1024
 
 
-@dataclass(slots=True)
-class ObjectStream:
-    """An open GetObject response body."""
+# What a response body raises when it breaks off, stalls or ends short.
+_BROKEN_BODY: tuple[type[BaseException], ...] = (
+    botocore.exceptions.ResponseStreamingError,
+    botocore.exceptions.IncompleteReadError,
+    botocore.exceptions.ReadTimeoutError,
+    aiohttp.ClientPayloadError,
+    aiohttp.ClientConnectionError,
+    ConnectionError,
+    TimeoutError,
+)
 
-    url: S3Url
-    size: int
-    etag: str
-    response: Mapping[str, Any] = field(repr=False)  # GetObject's fields but Body
-    _body: Any = field(repr=False)
+
+def retry_attempts(response: Mapping[str, Any]) -> int:
+    """How many times botocore retried the request that got ``response``."""
+    return int(response.get("ResponseMetadata", {}).get("RetryAttempts", 0))
+
+
+class ObjectStream:
+    """An open GetObject body that resumes where it broke off.
+
+    If the body breaks off, stalls past the read timeout or ends short, the
+    stream asks for the rest with a ranged GetObject pinned to the first
+    response's ETag (``If-Match``), so bytes already read are never read again
+    and a changed object fails with 412 (PreconditionFailed) instead of mixing
+    two versions.  ``policy`` bounds the resumes; see :mod:`aqueuepipe.s3._retry`.
+    """
+
+    __slots__ = (
+        "_body",
+        "_client",
+        "_first_failure",
+        "_policy",
+        "etag",
+        "on_progress",
+        "position",
+        "response",
+        "resumes",
+        "retries",
+        "size",
+        "url",
+    )
+
+    def __init__(
+        self, client: S3Client, url: S3Url, response: Mapping[str, Any], policy: RetryPolicy
+    ) -> None:
+        self._client = client
+        self._policy = policy
+        self._body: Any = response["Body"]
+        self._first_failure: float | None = None
+        self.url = url
+        self.size = int(response["ContentLength"])
+        self.etag = str(response["ETag"])
+        self.response = {k: v for k, v in response.items() if k != "Body"}
+        self.position = 0
+        self.resumes = 0
+        #: Retries of the requests (botocore's) plus resumes of the body.
+        self.retries = retry_attempts(response)
+        #: Called whenever bytes arrive (the copy's stall watchdog).
+        self.on_progress: Callable[[], None] | None = None
 
     async def readinto(self, buf: memoryview) -> int:
         """Fill ``buf`` from the body; return the bytes read (fewer only at EOF).
@@ -44,50 +98,90 @@ class ObjectStream:
         the buffer is full: a part is never cut short by a slow network.
 
         Raises:
-            botocore's IncompleteReadError / ResponseStreamingError, or
-            AioReadTimeoutError: the body broke off or stalled.
+            botocore.exceptions.ClientError: a resume was refused (412 when the
+                object changed).
+            The body's last error, when the retry policy is exhausted.
         """
         filled = 0
         total = len(buf)
         while filled < total:
-            n: int = await self._body.readinto(buf[filled : filled + READ_SIZE])
+            try:
+                n: int = await self._body.readinto(buf[filled : filled + READ_SIZE])
+            except _BROKEN_BODY as exc:
+                await self._resume(exc)
+                continue
             if n == 0:
                 break
             filled += n
+            self.position += n
+            if self.on_progress is not None:
+                self.on_progress()
         return filled
 
     async def read(self, n: int = READ_SIZE) -> bytes:
-        """Return up to ``n`` bytes as they arrive; ``b""`` at EOF."""
-        data: bytes = await self._body.read(min(n, READ_SIZE))
-        return data
+        """Return up to ``n`` bytes as they arrive; ``b""`` at EOF.
+
+        Raises:
+            As :meth:`readinto`.
+        """
+        while True:
+            try:
+                data: bytes = await self._body.read(min(n, READ_SIZE))
+            except _BROKEN_BODY as exc:
+                await self._resume(exc)
+                continue
+            self.position += len(data)
+            return data
+
+    def close(self) -> None:
+        """Close the body, releasing its connection."""
+        self._body.close()
+
+    async def _resume(self, exc: BaseException) -> None:
+        """Replace the broken body with one for the rest of the object."""
+        loop = asyncio.get_running_loop()
+        if self._first_failure is None:
+            self._first_failure = loop.time()
+        policy = self._policy
+        self.resumes += 1
+        if (
+            self.resumes >= policy.attempts
+            or loop.time() - self._first_failure > policy.max_seconds
+            or self.position >= self.size
+        ):
+            raise exc
+        self._body.close()
+        await asyncio.sleep(policy.backoff(self.resumes))
+        response = await self._client.get_object(
+            Bucket=self.url.bucket,
+            Key=self.url.key,
+            Range=f"bytes={self.position}-",
+            IfMatch=self.etag,
+        )
+        self._body = response["Body"]
+        self.retries += 1 + retry_attempts(response)
+        expected = f"bytes {self.position}-{self.size - 1}/{self.size}"
+        if response.get("ContentRange") != expected:
+            raise botocore.exceptions.IncompleteReadError(
+                actual_bytes=self.position, expected_bytes=self.size
+            ) from exc
 
 
 @contextlib.asynccontextmanager
 async def open_object(
-    client: S3Client, url: S3Url, *, if_match: str | None = None, byte_range: str | None = None
+    client: S3Client, url: S3Url, *, policy: RetryPolicy | None = None
 ) -> AsyncIterator[ObjectStream]:
     """GetObject ``url`` and yield its body; the connection is released on exit.
 
     The body is closed on every path out of the block, including errors and
     cancellation, so a pooled connection never leaks.
     """
-    kwargs: dict[str, str] = {"Bucket": url.bucket, "Key": url.key}
-    if if_match is not None:
-        kwargs["IfMatch"] = if_match
-    if byte_range is not None:
-        kwargs["Range"] = byte_range
-    response = await client.get_object(**kwargs)
-    body = response["Body"]
+    response = await client.get_object(Bucket=url.bucket, Key=url.key)
+    stream = ObjectStream(client, url, response, policy or RetryPolicy())
     try:
-        yield ObjectStream(
-            url=url,
-            size=int(response["ContentLength"]),
-            etag=str(response["ETag"]),
-            response={k: v for k, v in response.items() if k != "Body"},
-            _body=body,
-        )
+        yield stream
     finally:
-        body.close()
+        stream.close()
 
 
 @dataclass(slots=True)
