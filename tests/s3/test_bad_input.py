@@ -1,0 +1,151 @@
+"""Bad input: a clear error naming what is wrong, raised before anything is written."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from aqueuepipe import NoSuchBucketError, NoSuchKeyError, TransferError, copy
+from aqueuepipe.s3 import S3Client
+
+from ..conftest import MakeBucket, MotoServer
+from .test_copy import key_exists, open_uploads, put
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture
+def endpoint(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint_url)
+    return moto_server.endpoint_url
+
+
+@pytest.mark.parametrize(
+    ("src", "dst", "message"),
+    [
+        ("http://bucket/key", "s3://bucket/x", "scheme"),
+        ("s3://", "s3://bucket/x", "bucket"),
+        ("s3://ab/key", "s3://bucket/x", "3"),
+        ("s3://Bad_Bucket/key", "s3://bucket/x", "Bad_Bucket"),
+        ("s3://bucket..name/key", "s3://bucket/x", "bucket..name"),
+        ("s3://192.168.1.1/key", "s3://bucket/x", "IP"),
+        ("s3://bucket", "s3://bucket/x", "key"),
+        ("s3://bucket/dir/", "s3://bucket/x", "prefix"),
+        ("s3://bucket/key", "s3://bucket", "key"),
+        ("s3://bucket/key", "s3://bucket/key", "same"),
+        ("./a", "./b", "s3://"),
+    ],
+)
+async def test_bad_urls_raise_value_error_before_any_request(
+    src: str, dst: str, message: str
+) -> None:
+    # No endpoint is configured: reaching the network would fail differently.
+    with pytest.raises(ValueError, match=message):
+        await copy(src, dst, endpoint_url="http://127.0.0.1:9")
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("limit", 0, "limit"),
+        ("limit", -5, "limit"),
+        ("limit", 1 * MiB, "must hold at least one part"),
+        ("part_size", 1 * MiB, "part_size"),
+        ("part_size", 0, "part_size"),
+        ("concurrency", 0, "concurrency"),
+        ("concurrency", -1, "concurrency"),
+        ("retries", 0, "retries"),
+        ("checksums", ("md6",), "md6"),
+        ("checksum_algorithm", "md5", "md5"),
+    ],
+)
+async def test_bad_options_raise_value_error_naming_them(
+    option: str, value: object, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        await copy("s3://bucket/key", "s3://other/key", **{option: value})  # type: ignore[arg-type]
+
+
+async def test_missing_source_bucket_raises_and_writes_nothing(
+    endpoint: str, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    dst = await make_bucket()
+    with pytest.raises(NoSuchBucketError, match="source"):
+        await copy("s3://missing-source-aqp/key", f"s3://{dst}/key")
+    assert not await key_exists(s3_client, dst, "key")
+
+
+async def test_missing_destination_bucket_for_upload_raises(endpoint: str, tmp_path: Path) -> None:
+    source = tmp_path / "f.bin"
+    source.write_bytes(b"x" * 100)
+    with pytest.raises(NoSuchBucketError, match="destination"):
+        await copy(str(source), "s3://missing-destination-aqp/key")
+
+
+async def test_missing_key_for_download_creates_nothing(
+    endpoint: str, make_bucket: MakeBucket, tmp_path: Path
+) -> None:
+    bucket = await make_bucket()
+    with pytest.raises(NoSuchKeyError, match="nope"):
+        await copy(f"s3://{bucket}/nope", str(tmp_path / "out.bin"))
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_local_source_that_is_a_directory_raises(
+    endpoint: str, make_bucket: MakeBucket, tmp_path: Path
+) -> None:
+    bucket = await make_bucket()
+    with pytest.raises((ValueError, TransferError), match="directory"):
+        await copy(str(tmp_path), f"s3://{bucket}/key")
+
+
+async def test_missing_local_source_raises_naming_it(
+    endpoint: str, make_bucket: MakeBucket, tmp_path: Path
+) -> None:
+    bucket = await make_bucket()
+    with pytest.raises(TransferError, match=r"absent\.bin"):
+        await copy(str(tmp_path / "absent.bin"), f"s3://{bucket}/key")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads unreadable files")
+async def test_unreadable_local_source_raises(
+    endpoint: str, make_bucket: MakeBucket, tmp_path: Path
+) -> None:
+    bucket = await make_bucket()
+    source = tmp_path / "secret.bin"
+    source.write_bytes(b"x")
+    source.chmod(0)
+    with pytest.raises(TransferError, match=r"secret\.bin"):
+        await copy(str(source), f"s3://{bucket}/key")
+
+
+async def test_download_into_missing_directory_raises_before_any_request(
+    endpoint: str, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+) -> None:
+    bucket = await make_bucket()
+    await put(s3_client, bucket, "obj", b"data")
+    with pytest.raises(TransferError, match="no-such-dir"):
+        await copy(f"s3://{bucket}/obj", str(tmp_path / "no-such-dir" / "out.bin"))
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_download_onto_a_directory_raises(
+    endpoint: str, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+) -> None:
+    bucket = await make_bucket()
+    await put(s3_client, bucket, "obj", b"data")
+    (tmp_path / "taken").mkdir()
+    with pytest.raises((ValueError, TransferError), match="directory"):
+        await copy(f"s3://{bucket}/obj", str(tmp_path / "taken"))
+
+
+async def test_multipart_to_missing_bucket_leaves_no_upload(
+    endpoint: str, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    src = await make_bucket()
+    await put(s3_client, src, "big", b"z" * (9 * MiB))
+    with pytest.raises(NoSuchBucketError):
+        await copy(f"s3://{src}/big", "s3://missing-destination-aqp/big")
+    assert await open_uploads(s3_client, src) == []
