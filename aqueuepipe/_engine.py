@@ -213,7 +213,7 @@ class Copy:
             part = _Part(size)
             self._check_length(await part.fill(source), size)
             await self._check_eof(source)
-            md5, checksum = await self._hash_part(part)
+            md5, checksum = await self._hash_part(part, whole=True)
             kwargs: dict[str, Any] = {
                 "Bucket": dst.bucket,
                 "Key": dst.key,
@@ -315,11 +315,13 @@ class Copy:
             self.budget.release(part.size)
             slots.release()
 
-    async def _hash_part(self, part: _Part) -> tuple[bytes, str | None]:
+    async def _hash_part(self, part: _Part, *, whole: bool = False) -> tuple[bytes, str | None]:
         """Hash a part: the stream hashes in order, plus its own MD5 and S3 checksum.
 
         Parts are hashed one after another in source order (the stream hashes
         depend on it), in a worker thread, while other parts download and upload.
+        A part that is the ``whole`` object reuses the stream's MD5 and checksum
+        when those are computed anyway, so no byte is hashed twice.
         """
         previous = self._hash_tail
         mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -329,12 +331,16 @@ class Copy:
         def work() -> tuple[bytes, str | None]:
             with part.body.getbuffer() as view:
                 self.hashes.update(view)
-                md5 = hashlib.md5(view, usedforsecurity=False).digest()
+                done = self.hashes.digests() if whole else {}
+                md5 = done.get("md5") or hashlib.md5(view, usedforsecurity=False).digest()
                 checksum = None
                 if algorithm is not None:
-                    hasher = new_hasher(algorithm)
-                    hasher.update(view)
-                    checksum = hasher.b64digest()
+                    if algorithm in done:
+                        checksum = base64.b64encode(done[algorithm]).decode()
+                    else:
+                        hasher = new_hasher(algorithm)
+                        hasher.update(view)
+                        checksum = hasher.b64digest()
             return md5, checksum
 
         try:

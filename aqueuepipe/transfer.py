@@ -191,7 +191,7 @@ async def copy(
     budget: ByteBudget | None = None,
     part_size: int = DEFAULT_PART_SIZE,
     concurrency: int = DEFAULT_CONCURRENCY,
-    checksums: Iterable[str] = ("md5",),
+    checksums: Iterable[str] = (),
     checksum_algorithm: str | None = None,
     client: S3Client | None = None,
     src_client: S3Client | None = None,
@@ -210,7 +210,8 @@ async def copy(
     ``part_size`` grows automatically so no object needs more than 10,000 parts.
 
     ``limit`` (bytes) or a shared ``budget`` bounds the memory the copy holds;
-    the default fits ``concurrency + 1`` parts.  ``checksums`` are computed over
+    the default fits ``concurrency + 1`` parts.  ``checksums`` (none by default;
+    every part is checked against its ETag regardless) are computed over
     the bytes as they pass and returned hex-encoded in the result;
     ``checksum_algorithm`` (e.g. ``"sha256"``, ``"crc32c"``) also sends that S3
     checksum with every part and checks the one S3 reports for the object.
@@ -249,6 +250,11 @@ async def copy(
         make = _client_factory(
             stack, endpoint_url=endpoint_url, checksum_when=checksum_when, policy=options.policy
         )
+        both_s3 = isinstance(src_loc, S3Url) and isinstance(dst_loc, S3Url)
+        if both_s3 and clients.src is None and clients.dst is None:
+            # One client (one pool, one set-up) for both sides of one copy: the
+            # body takes one connection and the parts the others.
+            clients.src = clients.dst = await make(options.concurrency + 2)
         if isinstance(src_loc, S3Url) and clients.src is None:
             clients.src = await make(2)
         if isinstance(dst_loc, S3Url) and clients.dst is None:
@@ -268,7 +274,7 @@ def copy_many(
     budget: ByteBudget | None = None,
     part_size: int = DEFAULT_PART_SIZE,
     part_concurrency: int = DEFAULT_CONCURRENCY,
-    checksums: Iterable[str] = ("md5",),
+    checksums: Iterable[str] = (),
     checksum_algorithm: str | None = None,
     client: S3Client | None = None,
     src_client: S3Client | None = None,
