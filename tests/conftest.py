@@ -25,6 +25,8 @@ import pytest_asyncio
 
 from aqueuepipe.s3 import S3Client, create_client
 
+from .faultproxy import FaultProxy
+
 FAKE_CREDENTIALS: Mapping[str, str] = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -285,3 +287,18 @@ def boto3_client(moto_server: MotoServer) -> Iterator[Any]:
         yield client
     finally:
         client.close()
+
+
+# Fault injection: a proxy between the client and the moto server process.
+
+
+@pytest_asyncio.fixture
+async def fault_proxy(moto_server: MotoServer) -> AsyncIterator[FaultProxy]:
+    """A :class:`~tests.faultproxy.FaultProxy` in front of ``moto_server``, closed after the test.
+
+    Point a client at ``fault_proxy.endpoint_url``; script faults with
+    ``fault_proxy.fail(...)``, ``.reset(...)``, ``.stall(...)``...; read
+    ``fault_proxy.log``.  For another server, ``async with FaultProxy(url) as proxy``.
+    """
+    async with FaultProxy(moto_server.endpoint_url) as proxy:
+        yield proxy

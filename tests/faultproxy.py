@@ -1,0 +1,1177 @@
+"""A fault-injecting HTTP/1.1 reverse proxy between an S3 client and a moto server process.
+
+The reliability tests of issue 6 point a client at ``proxy.endpoint_url`` (path-style
+addressing, plain HTTP/1.1) and script what goes wrong::
+
+    async with FaultProxy(moto_server.endpoint_url) as proxy:
+        proxy.fail("UploadPart", status=503, times=2)           # two SlowDowns
+        proxy.reset(Match(operation="GetObject"), after_bytes=1000)  # body cut, RST
+        ...
+        assert [e.status for e in proxy.exchanges("UploadPart")] == [503, 503, 200]
+
+Each request the client sends is parsed, matched against the rules in the order they
+were added (the first rule that applies a fault wins; later rules do not see the
+request), forwarded to the upstream over a fresh connection (moto closes its
+connections after every response anyway) and its response streamed back, with the
+fault applied on the way.  Every request is recorded in :attr:`FaultProxy.log`.
+
+Towards the client, connections are kept alive (HTTP/1.1's default), as aiohttp pools
+them: the proxy only closes a connection after a fault that breaks it, when the client
+asks (``Connection: close``), after ``max_requests_per_connection`` requests, or when a
+response's body is delimited by the end of the connection; each time it says
+``Connection: close`` in the response head if it sends one.  An idle kept-alive
+connection is closed after ``idle_timeout`` (30 s), longer than aiobotocore's pool
+keeps idle connections (12 s), so the client always gives up on an idle connection
+first and never sends a request on one the proxy is closing.
+
+``Expect: 100-continue`` (which botocore sends with every PutObject and UploadPart
+body, whatever its size) is answered by the proxy itself once it has connected to the
+upstream, and is not passed on; a :class:`Status` fault on such a request answers at
+once, without ``100 Continue``, as S3 does, and closes the connection since the body
+never came.  Request bodies are streamed through as they arrive, framed by
+``Content-Length`` or ``Transfer-Encoding: chunked`` (passed on as is).
+
+Every wait is bounded: reading a request or response head, each read of a body
+(``io_timeout``), an idle connection (``idle_timeout``), stalls (at most
+:data:`MAX_STALL_SECONDS`), the number of requests per connection and of headers per
+message.  :meth:`FaultProxy.close` stops accepting, cancels every connection task and
+waits for them, so nothing outlives the proxy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http
+import math
+import random
+import re
+import socket
+import struct
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from typing import Final, Literal, NoReturn
+from urllib.parse import parse_qsl, unquote, urlsplit
+from xml.sax.saxutils import escape
+
+try:  # The kernel's count of unacknowledged bytes; Linux (and some BSDs) only.
+    import fcntl
+    import termios
+
+    _TIOCOUTQ: int | None = termios.TIOCOUTQ
+except (ImportError, AttributeError):  # pragma: no cover - platform dependent
+    _TIOCOUTQ = None
+
+__all__ = [
+    "MAX_STALL_SECONDS",
+    "DelayBody",
+    "Exchange",
+    "Fault",
+    "FaultKind",
+    "FaultProxy",
+    "Match",
+    "RandomFaults",
+    "Reset",
+    "Rule",
+    "Stall",
+    "Status",
+    "Truncate",
+    "s3_operation",
+]
+
+MAX_STALL_SECONDS: Final = 60.0
+"""The longest :class:`Stall` or :class:`DelayBody` accepted, so no fault hangs a test."""
+
+_CHUNK = 64 * 1024
+_MAX_HEADERS = 200
+_CLOSE_TIMEOUT = 2.0
+# After a Reset's last bytes are written, how long to wait for the client to
+# acknowledge them before the RST, which discards whatever is still unacknowledged.
+_FLUSH_TIMEOUT = 2.0
+_FLUSH_POLL = 0.002
+_HOP_BY_HOP: Final = frozenset({"connection", "keep-alive", "proxy-connection", "te", "upgrade"})
+
+
+# --- Faults -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Reset:
+    """Forward the response head and ``after_bytes`` bytes of its body, then reset (RST).
+
+    The client sees a body broken mid-stream, having received exactly ``after_bytes``
+    bytes of it (unless it stopped reading for longer than 2 s: the RST discards what
+    it has not acknowledged).  ``after_fraction`` (0 <= f < 1), if given, replaces
+    ``after_bytes`` with that fraction of the body's ``Content-Length``.
+
+    When the body is not longer than ``after_bytes`` (always so for a response without
+    a body, such as PutObject's or HeadObject's), the connection is reset before any
+    of the response is sent: the upstream did the work but the client never hears of
+    it.  Either way the client sees an error.
+    """
+
+    after_bytes: int = 0
+    after_fraction: float | None = None
+
+    def __post_init__(self) -> None:
+        _check_cut(self.after_bytes, self.after_fraction)
+
+
+@dataclass(frozen=True, slots=True)
+class Truncate:
+    """Like :class:`Reset`, but close the connection cleanly (FIN): a short body.
+
+    The response head still carries the full ``Content-Length``.
+    """
+
+    after_bytes: int = 0
+    after_fraction: float | None = None
+
+    def __post_init__(self) -> None:
+        _check_cut(self.after_bytes, self.after_fraction)
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """Answer ``code`` with an S3 XML error body, without forwarding the request.
+
+    ``s3_code`` and ``message`` default to what S3 sends for the status (``SlowDown``
+    for 503, ``InternalError`` for 500...).  ``retry_after`` (seconds) adds the
+    headers ``Retry-After`` (whole seconds, rounded up), which botocore ignores, and
+    ``x-amz-retry-after`` (milliseconds), which botocore's opt-in new retry behaviour
+    (``AWS_NEW_RETRIES_2026``) honours.
+    """
+
+    code: int = 503
+    s3_code: str | None = None
+    message: str | None = None
+    retry_after: float | None = None
+
+    def __post_init__(self) -> None:
+        if not 400 <= self.code <= 599:
+            raise ValueError(f"a Status fault needs an error code (400-599), not {self.code}")
+        if self.retry_after is not None and self.retry_after < 0:
+            raise ValueError(f"retry_after must not be negative, not {self.retry_after}")
+
+    def error_code(self) -> str:
+        """The S3 error code the response body carries."""
+        if self.s3_code is not None:
+            return self.s3_code
+        if self.code in _S3_ERRORS:
+            return _S3_ERRORS[self.code][0]
+        return http.HTTPStatus(self.code).phrase.replace(" ", "")
+
+    def error_message(self) -> str:
+        """The message the response body carries."""
+        if self.message is not None:
+            return self.message
+        if self.code in _S3_ERRORS:
+            return _S3_ERRORS[self.code][1]
+        return http.HTTPStatus(self.code).description or http.HTTPStatus(self.code).phrase
+
+
+_S3_ERRORS: Final = {
+    500: ("InternalError", "We encountered an internal error. Please try again."),
+    503: ("SlowDown", "Please reduce your request rate."),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Stall:
+    """Send nothing for ``seconds``, then close the connection (FIN) unanswered.
+
+    The request never reaches the upstream.  With ``forward=True`` the request is
+    forwarded after the stall instead: a slow server rather than a dead one.
+    """
+
+    seconds: float
+    forward: bool = False
+
+    def __post_init__(self) -> None:
+        _check_seconds(self.seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class DelayBody:
+    """Forward the head and ``after_bytes`` bytes of the body, pause ``seconds``, go on.
+
+    With a client read timeout shorter than ``seconds``, the body read times out.
+    """
+
+    seconds: float
+    after_bytes: int = 0
+
+    def __post_init__(self) -> None:
+        _check_seconds(self.seconds)
+        _check_cut(self.after_bytes, None)
+
+
+Fault = Reset | Truncate | Status | Stall | DelayBody
+"""What a rule does to a request it matches."""
+
+FaultKind = Literal["reset", "truncate", "status", "stall", "delay_body"]
+"""The kinds :meth:`FaultProxy.random_faults` chooses from."""
+
+
+def _check_cut(after_bytes: int, after_fraction: float | None) -> None:
+    if after_bytes < 0:
+        raise ValueError(f"after_bytes must not be negative, not {after_bytes}")
+    if after_fraction is not None and not 0 <= after_fraction < 1:
+        raise ValueError(f"after_fraction must be in [0, 1), not {after_fraction}")
+
+
+def _check_seconds(seconds: float) -> None:
+    if not 0 <= seconds <= MAX_STALL_SECONDS:
+        raise ValueError(f"seconds must be in [0, {MAX_STALL_SECONDS}], not {seconds}")
+
+
+# --- Requests and the log -----------------------------------------------------------
+
+
+@dataclass(slots=True, kw_only=True)
+class Exchange:
+    """One request the proxy received and what became of it: an entry of the log.
+
+    The request fields are set when its head arrives; ``fault``, ``status``,
+    ``forwarded`` and the byte counts as the exchange goes on.  ``status`` is the
+    status sent to the client, ``None`` while none was (or if none ever was: a stall,
+    or a reset before the head).
+    """
+
+    number: int
+    """1-based, in order of arrival at the proxy."""
+    connection: int
+    """1-based number of the client connection it came on."""
+    method: str
+    target: str
+    """The request-target as sent: ``/bucket/key?query``."""
+    path: str
+    query: str
+    headers: Mapping[str, str]
+    """Request headers by lower-cased name (repeated headers joined with ``, ``)."""
+    operation: str
+    """The S3 operation, as :func:`s3_operation` infers it."""
+    bucket: str | None
+    key: str | None
+    fault: Fault | None = None
+    status: int | None = None
+    forwarded: bool = False
+    """Whether the request reached the upstream."""
+    request_bytes: int = 0
+    """Body bytes received from the client."""
+    response_bytes: int = 0
+    """Body bytes sent to the client."""
+    error: str | None = None
+    """Why the exchange ended early, if it did for another reason than its fault."""
+
+    @property
+    def params(self) -> dict[str, str]:
+        """The query parameters (a name without ``=`` maps to ``""``)."""
+        return dict(parse_qsl(self.query, keep_blank_values=True))
+
+    def header(self, name: str) -> str | None:
+        """The request header ``name`` (any case), or None."""
+        return self.headers.get(name.lower())
+
+    @classmethod
+    def of(
+        cls,
+        method: str,
+        target: str,
+        headers: Sequence[tuple[str, str]] | Mapping[str, str] = (),
+        *,
+        number: int = 0,
+        connection: int = 0,
+    ) -> Exchange:
+        """The exchange of a request ``method target`` with ``headers``, before any reply.
+
+        What the proxy logs when a request head arrives; tests of rules build them too.
+        """
+        items = headers.items() if isinstance(headers, Mapping) else headers
+        joined: dict[str, str] = {}
+        for name, value in items:
+            lower = name.lower()
+            joined[lower] = f"{joined[lower]}, {value}" if lower in joined else value
+        path, _, query = target.partition("?")
+        bucket, key = _bucket_and_key(path)
+        return cls(
+            number=number,
+            connection=connection,
+            method=method,
+            target=target,
+            path=path,
+            query=query,
+            headers=joined,
+            operation=s3_operation(method, path, query, joined),
+            bucket=bucket,
+            key=key,
+        )
+
+
+def s3_operation(method: str, path: str, query: str, headers: Mapping[str, str]) -> str:
+    """The S3 operation a path-style request is, e.g. ``"UploadPart"``; ``"Unknown"``.
+
+    ``headers`` are keyed by lower-cased name.  Covers the operations aqueuepipe and
+    its tests send; sub-resources it does not know (``?tagging``...) give ``"Unknown"``.
+    """
+    params = dict(parse_qsl(query, keep_blank_values=True))
+    if "x-id" in params:  # newer botocore names the operation itself
+        return params["x-id"]
+    bucket, key = _bucket_and_key(path)
+    copy = "x-amz-copy-source" in headers
+    if bucket is None:
+        return "ListBuckets" if method == "GET" else "Unknown"
+    if key is None:
+        table = {
+            "PUT": "CreateBucket",
+            "HEAD": "HeadBucket",
+            "DELETE": "DeleteBucket",
+            "POST": "DeleteObjects" if "delete" in params else "Unknown",
+        }
+        if method == "GET":
+            if "uploads" in params:
+                return "ListMultipartUploads"
+            if "location" in params:
+                return "GetBucketLocation"
+            if "versions" in params:
+                return "ListObjectVersions"
+            if params.keys() - {"list-type", "prefix", "delimiter", "encoding-type",
+                                "continuation-token", "start-after", "max-keys",
+                                "marker", "fetch-owner"}:  # fmt: skip
+                return "Unknown"
+            return "ListObjectsV2" if params.get("list-type") == "2" else "ListObjects"
+        return table.get(method, "Unknown")
+    if method in ("GET", "HEAD"):
+        if "uploadId" in params:
+            return "ListParts" if method == "GET" else "Unknown"
+        if params.keys() - {"partNumber", "versionId"} and method == "GET":
+            return "Unknown"
+        return "GetObject" if method == "GET" else "HeadObject"
+    if method == "PUT":
+        if "uploadId" in params and "partNumber" in params:
+            return "UploadPartCopy" if copy else "UploadPart"
+        if params:
+            return "Unknown"
+        return "CopyObject" if copy else "PutObject"
+    if method == "POST":
+        if "uploads" in params:
+            return "CreateMultipartUpload"
+        if "uploadId" in params:
+            return "CompleteMultipartUpload"
+        return "Unknown"
+    if method == "DELETE":
+        return "AbortMultipartUpload" if "uploadId" in params else "DeleteObject"
+    return "Unknown"
+
+
+def _bucket_and_key(path: str) -> tuple[str | None, str | None]:
+    bucket, _, key = unquote(path).lstrip("/").partition("/")
+    return bucket or None, key or None
+
+
+# --- Rules --------------------------------------------------------------------------
+
+
+def _names(value: str | Collection[str] | None) -> frozenset[str] | None:
+    if value is None:
+        return None
+    return frozenset({value} if isinstance(value, str) else value)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Match:
+    """Which requests a rule applies to: every given criterion must hold.
+
+    ``operation`` and ``method`` take one name or a collection of names (an S3
+    operation as :func:`s3_operation` names it; an HTTP method).  ``bucket`` and
+    ``key`` must be equal (keys are compared URL-decoded).  ``path`` and ``query``
+    are regular expressions searched in the raw path and query string; ``headers``
+    maps header names to regular expressions searched in the header's value (the
+    header must be present).  ``where`` is any further test.  ``Match()`` matches
+    every request.
+    """
+
+    operation: str | Collection[str] | None = None
+    method: str | Collection[str] | None = None
+    bucket: str | None = None
+    key: str | None = None
+    path: str | None = None
+    query: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    where: Callable[[Exchange], bool] | None = None
+
+    def matches(self, exchange: Exchange) -> bool:
+        """Whether ``exchange``'s request meets every criterion."""
+        operations, methods = _names(self.operation), _names(self.method)
+        if operations is not None and exchange.operation not in operations:
+            return False
+        if methods is not None and exchange.method not in methods:
+            return False
+        if self.bucket is not None and exchange.bucket != self.bucket:
+            return False
+        if self.key is not None and exchange.key != self.key:
+            return False
+        if self.path is not None and not re.search(self.path, exchange.path):
+            return False
+        if self.query is not None and not re.search(self.query, exchange.query):
+            return False
+        for name, pattern in self.headers.items():
+            value = exchange.header(name)
+            if value is None or not re.search(pattern, value):
+                return False
+        return self.where is None or self.where(exchange)
+
+
+MatchLike = Match | str | None
+"""A :class:`Match`, an operation name (``"UploadPart"``), or None for every request."""
+
+
+def _as_match(match: MatchLike) -> Match:
+    if match is None:
+        return Match()
+    if isinstance(match, str):
+        return Match(operation=match)
+    return match
+
+
+class Rule:
+    """Apply ``fault`` to the matching requests: the next ``times`` of them (None: all).
+
+    The first ``skip`` matching requests pass untouched.  ``seen`` counts the matching
+    requests the rule was asked about, ``applied`` the faults it applied.
+    """
+
+    __slots__ = ("applied", "fault", "match", "seen", "skip", "times")
+
+    def __init__(
+        self, match: MatchLike, fault: Fault, *, times: int | None = 1, skip: int = 0
+    ) -> None:
+        if times is not None and times < 0:
+            raise ValueError(f"times must not be negative, not {times}")
+        if skip < 0:
+            raise ValueError(f"skip must not be negative, not {skip}")
+        self.match = _as_match(match)
+        self.fault = fault
+        self.times = times
+        self.skip = skip
+        self.seen = 0
+        self.applied = 0
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether the rule has applied its fault ``times`` times."""
+        return self.times is not None and self.applied >= self.times
+
+    def select(self, exchange: Exchange) -> Fault | None:
+        """The fault to apply to ``exchange``, counting it; None to let it through."""
+        if not self.match.matches(exchange):
+            return None
+        self.seen += 1
+        if self.seen <= self.skip or self.exhausted:
+            return None
+        self.applied += 1
+        return self.fault
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.match!r}, {self.fault!r}, times={self.times}, "
+            f"skip={self.skip}, seen={self.seen}, applied={self.applied})"
+        )
+
+
+class RandomFaults(Rule):
+    """Faults on about ``rate`` of the matching requests, chosen from ``kinds``.
+
+    Deterministic for a seed, whatever the order in which concurrent requests arrive:
+    whether a request is faulted, and how, depends only on the seed, on the request
+    (method, key, query without the upload id's value, Range header; not the bucket,
+    so runs with fresh bucket names agree) and on how many such requests the rule saw
+    before (so a retry draws again).  Reset and Truncate cut the body at a random
+    fraction of its length; Status is 503 SlowDown or 500 InternalError; Stall and
+    DelayBody last ``stall_seconds``.
+    """
+
+    __slots__ = ("_occurrences", "kinds", "rate", "seed", "stall_seconds")
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        seed: int | str,
+        kinds: Sequence[FaultKind] = ("reset", "status", "stall", "truncate"),
+        match: MatchLike = None,
+        stall_seconds: float = 1.0,
+        times: int | None = None,
+    ) -> None:
+        if not 0 <= rate <= 1:
+            raise ValueError(f"rate must be in [0, 1], not {rate}")
+        unknown = set(kinds) - {"reset", "truncate", "status", "stall", "delay_body"}
+        if unknown or not kinds:
+            raise ValueError(f"kinds must be a non-empty list of fault kinds, not {kinds!r}")
+        _check_seconds(stall_seconds)
+        super().__init__(match, Status(), times=times)
+        self.rate = rate
+        self.seed = seed
+        self.kinds = tuple(kinds)
+        self.stall_seconds = stall_seconds
+        self._occurrences: dict[tuple[str, ...], int] = {}
+
+    def select(self, exchange: Exchange) -> Fault | None:
+        """The fault drawn for ``exchange``, counting it; None to let it through."""
+        if not self.match.matches(exchange):
+            return None
+        self.seen += 1
+        params = sorted(
+            (name, "" if name == "uploadId" else value)
+            for name, value in parse_qsl(exchange.query, keep_blank_values=True)
+        )
+        identity = (
+            exchange.method,
+            exchange.key or "",
+            repr(params),
+            exchange.header("range") or "",
+        )
+        occurrence = self._occurrences.get(identity, 0) + 1
+        self._occurrences[identity] = occurrence
+        rng = random.Random(f"{self.seed}|{identity}|{occurrence}")
+        if rng.random() >= self.rate or self.exhausted:
+            return None
+        self.applied += 1
+        kind = rng.choice(self.kinds)
+        if kind == "reset":
+            return Reset(after_fraction=rng.random())
+        if kind == "truncate":
+            return Truncate(after_fraction=rng.random())
+        if kind == "status":
+            return Status(rng.choice((503, 500)))
+        if kind == "stall":
+            return Stall(self.stall_seconds)
+        return DelayBody(self.stall_seconds, after_bytes=rng.randrange(1024))
+
+    def __repr__(self) -> str:
+        return (
+            f"RandomFaults({self.rate}, seed={self.seed!r}, kinds={self.kinds!r}, "
+            f"match={self.match!r}, seen={self.seen}, applied={self.applied})"
+        )
+
+
+# --- HTTP/1.1 framing ---------------------------------------------------------------
+
+
+_Framing = Literal["length", "chunked", "none", "eof"]
+"""How a body ends: after Content-Length bytes, the last chunk, at once, at EOF."""
+
+
+class _BadMessage(Exception):
+    """A request or response the proxy cannot parse."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Head:
+    start: str
+    """The request line or status line."""
+    fields: list[tuple[str, str]]
+
+    def get(self, name: str) -> str | None:
+        values = [value for key, value in self.fields if key.lower() == name]
+        return ", ".join(values) if values else None
+
+    def framing(self) -> tuple[_Framing, int]:
+        """How the body after this head ends, for a request (``eof`` never applies)."""
+        encoding = self.get("transfer-encoding")
+        if encoding is not None:
+            if encoding.strip().lower() != "chunked":
+                raise _BadMessage(f"unsupported Transfer-Encoding {encoding!r}")
+            return "chunked", 0
+        length = self.get("content-length")
+        if length is None:
+            return "none", 0
+        if not length.strip().isdigit():
+            raise _BadMessage(f"bad Content-Length {length!r}")
+        return "length", int(length)
+
+
+async def _read_line(reader: asyncio.StreamReader) -> bytes:
+    try:
+        return await reader.readuntil(b"\r\n")
+    except asyncio.LimitOverrunError as exc:
+        raise _BadMessage("header line too long") from exc
+
+
+async def _read_fields(reader: asyncio.StreamReader) -> list[tuple[str, str]]:
+    fields: list[tuple[str, str]] = []
+    for _ in range(_MAX_HEADERS):
+        line = (await _read_line(reader))[:-2]
+        if not line:
+            return fields
+        name, colon, value = line.decode("latin-1").partition(":")
+        if not colon or not name or name != name.strip():
+            raise _BadMessage(f"bad header line {line[:80]!r}")
+        fields.append((name, value.strip()))
+    raise _BadMessage(f"more than {_MAX_HEADERS} header lines")
+
+
+async def _body_pieces(
+    reader: asyncio.StreamReader,
+    framing: _Framing,
+    length: int,
+    timeout: float,
+) -> AsyncGenerator[bytes, None]:
+    """The raw bytes of a body as they arrive (chunked framing included, as is).
+
+    Raises ``asyncio.IncompleteReadError`` if the peer closes before the body ends,
+    ``TimeoutError`` if a read takes longer than ``timeout``.
+    """
+    if framing == "length":
+        remaining = length
+        while remaining:
+            async with asyncio.timeout(timeout):
+                data = await reader.read(min(_CHUNK, remaining))
+            if not data:
+                raise asyncio.IncompleteReadError(b"", remaining)
+            remaining -= len(data)
+            yield data
+    elif framing == "chunked":
+        while True:  # ends at the last chunk, or raises when the peer does
+            async with asyncio.timeout(timeout):
+                line = await _read_line(reader)
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError as exc:
+                raise _BadMessage(f"bad chunk size line {line[:80]!r}") from exc
+            yield line
+            if size == 0:
+                async with asyncio.timeout(timeout):
+                    trailers = await _read_fields(reader)
+                yield b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in trailers) + b"\r\n"
+                return
+            async for piece in _body_pieces(reader, "length", size + 2, timeout):
+                yield piece
+    elif framing == "eof":
+        while True:  # ends when the peer closes, bounded by the timeout of each read
+            async with asyncio.timeout(timeout):
+                data = await reader.read(_CHUNK)
+            if not data:
+                return
+            yield data
+
+
+def _encode_head(start: str, fields: Sequence[tuple[str, str]]) -> bytes:
+    lines = [start, *(f"{name}: {value}" for name, value in fields), "", ""]
+    return "\r\n".join(lines).encode("latin-1")
+
+
+def _unacknowledged(writer: asyncio.StreamWriter) -> int:
+    """Bytes the kernel still holds for the peer; 0 where it cannot tell."""
+    sock = writer.get_extra_info("socket")
+    if _TIOCOUTQ is None or sock is None:
+        return 0
+    try:
+        result = fcntl.ioctl(sock.fileno(), _TIOCOUTQ, b"\0\0\0\0")
+    except OSError:
+        return 0
+    count: int = struct.unpack("i", result)[0]
+    return count
+
+
+class _Closed(Exception):
+    """The exchange ended the client connection (a fault, or the client went away)."""
+
+
+# --- The proxy ----------------------------------------------------------------------
+
+
+class FaultProxy:
+    """A reverse proxy on a free loopback port in front of ``upstream_url``.
+
+    ``async with FaultProxy(url) as proxy:`` starts and closes it; so do
+    :meth:`start` and :meth:`close`.  Script faults with :meth:`add` or the shortcuts
+    :meth:`fail`, :meth:`reset`, :meth:`truncate`, :meth:`stall`, :meth:`delay_body`
+    and :meth:`random_faults`; read what happened in :attr:`log`.
+
+    Bounds: ``max_requests_per_connection`` requests on one client connection,
+    ``idle_timeout`` seconds waiting for the next request on it, ``io_timeout``
+    seconds for any one read or write (head, body piece, upstream connect).
+    """
+
+    def __init__(
+        self,
+        upstream_url: str,
+        *,
+        max_requests_per_connection: int = 1000,
+        idle_timeout: float = 30.0,
+        io_timeout: float = 60.0,
+    ) -> None:
+        parts = urlsplit(upstream_url)
+        if parts.scheme != "http" or not parts.hostname or parts.port is None:
+            raise ValueError(f"upstream must be http://host:port, not {upstream_url!r}")
+        self.upstream_url = upstream_url
+        self._upstream = (parts.hostname, parts.port)
+        self._max_requests = max_requests_per_connection
+        self._idle_timeout = idle_timeout
+        self._io_timeout = io_timeout
+        self._rules: list[Rule] = []
+        self.log: list[Exchange] = []
+        """Every request received, in order of arrival."""
+        self.errors: list[BaseException] = []
+        """Unexpected exceptions of connection handlers (bugs of the proxy)."""
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._connections = 0
+        self._closed = False
+        self.host = "127.0.0.1"
+        self.port = 0
+
+    # -- lifecycle --
+
+    @property
+    def endpoint_url(self) -> str:
+        """``http://127.0.0.1:PORT``, for ``create_client(endpoint_url=...)``."""
+        if self._server is None:
+            raise RuntimeError("the proxy is not started")
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        """Listen on a free port of 127.0.0.1.
+
+        Raises:
+            RuntimeError: already started, or closed.
+            OSError: could not listen.
+        """
+        if self._server is not None or self._closed:
+            raise RuntimeError("a FaultProxy can be started only once")
+        self._server = await asyncio.start_server(self._accept, self.host, 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        """Stop listening, end every connection and wait until they are closed.
+
+        Idempotent.  Connection tasks are cancelled (a stalled exchange ends at once)
+        and awaited, so no task or socket outlives the proxy.
+
+        Raises:
+            RuntimeError: a connection handler failed unexpectedly (after closing
+                everything); the exceptions are in :attr:`errors`.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if server is not None:
+            await server.wait_closed()
+        if self.errors:
+            raise RuntimeError(f"the fault proxy failed: {self.errors[0]!r}") from self.errors[0]
+
+    async def __aenter__(self) -> FaultProxy:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- rules --
+
+    @property
+    def rules(self) -> list[Rule]:
+        """The rules, in the order they are tried (a copy)."""
+        return list(self._rules)
+
+    def add(self, rule: Rule) -> Rule:
+        """Add ``rule`` after the existing ones and return it."""
+        self._rules.append(rule)
+        return rule
+
+    def clear(self) -> None:
+        """Remove every rule (the log is kept: ``proxy.log.clear()`` empties it)."""
+        self._rules.clear()
+
+    def fail(
+        self,
+        match: MatchLike = None,
+        *,
+        status: int = 503,
+        s3_code: str | None = None,
+        message: str | None = None,
+        retry_after: float | None = None,
+        times: int | None = 1,
+        skip: int = 0,
+    ) -> Rule:
+        """Answer matching requests with an S3 error (:class:`Status`)."""
+        fault = Status(status, s3_code, message, retry_after)
+        return self.add(Rule(match, fault, times=times, skip=skip))
+
+    def reset(
+        self, match: MatchLike = None, *, after_bytes: int = 0, times: int | None = 1, skip: int = 0
+    ) -> Rule:
+        """Reset the connection after ``after_bytes`` of the response body (:class:`Reset`)."""
+        return self.add(Rule(match, Reset(after_bytes), times=times, skip=skip))
+
+    def truncate(
+        self, match: MatchLike = None, *, after_bytes: int = 0, times: int | None = 1, skip: int = 0
+    ) -> Rule:
+        """Close the connection after ``after_bytes`` of the body (:class:`Truncate`)."""
+        return self.add(Rule(match, Truncate(after_bytes), times=times, skip=skip))
+
+    def stall(
+        self,
+        match: MatchLike = None,
+        *,
+        seconds: float,
+        forward: bool = False,
+        times: int | None = 1,
+        skip: int = 0,
+    ) -> Rule:
+        """Send nothing for ``seconds``, then close, or forward (:class:`Stall`)."""
+        return self.add(Rule(match, Stall(seconds, forward), times=times, skip=skip))
+
+    def delay_body(
+        self,
+        match: MatchLike = None,
+        *,
+        seconds: float,
+        after_bytes: int = 0,
+        times: int | None = 1,
+        skip: int = 0,
+    ) -> Rule:
+        """Pause ``seconds`` after ``after_bytes`` of the body (:class:`DelayBody`)."""
+        return self.add(Rule(match, DelayBody(seconds, after_bytes), times=times, skip=skip))
+
+    def random_faults(
+        self,
+        rate: float,
+        *,
+        seed: int | str,
+        kinds: Sequence[FaultKind] = ("reset", "status", "stall", "truncate"),
+        match: MatchLike = None,
+        stall_seconds: float = 1.0,
+        times: int | None = None,
+    ) -> RandomFaults:
+        """Fault about ``rate`` of the matching requests, deterministically (:class:`RandomFaults`).
+
+        ``match=Match(method=("GET", "PUT"))`` restricts them to some methods.
+        """
+        rule = RandomFaults(
+            rate, seed=seed, kinds=kinds, match=match, stall_seconds=stall_seconds, times=times
+        )
+        self.add(rule)
+        return rule
+
+    # -- the log --
+
+    def exchanges(self, match: MatchLike = None) -> list[Exchange]:
+        """The logged exchanges ``match`` matches (an operation name, a Match, or all)."""
+        criteria = _as_match(match)
+        return [exchange for exchange in self.log if criteria.matches(exchange)]
+
+    # -- serving --
+
+    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # A plain callback, not a coroutine: the task is ours to cancel and await
+        # (asyncio 3.11 logs an error for cancelled tasks it made itself).
+        if self._closed:
+            writer.transport.abort()
+            return
+        self._connections += 1
+        task = asyncio.create_task(
+            self._serve(reader, writer, self._connections),
+            name=f"faultproxy-connection-{self._connections}",
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, connection: int
+    ) -> None:
+        abort = False
+        try:
+            for count in range(1, self._max_requests + 1):
+                exchange_head = await self._next_request(reader, connection)
+                if exchange_head is None:
+                    return
+                exchange, head = exchange_head
+                last = count == self._max_requests
+                if not await self._exchange(exchange, head, reader, writer, last=last):
+                    return
+        except _Closed:
+            pass  # already reset or closed by a fault
+        except _BadMessage as exc:
+            # Neither botocore nor moto sends these: a bug somewhere, reported by close().
+            self.errors.append(exc)
+            abort = True
+        except (OSError, asyncio.IncompleteReadError, TimeoutError):
+            abort = True  # the client went away or stopped talking
+        except asyncio.CancelledError:
+            abort = True
+            raise
+        except Exception as exc:
+            self.errors.append(exc)
+            abort = True
+        finally:
+            await _close(writer, abort=abort)
+
+    async def _next_request(
+        self, reader: asyncio.StreamReader, connection: int
+    ) -> tuple[Exchange, _Head] | None:
+        """The next request's head, or None if the client closed or stayed idle."""
+        try:
+            async with asyncio.timeout(self._idle_timeout):
+                line = await _read_line(reader)
+                if line == b"\r\n":  # RFC 9112 2.2: ignore one empty line before a request
+                    line = await _read_line(reader)
+        except asyncio.IncompleteReadError as exc:
+            if exc.partial:
+                raise
+            return None
+        except TimeoutError:
+            return None
+        async with asyncio.timeout(self._io_timeout):
+            fields = await _read_fields(reader)
+        start = line[:-2].decode("latin-1")
+        method, _, rest = start.partition(" ")
+        target, _, version = rest.rpartition(" ")
+        if not method or not target.startswith("/") or not version.startswith("HTTP/1."):
+            raise _BadMessage(f"bad request line {start[:80]!r}")
+        head = _Head(start, fields)
+        exchange = Exchange.of(
+            method, target, fields, number=len(self.log) + 1, connection=connection
+        )
+        self.log.append(exchange)
+        return exchange, head
+
+    def _choose(self, exchange: Exchange) -> Fault | None:
+        for rule in self._rules:
+            fault = rule.select(exchange)
+            if fault is not None:
+                return fault
+        return None
+
+    async def _exchange(
+        self,
+        exchange: Exchange,
+        head: _Head,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        last: bool,
+    ) -> bool:
+        """Serve one request; True if the client connection stays open for another."""
+        framing, length = head.framing()
+        has_body = framing == "chunked" or (framing == "length" and length > 0)
+        expect = (exchange.header("expect") or "").lower() == "100-continue" and has_body
+        close = last or "close" in (exchange.header("connection") or "").lower()
+        fault = exchange.fault = self._choose(exchange)
+
+        if isinstance(fault, Stall):
+            await asyncio.sleep(fault.seconds)
+            if not fault.forward:
+                return False
+        if isinstance(fault, Status):
+            if expect:
+                # As S3 does: answer before the body, which then never comes, so
+                # the connection cannot carry another request.
+                await self._send_error(exchange, fault, writer, close=True)
+                return False
+            async with contextlib.aclosing(
+                _body_pieces(reader, framing, length, self._io_timeout)
+            ) as pieces:
+                async for piece in pieces:
+                    exchange.request_bytes += len(piece)
+            await self._send_error(exchange, fault, writer, close=close)
+            return not close
+
+        try:
+            async with asyncio.timeout(self._io_timeout):
+                upstream_reader, upstream = await asyncio.open_connection(*self._upstream)
+        except (OSError, TimeoutError) as exc:
+            exchange.error = f"upstream unreachable: {exc!r}"
+            await self._send_error(
+                exchange, Status(502, "BadGateway", str(exc)), writer, close=True
+            )
+            return False
+        abort_upstream = True
+        try:
+            exchange.forwarded = True
+            fields = [
+                (name, value)
+                for name, value in head.fields
+                if name.lower() not in _HOP_BY_HOP and name.lower() != "expect"
+            ]
+            upstream.write(_encode_head(head.start, [*fields, ("Connection", "close")]))
+            if expect:
+                writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            async with contextlib.aclosing(
+                _body_pieces(reader, framing, length, self._io_timeout)
+            ) as pieces:
+                async for piece in pieces:
+                    exchange.request_bytes += len(piece)
+                    upstream.write(piece)
+                    async with asyncio.timeout(self._io_timeout):
+                        await upstream.drain()
+            async with asyncio.timeout(self._io_timeout):
+                await upstream.drain()
+            keep = await self._respond(exchange, fault, upstream_reader, writer, close=close)
+            abort_upstream = False
+            return keep
+        finally:
+            await _close(upstream, abort=abort_upstream)
+
+    async def _respond(
+        self,
+        exchange: Exchange,
+        fault: Fault | None,
+        upstream: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        close: bool,
+    ) -> bool:
+        """Stream the upstream's response to the client, applying ``fault``."""
+        while True:  # skip interim (1xx) responses; bounded by the upstream's header limits
+            async with asyncio.timeout(self._io_timeout):
+                start = (await _read_line(upstream))[:-2].decode("latin-1")
+                fields = await _read_fields(upstream)
+            _, _, rest = start.partition(" ")
+            code_text = rest[:3]
+            if not code_text.isdigit():
+                raise _BadMessage(f"bad status line from upstream {start[:80]!r}")
+            status = int(code_text)
+            if status >= 200:
+                break
+        head = _Head(start, fields)
+        framing: _Framing
+        if exchange.method == "HEAD" or status in (204, 304):
+            framing, length = "none", 0
+        else:
+            framing, length = head.framing()
+            if framing == "none":
+                framing = "eof"
+        if framing == "eof":
+            close = True
+
+        cut: int | None = None
+        if isinstance(fault, Reset | Truncate):
+            cut = fault.after_bytes
+            if fault.after_fraction is not None:
+                cut = int(fault.after_fraction * length)
+            if framing == "none" or (framing == "length" and length <= cut):
+                # Nothing of the body can be cut off: lose the whole response.
+                await self._break(writer, reset=isinstance(fault, Reset))
+            close = True
+        elif isinstance(fault, DelayBody):
+            cut = fault.after_bytes
+
+        fields = [(name, value) for name, value in fields if name.lower() not in _HOP_BY_HOP]
+        if close:
+            fields.append(("Connection", "close"))
+        exchange.status = status
+        writer.write(_encode_head(start, fields))
+        async with contextlib.aclosing(
+            _body_pieces(upstream, framing, length, self._io_timeout)
+        ) as pieces:
+            if cut is not None:
+                await self._relay(exchange, pieces, writer, limit=cut)
+                if isinstance(fault, Reset | Truncate):
+                    await self._break(writer, reset=isinstance(fault, Reset))
+                if isinstance(fault, DelayBody):
+                    await asyncio.sleep(fault.seconds)
+            await self._relay(exchange, pieces, writer, limit=None)
+        async with asyncio.timeout(self._io_timeout):
+            await writer.drain()
+        return not close
+
+    async def _relay(
+        self,
+        exchange: Exchange,
+        pieces: AsyncIterator[bytes],
+        writer: asyncio.StreamWriter,
+        *,
+        limit: int | None,
+    ) -> None:
+        """Copy pieces to the client until the body ends, or ``limit`` bytes in all."""
+        if limit is not None and exchange.response_bytes >= limit:
+            return
+        async for piece in pieces:
+            if limit is not None and exchange.response_bytes + len(piece) >= limit:
+                piece = piece[: limit - exchange.response_bytes]
+                writer.write(piece)
+                exchange.response_bytes += len(piece)
+                return
+            writer.write(piece)
+            exchange.response_bytes += len(piece)
+            async with asyncio.timeout(self._io_timeout):
+                await writer.drain()
+
+    async def _break(self, writer: asyncio.StreamWriter, *, reset: bool) -> NoReturn:
+        """Deliver what was written, then reset (RST) or close (FIN) the connection.
+
+        Raises:
+            _Closed: always, to end the connection's loop.
+        """
+        writer.transport.set_write_buffer_limits(high=0)
+        async with asyncio.timeout(self._io_timeout):
+            await writer.drain()
+        if reset:
+            # An RST discards what the client has not acknowledged yet; on loopback
+            # that is nothing unless the client stopped reading.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_FLUSH_TIMEOUT):
+                    while _unacknowledged(writer):
+                        await asyncio.sleep(_FLUSH_POLL)
+            sock = writer.get_extra_info("socket")
+            if sock is not None:
+                # SO_LINGER with a zero timeout: close() sends RST instead of FIN.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()
+        else:
+            writer.close()
+        raise _Closed
+
+    async def _send_error(
+        self, exchange: Exchange, fault: Status, writer: asyncio.StreamWriter, *, close: bool
+    ) -> None:
+        request_id = f"FAULTPROXY{exchange.number:010d}"
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<Error><Code>{escape(fault.error_code())}</Code>"
+            f"<Message>{escape(fault.error_message())}</Message>"
+            f"<RequestId>{request_id}</RequestId><HostId>faultproxy</HostId></Error>"
+        ).encode()
+        fields = [
+            ("Date", formatdate(usegmt=True)),
+            ("Content-Type", "application/xml"),
+            ("Content-Length", str(len(body))),
+            ("x-amz-request-id", request_id),
+        ]
+        if fault.retry_after is not None:
+            fields.append(("Retry-After", str(math.ceil(fault.retry_after))))
+            fields.append(("x-amz-retry-after", str(round(fault.retry_after * 1000))))
+        if close:
+            fields.append(("Connection", "close"))
+        phrase = http.HTTPStatus(fault.code).phrase if fault.code in _STATUS_CODES else "Error"
+        exchange.status = fault.code
+        writer.write(_encode_head(f"HTTP/1.1 {fault.code} {phrase}", fields))
+        if exchange.method != "HEAD":
+            writer.write(body)
+            exchange.response_bytes = len(body)
+        async with asyncio.timeout(self._io_timeout):
+            await writer.drain()
+
+
+_STATUS_CODES: Final = frozenset(status.value for status in http.HTTPStatus)
+
+
+async def _close(writer: asyncio.StreamWriter, *, abort: bool) -> None:
+    """Close ``writer``'s connection and wait (bounded) until it is closed."""
+    if abort:
+        writer.transport.abort()
+    else:
+        writer.close()
+    with contextlib.suppress(OSError, TimeoutError):
+        async with asyncio.timeout(_CLOSE_TIMEOUT):
+            await writer.wait_closed()
