@@ -1,0 +1,311 @@
+"""One client-side measurement of bench_copy.py, run in a fresh process.
+
+Run as ``python benchmarks/_measure.py SPEC_JSON``; prints one JSON object.  The
+process warms up (imports, clients, a tiny copy of the same kind), resets its peak
+RSS (``5`` into ``/proc/self/clear_refs``), notes VmRSS, and then times one
+transfer with ``time.perf_counter`` and ``getrusage(RUSAGE_SELF)`` (user + system
+CPU of every thread of this process: s3transfer's and ``asyncio.to_thread``'s
+workers count, the moto server does not).  VmHWM afterwards less VmRSS before is
+the peak RSS growth of the transfer.
+
+Only the standard library is imported at the top: the aioboto3 contender runs
+under another interpreter (a venv of its own), where aqueuepipe is not installed.
+Each contender imports what it needs.
+
+SPEC_JSON keys: ``contender``; ``src_bucket``, ``dst_bucket``, ``key`` (the
+object), ``dst_key``, ``size``; ``warm_key``, ``warm_dst_key`` (the tiny object);
+``part_size``, ``concurrency``, ``limit``; ``server_pid`` (its CPU is reported
+apart); optionally ``profile`` (a path: cProfile of the timed transfer is dumped
+there).  The endpoint and fake credentials come from the environment
+(``AWS_ENDPOINT_URL``...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import os
+import resource
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+READ_SIZE = 1024 * 1024  # the ceiling GET's reads, into one reused buffer
+
+
+def _status_kib(*names: str) -> dict[str, int]:
+    found: dict[str, int] = {}
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            name, _, value = line.partition(":")
+            if name in names:
+                found[name] = int(value.split()[0])
+    return found
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _process_cpu_seconds(pid: int | None) -> float | None:
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Meter:
+    """Times the block given to :meth:`timed`; its readings end up in ``result``."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+        self.result: dict[str, Any] = {}
+
+    @contextmanager
+    def timed(self) -> Iterator[None]:
+        profiler = None
+        if self.spec.get("profile"):
+            import cProfile
+
+            profiler = cProfile.Profile()
+        gc.collect()
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")  # VmHWM := VmRSS
+        before = _status_kib("VmRSS", "VmHWM")
+        server_before = _process_cpu_seconds(self.spec.get("server_pid"))
+        cpu_before = _cpu_seconds()
+        if profiler is not None:
+            profiler.enable()
+        start = time.perf_counter()
+        yield
+        seconds = time.perf_counter() - start
+        if profiler is not None:
+            profiler.disable()
+        cpu = _cpu_seconds() - cpu_before
+        server_after = _process_cpu_seconds(self.spec.get("server_pid"))
+        after = _status_kib("VmRSS", "VmHWM")
+        if profiler is not None:
+            profiler.dump_stats(self.spec["profile"])
+        self.result = {
+            "seconds": seconds,
+            "cpu_seconds": cpu,
+            "rss_before_kib": before["VmRSS"],
+            "hwm_reset_kib": before["VmHWM"],
+            "rss_after_kib": after["VmRSS"],
+            "hwm_kib": after["VmHWM"],
+            "rss_growth_kib": after["VmHWM"] - before["VmRSS"],
+            "server_cpu_seconds": (
+                server_after - server_before
+                if server_before is not None and server_after is not None
+                else None
+            ),
+        }
+
+
+# -- ceiling: what the client library and the server can do at best ---------------
+
+
+async def ceiling_get(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
+    """GetObject, the body read to the end into one reused buffer and discarded."""
+    from aqueuepipe.s3 import create_client
+
+    buf = memoryview(bytearray(READ_SIZE))
+
+    async def once(client: Any, key: str) -> int:
+        response = await client.get_object(Bucket=spec["src_bucket"], Key=key)
+        body = response["Body"]
+        total = 0
+        try:
+            while n := await body.readinto(buf):
+                total += n
+        finally:
+            body.close()
+        return total
+
+    async with create_client() as client:
+        await once(client, spec["warm_key"])
+        with meter.timed():
+            got = await once(client, spec["key"])
+    _check(got, spec["size"])
+    return {}
+
+
+async def ceiling_put(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
+    """One PutObject of bytes already in memory."""
+    from aqueuepipe.s3 import create_client
+
+    data = os.urandom(spec["size"])
+    async with create_client() as client:
+        await client.put_object(Bucket=spec["dst_bucket"], Key=spec["warm_dst_key"], Body=b"w")
+        with meter.timed():
+            await client.put_object(Bucket=spec["dst_bucket"], Key=spec["dst_key"], Body=data)
+    return {}
+
+
+async def ceiling_parts(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
+    """A multipart upload of bytes already in memory, ``concurrency`` UploadParts at once."""
+    from aqueuepipe.s3 import create_client
+
+    size, part_size = spec["size"], spec["part_size"]
+    data = os.urandom(size)
+    parts = [data[offset : offset + part_size] for offset in range(0, size, part_size)]
+    del data
+    bucket = spec["dst_bucket"]
+
+    async def upload(client: Any, key: str, parts: list[bytes]) -> int:
+        created = await client.create_multipart_upload(Bucket=bucket, Key=key)
+        upload_id = created["UploadId"]
+        slots = asyncio.Semaphore(spec["concurrency"])
+        etags: dict[int, str] = {}
+
+        async def send(number: int, body: bytes) -> None:
+            async with slots:
+                response = await client.upload_part(
+                    Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body
+                )
+            etags[number] = response["ETag"]
+
+        async with asyncio.TaskGroup() as tg:
+            for number, body in enumerate(parts, 1):
+                tg.create_task(send(number, body))
+        await client.complete_multipart_upload(
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload_id,
+            MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etags[n]} for n in sorted(etags)]},
+        )
+        return len(parts)
+
+    async with create_client() as client:
+        await upload(client, spec["warm_dst_key"], [b"w"])
+        with meter.timed():
+            count = await upload(client, spec["dst_key"], parts)
+    return {"parts": count}
+
+
+# -- contenders ---------------------------------------------------------------------
+
+
+def _aqueuepipe(
+    checksums: tuple[str, ...] | None = None, *, own_client: bool = False
+) -> Callable[..., Awaitable[dict[str, Any]]]:
+    """aqueuepipe's copy(); with ``own_client``, given one client made during warm-up."""
+
+    async def run(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
+        from contextlib import AsyncExitStack
+
+        from aqueuepipe import copy
+        from aqueuepipe.s3 import create_client
+
+        kwargs: dict[str, Any] = {"limit": spec["limit"]}
+        if checksums is not None:
+            kwargs["checksums"] = checksums
+        src, dst = f"s3://{spec['src_bucket']}/", f"s3://{spec['dst_bucket']}/"
+        async with AsyncExitStack() as stack:
+            if own_client:
+                kwargs["client"] = await stack.enter_async_context(create_client())
+            await copy(src + spec["warm_key"], dst + spec["warm_dst_key"], **kwargs)
+            with meter.timed():
+                result = await copy(src + spec["key"], dst + spec["dst_key"], **kwargs)
+        _check(result.size, spec["size"])
+        return {"parts": result.parts, "checksums": sorted(result.checksums)}
+
+    return run
+
+
+def boto3_managed(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
+    """boto3: the GetObject body streamed into upload_fileobj (s3transfer, threads)."""
+    import boto3
+    import boto3.s3.transfer
+    from boto3.s3.transfer import TransferConfig
+
+    config = TransferConfig(
+        multipart_chunksize=spec["part_size"], max_concurrency=spec["concurrency"]
+    )
+    s3 = boto3.client("s3")
+
+    def once(key: str, dst_key: str) -> None:
+        body = s3.get_object(Bucket=spec["src_bucket"], Key=key)["Body"]
+        s3.upload_fileobj(body, spec["dst_bucket"], dst_key, Config=config)
+
+    once(spec["warm_key"], spec["warm_dst_key"])
+    with meter.timed():
+        once(spec["key"], spec["dst_key"])
+    should_use_crt = getattr(boto3.s3.transfer, "_should_use_crt", None)
+    return {
+        "boto3": boto3.__version__,
+        "crt_transfer_manager": should_use_crt(config) if should_use_crt else None,
+        "request_checksum_calculation": s3.meta.config.request_checksum_calculation,
+        "response_checksum_validation": s3.meta.config.response_checksum_validation,
+    }
+
+
+async def aioboto3_managed(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
+    """aioboto3: the async GetObject body fed to its upload_fileobj."""
+    import aioboto3
+    from boto3.s3.transfer import TransferConfig
+
+    config = TransferConfig(
+        multipart_chunksize=spec["part_size"], max_concurrency=spec["concurrency"]
+    )
+    session = aioboto3.Session()
+    async with session.client("s3") as s3:
+
+        async def once(key: str, dst_key: str) -> None:
+            response = await s3.get_object(Bucket=spec["src_bucket"], Key=key)
+            body = response["Body"]
+            try:
+                await s3.upload_fileobj(body, spec["dst_bucket"], dst_key, Config=config)
+            finally:
+                body.close()
+
+        await once(spec["warm_key"], spec["warm_dst_key"])
+        with meter.timed():
+            await once(spec["key"], spec["dst_key"])
+        return {
+            "aioboto3": aioboto3.__version__,
+            "request_checksum_calculation": s3.meta.config.request_checksum_calculation,
+            "response_checksum_validation": s3.meta.config.response_checksum_validation,
+        }
+
+
+def _check(got: int, size: int) -> None:
+    if got != size:
+        raise RuntimeError(f"transferred {got} bytes, expected {size}")
+
+
+CONTENDERS: dict[str, Callable[[dict[str, Any], Meter], Any]] = {
+    "get": ceiling_get,
+    "put": ceiling_put,
+    "parts": ceiling_parts,
+    "aqueuepipe": _aqueuepipe(),
+    "aqueuepipe_nohash": _aqueuepipe(()),
+    "aqueuepipe_client": _aqueuepipe(own_client=True),
+    "boto3": boto3_managed,
+    "aioboto3": aioboto3_managed,
+}
+
+
+def main(argv: list[str]) -> int:
+    spec = json.loads(argv[1])
+    meter = Meter(spec)
+    run = CONTENDERS[spec["contender"]]
+    outcome = run(spec, meter)
+    if asyncio.iscoroutine(outcome):
+        outcome = asyncio.run(outcome)
+    if not meter.result:
+        raise RuntimeError(f"{spec['contender']} measured nothing")
+    print(json.dumps({**meter.result, "extra": outcome, "python": sys.version.split()[0]}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,674 @@
+"""Throughput and client cost of S3 bucket-to-bucket copies: aqueuepipe, boto3, aioboto3.
+
+Run::
+
+    python benchmarks/bench_copy.py                 # 2, 20 and 100 MiB, 3 rounds
+    python benchmarks/bench_copy.py --rounds 5
+    python benchmarks/bench_copy.py --smoke         # 1 and 10 MiB, 1 round, no JSON (CI)
+    python benchmarks/bench_copy.py --profile       # then cProfile aqueuepipe's largest copy
+
+One run starts its own moto server process (``python -m moto.server`` on a free
+127.0.0.1 port, fake credentials), creates random objects of each size once in a
+source bucket, and copies them to a destination bucket with each contender:
+
+``ceiling``
+    What the server and the client library allow at best, from the same objects:
+    a GetObject read to the end and discarded (aiobotocore, configured as
+    aqueuepipe configures it), and the server's best ingest of bytes already in
+    memory (the better of one PutObject and a multipart upload of 8 MiB parts,
+    4 UploadParts at a time).  The copy ceiling is the slower of reading and
+    ingesting: ``min(GET, max(PutObject, UploadPart))``.
+``aqueuepipe``
+    ``await copy(src, dst, limit=30_000_000)`` with default options (its clients
+    are created inside, as in the plain call), again with ``checksums=()`` so
+    the cost of its MD5 is visible, and with ``client=`` one client made before
+    the timing, so the cost of creating clients is visible too.
+``boto3``
+    ``s3.upload_fileobj(s3.get_object(...)["Body"], bucket, key,
+    Config=TransferConfig(multipart_chunksize=8 MiB, max_concurrency=4))`` with
+    boto3's default client configuration (``request_checksum_calculation`` and
+    ``response_checksum_validation`` "when_supported": a CRC32 is computed for
+    every upload and checked on the GET, as users get by default).
+``aioboto3``
+    The same with aioboto3: the async GetObject body fed to its ``upload_fileobj``.
+    aioboto3 pins aiobotocore exactly (not the version aqueuepipe uses), so it runs
+    under an interpreter of its own venv (``--aioboto3-python``, default
+    ``/tmp/aioboto3-venv/bin/python``); without one the table says so.
+
+Every measurement runs in a fresh client process (``benchmarks/_measure.py``)
+that warms up (imports, clients, a tiny copy), resets its peak RSS, and times one
+copy: wall time (``perf_counter``), the client's CPU (user + system, all threads;
+the server's CPU is reported apart, never counted as the client's) and the peak
+RSS growth during the copy.  Rounds are interleaved, the contender order
+rotating, and medians are reported.  Every copy's size is checked, and in the
+first round every copied object is downloaded and compared by MD5.
+
+Results go to ``benchmarks/results/copy.json`` (``--output``); ``--smoke`` writes
+no file unless ``--output`` is given.  Only ratios from one run mean anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import importlib.metadata
+import json
+import os
+import platform
+import pstats
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from _server import MotoServer, client_environment, moto_server
+from botocore.config import Config
+
+KIB = 1024
+MIB = 1024 * KIB
+GIB = 1024 * MIB
+MB = 1_000_000
+
+SIZES = (2 * MIB, 20 * MIB, 100 * MIB)
+# Below and above the 8 MiB part size, so the smoke run takes both the single
+# PutObject path and the multipart one.
+SMOKE_SIZES = (1 * MIB, 10 * MIB)
+WARM_SIZE = 64 * KIB
+PART_SIZE = 8 * MIB
+CONCURRENCY = 4
+LIMIT = 30_000_000
+SRC_BUCKET = "bench-src"
+DST_BUCKET = "bench-dst"
+
+HERE = Path(__file__).resolve().parent
+MEASURE = HERE / "_measure.py"
+DEFAULT_OUTPUT = HERE / "results" / "copy.json"
+DEFAULT_AIOBOTO3_PYTHON = "/tmp/aioboto3-venv/bin/python"
+AIOBOTO3_INSTALL = (
+    "python3 -m venv /tmp/aioboto3-venv && /tmp/aioboto3-venv/bin/pip install aioboto3"
+)
+RUN_TIMEOUT = 600.0
+# A measurement that fails (say the loaded server drops a connection) is tried
+# again, its error printed; the attempt number is kept with the reading.
+ATTEMPTS = 3
+
+# The server's CPU is read from /proc in clock ticks (10 ms); below this many
+# seconds per copy the table shows "-" (the JSON keeps the readings).
+SERVER_CPU_RESOLUTION = 0.1
+
+# The issue's targets, at TARGET_SIZE (or the largest size run).
+TARGET_SIZE = 100 * MIB
+TARGET_CEILING = 0.9
+TARGET_BOTO3 = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Contender:
+    key: str
+    label: str
+    kind: str  # "ceiling" or "copy"
+    python: str | None = None  # interpreter; None: this one
+
+
+def contenders(aioboto3_python: str | None) -> tuple[Contender, ...]:
+    return (
+        Contender("get", "GET, read to the end", "ceiling"),
+        Contender("put", "PutObject, from memory", "ceiling"),
+        Contender("parts", f"UploadPart x{CONCURRENCY}, from memory", "ceiling"),
+        Contender("aqueuepipe", "aqueuepipe copy()", "copy"),
+        Contender("aqueuepipe_nohash", "aqueuepipe copy(checksums=())", "copy"),
+        Contender("aqueuepipe_client", "aqueuepipe copy(client=c)", "copy"),
+        Contender("boto3", "boto3 upload_fileobj", "copy"),
+        Contender("aioboto3", "aioboto3 upload_fileobj", "copy", aioboto3_python),
+    )
+
+
+# -- set-up -------------------------------------------------------------------------
+
+
+def _label(size: int) -> str:
+    return f"{size // MIB} MiB" if size % MIB == 0 else f"{size // KIB} KiB"
+
+
+def _key(size: int) -> str:
+    return f"object-{size}.bin"
+
+
+def probe_aioboto3(python: str, env: dict[str, str]) -> tuple[str | None, dict[str, str]]:
+    """(None, versions) if ``python`` can run aioboto3, else (reason, {})."""
+    if not Path(python).exists():
+        return f"{python} not found (create it: {AIOBOTO3_INSTALL})", {}
+    code = (
+        "import json, importlib.metadata as m; import aioboto3; print(json.dumps({n: m.version(n)"
+        " for n in ('aioboto3', 'aiobotocore', 'botocore', 'boto3', 's3transfer', 'aiohttp')}))"
+    )
+    try:
+        done = subprocess.run(
+            [python, "-c", code], env=env, capture_output=True, text=True, timeout=120
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"{python} does not run: {exc}", {}
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["?"])[-1]
+        return f"{python} cannot import aioboto3: {last}", {}
+    return None, json.loads(done.stdout)
+
+
+def make_objects(client: Any, sizes: tuple[int, ...]) -> dict[int, str]:
+    """Create the buckets and the random source objects; return each one's MD5."""
+    client.create_bucket(Bucket=SRC_BUCKET)
+    client.create_bucket(Bucket=DST_BUCKET)
+    md5s = {}
+    for size in (WARM_SIZE, *sizes):
+        data = os.urandom(size)
+        client.put_object(Bucket=SRC_BUCKET, Key=_key(size), Body=data)
+        md5s[size] = hashlib.md5(data, usedforsecurity=False).hexdigest()
+    return md5s
+
+
+def verify(client: Any, key: str, size: int, md5: str | None) -> None:
+    """The copy at ``key`` has ``size`` bytes (and, given ``md5``, those bytes)."""
+    head = client.head_object(Bucket=DST_BUCKET, Key=key)
+    if head["ContentLength"] != size:
+        raise RuntimeError(f"{key}: {head['ContentLength']} bytes, expected {size}")
+    if md5 is not None:
+        digest = hashlib.md5(usedforsecurity=False)
+        for chunk in client.get_object(Bucket=DST_BUCKET, Key=key)["Body"].iter_chunks(MIB):
+            digest.update(chunk)
+        if digest.hexdigest() != md5:
+            raise RuntimeError(f"{key}: MD5 {digest.hexdigest()}, expected {md5}")
+
+
+# -- measuring ----------------------------------------------------------------------
+
+
+def measure(
+    contender: Contender,
+    size: int,
+    server: MotoServer,
+    env: dict[str, str],
+    *,
+    profile: str | None = None,
+) -> dict[str, Any]:
+    """Run one measurement in a fresh client process; return its readings."""
+    spec = {
+        "contender": contender.key,
+        "src_bucket": SRC_BUCKET,
+        "dst_bucket": DST_BUCKET,
+        "key": _key(size),
+        "dst_key": f"{contender.key}/{_key(size)}",
+        "size": size,
+        "warm_key": _key(WARM_SIZE),
+        "warm_dst_key": f"{contender.key}/warm.bin",
+        "part_size": PART_SIZE,
+        "concurrency": CONCURRENCY,
+        "limit": LIMIT,
+        "server_pid": server.process.pid,
+        "profile": profile,
+    }
+    command = [contender.python or sys.executable, str(MEASURE), json.dumps(spec)]
+    for attempt in range(1, ATTEMPTS + 1):
+        done = subprocess.run(
+            command, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False
+        )
+        if done.returncode == 0:
+            reading: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+            reading["attempt"] = attempt
+            return reading
+        failure = (
+            f"{contender.label} at {_label(size)} failed (exit {done.returncode}, "
+            f"attempt {attempt} of {ATTEMPTS}):\n{done.stderr[-4000:]}"
+        )
+        print(failure, file=sys.stderr, flush=True)
+    raise RuntimeError(failure)
+
+
+def _rotated(items: tuple[Contender, ...], n: int) -> tuple[Contender, ...]:
+    n %= len(items)
+    return items[n:] + items[:n]
+
+
+def run_rounds(
+    server: MotoServer,
+    env: dict[str, str],
+    client: Any,
+    runnable: tuple[Contender, ...],
+    sizes: tuple[int, ...],
+    rounds: int,
+    md5s: dict[int, str],
+    *,
+    quiet: bool,
+) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    raw: dict[str, dict[str, list[dict[str, Any]]]] = {
+        str(size): {c.key: [] for c in runnable} for size in sizes
+    }
+    for r in range(rounds):
+        for size in sizes:
+            for contender in _rotated(runnable, r):
+                reading = measure(contender, size, server, env)
+                if contender.key != "get":  # the only one that writes nothing
+                    dst_key = f"{contender.key}/{_key(size)}"
+                    check_md5 = r == 0 and contender.kind == "copy"
+                    verify(client, dst_key, size, md5s[size] if check_md5 else None)
+                    client.delete_object(Bucket=DST_BUCKET, Key=dst_key)
+                raw[str(size)][contender.key].append(reading)
+                if not quiet:
+                    print(
+                        f"  round {r + 1}/{rounds}  {_label(size):>7}  {contender.label:<30}"
+                        f" {size / reading['seconds'] / MB:8.1f} MB/s"
+                        f"  cpu {reading['cpu_seconds']:.2f} s"
+                        f"  rss +{reading['rss_growth_kib'] / KIB:.0f} MiB",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+    return raw
+
+
+# -- summarising --------------------------------------------------------------------
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def summarise(
+    raw: dict[str, dict[str, list[dict[str, Any]]]],
+    every: tuple[Contender, ...],
+    missing: dict[str, str],
+) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for size_key, by_contender in raw.items():
+        size = int(size_key)
+        entry: dict[str, Any] = {}
+        for contender in every:
+            if contender.key in missing:
+                entry[contender.key] = {
+                    "label": contender.label,
+                    "not_installed": missing[contender.key],
+                }
+                continue
+            runs = by_contender[contender.key]
+            mbps = [size / run["seconds"] / MB for run in runs]
+            cpu_per_gib = [run["cpu_seconds"] / (size / GIB) for run in runs]
+            server_cpu = [run["server_cpu_seconds"] for run in runs]
+            entry[contender.key] = {
+                "label": contender.label,
+                "kind": contender.kind,
+                "size": size,
+                "rounds": runs,
+                "mb_per_s": mbps,
+                "median_mb_per_s": _median(mbps),
+                "median_seconds": _median([run["seconds"] for run in runs]),
+                "median_cpu_seconds_per_gib": _median(cpu_per_gib),
+                "median_rss_growth_mib": _median([run["rss_growth_kib"] / KIB for run in runs]),
+                "max_rss_growth_mib": max(run["rss_growth_kib"] / KIB for run in runs),
+                "median_server_cpu_seconds_per_gib": (
+                    _median([s / (size / GIB) for s in server_cpu])
+                    if all(s is not None for s in server_cpu)
+                    else None
+                ),
+            }
+        read = entry["get"]["median_mb_per_s"]
+        ingest = max(entry["put"]["median_mb_per_s"], entry["parts"]["median_mb_per_s"])
+        ceiling = min(read, ingest)
+        entry["ceiling"] = {
+            "median_mb_per_s": ceiling,
+            "read_mb_per_s": read,
+            "ingest_mb_per_s": ingest,
+            "ingest_by": "put" if entry["put"]["median_mb_per_s"] >= ingest else "parts",
+            "bound_by": "read" if read <= ingest else "ingest",
+        }
+        boto3_mbps = entry["boto3"]["median_mb_per_s"]
+        boto3_cpu = entry["boto3"]["median_cpu_seconds_per_gib"]
+        for contender in every:
+            stats = entry[contender.key]
+            if "median_mb_per_s" not in stats:
+                continue
+            stats["ratio_to_ceiling"] = stats["median_mb_per_s"] / ceiling
+            stats["ratio_to_boto3"] = stats["median_mb_per_s"] / boto3_mbps
+            stats["cpu_ratio_to_boto3"] = stats["median_cpu_seconds_per_gib"] / boto3_cpu
+        results[size_key] = entry
+    return results
+
+
+def check_targets(results: dict[str, Any]) -> dict[str, Any]:
+    sizes = [int(s) for s in results]
+    size = TARGET_SIZE if TARGET_SIZE in sizes else max(sizes)
+    ours = results[str(size)]["aqueuepipe"]
+    boto = results[str(size)]["boto3"]
+    return {
+        "size": size,
+        "ceiling": {
+            "target": TARGET_CEILING,
+            "ratio": ours["ratio_to_ceiling"],
+            "met": ours["ratio_to_ceiling"] >= TARGET_CEILING,
+        },
+        "boto3": {
+            "target": TARGET_BOTO3,
+            "ratio": ours["ratio_to_boto3"],
+            "met": ours["ratio_to_boto3"] >= TARGET_BOTO3,
+        },
+        "cpu_per_gib_vs_boto3": {
+            "aqueuepipe": ours["median_cpu_seconds_per_gib"],
+            "boto3": boto["median_cpu_seconds_per_gib"],
+            "met": ours["median_cpu_seconds_per_gib"] <= boto["median_cpu_seconds_per_gib"],
+        },
+    }
+
+
+# -- profiling ----------------------------------------------------------------------
+
+
+def profile_aqueuepipe(
+    server: MotoServer, env: dict[str, str], size: int, top: int
+) -> dict[str, Any]:
+    """cProfile aqueuepipe's copy of ``size`` bytes in its client process; print the top."""
+    contender = Contender("aqueuepipe", "aqueuepipe copy()", "copy")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "copy.pstats")
+        reading = measure(contender, size, server, env, profile=path)
+        summary: dict[str, Any] = {"size": size, "reading": reading}
+        for order in ("cumulative", "tottime"):
+            print(f"\ncProfile of aqueuepipe copy() of {_label(size)}, by {order}:")
+            stats = pstats.Stats(path, stream=sys.stdout)
+            stats.strip_dirs().sort_stats(order).print_stats(top)
+            summary[order] = _top_entries(pstats.Stats(path), order, top)
+    return summary
+
+
+def _top_entries(stats: pstats.Stats, order: str, top: int) -> list[dict[str, Any]]:
+    stats.sort_stats(order)
+    entries = []
+    for func in stats.fcn_list[:top]:  # type: ignore[attr-defined]
+        calls, _, tottime, cumtime, _ = stats.stats[func]  # type: ignore[attr-defined]
+        filename, line, name = func
+        entries.append(
+            {
+                "function": f"{Path(filename).name}:{line}({name})",
+                "calls": calls,
+                "tottime": tottime,
+                "cumtime": cumtime,
+            }
+        )
+    return entries
+
+
+# -- reporting ----------------------------------------------------------------------
+
+
+def machine_info() -> dict[str, Any]:
+    cpu_model = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu_model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        nproc = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        nproc = os.cpu_count() or 0
+    return {
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "python_implementation": platform.python_implementation(),
+        "cpu_model": cpu_model,
+        "nproc": nproc,
+        "event_loop": "asyncio (stock)",
+        "loadavg_before": list(os.getloadavg()),
+    }
+
+
+def versions() -> dict[str, str]:
+    found = {}
+    names = ("aqueuepipe", "aiobotocore", "botocore", "aiohttp", "boto3", "s3transfer")
+    for name in (*names, "awscrt", "moto", "werkzeug"):
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def _rows(report: dict[str, Any]) -> Iterator[tuple[str, list[str] | None]]:
+    """(size label, row) per table row; a None row starts a new size."""
+    for size_key, entry in report["results"].items():
+        label = _label(int(size_key))
+        yield label, None
+        ceiling = entry["ceiling"]
+        for key in ("get", "put", "parts"):
+            yield label, _row(label, entry[key])
+        yield (
+            label,
+            [
+                label,
+                f"ceiling: min(GET, best ingest), {ceiling['bound_by']}-bound",
+                f"{ceiling['median_mb_per_s']:.0f}",
+                "1.00x",
+                "",
+                "",
+                "",
+                "",
+            ],
+        )
+        for key in ("aqueuepipe", "aqueuepipe_nohash", "aqueuepipe_client", "boto3", "aioboto3"):
+            yield label, _row(label, entry[key], copy=True)
+
+
+def _row(label: str, stats: dict[str, Any], *, copy: bool = False) -> list[str]:
+    if "not_installed" in stats:
+        return [label, stats["label"], "not installed", *[""] * 5]
+    server = stats["median_server_cpu_seconds_per_gib"]
+    if server is not None and server * int(stats["size"]) / GIB < SERVER_CPU_RESOLUTION:
+        server = None  # a few clock ticks: noise
+    return [
+        label,
+        stats["label"],
+        f"{stats['median_mb_per_s']:.0f}",
+        f"{stats['ratio_to_ceiling']:.2f}x" if copy else "",
+        f"{stats['ratio_to_boto3']:.2f}x" if copy else "",
+        f"{stats['median_cpu_seconds_per_gib']:.2f}",
+        f"{stats['median_rss_growth_mib']:.0f}",
+        f"{server:.2f}" if server is not None else "-",
+    ]
+
+
+HEADER = [
+    "size",
+    "contender",
+    "MB/s",
+    "x ceiling",
+    "x boto3",
+    "client CPU s/GiB",
+    "peak RSS growth MiB",
+    "server CPU s/GiB",
+]
+
+
+def print_report(report: dict[str, Any]) -> None:
+    params = report["parameters"]
+    title = (
+        f"S3 copy bucket to bucket: median of {params['rounds']} round(s), "
+        f"{params['part_size'] // MIB} MiB parts, {params['concurrency']} at a time"
+    )
+    rows = list(_rows(report))
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        body = [row for _, row in rows if row is not None]
+        widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(HEADER)]
+        print(title)
+        print("  ".join(h.ljust(w) for h, w in zip(HEADER, widths, strict=True)))
+        for row in body:
+            print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+    else:
+        table = Table(title=title)
+        for i, h in enumerate(HEADER):
+            table.add_column(h, justify="left" if i < 2 else "right")
+        first = True
+        for _, row in rows:
+            if row is None:
+                if not first:
+                    table.add_section()
+                first = False
+            else:
+                table.add_row(*row)
+        # Not on a terminal (CI logs, a file), rich would squeeze it into 80 columns.
+        Console(width=None if sys.stdout.isatty() else 150).print(table)
+    for key, reason in report["not_installed"].items():
+        print(f"{key}: not installed: {reason}")
+    machine = report["machine"]
+    print(
+        f"{machine['cpu_model']}, {machine['nproc']} CPUs, Python {machine['python']}, "
+        f"{report['elapsed_seconds']:.0f} s in all"
+    )
+    targets = report["targets"]
+    size = _label(targets["size"])
+    for name, target in (("ceiling", targets["ceiling"]), ("boto3", targets["boto3"])):
+        verdict = "met" if target["met"] else "MISSED"
+        print(
+            f"target aqueuepipe >= {target['target']:.1f}x {name} at {size}: "
+            f"{target['ratio']:.2f}x, {verdict}"
+        )
+    cpu = targets["cpu_per_gib_vs_boto3"]
+    print(
+        f"target aqueuepipe client CPU/GiB <= boto3's at {size}: "
+        f"{cpu['aqueuepipe']:.2f} s vs {cpu['boto3']:.2f} s, {'met' if cpu['met'] else 'MISSED'}"
+    )
+
+
+def markdown_table(report: dict[str, Any]) -> str:
+    """The table as GitHub markdown, for benchmarks/README.md."""
+    lines = ["| " + " | ".join(HEADER) + " |", "| " + " | ".join(["---"] * 2 + ["---:"] * 6) + " |"]
+    for _, row in _rows(report):
+        if row is not None:
+            lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
+    lines.extend(f"\n{key}: not installed: {why}" for key, why in report["not_installed"].items())
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument(
+        "--sizes-mib",
+        type=int,
+        nargs="+",
+        default=None,
+        help="object sizes in MiB (default 2 20 100)",
+    )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny run for CI: 1 and 10 MiB, 1 round, no JSON file",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="JSON results file (default benchmarks/results/copy.json; none with --smoke)",
+    )
+    parser.add_argument(
+        "--aioboto3-python",
+        default=DEFAULT_AIOBOTO3_PYTHON,
+        help=f"interpreter with aioboto3 installed (default {DEFAULT_AIOBOTO3_PYTHON})",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="afterwards, cProfile aqueuepipe's copy of the largest size and print the top",
+    )
+    parser.add_argument("--markdown", action="store_true", help="also print the table as markdown")
+    parser.add_argument("--quiet", action="store_true", help="no per-run progress lines")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.rounds = 1
+        args.sizes = SMOKE_SIZES
+    else:
+        args.sizes = tuple(s * MIB for s in args.sizes_mib) if args.sizes_mib else SIZES
+    if args.rounds < 1 or any(s < 1 for s in args.sizes):
+        parser.error("--rounds and --sizes-mib must be at least 1")
+    if args.output is None and not args.smoke:
+        args.output = DEFAULT_OUTPUT
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    date = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    machine = machine_info()  # load average before the run
+    sizes: tuple[int, ...] = args.sizes
+    with moto_server() as server:
+        env = client_environment(server.endpoint_url)
+        every = contenders(args.aioboto3_python)
+        reason, aioboto3_versions = probe_aioboto3(args.aioboto3_python, env)
+        missing = {"aioboto3": reason} if reason is not None else {}
+        runnable = tuple(c for c in every if c.key not in missing)
+        client = boto3.client(
+            "s3",
+            endpoint_url=server.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            config=Config(max_pool_connections=4),
+        )
+        try:
+            md5s = make_objects(client, sizes)
+            raw = run_rounds(
+                server, env, client, runnable, sizes, args.rounds, md5s, quiet=args.quiet
+            )
+            results = summarise(raw, every, missing)
+            report: dict[str, Any] = {
+                "benchmark": "copy",
+                "date": date,
+                "machine": machine,
+                "versions": versions(),
+                "aioboto3_versions": aioboto3_versions or {"not_installed": reason},
+                "parameters": {
+                    "sizes": list(sizes),
+                    "rounds": args.rounds,
+                    "smoke": args.smoke,
+                    "part_size": PART_SIZE,
+                    "concurrency": CONCURRENCY,
+                    "aqueuepipe_limit": LIMIT,
+                    "warm_up_size": WARM_SIZE,
+                    "server": "moto (python -m moto.server) on 127.0.0.1, one process",
+                    "source_objects": "random bytes, one boto3 PutObject each (defaults)",
+                    "mb": MB,
+                    "order": "interleaved rounds; per round, each size, contenders rotating",
+                    "statistic": "median",
+                    "ceiling": "min(GET MB/s, max(PutObject MB/s, UploadPart MB/s)), medians",
+                },
+                "results": results,
+                "not_installed": missing,
+                "targets": check_targets(results),
+            }
+            if args.profile:
+                report["profile"] = profile_aqueuepipe(server, env, max(sizes), top=30)
+        finally:
+            client.close()
+    report["elapsed_seconds"] = time.perf_counter() - started
+    report["machine"]["loadavg_after"] = list(os.getloadavg())
+    print_report(report)
+    if args.markdown:
+        print(markdown_table(report))
+    if args.output is not None:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
