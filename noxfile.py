@@ -17,7 +17,7 @@ PYTHON = os.environ.get("AQUEUEPIPE_PYTHON") or None  # None: the interpreter ru
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Run the test suite against a real moto server process."""
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test,dask]")
     session.run("pytest", *session.posargs)
 
 
@@ -32,14 +32,14 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package."""
-    session.install("-e", ".[dev,test]")
+    session.install("-e", ".[dev,test,dask]")
     session.run("mypy", "--strict", "aqueuepipe")
 
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Run the benchmarks (pass --smoke for the tiny CI variant)."""
-    session.install("-e", ".[bench]")
+    session.install("-e", ".[bench,dask]")
     args = session.posargs
     for script in sorted(os.listdir("benchmarks")):
         if script.startswith("bench_") and script.endswith(".py"):

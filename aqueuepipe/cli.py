@@ -32,7 +32,7 @@ from .checksums import ALGORITHMS, s3_algorithm
 from .progress import ProgressDisplay
 from .s3._client import resolve_endpoint_url
 from .s3._parts import MIN_PART_SIZE
-from .s3._urls import S3Url, parse_location
+from .s3._urls import S3Url, is_s3_url, parse_location
 from .transfer import (
     DEFAULT_BATCH_CONCURRENCY,
     DEFAULT_CONCURRENCY,
@@ -241,6 +241,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="S3 endpoint of an S3-compatible server (default: AWS_ENDPOINT_URL_S3, "
         "AWS_ENDPOINT_URL, else AWS)",
     )
+    cluster = cp.add_argument_group(
+        "on a Dask cluster (with --recursive, S3 to S3; needs aqueuepipe[dask])"
+    ).add_mutually_exclusive_group()
+    cluster.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="shard the copy across the workers of the Dask scheduler at ADDRESS "
+        "(tcp://host:8786); --limit is then the memory limit of each worker",
+    )
+    cluster.add_argument(
+        "--dask",
+        type=_positive_int,
+        metavar="N",
+        help="the same on a local Dask cluster of N worker processes started for the copy",
+    )
     output = cp.add_argument_group("output")
     output.add_argument(
         "-q",
@@ -325,6 +340,8 @@ def _run_cp(args: argparse.Namespace) -> int:
     except (UsageError, ValueError) as exc:  # ValueError: a derived URL broke a rule
         parser.error(_printable(redact(str(exc))))  # prints the usage, exits with status 2
     try:
+        if args.scheduler is not None or args.dask is not None:
+            return _copy_on_cluster(plan, args)
         return asyncio.run(_copy(plan, args))
     except UsageError as exc:
         parser.error(_printable(redact(str(exc))))
@@ -447,6 +464,79 @@ async def _copy(plan: _CopyPlan, args: argparse.Namespace) -> int:
         for line in summary.lines(elapsed, budget):
             print(line)
     return EXIT_FAILED if summary.failed else 0
+
+
+def _copy_on_cluster(plan: _CopyPlan, args: argparse.Namespace) -> int:
+    """``cp --recursive`` with ``--scheduler``/``--dask``: aqueuepipe.distributed.copy_prefix."""
+    if not (plan.recursive and is_s3_url(plan.src) and is_s3_url(plan.dst)):
+        raise UsageError("--scheduler and --dask copy a prefix: use --recursive and two s3:// URLs")
+    try:
+        import distributed
+
+        from .distributed import ObjectOutcome, copy_prefix
+    except ImportError:
+        print(
+            "aqueuepipe: --scheduler and --dask need pip install 'aqueuepipe[dask]'",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    src_bucket, dst_bucket = parse_location(plan.src), parse_location(plan.dst)
+    assert isinstance(src_bucket, S3Url) and isinstance(dst_bucket, S3Url)
+
+    def report(outcome: ObjectOutcome) -> None:
+        if not outcome.ok:
+            src = _printable(str(S3Url(src_bucket.bucket, outcome.key)))
+            dst = _printable(str(S3Url(dst_bucket.bucket, outcome.dst_key)))
+            print(
+                f"error: {src} -> {dst}: {_printable(redact(outcome.error or ''))}", file=sys.stderr
+            )
+        if args.json:
+            print(json.dumps(outcome.to_json()), flush=True)
+
+    with contextlib.ExitStack() as stack:
+        if args.scheduler is not None:
+            client = stack.enter_context(distributed.Client(args.scheduler))
+        else:
+            local = distributed.LocalCluster(
+                n_workers=args.dask,
+                threads_per_worker=2,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},  # not 8787: may be taken
+            )
+            client = stack.enter_context(distributed.Client(stack.enter_context(local)))
+        try:
+            summary = copy_prefix(
+                plan.src,
+                plan.dst,
+                client=client,
+                per_worker_limit=plan.limit,
+                part_size=plan.part_size,
+                concurrency=args.concurrency,
+                part_concurrency=args.part_concurrency,
+                checksums=args.checksum or ("md5",),
+                checksum_algorithm=args.s3_checksum,
+                endpoint_url=plan.endpoint_url,
+                on_outcome=report,
+            )
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        except TransferError as exc:  # the source prefix could not be listed
+            print(f"error: {failure_message(exc)}", file=sys.stderr)
+            return EXIT_FAILED
+    if not (args.json or args.quiet):
+        peak = max(summary.worker_peaks.values(), default=0)
+        print(
+            f"copied {summary.objects} objects ({format_size(summary.bytes)}) in "
+            f"{summary.seconds:.2f} s at {summary.mb_per_s:.1f} MB/s, {summary.skipped} "
+            f"already there, {summary.failures} failed"
+        )
+        print(
+            f"{summary.shards} shards on {len(summary.worker_peaks)} workers; peak buffered "
+            f"per worker {format_size(peak)} (limit {format_size(summary.worker_limit)})"
+        )
+    return EXIT_FAILED if summary.failures else 0
 
 
 @dataclass(slots=True)

@@ -1,0 +1,606 @@
+"""aqueuepipe.distributed: copy_prefix on a Dask LocalCluster of two worker processes.
+
+Every test talks HTTP to the session's moto server process; the workers are real
+processes (``processes=True``) with the fake credentials and the server's
+endpoint in their environment.  The data set is made once per module: 2,000
+small objects and six of 20 MB (three uploaded in one PUT, three in 5 MiB parts)
+under ``data/``, and a few more under ``few/`` for the quick tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import os
+import random
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+from aqueuepipe import NoSuchBucketError, TransferResult  # noqa: E402
+from aqueuepipe.cli import main  # noqa: E402
+from aqueuepipe.distributed import (  # noqa: E402
+    CopySummary,
+    ObjectOutcome,
+    copy_prefix,
+    copy_prefix_async,
+)
+
+from .conftest import FAKE_CREDENTIALS, MotoServer  # noqa: E402
+
+pytestmark = pytest.mark.dask
+
+MiB = 1024 * 1024
+MB = 1000 * 1000
+LIMIT = 64 * MiB  # per worker: holds a 20 MB object copied with one PutObject
+SMALL_OBJECTS = 2000
+LARGE_SIZE = 20 * MB
+SHARD = 250
+
+
+# -- the data set ---------------------------------------------------------------------
+
+
+def small_body(i: int) -> bytes:
+    return random.Random(i).randbytes(i % 1500)  # 0 to 1,499 bytes, one of them empty
+
+
+def large_body(i: int) -> bytes:
+    return random.Random(10_000 + i).randbytes(LARGE_SIZE)
+
+
+def small_key(i: int) -> str:
+    # Spaces and non-ASCII too: keys travel through listings, pickles and JSON.
+    return f"small/{i:05}" if i % 500 else f"small/ü ñ {i:05}"
+
+
+@dataclass(frozen=True)
+class Source:
+    """The module's source bucket: what it holds, for checking copies against."""
+
+    bucket: str
+    objects: dict[str, tuple[int, str]]  # key below data/ -> (size, ETag)
+    few: dict[str, tuple[int, str]]  # key below few/ -> (size, ETag)
+
+
+def upload_multipart(
+    s3: Any, bucket: str, key: str, body: bytes, part_size: int, checksum: str = "CRC32"
+) -> None:
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, ChecksumAlgorithm=checksum)[
+        "UploadId"
+    ]
+    parts = []
+    for number, offset in enumerate(range(0, len(body), part_size), start=1):
+        response = s3.upload_part(
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=body[offset : offset + part_size],
+            ChecksumAlgorithm=checksum,
+        )
+        parts.append(
+            {
+                "PartNumber": number,
+                "ETag": response["ETag"],
+                f"Checksum{checksum}": response[f"Checksum{checksum}"],
+            }
+        )
+    s3.complete_multipart_upload(
+        Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+    )
+
+
+def listing(s3: Any, bucket: str, prefix: str) -> dict[str, tuple[int, str]]:
+    """key below ``prefix`` -> (size, ETag without quotes)."""
+    found = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for entry in page.get("Contents", []):
+            found[entry["Key"][len(prefix) :]] = (entry["Size"], entry["ETag"].strip('"'))
+    return found
+
+
+@pytest.fixture(scope="module")
+def s3(moto_server: MotoServer) -> Iterator[Any]:
+    boto3 = pytest.importorskip("boto3")
+    client = boto3.client("s3", endpoint_url=moto_server.endpoint_url, region_name="us-east-1")
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def new_bucket(s3: Any, prefix: str = "dist") -> str:
+    name = f"{prefix}-{uuid.uuid4().hex}"[:63]
+    s3.create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture(scope="module")
+def source(s3: Any) -> Source:
+    bucket = new_bucket(s3, "src")
+    with ThreadPoolExecutor(16) as pool:
+        list(
+            pool.map(
+                lambda i: s3.put_object(
+                    Bucket=bucket, Key=f"data/{small_key(i)}", Body=small_body(i)
+                ),
+                range(SMALL_OBJECTS),
+            )
+        )
+    for i in range(6):
+        key = f"data/large/{i}.bin"
+        if i % 2:  # parts of 5 MiB, not the 8 MiB aqueuepipe would choose
+            upload_multipart(s3, bucket, key, large_body(i), 5 * MiB)
+        else:
+            s3.put_object(Bucket=bucket, Key=key, Body=large_body(i))
+    for i in range(40):
+        s3.put_object(Bucket=bucket, Key=f"few/{i:03}", Body=small_body(i))
+    # A SHA-256 checksum, which copies made without one never match.
+    body = large_body(99)[: 12 * MiB]
+    upload_multipart(s3, bucket, "few/multi.bin", body, 5 * MiB, checksum="SHA256")
+    return Source(bucket, listing(s3, bucket, "data/"), listing(s3, bucket, "few/"))
+
+
+# -- the cluster ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def worker_env(moto_server: MotoServer) -> dict[str, str]:
+    return {
+        **FAKE_CREDENTIALS,
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_ENDPOINT_URL": moto_server.endpoint_url,
+    }
+
+
+@pytest.fixture(scope="module")
+def cluster(worker_env: dict[str, str]) -> Iterator[Any]:
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=2,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        # No dashboard, and its HTTP server (health, metrics) off the default port 8787.
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+        env=worker_env,
+    ) as local:
+        yield local
+
+
+@pytest.fixture(scope="module")
+def client(cluster: Any) -> Iterator[Any]:
+    with distributed.Client(cluster) as dask_client:
+        yield dask_client
+
+
+@pytest.fixture
+def endpoint(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The driver finds the server as the workers do: through AWS_ENDPOINT_URL."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint_url)
+    return moto_server.endpoint_url
+
+
+def read_manifest(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def check_copies(s3: Any, source: Source, bucket: str, prefix: str = "copy/") -> None:
+    """Every object at the destination, with the source's size and ETag, and nothing else."""
+    assert listing(s3, bucket, prefix) == source.objects
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def check_bytes(s3: Any, bucket: str, prefix: str = "copy/") -> None:
+    """The bytes of a sample of small objects and of every large one."""
+    for i in (*range(0, SMALL_OBJECTS, 97), 500):
+        body = s3.get_object(Bucket=bucket, Key=f"{prefix}{small_key(i)}")["Body"].read()
+        assert hashlib.md5(body).digest() == hashlib.md5(small_body(i)).digest()
+    for i in range(6):
+        body = s3.get_object(Bucket=bucket, Key=f"{prefix}large/{i}.bin")["Body"].read()
+        assert hashlib.md5(body).digest() == hashlib.md5(large_body(i)).digest()
+
+
+@dataclass(frozen=True)
+class FirstCopy:
+    summary: CopySummary
+    bucket: str
+    manifest: Path
+
+
+@pytest.fixture(scope="module")
+def first_copy(
+    s3: Any, source: Source, client: Any, moto_server: MotoServer, tmp_path_factory: Any
+) -> FirstCopy:
+    bucket = new_bucket(s3, "dst")
+    manifest = tmp_path_factory.mktemp("manifest") / "copy.jsonl"
+    summary = copy_prefix(
+        f"s3://{source.bucket}/data/",
+        f"s3://{bucket}/copy/",
+        client=client,
+        shard_objects=SHARD,
+        per_worker_limit=LIMIT,
+        checksums=("md5", "sha256"),
+        manifest=manifest,
+        endpoint_url=moto_server.endpoint_url,
+    )
+    return FirstCopy(summary, bucket, manifest)
+
+
+# -- a whole prefix -------------------------------------------------------------------
+
+
+def test_copy_prefix_copies_every_object_verified(
+    first_copy: FirstCopy, source: Source, s3: Any
+) -> None:
+    summary = first_copy.summary
+    assert summary.failures == 0
+    assert summary.objects == len(source.objects) == SMALL_OBJECTS + 6
+    assert summary.bytes == sum(size for size, _ in source.objects.values())
+    assert summary.skipped == 0
+    assert summary.shards == -(-(SMALL_OBJECTS + 6) // SHARD)
+    assert summary.mb_per_s > 0
+    # Same ETags as the source, multipart ones included: the part layout was kept.
+    check_copies(s3, source, first_copy.bucket)
+    check_bytes(s3, first_copy.bucket)
+
+
+def test_manifest_has_one_line_per_key(first_copy: FirstCopy, source: Source) -> None:
+    lines = read_manifest(first_copy.manifest)
+    assert len(lines) == len(source.objects)
+    assert {line["key"] for line in lines} == {f"data/{key}" for key in source.objects}
+    for line in lines:
+        relative = line["key"].removeprefix("data/")
+        assert line["dst_key"] == f"copy/{relative}"
+        assert line["status"] == "copied" and line["error"] is None
+        assert (line["size"], line["etag"]) == source.objects[relative]
+        assert line["worker"].startswith("tcp://127.0.0.1:")
+        assert set(line["checksums"]) == {"md5", "sha256"}
+        if "-" not in line["etag"]:  # single-part: the ETag is the MD5 computed on the way
+            assert line["checksums"]["md5"] == line["etag"]
+
+
+def test_worker_budget_peaks_stay_within_limit(first_copy: FirstCopy) -> None:
+    summary = first_copy.summary
+    assert summary.worker_limit == LIMIT
+    assert len(summary.worker_peaks) == 2
+    for peak in summary.worker_peaks.values():
+        assert 0 < peak <= LIMIT
+
+
+def test_rerun_after_completion_copies_nothing(
+    first_copy: FirstCopy, source: Source, client: Any, endpoint: str
+) -> None:
+    summary = copy_prefix(
+        f"s3://{source.bucket}/data/",
+        f"s3://{first_copy.bucket}/copy/",
+        client=client,
+        shard_objects=SHARD,
+        per_worker_limit=LIMIT,
+    )
+    assert (summary.objects, summary.bytes, summary.failures) == (0, 0, 0)
+    assert summary.skipped == len(source.objects)
+    assert summary.skipped_bytes == sum(size for size, _ in source.objects.values())
+
+
+def test_rerun_copies_exactly_the_deleted_objects(
+    first_copy: FirstCopy, source: Source, client: Any, s3: Any, endpoint: str
+) -> None:
+    # Eight of any kind, and one large object of each kind (single-part, multipart).
+    small = sorted(key for key in source.objects if key.startswith("small/"))
+    deleted = [*random.Random(8).sample(small, 8), "large/0.bin", "large/1.bin"]
+    for key in deleted:
+        s3.delete_object(Bucket=first_copy.bucket, Key=f"copy/{key}")
+    copied: list[ObjectOutcome] = []
+    summary = copy_prefix(
+        f"s3://{source.bucket}/data/",
+        f"s3://{first_copy.bucket}/copy/",
+        client=client,
+        shard_objects=SHARD,
+        per_worker_limit=LIMIT,
+        on_outcome=lambda outcome: copied.append(outcome) if outcome.status == "copied" else None,
+    )
+    assert summary.objects == 10
+    assert sorted(outcome.key.removeprefix("data/") for outcome in copied) == sorted(deleted)
+    assert summary.skipped == len(source.objects) - 10
+    check_copies(s3, source, first_copy.bucket)
+
+
+# -- a worker lost mid-shard ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DieDuringMultipartCopy:
+    """A progress listener that kills its worker process once a multipart part is uploaded.
+
+    Once per cluster: the first worker to create ``marker`` dies, with the upload
+    of a 20 MB object open on the server and its shard half done.
+    """
+
+    marker: str
+
+    def transfer_started(self, src: str, dst: str, total: int | None) -> None:
+        pass
+
+    def transfer_advanced(self, src: str, dst: str, nbytes: int) -> None:
+        if nbytes != 5 * MiB:  # only a part of a multipart copy
+            return
+        try:
+            fd = os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return
+        os.write(fd, f"{os.getpid()} {dst}".encode())
+        os.close(fd)
+        os._exit(1)
+
+    def transfer_finished(self, result: TransferResult) -> None:
+        pass
+
+
+@pytest.mark.slow
+def test_worker_lost_mid_shard_still_copies_every_object_once(
+    source: Source, client: Any, s3: Any, endpoint: str, tmp_path: Path
+) -> None:
+    bucket = new_bucket(s3, "dst")
+    marker = tmp_path / "killed"
+    manifest = tmp_path / "copy.jsonl"
+    pids_before = set(client.run(os.getpid).values())
+    summary = copy_prefix(
+        f"s3://{source.bucket}/data/",
+        f"s3://{bucket}/copy/",
+        client=client,
+        shard_objects=SHARD,
+        per_worker_limit=LIMIT,
+        manifest=manifest,
+        worker_progress=DieDuringMultipartCopy(str(marker)),
+    )
+    killed_pid = int(marker.read_text().split()[0])
+    assert killed_pid in pids_before
+    assert killed_pid not in client.run(os.getpid).values()  # the nanny started a new one
+    assert summary.failures == 0
+    assert summary.objects + summary.skipped == len(source.objects)
+    lines = read_manifest(manifest)
+    assert sorted(line["key"] for line in lines) == sorted(f"data/{k}" for k in source.objects)
+    assert {line["status"] for line in lines} <= {"copied", "skipped"}
+    check_copies(s3, source, bucket)  # ETags as the source's; no open multipart uploads
+    check_bytes(s3, bucket)
+
+
+# -- smaller runs -----------------------------------------------------------------------
+
+
+def test_copy_prefix_writes_manifest_to_s3(
+    source: Source, client: Any, s3: Any, endpoint: str
+) -> None:
+    bucket = new_bucket(s3, "dst")
+    summary = copy_prefix(
+        f"s3://{source.bucket}/few",  # no trailing slash: few/ is meant
+        f"s3://{bucket}/out",
+        client=client,
+        shard_objects=7,
+        per_worker_limit=LIMIT,
+        manifest=f"s3://{bucket}/manifests/few.jsonl",
+    )
+    assert (summary.objects, summary.failures, summary.shards) == (41, 0, 6)
+    assert summary.manifest == f"s3://{bucket}/manifests/few.jsonl"
+    assert listing(s3, bucket, "out/") == source.few
+    body = s3.get_object(Bucket=bucket, Key="manifests/few.jsonl")["Body"].read()
+    lines = [json.loads(line) for line in io.StringIO(body.decode())]
+    assert sorted(line["dst_key"] for line in lines) == sorted(f"out/{k}" for k in source.few)
+
+
+def test_copy_prefix_async_with_an_asynchronous_client(
+    source: Source, cluster: Any, s3: Any, endpoint: str
+) -> None:
+    bucket = new_bucket(s3, "dst")
+
+    async def run() -> CopySummary:
+        async with distributed.Client(cluster.scheduler_address, asynchronous=True) as dask:
+            return await copy_prefix_async(
+                f"s3://{source.bucket}/few/",
+                f"s3://{bucket}/few/",
+                client=dask,
+                shard_objects=10,
+                per_worker_limit=LIMIT,
+            )
+
+    summary = asyncio.run(run())
+    assert (summary.objects, summary.failures, summary.shards) == (41, 0, 5)
+    assert listing(s3, bucket, "few/") == source.few
+
+
+def test_preserve_etags_off_copies_with_aqueuepipe_part_size(
+    source: Source, client: Any, s3: Any, endpoint: str
+) -> None:
+    bucket = new_bucket(s3, "dst")
+    summary = copy_prefix(
+        f"s3://{source.bucket}/few/",
+        f"s3://{bucket}/few/",
+        client=client,
+        per_worker_limit=LIMIT,
+        preserve_etags=False,
+    )
+    assert summary.failures == 0
+    copied = listing(s3, bucket, "few/")
+    assert copied["multi.bin"][1].endswith("-2")  # 12 MiB in 8 MiB parts
+    assert source.few["multi.bin"][1].endswith("-3")  # 12 MiB in 5 MiB parts
+    # Different multipart forms and no common S3 checksum: a re-run cannot tell that
+    # the copy is good, and copies it again.
+    again = copy_prefix(
+        f"s3://{source.bucket}/few/",
+        f"s3://{bucket}/few/",
+        client=client,
+        per_worker_limit=LIMIT,
+        preserve_etags=False,
+    )
+    assert (again.objects, again.skipped) == (1, 40)
+
+
+def test_object_differing_at_destination_is_copied_again(
+    source: Source, client: Any, s3: Any, endpoint: str
+) -> None:
+    bucket = new_bucket(s3, "dst")
+    size = source.few["005"][0]
+    s3.put_object(Bucket=bucket, Key="few/005", Body=b"x" * size)  # same size, other bytes
+    s3.put_object(Bucket=bucket, Key="few/006", Body=b"shorter")
+    summary = copy_prefix(
+        f"s3://{source.bucket}/few/", f"s3://{bucket}/few/", client=client, per_worker_limit=LIMIT
+    )
+    assert (summary.objects, summary.skipped) == (41, 0)
+    assert listing(s3, bucket, "few/") == source.few
+
+
+def test_skip_existing_off_copies_everything_again(
+    source: Source, client: Any, s3: Any, endpoint: str
+) -> None:
+    bucket = new_bucket(s3, "dst")
+    for skip_existing, expected in ((True, 41), (False, 41)):
+        summary = copy_prefix(
+            f"s3://{source.bucket}/few/",
+            f"s3://{bucket}/few/",
+            client=client,
+            per_worker_limit=LIMIT,
+            skip_existing=skip_existing,
+        )
+        assert (summary.objects, summary.skipped) == (expected, 0)
+
+
+def test_failed_objects_are_counted_and_in_the_manifest(
+    source: Source, client: Any, endpoint: str, tmp_path: Path
+) -> None:
+    manifest = tmp_path / "failed.jsonl"
+    summary = copy_prefix(
+        f"s3://{source.bucket}/few/",
+        "s3://no-such-bucket-aqueuepipe/few/",
+        client=client,
+        shard_objects=20,
+        per_worker_limit=LIMIT,
+        manifest=manifest,
+    )
+    assert (summary.objects, summary.failures, summary.ok) == (0, 41, False)
+    lines = read_manifest(manifest)
+    assert len(lines) == 41
+    assert all(line["status"] == "failed" for line in lines)
+    assert all("no-such-bucket-aqueuepipe" in line["error"] for line in lines)
+
+
+def test_missing_source_bucket_raises(client: Any, endpoint: str) -> None:
+    with pytest.raises(NoSuchBucketError):
+        copy_prefix("s3://no-such-bucket-aqueuepipe/x/", "s3://elsewhere/x/", client=client)
+
+
+@pytest.mark.parametrize(
+    ("src", "dst", "options", "match"),
+    [
+        ("s3://bbb/data/", "s3://bbb/data/copy/", {}, "overlap"),
+        ("s3://bbb/data/copy", "s3://bbb/data/", {}, "overlap"),
+        ("s3://bbb/data/", "s3://ccc/", {"shard_objects": 0}, "shard_objects"),
+        ("s3://bbb/data/", "s3://ccc/", {"per_worker_limit": 6 * MiB}, "at least one part"),
+        ("s3://bbb/data/", "s3://ccc/", {"part_size": 1 * MiB}, "part_size"),
+        ("s3://bbb/data/", "s3://ccc/", {"checksums": ("md6",)}, "md6"),
+        ("s3://bbb/data/", "s3://ccc/", {"manifest": "s3://ccc/dir/"}, "prefix"),
+        ("/tmp/data", "s3://ccc/", {}, "s3://"),
+    ],
+)
+def test_bad_options_raise_before_anything_runs(
+    client: Any, src: str, dst: str, options: dict[str, Any], match: str
+) -> None:
+    with pytest.raises(ValueError, match=match):
+        copy_prefix(src, dst, client=client, **options)
+
+
+def test_outcomes_and_summaries_pickle() -> None:
+    import pickle
+
+    outcome = ObjectOutcome(key="a", dst_key="b", status="copied", size=1, checksums={"md5": "x"})
+    summary = CopySummary(
+        objects=1,
+        bytes=1,
+        skipped=0,
+        skipped_bytes=0,
+        failures=0,
+        seconds=1.0,
+        shards=1,
+        worker_limit=LIMIT,
+    )
+    assert pickle.loads(pickle.dumps(outcome)) == outcome
+    assert pickle.loads(pickle.dumps(summary)) == summary
+
+
+# -- the command ------------------------------------------------------------------------
+
+
+def test_cli_copies_a_prefix_on_a_scheduler(
+    source: Source, cluster: Any, s3: Any, endpoint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bucket = new_bucket(s3, "dst")
+    status = main(
+        [
+            "cp",
+            "--recursive",
+            "--limit",
+            "64MiB",
+            "--scheduler",
+            cluster.scheduler_address,
+            f"s3://{source.bucket}/few/",
+            f"s3://{bucket}/few/",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "copied 41 objects" in out and "0 failed" in out
+    assert listing(s3, bucket, "few/") == source.few
+
+
+def test_cli_reports_failures_with_exit_status_1(
+    source: Source, cluster: Any, endpoint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = main(
+        [
+            "cp",
+            "-r",
+            "--json",
+            "--scheduler",
+            cluster.scheduler_address,
+            f"s3://{source.bucket}/few/",
+            "s3://no-such-bucket-aqueuepipe/few/",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert status == 1
+    lines = [json.loads(line) for line in captured.out.splitlines()]
+    assert len(lines) == 41 and all(line["status"] == "failed" for line in lines)
+    assert captured.err.count("error: s3://") == 41
+
+
+def test_cli_cluster_options_need_a_recursive_s3_copy(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    status = main(["cp", "--dask", "2", "s3://bucket/key", str(tmp_path / "file")])
+    assert status == 2
+    assert "--recursive" in capsys.readouterr().err
+    status = main(["cp", "-r", "--dask", "2", "--scheduler", "tcp://x:1", "s3://a/", "s3://b/"])
+    assert status == 2  # one or the other
+
+
+@pytest.mark.slow
+def test_cli_dask_starts_a_local_cluster(
+    source: Source, s3: Any, endpoint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bucket = new_bucket(s3, "dst")
+    status = main(["cp", "-r", "--dask", "1", f"s3://{source.bucket}/few/", f"s3://{bucket}/"])
+    assert status == 0
+    assert "copied 41 objects" in capsys.readouterr().out
+    assert listing(s3, bucket, "") == source.few
