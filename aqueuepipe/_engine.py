@@ -24,7 +24,6 @@ import asyncio
 import base64
 import contextlib
 import hashlib
-import io
 import weakref
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from ._budget import ByteBudget
 from ._errors import ChecksumMismatchError, TransferError
 from ._pipe import AsyncPipe
 from .checksums import (
+    OFFLOAD_THRESHOLD,
     StreamHashes,
     composite_checksum,
     etag_is_md5_based,
@@ -46,7 +46,7 @@ from .checksums import (
 )
 from .files import FileSink, FileSource
 from .s3._client import S3Client
-from .s3._objects import MultipartUpload, ObjectStream, open_object, retry_attempts
+from .s3._objects import MultipartUpload, ObjectStream, PartBody, open_object, retry_attempts
 from .s3._parts import choose_part_size
 from .s3._retry import RetryPolicy
 from .s3._translate import Side
@@ -274,6 +274,10 @@ class Copy:
                     tg.create_task(
                         self._send_part(upload, number, part, slots, part_md5s, part_checksums)
                     )
+                    # The task owns the part now.  Kept here, it would stay alive while
+                    # the loop waits for the next part's bytes, after _send_part gave
+                    # its bytes back: one part per copy held outside the budget.
+                    del part
                     offset += length
                 await self._check_eof(source)
             self.parts = number
@@ -319,7 +323,8 @@ class Copy:
         """Hash a part: the stream hashes in order, plus its own MD5 and S3 checksum.
 
         Parts are hashed one after another in source order (the stream hashes
-        depend on it), in a worker thread, while other parts download and upload.
+        depend on it), in a worker thread while other parts download and upload
+        (parts below ``OFFLOAD_THRESHOLD`` on the event loop: the hop costs more).
         A part that is the ``whole`` object reuses the stream's MD5 and checksum
         when those are computed anyway, so no byte is hashed twice.
         """
@@ -346,6 +351,9 @@ class Copy:
         try:
             if previous is not None:
                 await previous
+            if part.size < OFFLOAD_THRESHOLD:
+                # Small parts: hashing takes less than the hop to a worker thread.
+                return work()
             return await asyncio.to_thread(work)
         finally:
             if not mine.done():
@@ -429,19 +437,19 @@ class Copy:
 
 
 class _Part:
-    """One part's bytes, in the BytesIO the HTTP client streams the request body from.
+    """One part's bytes, in the :class:`PartBody` the HTTP client streams the request from.
 
-    aiohttp sends a BytesIO in 64 KiB pieces with flow control (a raw bytes body
-    would be copied into the socket buffer whole), and botocore rewinds it to
-    resend the part on a retry.  The buffer is sized once and filled in place
-    through ``getbuffer()``, so the part exists in memory exactly once.
+    The body is sent in slices with flow control (a raw bytes body would be
+    copied into the socket buffer whole), and botocore rewinds it to resend the
+    part on a retry.  The buffer is sized once and filled in place through
+    ``getbuffer()``, so the part exists in memory exactly once.
     """
 
     __slots__ = ("body", "size")
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self.body = io.BytesIO()
+        self.body = PartBody()
         if size:
             self.body.seek(size - 1)
             self.body.write(b"\0")

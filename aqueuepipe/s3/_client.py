@@ -10,15 +10,22 @@ one place the looseness is spelled out.
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import os
+import ssl
+import threading
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 import botocore.loaders
-from aiobotocore.session import get_session
+from aiobotocore.config import AioConfig
+from aiobotocore.hooks import AioHierarchicalEmitter
+from aiobotocore.httpsession import AIOHTTPSession
+from aiobotocore.session import AioSession
 from botocore.config import Config
+from botocore.httpsession import get_cert_path
 
 from aqueuepipe.__about__ import __version__
 
@@ -175,7 +182,7 @@ def create_client(
             f"checksum_when must be 'when_supported' or 'when_required', not {checksum_when!r}"
         )
     endpoint = resolve_endpoint_url(endpoint_url)
-    config = Config(
+    config = _client_config(
         max_pool_connections=max_pool_connections,
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
@@ -203,9 +210,13 @@ async def _open_client(
 ) -> AsyncIterator[S3Client]:
     # aiobotocore's own context wraps a coroutine made at once, which warns "never
     # awaited" if the context is dropped unentered; this generator makes it on entry.
-    session = get_session()
-    # A fresh session per client (credentials are resolved anew), but one shared
-    # loader: parsing botocore's service models costs ~25 MB and tens of ms.
+    #
+    # A fresh session per client (credentials are resolved anew), but what does not
+    # depend on the environment is made once per process: the loader (parsing
+    # botocore's service models costs ~25 MB and tens of ms) and the session's
+    # built-in event handlers (registering them checks each handler's signature,
+    # ~6 ms of CPU per session; copying the registered set takes 0.4 ms).
+    session = AioSession(event_hooks=copy.copy(_builtin_events()), include_builtin_handlers=False)
     session.register_component("data_loader", _shared_loader())
     async with session.create_client(
         "s3", region_name=region, endpoint_url=endpoint_url, config=config
@@ -216,6 +227,80 @@ async def _open_client(
 @functools.cache
 def _shared_loader() -> Any:
     return botocore.loaders.create_loader()
+
+
+@functools.cache
+def _builtin_events() -> Any:
+    """An event emitter with botocore's and aiobotocore's built-in handlers registered.
+
+    A new session registers exactly these (module-level handlers, none bound to
+    the session); each session gets a copy, so nothing registered on one session
+    reaches another.
+    """
+    emitter = AioHierarchicalEmitter()
+    AioSession(event_hooks=emitter)
+    return emitter
+
+
+# -- one SSL context per process ----------------------------------------------------
+#
+# aiobotocore builds an SSLContext and loads the whole CA bundle into it for every
+# client (15 to 25 ms of CPU, even for an http:// endpoint that never uses it).  An
+# SSLContext is made to be shared by many connections, threads and event loops
+# (aiohttp shares its own default one the same way) and nothing mutates it once
+# built, so clients of this module share one per verify setting and CA bundle.
+# aiobotocore 3.x builds its contexts in ``_build_ssl_contexts``; where that hook is
+# missing (older versions) the stock session class is used unchanged.  Passing a
+# context through ``AioConfig(connector_args={"ssl_context": ...})`` does not work:
+# aiobotocore 3.10 forwards it to aiohttp beside its own ``ssl=``, which aiohttp
+# rejects ("ssl parameters are mutually exclusive").
+
+_SSL_CONTEXTS: dict[tuple[object, ...], ssl.SSLContext] = {}
+_SSL_LOCK = threading.Lock()  # contexts are built in a worker thread
+
+
+def _ca_stamp(path: object) -> tuple[int, int] | None:
+    """(mtime, size) of a CA bundle file, so a replaced bundle gets a new context."""
+    if not isinstance(path, str):
+        return None
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
+
+class _SharedSSLSession(AIOHTTPSession):  # type: ignore[misc]
+    """aiobotocore's HTTP session, with its SSL context built once per process."""
+
+    def _build_ssl_contexts(self, proxy_url: str | None) -> tuple[Any, Any]:
+        if proxy_url or self._cert_file:
+            # Client certificates and proxies: built per client, as aiobotocore does.
+            contexts: tuple[Any, Any] = super()._build_ssl_contexts(proxy_url)
+            return contexts
+        verify = self._verify
+        path = get_cert_path(verify) if verify else None
+        key = (verify, path, _ca_stamp(path))
+        with _SSL_LOCK:
+            context = _SSL_CONTEXTS.get(key)
+            if context is None:
+                if len(_SSL_CONTEXTS) >= 8:  # bundles replaced again and again
+                    _SSL_CONTEXTS.clear()
+                context = _SSL_CONTEXTS[key] = self._build_verify_context()
+        return context, None
+
+
+_SHARE_SSL = all(
+    callable(getattr(AIOHTTPSession, name, None))
+    for name in ("_build_ssl_contexts", "_build_verify_context")
+)
+
+
+def _client_config(**kwargs: Any) -> Config:
+    """botocore's Config, with the shared-SSL session class where aiobotocore allows it."""
+    if _SHARE_SSL:
+        return AioConfig(http_session_cls=_SharedSSLSession, **kwargs)
+    return Config(**kwargs)
 
 
 def _without_userinfo(url: str) -> str:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import aiohttp.payload
 import botocore.exceptions
 
 from .._cancel import run_to_end
@@ -23,12 +24,60 @@ from ._client import S3Client
 from ._retry import RetryPolicy
 from ._urls import S3Url
 
-__all__ = ["READ_SIZE", "MultipartUpload", "ObjectStream", "open_object", "retry_attempts"]
+__all__ = [
+    "READ_SIZE",
+    "WRITE_SIZE",
+    "MultipartUpload",
+    "ObjectStream",
+    "PartBody",
+    "open_object",
+    "retry_attempts",
+]
 
 #: The most bytes asked of a response body at once.  aiohttp raises its receive
 #: buffer to twice the largest read, so reading a whole part in one call would let
 #: it buffer two parts' worth outside the budget; this keeps it at 512 KiB.
 READ_SIZE = 256 * 1024
+
+
+#: The most bytes of a :class:`PartBody` handed to the connection at once.
+WRITE_SIZE = 1024 * 1024
+
+
+class PartBody(io.BytesIO):
+    """The bytes of one part or object to upload: a BytesIO sent without copies.
+
+    botocore takes it as any file-like body (and rewinds it to resend the part on
+    a retry).  aiohttp would send a plain BytesIO in 64 KiB reads, each one a copy,
+    a trip round the event loop and a ``send()``; a ``PartBody`` goes out as
+    slices of its own buffer, :data:`WRITE_SIZE` at a time.  Each slice is sent
+    with aiohttp's flow control, so the connection buffers at most about one
+    slice beyond what the socket takes.
+    """
+
+    __slots__ = ()
+
+
+class _PartPayload(aiohttp.payload.BytesIOPayload):
+    """aiohttp's payload for a :class:`PartBody`: memoryview slices of its buffer."""
+
+    async def write(self, writer: Any) -> None:
+        await self.write_with_length(writer, None)
+
+    async def write_with_length(self, writer: Any, content_length: int | None) -> None:
+        self._set_or_restore_start_position()  # a resent request starts over
+        value = self._value
+        start = value.tell()
+        with value.getbuffer() as view:
+            end = len(view) if content_length is None else min(len(view), start + content_length)
+            for offset in range(start, end, WRITE_SIZE):
+                await writer.write(view[offset : min(offset + WRITE_SIZE, end)])
+        value.seek(end)
+
+
+# aiohttp versions without the hooks used above send a PartBody like any BytesIO.
+if callable(getattr(aiohttp.payload.BytesIOPayload, "_set_or_restore_start_position", None)):
+    aiohttp.payload.register_payload(_PartPayload, PartBody, order=aiohttp.payload.Order.try_first)
 
 
 # What a response body raises when it breaks off, stalls or ends short.
@@ -209,7 +258,7 @@ class MultipartUpload:
         self.upload_id = str(response["UploadId"])
 
     async def upload_part(
-        self, number: int, body: io.BytesIO, size: int, checksum_b64: str | None
+        self, number: int, body: PartBody, size: int, checksum_b64: str | None
     ) -> Mapping[str, Any]:
         """Upload part ``number`` of ``size`` bytes from ``body``; return the response.
 
