@@ -1,0 +1,1 @@
+"""aqueuepipe's benchmarks: ``python -m benchmarks`` runs the suite (see README.md here)."""

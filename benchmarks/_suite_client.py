@@ -1,0 +1,527 @@
+"""One client-side measurement of the benchmark suite (bench_suite.py), in a fresh process.
+
+Run as ``python benchmarks/_suite_client.py`` with a JSON spec on standard input;
+prints one JSON object (the last line of standard output).  The process imports its
+contender, creates its clients, copies one tiny object the same way (so imports,
+client set-up that is done once and connection pools are warm), resets its peak
+RSS (``5`` into ``/proc/self/clear_refs``), notes VmRSS, and then times the whole
+workload: wall time (``time.perf_counter``), the client's CPU (``getrusage``
+user + system of every thread of this process: s3transfer's, s3fs's and
+obstore's threads count; the moto server's CPU is read from ``/proc`` and kept
+apart), the peak RSS growth (VmHWM afterwards less VmRSS before), and VmRSS
+sampled every ``sample_interval`` seconds by a thread reading
+``/proc/self/status``.
+
+Only the standard library is imported at the top: aioboto3 runs under the
+interpreter of a venv of its own, where aqueuepipe is not installed.  Each
+contender imports what it needs.
+
+Spec keys: ``contender``; ``src_bucket``, ``dst_bucket``; ``pairs`` (a list of
+``[src_key, dst_key, size]``); ``warm`` (one such triple, copied before timing);
+``batch`` (objects copied at once: 1 for one object, else a thread pool or
+coroutines of that size); ``part_size``, ``part_concurrency`` (parts in flight
+per object), ``limit`` (aqueuepipe's memory limit); ``server_pid``;
+``endpoint_url``; ``sample_interval``; optionally ``profile`` (a path: cProfile
+of the timed run is dumped there) and ``slow_callback`` (seconds: the event loop
+runs in debug mode and callbacks slower than that are counted and reported).
+Fake credentials come from the environment (``AWS_ACCESS_KEY_ID``...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import logging
+import os
+import resource
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+READ_SIZE = 1024 * 1024  # the ceiling GET's reads, into one reused buffer per object
+
+Pair = tuple[str, str, int]
+
+
+def _status_kib(*names: str) -> dict[str, int]:
+    found: dict[str, int] = {}
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            name, _, value = line.partition(":")
+            if name in names:
+                found[name] = int(value.split()[0])
+    return found
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _process_cpu_seconds(pid: int | None) -> float | None:
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class RssSampler(threading.Thread):
+    """Reads VmRSS every ``interval`` seconds until stopped: (seconds, KiB) pairs."""
+
+    def __init__(self, interval: float) -> None:
+        super().__init__(name="rss-sampler", daemon=True)
+        self.interval = interval
+        self.samples: list[tuple[float, int]] = []
+        self._stop_event = threading.Event()
+        self._start = time.perf_counter()
+
+    def run(self) -> None:
+        self._start = time.perf_counter()
+        self._sample()
+        while not self._stop_event.wait(self.interval):
+            self._sample()
+
+    def _sample(self) -> None:
+        rss = _status_kib("VmRSS")["VmRSS"]
+        self.samples.append((round(time.perf_counter() - self._start, 4), rss))
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()
+        self._sample()
+
+
+class Meter:
+    """Times the block given to :meth:`timed`; its readings end up in ``result``."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+        self.result: dict[str, Any] = {}
+
+    @contextmanager
+    def timed(self) -> Iterator[None]:
+        profiler = None
+        if self.spec.get("profile"):
+            import cProfile
+
+            profiler = cProfile.Profile()
+        gc.collect()
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")  # VmHWM := VmRSS
+        before = _status_kib("VmRSS", "VmHWM")
+        server_before = _process_cpu_seconds(self.spec.get("server_pid"))
+        sampler = RssSampler(self.spec["sample_interval"])
+        cpu_before = _cpu_seconds()
+        sampler.start()
+        if profiler is not None:
+            profiler.enable()
+        start = time.perf_counter()
+        yield
+        seconds = time.perf_counter() - start
+        if profiler is not None:
+            profiler.disable()
+        cpu = _cpu_seconds() - cpu_before
+        sampler.stop()
+        server_after = _process_cpu_seconds(self.spec.get("server_pid"))
+        after = _status_kib("VmRSS", "VmHWM")
+        if profiler is not None:
+            profiler.dump_stats(self.spec["profile"])
+        self.result = {
+            "seconds": seconds,
+            "cpu_seconds": cpu,
+            "rss_before_kib": before["VmRSS"],
+            "rss_after_kib": after["VmRSS"],
+            "hwm_kib": after["VmHWM"],
+            "rss_growth_kib": after["VmHWM"] - before["VmRSS"],
+            "server_cpu_seconds": (
+                server_after - server_before
+                if server_before is not None and server_after is not None
+                else None
+            ),
+            # VmRSS over the run, less VmRSS before it.
+            "rss_series": [(t, kib - before["VmRSS"]) for t, kib in sampler.samples],
+        }
+
+
+def _pairs(spec: dict[str, Any]) -> list[Pair]:
+    return [(src, dst, int(size)) for src, dst, size in spec["pairs"]]
+
+
+def _warm(spec: dict[str, Any]) -> Pair:
+    src, dst, size = spec["warm"]
+    return src, dst, int(size)
+
+
+async def _gather_bounded(
+    pairs: list[Pair], limit: int, one: Callable[[Pair], Awaitable[None]]
+) -> None:
+    """Run ``one`` for every pair, at most ``limit`` at a time."""
+    slots = asyncio.Semaphore(limit)
+
+    async def bounded(pair: Pair) -> None:
+        async with slots:
+            await one(pair)
+
+    async with asyncio.TaskGroup() as tg:
+        for pair in pairs:
+            tg.create_task(bounded(pair))
+
+
+def _threaded(pairs: list[Pair], workers: int, one: Callable[[Pair], None]) -> None:
+    """Run ``one`` for every pair in a pool of ``workers`` threads; re-raise the first error."""
+    if workers == 1:
+        for pair in pairs:
+            one(pair)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for _ in pool.map(one, pairs):
+            pass
+
+
+# -- the ceiling: what the client library and the server can do at best -----------
+
+
+def _aqueuepipe_client(spec: dict[str, Any]) -> Any:
+    from aqueuepipe.s3 import create_client
+
+    return create_client(max_pool_connections=spec["batch"] * spec["part_concurrency"] + 4)
+
+
+async def ceiling_get(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
+    """GetObject of every object, each body read to the end into a reused buffer."""
+    bucket = spec["src_bucket"]
+
+    async with _aqueuepipe_client(spec) as client:
+
+        async def one(pair: Pair) -> None:
+            buf = memoryview(bytearray(min(READ_SIZE, max(pair[2], 1))))
+            response = await client.get_object(Bucket=bucket, Key=pair[0])
+            body = response["Body"]
+            total = 0
+            try:
+                while n := await body.readinto(buf):
+                    total += n
+            finally:
+                body.close()
+            _check(total, pair[2])
+
+        await one(_warm(spec))
+        with meter.timed():
+            await _gather_bounded(_pairs(spec), spec["batch"], one)
+    return {}
+
+
+async def _ingest(spec: dict[str, Any], meter: Meter, *, parts: bool) -> dict[str, Any]:
+    """Upload bytes already in memory: PutObject each, or multipart for objects >= part_size."""
+    bucket = spec["dst_bucket"]
+    part_size = spec["part_size"]
+    pairs = _pairs(spec)
+    data = {dst: os.urandom(size) for _, dst, size in pairs}
+    uploads = {"put": 0, "multipart": 0}
+
+    async with _aqueuepipe_client(spec) as client:
+
+        async def multipart(key: str, body: bytes) -> None:
+            created = await client.create_multipart_upload(Bucket=bucket, Key=key)
+            upload_id = created["UploadId"]
+            slots = asyncio.Semaphore(spec["part_concurrency"])
+            etags: dict[int, str] = {}
+
+            async def send(number: int, offset: int) -> None:
+                async with slots:
+                    response = await client.upload_part(
+                        Bucket=bucket,
+                        Key=key,
+                        UploadId=upload_id,
+                        PartNumber=number,
+                        Body=body[offset : offset + part_size],
+                    )
+                etags[number] = response["ETag"]
+
+            async with asyncio.TaskGroup() as tg:
+                for number, offset in enumerate(range(0, len(body), part_size), 1):
+                    tg.create_task(send(number, offset))
+            await client.complete_multipart_upload(
+                Bucket=bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={
+                    "Parts": [{"PartNumber": n, "ETag": etags[n]} for n in sorted(etags)]
+                },
+            )
+
+        async def one(pair: Pair) -> None:
+            body = data.pop(pair[1], None) or b"w"
+            if parts and len(body) >= part_size:
+                uploads["multipart"] += 1
+                await multipart(pair[1], body)
+            else:
+                uploads["put"] += 1
+                await client.put_object(Bucket=bucket, Key=pair[1], Body=body)
+
+        await one(_warm(spec))
+        uploads.update(put=0, multipart=0)
+        with meter.timed():
+            await _gather_bounded(pairs, spec["batch"], one)
+    return uploads
+
+
+async def ceiling_put(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
+    """One PutObject per object, of bytes already in memory."""
+    return await _ingest(spec, meter, parts=False)
+
+
+async def ceiling_parts(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
+    """Multipart uploads (part_concurrency UploadParts at a time) of bytes in memory."""
+    return await _ingest(spec, meter, parts=True)
+
+
+# -- contenders ---------------------------------------------------------------------
+
+
+def _aqueuepipe(**options: Any) -> Callable[[dict[str, Any], Meter], Awaitable[dict[str, Any]]]:
+    """copy() for one object, copy_many() for several; clients made inside the call."""
+
+    async def run(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
+        return await _aqueuepipe_copy(spec, meter, options)
+
+    return run
+
+
+async def _aqueuepipe_copy(
+    spec: dict[str, Any], meter: Meter, options: dict[str, Any]
+) -> dict[str, Any]:
+    from aqueuepipe import copy, copy_many
+
+    src, dst = f"s3://{spec['src_bucket']}/", f"s3://{spec['dst_bucket']}/"
+    options = {"limit": spec["limit"], **options}
+    pairs = _pairs(spec)
+    warm = _warm(spec)
+    await copy(src + warm[0], dst + warm[1], **options)
+    parts = 0
+    with meter.timed():
+        if spec["batch"] == 1 and len(pairs) == 1:
+            result = await copy(src + pairs[0][0], dst + pairs[0][1], **options)
+            _check(result.size, pairs[0][2])
+            parts = result.parts
+        else:
+            count = 0
+            async for result in copy_many(
+                [(src + s, dst + d) for s, d, _ in pairs],
+                concurrency=spec["batch"],
+                **options,
+            ):
+                if not result.ok:
+                    raise RuntimeError(f"{result.dst}: {result.error!r}")
+                count += 1
+                parts += result.parts
+            _check(count, len(pairs))
+    return {"parts": parts, "options": options}
+
+
+def _transfer_config(spec: dict[str, Any]) -> Any:
+    from boto3.s3.transfer import TransferConfig
+
+    return TransferConfig(
+        multipart_chunksize=spec["part_size"], max_concurrency=spec["part_concurrency"]
+    )
+
+
+def boto3_managed(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
+    """boto3: each GetObject body streamed into upload_fileobj (s3transfer, threads)."""
+    import boto3
+    from botocore.config import Config
+
+    config = _transfer_config(spec)
+    batch = spec["batch"]
+    # One client shared by the threads (boto3 clients are thread-safe); its pool
+    # sized so that no thread's connection is discarded.
+    pool = None if batch == 1 else batch * (spec["part_concurrency"] + 1)
+    s3 = boto3.client("s3", config=Config(max_pool_connections=pool) if pool else None)
+
+    def one(pair: Pair) -> None:
+        body = s3.get_object(Bucket=spec["src_bucket"], Key=pair[0])["Body"]
+        s3.upload_fileobj(body, spec["dst_bucket"], pair[1], Config=config)
+
+    one(_warm(spec))
+    with meter.timed():
+        _threaded(_pairs(spec), batch, one)
+    return {
+        "boto3": boto3.__version__,
+        "max_pool_connections": s3.meta.config.max_pool_connections,
+        "request_checksum_calculation": s3.meta.config.request_checksum_calculation,
+        "response_checksum_validation": s3.meta.config.response_checksum_validation,
+    }
+
+
+async def aioboto3_managed(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
+    """aioboto3: each async GetObject body fed to its upload_fileobj."""
+    import aioboto3
+    from aiobotocore.config import AioConfig
+
+    config = _transfer_config(spec)
+    batch = spec["batch"]
+    pool = None if batch == 1 else batch * (spec["part_concurrency"] + 1)
+    session = aioboto3.Session()
+    async with session.client(
+        "s3", config=AioConfig(max_pool_connections=pool) if pool else None
+    ) as s3:
+
+        async def one(pair: Pair) -> None:
+            response = await s3.get_object(Bucket=spec["src_bucket"], Key=pair[0])
+            body = response["Body"]
+            try:
+                await s3.upload_fileobj(body, spec["dst_bucket"], pair[1], Config=config)
+            finally:
+                body.close()
+
+        await one(_warm(spec))
+        with meter.timed():
+            await _gather_bounded(_pairs(spec), batch, one)
+        return {
+            "aioboto3": aioboto3.__version__,
+            "request_checksum_calculation": s3.meta.config.request_checksum_calculation,
+            "response_checksum_validation": s3.meta.config.response_checksum_validation,
+        }
+
+
+async def obstore_stream(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
+    """obstore: get_async's stream written into open_writer_async (its multipart writer)."""
+    import obstore
+    from obstore.store import S3Store
+
+    def store(bucket: str) -> Any:
+        return S3Store(
+            bucket,
+            endpoint=spec["endpoint_url"],
+            access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
+            secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
+            region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+            virtual_hosted_style_request=False,
+            client_options={"allow_http": True},
+        )
+
+    src, dst = store(spec["src_bucket"]), store(spec["dst_bucket"])
+
+    async def one(pair: Pair) -> None:
+        response = await obstore.get_async(src, pair[0])
+        async with obstore.open_writer_async(
+            dst,
+            pair[1],
+            buffer_size=spec["part_size"],
+            max_concurrency=spec["part_concurrency"],
+        ) as writer:
+            async for chunk in response.stream():
+                await writer.write(chunk)
+
+    await one(_warm(spec))
+    with meter.timed():
+        await _gather_bounded(_pairs(spec), spec["batch"], one)
+    return {"obstore": obstore.__version__}
+
+
+def s3fs_stream(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
+    """s3fs: a file opened for reading copied into one opened for writing, part by part."""
+    import s3fs
+
+    fs = s3fs.S3FileSystem(
+        endpoint_url=spec["endpoint_url"],
+        key=os.environ["AWS_ACCESS_KEY_ID"],
+        secret=os.environ["AWS_SECRET_ACCESS_KEY"],
+        client_kwargs={"region_name": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")},
+    )
+    part_size = spec["part_size"]
+
+    def one(pair: Pair) -> None:
+        src = f"{spec['src_bucket']}/{pair[0]}"
+        dst = f"{spec['dst_bucket']}/{pair[1]}"
+        with (
+            fs.open(src, "rb", block_size=part_size) as reader,
+            fs.open(dst, "wb", block_size=part_size) as writer,
+        ):
+            while chunk := reader.read(part_size):
+                writer.write(chunk)
+
+    one(_warm(spec))
+    with meter.timed():
+        _threaded(_pairs(spec), spec["batch"], one)
+    return {"s3fs": s3fs.__version__}
+
+
+def _check(got: int, size: int) -> None:
+    if got != size:
+        raise RuntimeError(f"transferred {got}, expected {size}")
+
+
+CONTENDERS: dict[str, Callable[[dict[str, Any], Meter], Any]] = {
+    "get": ceiling_get,
+    "put": ceiling_put,
+    "parts": ceiling_parts,
+    "aqueuepipe": _aqueuepipe(),
+    # moto emulates S3's full-object CRC64NVME for uploads created without a
+    # checksum algorithm, at a cost to the server (see README): this row shows it.
+    "aqueuepipe_crc32": _aqueuepipe(checksum_algorithm="crc32"),
+    "boto3": boto3_managed,
+    "aioboto3": aioboto3_managed,
+    "obstore": obstore_stream,
+    "s3fs": s3fs_stream,
+}
+
+
+class _SlowCallbacks(logging.Handler):
+    """Collects asyncio's "Executing <Handle ...> took N seconds" debug warnings."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith("Executing"):
+            # "Executing <Handle or Task ...> took 0.123 seconds": the handle's repr
+            # can be long; keep its start and the time.
+            head, _, took = message.rpartition(" took ")
+            self.seen.append(f"{head[:200]} ... took {took}")
+
+
+async def _debugged(coro: Awaitable[Any], threshold: float, slow: _SlowCallbacks) -> Any:
+    loop = asyncio.get_running_loop()
+    loop.set_debug(True)
+    loop.slow_callback_duration = threshold
+    logging.getLogger("asyncio").addHandler(slow)
+    return await coro
+
+
+def main() -> int:
+    spec = json.loads(sys.stdin.read())
+    meter = Meter(spec)
+    run = CONTENDERS[spec["contender"]]
+    outcome = run(spec, meter)
+    slow = None
+    if asyncio.iscoroutine(outcome):
+        threshold = spec.get("slow_callback")
+        if threshold:
+            slow = _SlowCallbacks()
+            outcome = asyncio.run(_debugged(outcome, threshold, slow))
+        else:
+            outcome = asyncio.run(outcome)
+    if not meter.result:
+        raise RuntimeError(f"{spec['contender']} measured nothing")
+    if slow is not None:
+        outcome["slow_callbacks"] = {"count": len(slow.seen), "first": slow.seen[:10]}
+    print(json.dumps({**meter.result, "extra": outcome, "python": sys.version.split()[0]}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1028 @@
+"""The benchmark suite: aqueuepipe against the server's ceiling and the tools users pick instead.
+
+Run::
+
+    python -m benchmarks                          # every workload, 3 rounds (~12 min here)
+    python -m benchmarks --smoke                  # CI: tiny sizes, 1 round (~1-2 min)
+    python -m benchmarks --workload big --contender aqueuepipe --contender boto3
+    python -m benchmarks --profile --workload mixed   # then cProfile aqueuepipe on it
+    python benchmarks/bench_suite.py ...          # the same, as nox runs it
+
+One run starts its own moto server process (``python -m moto.server`` on a free
+127.0.0.1 port, fake credentials), creates the source objects once, and copies
+them to a destination bucket with every contender, in interleaved rounds (each
+round runs every workload and every contender once, the contender order rotating),
+reporting medians.  The workloads:
+
+``big``      one 100 MiB object
+``mixed``    32 objects of 1-25 MiB, 16 copies at a time
+``small``    1,000 objects of 64 KiB, 16 at a time (objects/s: per-request overhead)
+``memory``   16 concurrent copies of the 100 MiB object under a 30 MB limit (RSS)
+
+and the contenders (a contender that cannot be imported is reported as "not
+installed" with the reason, never dropped silently):
+
+``ceiling``     the server's and client library's best, from the same objects: every
+                GetObject read to the end (aiobotocore, configured as aqueuepipe
+                configures it), and the best ingest of the same bytes from memory
+                (one PutObject each, or multipart uploads of 8 MiB parts, 4 at a
+                time); ceiling = min(read, best ingest) of the medians
+``aqueuepipe``  ``copy(src, dst, limit=30_000_000)`` for one object,
+                ``copy_many(pairs, concurrency=16, limit=30_000_000)`` for several;
+                default options, clients created inside the call
+``boto3``       ``upload_fileobj(get_object(...)["Body"], ...)`` with
+                ``TransferConfig(multipart_chunksize=8 MiB, max_concurrency=4)``,
+                from a pool of 16 threads for several objects
+``aioboto3``    the same with aioboto3's async ``upload_fileobj`` (in a venv of its
+                own: it pins aiobotocore exactly), 16 coroutines at a time
+``obstore``     ``get_async(...).stream()`` written into ``open_writer_async`` (its
+                multipart writer, 8 MiB buffer, 4 parts at a time)
+``s3fs``        ``fs.open(src, "rb")`` read part by part into ``fs.open(dst, "wb")``
+                (8 MiB blocks), from a pool of 16 threads
+
+Every measurement runs in a fresh client process (``benchmarks/_suite_client.py``)
+that warms up (imports, clients, one tiny copy), resets its peak RSS and then times
+the workload: MB/s (10**6 bytes/s), client CPU seconds per GiB (user + system of all
+the process's threads), peak RSS growth, VmRSS sampled every 50 ms, and the
+server's CPU apart.  Every copy's size is checked after every run, and in the first
+round the copies are downloaded and compared by MD5.
+
+The table goes to the terminal, the raw numbers to ``results/suite.json`` and the
+charts to ``results/suite-*.png`` (``--output-dir``).  ``--smoke`` writes them to a
+temporary directory unless ``--output-dir`` is given, so it never replaces real
+results.  Only ratios from one run mean anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import importlib.metadata
+import json
+import os
+import platform
+import pstats
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from _server import MotoServer, client_environment, moto_server
+from botocore.config import Config
+
+KIB = 1024
+MIB = 1024 * KIB
+GIB = 1024 * MIB
+MB = 1_000_000
+
+PART_SIZE = 8 * MIB
+PART_CONCURRENCY = 4
+BATCH = 16
+LIMIT = 30_000_000
+SAMPLE_INTERVAL = 0.05
+WARM_SIZE = 64 * KIB
+SRC_BUCKET = "suite-src"
+DST_BUCKET = "suite-dst"
+
+HERE = Path(__file__).resolve().parent
+CLIENT = HERE / "_suite_client.py"
+DEFAULT_OUTPUT_DIR = HERE / "results"
+DEFAULT_AIOBOTO3_PYTHON = "/tmp/aioboto3-venv/bin/python"
+RUN_TIMEOUT = 900.0
+# A run that fails (say the loaded server drops a connection) is tried again, its
+# error printed; if every attempt fails, the round records the failure and goes on.
+ATTEMPTS = 2
+
+# The issue's targets (same run, medians).
+TARGETS = {
+    "big": {"ceiling": 0.9, "others": 1.0},
+    "mixed": {"ceiling": 0.85, "others": 1.0},
+    "small": {"others": 1.0},
+}
+MEMORY_TARGET_BYTES = LIMIT + 25_000_000
+CPU_TARGET_WORKLOADS = ("big", "mixed")
+
+
+@dataclass(frozen=True, slots=True)
+class Contender:
+    key: str
+    label: str
+    kind: str  # "read", "ingest" (the ceiling's parts), "copy" or "variant" (not a target row)
+    module: str | None = None  # what it imports, probed before the run
+    install: str = ""
+
+
+CONTENDERS = (
+    Contender("get", "ceiling: GET, read to the end", "read"),
+    Contender("put", "ceiling: PutObject from memory", "ingest"),
+    Contender("parts", f"ceiling: UploadPart x{PART_CONCURRENCY} from memory", "ingest"),
+    Contender("aqueuepipe", "aqueuepipe", "copy"),
+    Contender("aqueuepipe_crc32", "aqueuepipe, checksum_algorithm='crc32'", "variant"),
+    Contender("boto3", "boto3 upload_fileobj", "copy", "boto3", "pip install boto3"),
+    Contender(
+        "aioboto3",
+        "aioboto3 upload_fileobj",
+        "copy",
+        "aioboto3",
+        "python3 -m venv /tmp/aioboto3-venv && /tmp/aioboto3-venv/bin/pip install aioboto3"
+        " (it pins aiobotocore exactly, so not beside aqueuepipe)",
+    ),
+    Contender("obstore", "obstore get -> open_writer", "copy", "obstore", "pip install obstore"),
+    Contender("s3fs", "s3fs open(rb) -> open(wb)", "copy", "s3fs", "pip install s3fs"),
+)
+BY_KEY = {c.key: c for c in CONTENDERS}
+COPIERS = tuple(c.key for c in CONTENDERS if c.kind == "copy")
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    key: str
+    label: str
+    objects: tuple[tuple[str, int], ...]  # (source key, size)
+    batch: int
+    ceilings: tuple[str, ...]  # which ceiling rows run
+    per_object: bool = False  # report objects/s as its throughput
+    verify_md5: int = -1  # how many copies to download and check in round 1 (-1: all)
+    variants: tuple[str, ...] = ()  # informative rows, not in the targets
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(size for _, size in self.objects)
+
+    def contenders(self) -> tuple[str, ...]:
+        return (*self.ceilings, *COPIERS, *self.variants)
+
+
+def _mixed_sizes(count: int, low: int, high: int) -> list[int]:
+    # Deterministic, not MiB-aligned, so that last parts are partial.
+    rng = random.Random(20261125)
+    return [rng.randint(low, high) for _ in range(count)]
+
+
+def workloads(smoke: bool) -> dict[str, Workload]:
+    big = 10 * MIB if smoke else 100 * MIB
+    mixed = _mixed_sizes(4, 1 * MIB, 12 * MIB) if smoke else _mixed_sizes(32, 1 * MIB, 25 * MIB)
+    small = 20 if smoke else 1000
+    memory = 4 if smoke else 16
+    big_key = f"big/{big}.bin"
+    return {
+        "big": Workload(
+            "big",
+            f"1 x {big // MIB} MiB",
+            ((big_key, big),),
+            1,
+            ("get", "put", "parts"),
+            variants=("aqueuepipe_crc32",),
+        ),
+        "mixed": Workload(
+            "mixed",
+            f"{len(mixed)} x 1-{max(mixed) // MIB + 1} MiB",
+            tuple((f"mixed/{i:03d}.bin", size) for i, size in enumerate(mixed)),
+            BATCH,
+            ("get", "put", "parts"),
+            variants=("aqueuepipe_crc32",),
+        ),
+        "small": Workload(
+            "small",
+            f"{small:,} x 64 KiB",
+            tuple((f"small/{i:05d}.bin", 64 * KIB) for i in range(small)),
+            BATCH,
+            ("get", "put"),
+            per_object=True,
+        ),
+        "memory": Workload(
+            "memory",
+            f"{memory} x {big // MIB} MiB at once, 30 MB limit",
+            tuple((big_key, big) for _ in range(memory)),
+            memory,
+            (),
+            verify_md5=2,
+        ),
+    }
+
+
+# -- set-up -------------------------------------------------------------------------
+
+
+def _s3(endpoint_url: str) -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(max_pool_connections=16),
+    )
+
+
+def make_objects(client: Any, chosen: dict[str, Workload]) -> dict[str, str]:
+    """Create the buckets and every distinct source object once; return their MD5s."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    client.create_bucket(Bucket=SRC_BUCKET)
+    client.create_bucket(Bucket=DST_BUCKET)
+    wanted = {("warm.bin", WARM_SIZE)}
+    for workload in chosen.values():
+        wanted.update(workload.objects)
+
+    def put(item: tuple[str, int]) -> tuple[str, str]:
+        key, size = item
+        data = os.urandom(size)
+        client.put_object(Bucket=SRC_BUCKET, Key=key, Body=data)
+        return key, hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return dict(pool.map(put, sorted(wanted)))
+
+
+def probe(contender: Contender, python: str, env: dict[str, str]) -> tuple[str | None, dict]:
+    """(None, versions) if ``python`` can import the contender's module, else (reason, {})."""
+    if contender.module is None:
+        return None, {}
+    if not Path(python).exists():
+        return f"{python} not found (install: {contender.install})", {}
+    names = {
+        "boto3": ("boto3", "botocore", "s3transfer"),
+        "aioboto3": ("aioboto3", "aiobotocore", "botocore", "boto3", "s3transfer", "aiohttp"),
+        "obstore": ("obstore",),
+        "s3fs": ("s3fs", "fsspec", "aiobotocore", "botocore", "aiohttp"),
+    }[contender.key]
+    code = (
+        f"import json, importlib.metadata as m; import {contender.module}; "
+        f"print(json.dumps({{n: m.version(n) for n in {names!r}}}))"
+    )
+    try:
+        done = subprocess.run(
+            [python, "-c", code], env=env, capture_output=True, text=True, timeout=120
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"{python} does not run: {exc}", {}
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["?"])[-1]
+        return f"{last} (under {python}; install: {contender.install})", {}
+    return None, json.loads(done.stdout)
+
+
+# -- measuring ----------------------------------------------------------------------
+
+
+def _dst_prefix(contender: str, workload: str) -> str:
+    return f"{contender}/{workload}/"
+
+
+def measure(
+    contender: Contender,
+    workload: Workload,
+    server: MotoServer,
+    env: dict[str, str],
+    python: str,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Run one measurement in a fresh client process; return its readings."""
+    prefix = _dst_prefix(contender.key, workload.key)
+    spec = {
+        "contender": contender.key,
+        "src_bucket": SRC_BUCKET,
+        "dst_bucket": DST_BUCKET,
+        "pairs": [
+            [key, f"{prefix}{i:05d}", size] for i, (key, size) in enumerate(workload.objects)
+        ],
+        "warm": ["warm.bin", f"{prefix}warm", WARM_SIZE],
+        "batch": workload.batch,
+        "part_size": PART_SIZE,
+        "part_concurrency": PART_CONCURRENCY,
+        "limit": LIMIT,
+        "server_pid": server.process.pid,
+        "endpoint_url": server.endpoint_url,
+        "sample_interval": SAMPLE_INTERVAL,
+        **extra,
+    }
+    failure = ""
+    for attempt in range(1, ATTEMPTS + 1):
+        done = subprocess.run(
+            [python, "-X", "faulthandler", str(CLIENT)],
+            input=json.dumps(spec),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT,
+            check=False,
+        )
+        reading = _reading(done.stdout)
+        if done.returncode == 0 and reading is not None:
+            reading["attempt"] = attempt
+            return reading
+        if reading is not None and done.returncode < 0:
+            # It printed its measurement and then died of a signal: obstore's
+            # runtime sometimes aborts (SIGABRT) while the interpreter exits.
+            # The copy was complete and measured (and is verified like any other).
+            reading["attempt"] = attempt
+            reading["exit_status"] = done.returncode
+            print(
+                f"{contender.key} on {workload.key}: measured, then killed by signal "
+                f"{-done.returncode} on exit; reading kept",
+                file=sys.stderr,
+                flush=True,
+            )
+            return reading
+        failure = (
+            f"{contender.key} on {workload.key} failed (exit {done.returncode}, "
+            f"attempt {attempt} of {ATTEMPTS}):\n{done.stderr[-3000:]}"
+        )
+        print(failure, file=sys.stderr, flush=True)
+    return {"failed": failure[-1500:]}
+
+
+def _reading(stdout: str) -> dict[str, Any] | None:
+    """The JSON measurement on the last line of a client's output, if it got that far."""
+    lines = stdout.strip().splitlines()
+    if not lines:
+        return None
+    try:
+        reading = json.loads(lines[-1])
+    except ValueError:
+        return None
+    return reading if isinstance(reading, dict) and "seconds" in reading else None
+
+
+def _list(client: Any, prefix: str) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=DST_BUCKET, Prefix=prefix):
+        for item in page.get("Contents", []):
+            found[item["Key"]] = item
+    return found
+
+
+def verify_and_clean(
+    client: Any,
+    contender: Contender,
+    workload: Workload,
+    md5s: dict[str, str],
+    *,
+    check_md5: bool,
+) -> None:
+    """Every copy has its size (and, with ``check_md5``, its bytes); then delete them all."""
+    prefix = _dst_prefix(contender.key, workload.key)
+    found = _list(client, prefix)
+    try:
+        if contender.key == "get":
+            return  # reads only
+        for i, (src_key, size) in enumerate(workload.objects):
+            key = f"{prefix}{i:05d}"
+            if key not in found:
+                raise RuntimeError(f"{contender.key}: {key} missing after the run")
+            if found[key]["Size"] != size:
+                raise RuntimeError(f"{key}: {found[key]['Size']} bytes, expected {size}")
+            if not check_md5 or contender.kind != "copy":
+                continue
+            etag = found[key]["ETag"].strip('"')
+            if "-" not in etag and etag == md5s[src_key]:
+                continue  # a single PutObject: the ETag is the MD5 of the bytes
+            if 0 <= workload.verify_md5 <= i:
+                continue
+            digest = hashlib.md5(usedforsecurity=False)
+            for chunk in client.get_object(Bucket=DST_BUCKET, Key=key)["Body"].iter_chunks(MIB):
+                digest.update(chunk)
+            if digest.hexdigest() != md5s[src_key]:
+                raise RuntimeError(f"{key}: MD5 {digest.hexdigest()}, expected {md5s[src_key]}")
+    finally:
+        keys = list(found)
+        for start in range(0, len(keys), 1000):
+            client.delete_objects(
+                Bucket=DST_BUCKET,
+                Delete={"Objects": [{"Key": k} for k in keys[start : start + 1000]], "Quiet": True},
+            )
+
+
+def _rotated(items: tuple[str, ...], n: int) -> tuple[str, ...]:
+    n %= len(items)
+    return items[n:] + items[:n]
+
+
+def run_rounds(
+    server: MotoServer,
+    env: dict[str, str],
+    client: Any,
+    chosen: dict[str, Workload],
+    runnable: dict[str, str],  # contender key -> interpreter
+    rounds: int,
+    md5s: dict[str, str],
+    *,
+    quiet: bool,
+) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    raw: dict[str, dict[str, list[dict[str, Any]]]] = {
+        w.key: {c: [] for c in w.contenders() if c in runnable} for w in chosen.values()
+    }
+    for r in range(rounds):
+        for workload in chosen.values():
+            order = tuple(c for c in workload.contenders() if c in runnable)
+            for key in _rotated(order, r):
+                contender = BY_KEY[key]
+                reading = measure(contender, workload, server, env, runnable[key])
+                if "failed" not in reading:
+                    try:
+                        verify_and_clean(client, contender, workload, md5s, check_md5=r == 0)
+                    except RuntimeError as exc:
+                        reading = {"failed": f"verification: {exc}"}
+                else:
+                    verify_and_clean(client, contender, workload, md5s, check_md5=False)
+                reading["round"] = r + 1
+                raw[workload.key][key].append(reading)
+                if not quiet:
+                    _progress(r, rounds, workload, contender, reading)
+    return raw
+
+
+def _progress(
+    r: int, rounds: int, workload: Workload, contender: Contender, reading: dict[str, Any]
+) -> None:
+    head = f"  round {r + 1}/{rounds}  {workload.key:<7} {contender.key:<11}"
+    if "failed" in reading:
+        print(f"{head} FAILED", file=sys.stderr, flush=True)
+        return
+    rate = workload.total_bytes / reading["seconds"] / MB
+    per_object = len(workload.objects) / reading["seconds"]
+    print(
+        f"{head} {rate:8.1f} MB/s {per_object:8.1f} obj/s"
+        f"  cpu {reading['cpu_seconds']:6.2f} s  rss +{reading['rss_growth_kib'] / KIB:6.0f} MiB"
+        f"  ({reading['seconds']:.1f} s)",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+# -- summarising --------------------------------------------------------------------
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def summarise(
+    raw: dict[str, dict[str, list[dict[str, Any]]]],
+    chosen: dict[str, Workload],
+    missing: dict[str, str],
+) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for wkey, by_contender in raw.items():
+        workload = chosen[wkey]
+        size = workload.total_bytes
+        count = len(workload.objects)
+        entry: dict[str, Any] = {
+            "label": workload.label,
+            "objects": count,
+            "bytes": size,
+            "batch": workload.batch,
+            "contenders": {},
+        }
+        for key in workload.contenders():
+            contender = BY_KEY[key]
+            if key in missing:
+                entry["contenders"][key] = {"label": contender.label, "not_installed": missing[key]}
+                continue
+            if key not in by_contender:
+                continue  # not chosen for this run
+            runs = by_contender[key]
+            good = [run for run in runs if "failed" not in run]
+            stats: dict[str, Any] = {
+                "label": contender.label,
+                "kind": contender.kind,
+                "rounds": runs,
+                "failed_rounds": len(runs) - len(good),
+            }
+            if good:
+                cpu_per_gib = [run["cpu_seconds"] / (size / GIB) for run in good]
+                server = [run["server_cpu_seconds"] for run in good]
+                peaks = [run["rss_growth_kib"] / KIB for run in good]
+                stats.update(
+                    {
+                        "mb_per_s": [size / run["seconds"] / MB for run in good],
+                        "median_mb_per_s": _median([size / run["seconds"] / MB for run in good]),
+                        "median_objects_per_s": _median([count / run["seconds"] for run in good]),
+                        "median_seconds": _median([run["seconds"] for run in good]),
+                        "median_cpu_seconds_per_gib": _median(cpu_per_gib),
+                        "median_cpu_ms_per_object": _median(
+                            [run["cpu_seconds"] * 1000 / count for run in good]
+                        ),
+                        "median_rss_growth_mib": _median(peaks),
+                        "max_rss_growth_mib": max(peaks),
+                        "median_server_cpu_seconds_per_gib": (
+                            _median([s / (size / GIB) for s in server])
+                            if all(s is not None for s in server)
+                            else None
+                        ),
+                        "rss_series_median_run": _median_series(good),
+                    }
+                )
+            entry["contenders"][key] = stats
+        entry["ceiling"] = _ceiling(entry["contenders"], workload)
+        _ratios(entry, workload)
+        results[wkey] = entry
+    return results
+
+
+def _median_series(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The RSS series of the run whose peak is the median one (rounded down)."""
+    ordered = sorted(runs, key=lambda run: run["rss_growth_kib"])
+    run = ordered[(len(ordered) - 1) // 2]
+    return {"round": run["round"], "series": run["rss_series"]}
+
+
+def _rate(stats: dict[str, Any] | None, per_object: bool) -> float | None:
+    if not stats or "median_mb_per_s" not in stats:
+        return None
+    return float(stats["median_objects_per_s" if per_object else "median_mb_per_s"])
+
+
+def _ceiling(contenders: dict[str, Any], workload: Workload) -> dict[str, Any] | None:
+    if not workload.ceilings:
+        return None
+    read = _rate(contenders.get("get"), workload.per_object)
+    ingests = {k: _rate(contenders.get(k), workload.per_object) for k in ("put", "parts")}
+    ingests = {k: v for k, v in ingests.items() if v is not None}
+    if read is None or not ingests:
+        return None
+    by = max(ingests, key=lambda k: ingests[k])
+    value = min(read, ingests[by])
+    return {
+        "value": value,
+        "unit": "objects/s" if workload.per_object else "MB/s",
+        "read": read,
+        "ingest": ingests[by],
+        "ingest_by": by,
+        "bound_by": "read" if read <= ingests[by] else "ingest",
+    }
+
+
+def _ratios(entry: dict[str, Any], workload: Workload) -> None:
+    contenders = entry["contenders"]
+    ours = _rate(contenders.get("aqueuepipe"), workload.per_object)
+    ceiling = entry["ceiling"]
+    for key, stats in contenders.items():
+        rate = _rate(stats, workload.per_object)
+        if rate is None or BY_KEY[key].kind not in ("copy", "variant"):
+            continue
+        if ceiling is not None:
+            stats["ratio_to_ceiling"] = rate / ceiling["value"]
+        if ours is not None and BY_KEY[key].kind == "copy" and key != "aqueuepipe":
+            stats["aqueuepipe_ratio"] = ours / rate
+
+
+def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target of the issue: what was asked, what was measured, met or not."""
+    checks: list[dict[str, Any]] = []
+    for wkey, target in TARGETS.items():
+        entry = results.get(wkey)
+        if entry is None or "median_mb_per_s" not in entry["contenders"].get("aqueuepipe", {}):
+            continue
+        ours = entry["contenders"]["aqueuepipe"]
+        if "ceiling" in target and "ratio_to_ceiling" in ours:
+            ratio = ours["ratio_to_ceiling"]
+            checks.append(
+                {
+                    "workload": wkey,
+                    "target": f">= {target['ceiling']:.2f}x the ceiling",
+                    "measured": f"{ratio:.2f}x",
+                    "met": ratio >= target["ceiling"],
+                }
+            )
+        for key, stats in entry["contenders"].items():
+            if key == "aqueuepipe" or "aqueuepipe_ratio" not in stats:
+                continue
+            ratio = stats["aqueuepipe_ratio"]
+            checks.append(
+                {
+                    "workload": wkey,
+                    "target": f">= {target['others']:.2f}x {key}"
+                    + (" (objects/s)" if wkey == "small" else ""),
+                    "measured": f"{ratio:.2f}x",
+                    "met": ratio >= target["others"],
+                }
+            )
+    memory = results.get("memory", {}).get("contenders", {}).get("aqueuepipe", {})
+    if "median_rss_growth_mib" in memory:
+        limit_mib = MEMORY_TARGET_BYTES / MIB
+        checks.append(
+            {
+                "workload": "memory",
+                "target": f"peak RSS growth <= {MEMORY_TARGET_BYTES / MB:.0f} MB "
+                f"({limit_mib:.1f} MiB)",
+                "measured": f"{memory['median_rss_growth_mib']:.1f} MiB median, "
+                f"{memory['max_rss_growth_mib']:.1f} MiB max",
+                "met": memory["median_rss_growth_mib"] <= limit_mib,
+            }
+        )
+    for wkey in CPU_TARGET_WORKLOADS:
+        entry = results.get(wkey)
+        if entry is None:
+            continue
+        cpus = {
+            k: s["median_cpu_seconds_per_gib"]
+            for k, s in entry["contenders"].items()
+            if BY_KEY[k].kind == "copy" and "median_cpu_seconds_per_gib" in s
+        }
+        if "aqueuepipe" not in cpus or len(cpus) < 2:
+            continue
+        others = {k: v for k, v in cpus.items() if k != "aqueuepipe"}
+        best = min(others, key=lambda k: others[k])
+        checks.append(
+            {
+                "workload": wkey,
+                "target": "lowest client CPU per GiB",
+                "measured": f"{cpus['aqueuepipe']:.2f} s/GiB vs {best} {others[best]:.2f}",
+                "met": cpus["aqueuepipe"] <= others[best],
+            }
+        )
+    return checks
+
+
+# -- profiling ----------------------------------------------------------------------
+
+
+def profile_aqueuepipe(
+    server: MotoServer,
+    env: dict[str, str],
+    client: Any,
+    chosen: dict[str, Workload],
+    top: int,
+) -> dict[str, Any]:
+    """cProfile aqueuepipe on each workload, then count slow callbacks in asyncio debug mode."""
+    contender = BY_KEY["aqueuepipe"]
+    found: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for workload in chosen.values():
+            path = os.path.join(tmp, f"{workload.key}.pstats")
+            reading = measure(contender, workload, server, env, sys.executable, profile=path)
+            verify_and_clean(client, contender, workload, {}, check_md5=False)
+            if "failed" in reading:
+                found[workload.key] = {"failed": reading["failed"]}
+                continue
+            debug = measure(contender, workload, server, env, sys.executable, slow_callback=0.05)
+            verify_and_clean(client, contender, workload, {}, check_md5=False)
+            summary: dict[str, Any] = {"cpu_seconds": reading["cpu_seconds"]}
+            for order in ("tottime", "cumulative"):
+                print(f"\ncProfile of aqueuepipe on {workload.key} ({workload.label}), by {order}:")
+                pstats.Stats(path, stream=sys.stdout).strip_dirs().sort_stats(order).print_stats(
+                    top
+                )
+                summary[order] = _top_entries(pstats.Stats(path), order, top)
+            summary["slow_callbacks_over_50ms"] = debug.get("extra", {}).get("slow_callbacks")
+            print(f"slow callbacks (> 50 ms, asyncio debug): {summary['slow_callbacks_over_50ms']}")
+            found[workload.key] = summary
+    return found
+
+
+def _top_entries(stats: pstats.Stats, order: str, top: int) -> list[dict[str, Any]]:
+    stats.sort_stats(order)
+    entries = []
+    for func in stats.fcn_list[:top]:  # type: ignore[attr-defined]
+        calls, _, tottime, cumtime, _ = stats.stats[func]  # type: ignore[attr-defined]
+        filename, line, name = func
+        entries.append(
+            {
+                "function": f"{Path(filename).name}:{line}({name})",
+                "calls": calls,
+                "tottime": round(tottime, 4),
+                "cumtime": round(cumtime, 4),
+            }
+        )
+    return entries
+
+
+# -- reporting ----------------------------------------------------------------------
+
+
+def machine_info() -> dict[str, Any]:
+    cpu_model = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu_model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        nproc = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        nproc = os.cpu_count() or 0
+    memory = ""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            memory = f"{int(f.readline().split()[1]) / (1024 * 1024):.0f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    return {
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "cpu_model": cpu_model,
+        "nproc": nproc,
+        "memory": memory,
+        "event_loop": "asyncio (stock)",
+        "loadavg_before": list(os.getloadavg()),
+    }
+
+
+def versions() -> dict[str, str]:
+    found = {}
+    names = ("aqueuepipe", "aiobotocore", "botocore", "aiohttp", "boto3", "s3transfer")
+    for name in (*names, "obstore", "s3fs", "fsspec", "moto", "werkzeug", "matplotlib"):
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+HEADER = [
+    "workload",
+    "contender",
+    "MB/s",
+    "objects/s",
+    "x ceiling",
+    "aqueuepipe x",
+    "client CPU s/GiB",
+    "peak RSS growth MiB",
+    "server CPU s/GiB",
+]
+
+
+def _label(key: str, entry: dict[str, Any], stats: dict[str, Any]) -> str:
+    if key.startswith("aqueuepipe"):
+        call = "copy()" if entry["objects"] == 1 else "copy_many()"
+        if key == "aqueuepipe_crc32":
+            return f"aqueuepipe {call[:-1]}checksum_algorithm='crc32') (not a target row)"
+        return f"aqueuepipe {call}"
+    return str(stats["label"])
+
+
+def _rows(results: dict[str, Any]) -> Iterator[list[str] | None]:
+    """Table rows; None starts a new workload."""
+    for wkey, entry in results.items():
+        yield None
+        name = f"{wkey}: {entry['label']}"
+        for key, stats in entry["contenders"].items():
+            label = _label(key, entry, stats)
+            if "not_installed" in stats:
+                yield [name, label, "not installed", *[""] * 6]
+                continue
+            if "median_mb_per_s" not in stats:
+                yield [name, label, "failed", *[""] * 6]
+                continue
+            server = stats["median_server_cpu_seconds_per_gib"]
+            yield [
+                name,
+                label + (f" ({stats['failed_rounds']} failed)" if stats["failed_rounds"] else ""),
+                f"{stats['median_mb_per_s']:.0f}",
+                f"{stats['median_objects_per_s']:.1f}",
+                f"{stats['ratio_to_ceiling']:.2f}x" if "ratio_to_ceiling" in stats else "",
+                f"{stats['aqueuepipe_ratio']:.2f}x" if "aqueuepipe_ratio" in stats else "",
+                f"{stats['median_cpu_seconds_per_gib']:.2f}",
+                f"{stats['median_rss_growth_mib']:.0f}",
+                f"{server:.2f}" if server is not None else "-",
+            ]
+            if key == "parts" or (key == "put" and "parts" not in entry["contenders"]):
+                ceiling = entry["ceiling"]
+                if ceiling is not None:
+                    value = ceiling["value"]
+                    yield [
+                        name,
+                        f"ceiling: min(GET, best ingest), {ceiling['bound_by']}-bound",
+                        "" if ceiling["unit"] == "objects/s" else f"{value:.0f}",
+                        f"{value:.1f}" if ceiling["unit"] == "objects/s" else "",
+                        "1.00x",
+                        *[""] * 4,
+                    ]
+
+
+def print_report(report: dict[str, Any]) -> None:
+    params = report["parameters"]
+    title = (
+        f"aqueuepipe benchmark suite: median of {params['rounds']} round(s); "
+        f"{params['part_size'] // MIB} MiB parts, {params['part_concurrency']} per object; "
+        f"'aqueuepipe x' = aqueuepipe's throughput / the row's"
+    )
+    rows = list(_rows(report["results"]))
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        body = [row for row in rows if row is not None]
+        widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(HEADER)]
+        print(title)
+        print("  ".join(h.ljust(w) for h, w in zip(HEADER, widths, strict=True)))
+        for row in body:
+            print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+    else:
+        table = Table(title=title)
+        for i, h in enumerate(HEADER):
+            table.add_column(h, justify="left" if i < 2 else "right")
+        first = True
+        for row in rows:
+            if row is None:
+                if not first:
+                    table.add_section()
+                first = False
+            else:
+                table.add_row(*row)
+        Console(width=None if sys.stdout.isatty() else 160).print(table)
+    for key, reason in report["not_installed"].items():
+        print(f"{key}: not installed: {reason}")
+    machine = report["machine"]
+    print(
+        f"{machine['cpu_model']}, {machine['nproc']} CPUs, Python {machine['python']}; "
+        f"{report['elapsed_seconds']:.0f} s in all; load average "
+        f"{machine['loadavg_before'][0]:.1f} before, {machine['loadavg_after'][0]:.1f} after"
+    )
+    for check in report["targets"]:
+        verdict = "met" if check["met"] else "MISSED"
+        print(f"target {check['workload']}: {check['target']}: {check['measured']}, {verdict}")
+    charts = report.get("charts")
+    if isinstance(charts, list):
+        for path in charts:
+            print(f"chart: {path}")
+    else:
+        print(f"charts: {charts}")
+
+
+def markdown_table(report: dict[str, Any]) -> str:
+    """The table as GitHub markdown, for benchmarks/README.md."""
+    lines = ["| " + " | ".join(HEADER) + " |", "| " + " | ".join(["---"] * 2 + ["---:"] * 7) + " |"]
+    lines.extend(
+        "| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |"
+        for row in _rows(report["results"])
+        if row is not None
+    )
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny sizes, 1 round, results in a temporary directory (CI)",
+    )
+    parser.add_argument(
+        "--workload",
+        action="append",
+        choices=("big", "mixed", "small", "memory"),
+        help="run only this workload (repeatable; default all)",
+    )
+    parser.add_argument(
+        "--contender",
+        action="append",
+        choices=[c.key for c in CONTENDERS] + ["ceiling"],
+        help="run only this contender (repeatable; 'ceiling' = its three rows; default all)",
+    )
+    parser.add_argument(
+        "--python",
+        action="append",
+        default=[],
+        metavar="CONTENDER=PATH",
+        help="the interpreter to run a contender with (default: this one; "
+        f"aioboto3: {DEFAULT_AIOBOTO3_PYTHON} if it exists)",
+    )
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        default=None,
+        help="where suite.json and the charts go (default benchmarks/results; "
+        "a temporary directory with --smoke)",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="afterwards, cProfile aqueuepipe on each workload and count slow callbacks",
+    )
+    parser.add_argument("--markdown", action="store_true", help="also print the table as markdown")
+    parser.add_argument("--quiet", action="store_true", help="no per-run progress lines")
+    # Accepted so one `nox -s bench -- ARGS` can drive every script; unused here.
+    parser.add_argument("--output", type=Path, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.rounds = 1
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    args.pythons = {}
+    for item in args.python:
+        name, sep, path = item.partition("=")
+        if not sep or name not in BY_KEY:
+            parser.error(f"--python wants CONTENDER=PATH, got {item!r}")
+        args.pythons[name] = path
+    if "aioboto3" not in args.pythons and Path(DEFAULT_AIOBOTO3_PYTHON).exists():
+        args.pythons["aioboto3"] = DEFAULT_AIOBOTO3_PYTHON
+    return args
+
+
+def _select(args: argparse.Namespace) -> tuple[dict[str, Workload], set[str]]:
+    every = workloads(args.smoke)
+    chosen = {k: w for k, w in every.items() if not args.workload or k in args.workload}
+    keys = set(args.contender or [c.key for c in CONTENDERS])
+    if "ceiling" in keys:
+        keys |= {"get", "put", "parts"}
+        keys.discard("ceiling")
+    return chosen, keys
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    date = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    machine = machine_info()
+    chosen, keys = _select(args)
+    output_dir: Path = args.output_dir or (
+        Path(tempfile.mkdtemp(prefix="aqueuepipe-bench-smoke-"))
+        if args.smoke
+        else DEFAULT_OUTPUT_DIR
+    )
+    with moto_server() as server:
+        env = client_environment(server.endpoint_url)
+        missing: dict[str, str] = {}
+        other_versions: dict[str, dict[str, str]] = {}
+        runnable: dict[str, str] = {}
+        for contender in CONTENDERS:
+            if contender.key not in keys:
+                continue
+            python = args.pythons.get(contender.key, sys.executable)
+            reason, found = probe(contender, python, env)
+            if reason is not None:
+                missing[contender.key] = reason
+            else:
+                runnable[contender.key] = python
+                if python != sys.executable:
+                    other_versions[contender.key] = {"python": python, **found}
+        client = _s3(server.endpoint_url)
+        try:
+            print(f"creating source objects on {server.endpoint_url} ...", file=sys.stderr)
+            md5s = make_objects(client, chosen)
+            raw = run_rounds(
+                server, env, client, chosen, runnable, args.rounds, md5s, quiet=args.quiet
+            )
+            results = summarise(raw, chosen, missing)
+            report: dict[str, Any] = {
+                "benchmark": "suite",
+                "date": date,
+                "machine": machine,
+                "versions": versions(),
+                "other_interpreters": other_versions,
+                "parameters": {
+                    "rounds": args.rounds,
+                    "smoke": args.smoke,
+                    "workloads": {
+                        k: {"label": w.label, "objects": len(w.objects), "bytes": w.total_bytes}
+                        for k, w in chosen.items()
+                    },
+                    "part_size": PART_SIZE,
+                    "part_concurrency": PART_CONCURRENCY,
+                    "batch_concurrency": BATCH,
+                    "aqueuepipe_limit": LIMIT,
+                    "rss_sample_interval": SAMPLE_INTERVAL,
+                    "server": "moto (python -m moto.server) on 127.0.0.1, one process",
+                    "mb": MB,
+                    "order": "interleaved rounds; per round, each workload, contenders rotating",
+                    "statistic": "median",
+                    "ceiling": "min(GET rate, max(PutObject rate, UploadPart rate)), medians",
+                },
+                "results": results,
+                "not_installed": missing,
+                "targets": check_targets(results),
+            }
+            if args.profile:
+                report["profile"] = profile_aqueuepipe(server, env, client, chosen, top=25)
+        finally:
+            client.close()
+    report["elapsed_seconds"] = time.perf_counter() - started
+    report["machine"]["loadavg_after"] = list(os.getloadavg())
+    output_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        from _charts import render
+    except ImportError as exc:
+        report["charts"] = f"not rendered: {exc}"
+    else:
+        try:
+            report["charts"] = [str(p) for p in render(report, output_dir)]
+        except ImportError as exc:  # matplotlib missing
+            report["charts"] = f"not rendered: {exc.name or exc} not installed"
+    json_path = output_dir / "suite.json"
+    json_path.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    print_report(report)
+    print(f"wrote {json_path}")
+    if args.markdown:
+        print(markdown_table(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
