@@ -152,6 +152,7 @@ class Workload:
     per_object: bool = False  # report objects/s as its throughput
     verify_md5: int = -1  # how many copies to download and check in round 1 (-1: all)
     variants: tuple[str, ...] = ()  # informative rows, not in the targets
+    keep_rss_series: bool = False  # VmRSS over time, in the JSON and the memory chart
 
     @property
     def total_bytes(self) -> int:
@@ -205,6 +206,7 @@ def workloads(smoke: bool) -> dict[str, Workload]:
             memory,
             (),
             verify_md5=2,
+            keep_rss_series=True,
         ),
     }
 
@@ -435,6 +437,8 @@ def run_rounds(
                 else:
                     verify_and_clean(client, contender, workload, md5s, check_md5=False)
                 reading["round"] = r + 1
+                if not workload.keep_rss_series:
+                    reading.pop("rss_series", None)  # the JSON keeps it where it is charted
                 raw[workload.key][key].append(reading)
                 if not quiet:
                     _progress(r, rounds, workload, contender, reading)
@@ -519,9 +523,10 @@ def summarise(
                             if all(s is not None for s in server)
                             else None
                         ),
-                        "rss_series_median_run": _median_series(good),
                     }
                 )
+                if workload.keep_rss_series:
+                    stats["rss_series_median_run"] = _median_series(good)
             entry["contenders"][key] = stats
         entry["ceiling"] = _ceiling(entry["contenders"], workload)
         _ratios(entry, workload)

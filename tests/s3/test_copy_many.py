@@ -316,3 +316,30 @@ async def test_recursive_upload_of_a_directory(
         f"s3://{dst}/up/top.txt",
     ]
     assert await get(s3_client, dst, "up/a/b/leaf.txt") == b"leaf"
+
+
+async def test_concurrent_multipart_copies_hold_no_part_outside_the_budget(
+    endpoint: str, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    """Regression: the part loop kept the last part it handed over alive after its
+    bytes went back to the budget, one 8 MiB part per running copy."""
+    src, dst = await make_bucket(), await make_bucket()
+    await put(s3_client, src, "big", payload(20 * MiB, seed=21))
+    await collect(copy_many([(f"s3://{src}/big", f"s3://{dst}/warm")]))  # load models
+    limit = 24 * MiB
+    tracemalloc.start()
+    try:
+        baseline = tracemalloc.get_traced_memory()[0]
+        results = await collect(
+            copy_many(
+                [(f"s3://{src}/big", f"s3://{dst}/c{i}") for i in range(8)],
+                limit=limit,
+                concurrency=8,
+            )
+        )
+        peak = tracemalloc.get_traced_memory()[1] - baseline
+    finally:
+        tracemalloc.stop()
+    assert all(r.ok for r in results)
+    # Eight stale parts would add 64 MiB; 16 MiB covers clients, buffers and slack.
+    assert peak <= limit + 16 * MiB, peak
