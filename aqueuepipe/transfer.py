@@ -378,21 +378,33 @@ async def _run_batch(
                 slots.release()
 
         async def feed() -> None:
-            async with asyncio.TaskGroup() as copies:
-                async for src, dst, dst_dir, error in expand(pairs, recursive, lazy.get):
-                    await slots.acquire()
-                    if error is not None:
-                        slots.release()
-                        await results.put(_failed(src, dst, error, options))
-                        continue
-                    copies.create_task(run_one(src, dst, dst_dir))
-            await results.put(None)
+            try:
+                async with asyncio.TaskGroup() as copies:
+                    async for src, dst, dst_dir, error in expand(pairs, recursive, lazy.get):
+                        await slots.acquire()
+                        if error is not None:
+                            slots.release()
+                            await results.put(_failed(src, dst, error, options))
+                            continue
+                        copies.create_task(run_one(src, dst, dst_dir))
+            finally:
+                # However the feeder ends (done, or failed: the pairs iterator
+                # raised, a bug), the reader must not wait for results forever.
+                # A full queue has a reader coming for it, which then finds the
+                # feeder done.
+                with contextlib.suppress(asyncio.QueueFull):
+                    results.put_nowait(None)
 
         feeder = asyncio.create_task(feed())
         try:
-            while (result := await results.get()) is not None:
+            while True:
+                if results.empty() and feeder.done():
+                    break
+                result = await results.get()
+                if result is None:
+                    break
                 yield result
-            await feeder
+            await feeder  # raises what ended the feeder, if it failed
         finally:
             if not feeder.done():
                 feeder.cancel()

@@ -343,3 +343,15 @@ async def test_concurrent_multipart_copies_hold_no_part_outside_the_budget(
     assert all(r.ok for r in results)
     # Eight stale parts would add 64 MiB; 16 MiB covers clients, buffers and slack.
     assert peak <= limit + 16 * MiB, peak
+
+
+async def test_pairs_iterator_that_raises_ends_the_batch_with_its_error(endpoint: str) -> None:
+    def pairs() -> Iterator[tuple[str, str]]:
+        yield "s3://no-such-bucket-aqp/a", "s3://no-such-bucket-aqp/b"
+        raise RuntimeError("the listing broke")
+
+    results: list[TransferResult] = []
+    with pytest.raises(ExceptionGroup) as info:
+        async with contextlib.aclosing(copy_many(pairs())) as batch:
+            results.extend([r async for r in batch])
+    assert info.group_contains(RuntimeError, match="the listing broke")
