@@ -53,7 +53,6 @@ import importlib.metadata
 import importlib.util
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -67,6 +66,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from _machine import machine_info
 from _server import HOST, MotoServer, client_environment, moto_server
 from botocore.config import Config
 
@@ -108,29 +108,6 @@ for bucket in ("listing-src", "listing-dst"):
             backend.put_object(bucket, f"{prefix}{i:07}", b"", disable_notification=True)
 server.main(sys.argv[2:])
 """
-
-
-# -- machine ------------------------------------------------------------------------
-
-
-def machine_info() -> dict[str, Any]:
-    cpu_model = platform.processor() or "unknown"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    try:
-        nproc = len(os.sched_getaffinity(0))
-    except AttributeError:
-        nproc = os.cpu_count() or 0
-    return {
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-        "cpu_model": cpu_model,
-        "nproc": nproc,
-        "loadavg_before": list(os.getloadavg()),
-    }
 
 
 def versions() -> dict[str, str]:

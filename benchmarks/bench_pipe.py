@@ -55,7 +55,6 @@ import gc
 import importlib.metadata
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -65,6 +64,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from _machine import machine_info
 
 import aqueuepipe
 from aqueuepipe import AsyncPipe
@@ -346,30 +346,6 @@ def check_targets(results: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- reporting ------------------------------------------------------------------
-
-
-def machine_info() -> dict[str, Any]:
-    cpu_model = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu_model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        nproc = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        nproc = os.cpu_count() or 0
-    return {
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-        "python_implementation": platform.python_implementation(),
-        "cpu_model": cpu_model,
-        "nproc": nproc,
-        "event_loop": "asyncio (stock)",
-    }
 
 
 def versions() -> dict[str, str]:

@@ -61,7 +61,6 @@ import hashlib
 import importlib.metadata
 import json
 import os
-import platform
 import pstats
 import random
 import statistics
@@ -75,6 +74,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from _machine import machine_info
 from _server import MotoServer, client_environment, moto_server
 from botocore.config import Config
 
@@ -703,37 +703,6 @@ def _top_entries(stats: pstats.Stats, order: str, top: int) -> list[dict[str, An
 
 
 # -- reporting ----------------------------------------------------------------------
-
-
-def machine_info() -> dict[str, Any]:
-    cpu_model = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu_model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        nproc = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        nproc = os.cpu_count() or 0
-    memory = ""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            memory = f"{int(f.readline().split()[1]) / (1024 * 1024):.0f} GiB"
-    except (OSError, ValueError, IndexError):
-        pass
-    return {
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-        "cpu_model": cpu_model,
-        "nproc": nproc,
-        "memory": memory,
-        "event_loop": "asyncio (stock)",
-        "loadavg_before": list(os.getloadavg()),
-    }
 
 
 def versions() -> dict[str, str]:
