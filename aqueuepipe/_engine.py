@@ -8,14 +8,19 @@ some bytes while waiting for more, so any number of copies can share one budget
 without deadlocking.  A download streams the body through an
 :class:`~aqueuepipe.AsyncPipe` on the same budget into the local file.
 
-Integrity: hashes are computed while the bytes pass (in a worker thread for large
-buffers).  Each part's MD5 is checked against the ETag the server returns for it
-before the upload is completed, and the final ETag against the MD5 of the part
-MD5s, whenever the server's ETags are MD5-based (SSE-KMS, SSE-C and some
-S3-compatible servers use other ETags; then only sizes and S3 checksums are
-compared, so a good copy never fails).  A failed or cancelled multipart copy
-aborts its upload, so no parts are left on the server; a failed download leaves
-no file at the destination.
+Integrity (see :mod:`aqueuepipe._verify`): the bytes read from an S3 source are
+checked against the source's own evidence before anything is committed (the
+single PUT, CompleteMultipartUpload, the rename of a download); a mismatch is
+read again, pinned to the source's ETag, within the retry policy.  Every upload
+request carries checksum headers computed from its buffer, and the server's
+answers are compared with them; a part or PUT the server got wrong is sent again
+from the buffer, which stays in the budget until it is proven stored.  A failed
+or cancelled multipart copy aborts its upload, so no parts are left on the
+server; a failed download leaves no file at the destination; a new key found
+holding wrong bytes is deleted.
+
+Errors are translated where each call is made, with the side that call is about
+(:meth:`Copy.errors`), never from state the tasks of a copy share.
 """
 
 from __future__ import annotations
@@ -25,37 +30,60 @@ import base64
 import contextlib
 import hashlib
 import weakref
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import botocore.exceptions
 
 from ._budget import ByteBudget
-from ._errors import ChecksumMismatchError, TransferError
+from ._cancel import run_to_end
+from ._errors import ChecksumMismatchError, Side, TransferError
 from ._pipe import AsyncPipe
+from ._verify import Sending, SourceCheck, SourceMismatch, forget_flexible_checksums, md5_of_etag
+from ._verify import needs_layout as _needs_layout
 from .checksums import (
     OFFLOAD_THRESHOLD,
+    Hasher,
     StreamHashes,
     composite_checksum,
-    etag_is_md5_based,
+    etag_evidence,
     multipart_etag,
     new_hasher,
-    normalize_etag,
     s3_algorithm,
-    single_etag,
+    stored_checksum,
 )
 from .files import FileSink, FileSource
 from .s3._client import S3Client
-from .s3._objects import MultipartUpload, ObjectStream, PartBody, open_object, retry_attempts
-from .s3._parts import choose_part_size
+from .s3._objects import (
+    MultipartUpload,
+    ObjectStream,
+    PartBody,
+    open_object,
+    part_layout,
+    retry_attempts,
+)
+from .s3._parts import MAX_PART_SIZE, MIN_PART_SIZE, choose_part_size
 from .s3._retry import RetryPolicy
-from .s3._translate import Side
+from .s3._translate import translate_error
 from .s3._urls import S3Url
 
 if TYPE_CHECKING:
     from .transfer import TransferResult
 
-__all__ = ["Copy", "Options", "ProgressListener"]
+__all__ = ["Copy", "Options", "ProgressListener", "Verify"]
+
+#: ``"required"``: a copy without evidence for each S3 end fails.
+Verify = Literal["auto", "required"]
+
+# S3 error codes of a body that disagrees with its Content-MD5 or checksum header:
+# the server refused to store it, so it is sent again.
+_BAD_DIGEST = frozenset({"BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch"})
+# What servers without flexible checksums answer to an x-amz-checksum-* header.
+_CHECKSUM_REFUSED = frozenset(
+    {"InvalidRequest", "InvalidArgument", "NotImplemented", "XNotImplemented"}
+)
 
 
 class ProgressListener(Protocol):
@@ -78,7 +106,9 @@ class Options:
     part_size: int
     concurrency: int
     checksums: tuple[str, ...]
-    checksum_algorithm: str | None  # aqueuepipe's name, e.g. "sha256"
+    #: aqueuepipe's name ("sha256"...), "md5" for the MD5 path only, None: the default.
+    checksum_algorithm: str | None
+    verify: Verify
     budget: ByteBudget
     progress: ProgressListener
     policy: RetryPolicy
@@ -104,6 +134,26 @@ class _PartSource(Protocol):
     async def readinto(self, buf: memoryview) -> int: ...
 
 
+class _ChecksumRefused(Exception):
+    """The server refused the checksum header of a part: start again on the MD5 path."""
+
+
+def _error_code(exc: botocore.exceptions.ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code") or "")
+
+
+@dataclass(slots=True)
+class _Digests:
+    """A part's MD5 (raw) and S3 checksum (base64), each where it is needed."""
+
+    md5: bytes | None
+    checksum: str | None
+
+    @property
+    def content_md5(self) -> str | None:
+        return base64.b64encode(self.md5).decode() if self.md5 is not None else None
+
+
 class Copy:
     """The state of one copy while it runs."""
 
@@ -119,13 +169,16 @@ class Copy:
         self.size: int | None = None
         self.etag: str | None = None
         self.parts = 0
-        # Which side a failure is about, for the error message: updated as the
-        # copy moves between reading the source and writing the destination.
-        self.side: Side = "source"
-        #: Requests botocore retried plus response bodies resumed.
+        #: Requests botocore retried, bodies resumed, reads and requests repeated.
         self.retries = 0
         #: The ETag the source had when the copy began (None for a local file).
         self.source_etag: str | None = None
+        #: The evidence that proved the copy, e.g. ("source:crc32", "destination:etag-md5").
+        self.verified: tuple[str, ...] = ()
+        self._check: SourceCheck | None = None
+        self._sending = Sending(algorithm=None, md5=False, trusted=False)
+        self._etags_matched = True
+        self._full: Hasher | None = None  # the running CRC of a FULL_OBJECT upload
         self._hash_tail: asyncio.Future[None] | None = None
         self._deadline: asyncio.Timeout | None = None
 
@@ -150,54 +203,175 @@ class Copy:
             return location.bucket, location.key
         return "", None
 
+    @contextlib.contextmanager
+    def errors(self, side: Side) -> Iterator[None]:
+        """Translate what the calls in the block raise into errors about ``side``.
+
+        Wrap each call where it is made, so an error is blamed on the side the
+        call was about whatever the other tasks of the copy are doing.
+        """
+        try:
+            yield
+        except (TransferError, SourceMismatch, _ChecksumRefused):
+            raise
+        except Exception as exc:
+            bucket, key = self.object_on(side)
+            raise translate_error(
+                exc,
+                src=self.src,
+                dst=self.dst,
+                bucket=bucket,
+                key=key,
+                side=side,
+                expected_etag=self.source_etag,
+            ) from exc
+
     # -- the three directions ---------------------------------------------------
 
     async def s3_to_s3(
         self, src_client: S3Client, src: S3Url, dst_client: S3Client, dst: S3Url
     ) -> None:
-        self.side = "source"
+        self._sending = self._choose_sending(dst_client)
         async with contextlib.AsyncExitStack() as stack:
             if src_client is dst_client:
                 await stack.enter_async_context(_stream_slots(src_client))
-            stream = await stack.enter_async_context(self._open(src_client, src))
-            try:
-                await self._upload(stream, stream.size, dst_client, dst)
-            finally:
-                self.retries += stream.retries
+
+            async def once() -> None:
+                async with self._open(src_client, src) as stream:
+                    try:
+                        await self._upload(stream, stream.size, dst_client, dst, stream)
+                    finally:
+                        self.retries += stream.retries
+
+            await self._reading_again(once)
 
     async def file_to_s3(self, src: Path, dst_client: S3Client, dst: S3Url) -> None:
-        self.side = "source"
-        async with FileSource(src) as source:
-            self.size = source.size
-            self.options.progress.transfer_started(self.src, self.dst, source.size)
-            await self._upload(source, source.size, dst_client, dst)
+        self._sending = self._choose_sending(dst_client)
+
+        async def once() -> None:
+            async with contextlib.AsyncExitStack() as stack:
+                with self.errors("source"):
+                    source = await stack.enter_async_context(FileSource(src))
+                self.size = source.size
+                self.options.progress.transfer_started(self.src, self.dst, source.size)
+                await self._upload(source, source.size, dst_client, dst, None)
+
+        await self._reading_again(once)
 
     async def s3_to_file(self, src_client: S3Client, src: S3Url, dst: Path) -> None:
-        self.side = "destination"
-        async with FileSink(dst) as sink:  # checks the target before any request
-            self.side = "source"
-            async with self._open(src_client, src) as stream:
-                try:
-                    await self._download(stream, sink)
-                finally:
-                    self.retries += stream.retries
-            self._check_download_etag(stream)
-            self.side = "destination"
-            await sink.commit()
+        async def once() -> None:
+            async with contextlib.AsyncExitStack() as stack:
+                with self.errors("destination"):  # checks the target before any request
+                    sink = await stack.enter_async_context(FileSink(dst))
+                async with self._open(src_client, src) as stream:
+                    try:
+                        await self._download(stream, sink)
+                    finally:
+                        self.retries += stream.retries
+                self._verify_source()
+                self.etag = stream.etag
+                with self.errors("destination"):
+                    await sink.commit()
+
+        await self._reading_again(once)
+
+    async def _reading_again(self, once: Callable[[], Awaitable[None]]) -> None:
+        """Run ``once`` again while what it read disagrees with the source's evidence.
+
+        Each run starts from scratch (the source pinned to the ETag of the first
+        read); a persistent mismatch fails after the retry policy's attempts.  A
+        server that refuses the checksum header of a part gets the MD5 path.
+        """
+        reads = 0
+        while True:
+            self._restart()
+            try:
+                await once()
+                return
+            except SourceMismatch as exc:
+                reads += 1
+                if reads >= self.options.policy.attempts:
+                    raise ChecksumMismatchError(
+                        self.src, self.dst, exc.evidence, exc.expected, exc.actual, "source"
+                    ) from None
+                self.retries += 1
+            except _ChecksumRefused:
+                if self._sending.algorithm is None:
+                    raise TransferError(
+                        self.src,
+                        self.dst,
+                        "the server refused an upload without checksum headers",
+                        side="destination",
+                    ) from None
+                self._sending = self._sending.without_flexible_checksum()
+
+    def _choose_sending(self, client: S3Client) -> Sending:
+        return Sending.choose(client.meta.endpoint_url, self.options.checksum_algorithm)
+
+    def _restart(self) -> None:
+        self.hashes = StreamHashes(self.options.checksums)
+        self.parts = 0
+        self.verified = ()
+        self._check = None
+        self._etags_matched = True
+        self._full = None
+        self._hash_tail = None
 
     @contextlib.asynccontextmanager
     async def _open(self, client: S3Client, url: S3Url) -> AsyncIterator[ObjectStream]:
-        async with open_object(client, url, policy=self.options.policy) as stream:
+        async with contextlib.AsyncExitStack() as stack:
+            with self.errors("source"):
+                stream = await stack.enter_async_context(
+                    open_object(client, url, policy=self.options.policy, if_match=self.source_etag)
+                )
+                layout = None
+                if _needs_layout(stream.response):
+                    layout = await part_layout(client, url)
             stream.on_progress = self._progressed
             self.size = stream.size
             self.source_etag = stream.etag
+            self._check = SourceCheck.for_object(stream.response, stream.size, layout)
+            if self._check is None and self.options.verify == "required":
+                raise TransferError(
+                    self.src,
+                    self.dst,
+                    "source: the object has no checksum and no MD5 ETag to verify it "
+                    "against (verify='required')",
+                    side="source",
+                )
             self.options.progress.transfer_started(self.src, self.dst, stream.size)
             yield stream
 
+    def _verify_source(self) -> None:
+        """Compare what was read with the source's evidence (raises SourceMismatch)."""
+        if self._check is not None:
+            self._check.verify()
+            self.verified = (*self.verified, self._check.label)
+
+    def _verify_destination(self) -> None:
+        label = self._sending.evidence(self._etags_matched)
+        if label is not None:
+            self.verified = (*self.verified, label)
+        elif self.options.verify == "required":
+            raise TransferError(
+                self.src,
+                self.dst,
+                "destination: the server gave no evidence that it stored the bytes sent "
+                "(verify='required')",
+                side="destination",
+            )
+
     # -- upload -----------------------------------------------------------------
 
-    async def _upload(self, source: _PartSource, size: int, client: S3Client, dst: S3Url) -> None:
-        part_size = choose_part_size(size, self.options.part_size)
+    async def _upload(
+        self,
+        source: _PartSource,
+        size: int,
+        client: S3Client,
+        dst: S3Url,
+        stream: ObjectStream | None,
+    ) -> None:
+        part_size = self._part_size(size)
         if part_size > self.budget.limit:
             raise ValueError(
                 f"the memory limit ({self.budget.limit} bytes) cannot hold one part of "
@@ -208,45 +382,154 @@ class Copy:
         else:
             await self._multipart(source, size, part_size, client, dst)
 
+    def _part_size(self, size: int) -> int:
+        """The configured part size, or the source's own when its layout is known.
+
+        Keeping the source's layout gives the copy the source's ETag, which is what
+        ``skip_existing`` and later checks compare.
+        """
+        chosen = choose_part_size(size, self.options.part_size)
+        layout = self._check.part_size if self._check is not None else None
+        if (
+            layout is not None
+            and MIN_PART_SIZE <= layout <= min(MAX_PART_SIZE, self.budget.limit)
+            and size >= layout
+        ):
+            return layout
+        return chosen
+
+    async def _read(self, part: _Part, source: _PartSource) -> int:
+        with self.errors("source"):
+            try:
+                return await part.fill(source)
+            except botocore.exceptions.FlexibleChecksumError as exc:
+                # A caller's client validated the body itself (checksum_when=
+                # "when_supported"): the same bad read our own check would find.
+                raise SourceMismatch("x-amz-checksum", "unknown", "unknown") from exc
+
     async def _put(self, source: _PartSource, size: int, client: S3Client, dst: S3Url) -> None:
         async with self.budget.reserve(size):
             part = _Part(size)
-            self._check_length(await part.fill(source), size)
+            self._check_length(await self._read(part, source), size)
             await self._check_eof(source)
-            md5, checksum = await self._hash_part(part, whole=True)
+            digests = await self._hash_part(part, whole=True)
+            self._verify_source()  # before anything is sent
+            response = await self._send_put(client, dst, part, digests)
+        self.etag = str(response["ETag"])
+        self.options.progress.transfer_advanced(self.src, self.dst, size)
+
+    async def _send_put(
+        self, client: S3Client, dst: S3Url, part: _Part, digests: _Digests
+    ) -> Mapping[str, Any]:
+        """PutObject the part until the server's answer proves it stored the bytes."""
+        attempts = self.options.policy.attempts
+        refused = False
+        attempt = 0
+        while True:
+            attempt += 1
+            sending = self._sending
             kwargs: dict[str, Any] = {
                 "Bucket": dst.bucket,
                 "Key": dst.key,
                 "Body": part.body,
-                "ContentLength": size,
+                "ContentLength": part.size,
             }
-            algorithm = self.options.checksum_algorithm
-            if algorithm is not None and checksum is not None:
-                kwargs["ChecksumAlgorithm"] = s3_algorithm(algorithm)
-                kwargs[f"Checksum{s3_algorithm(algorithm)}"] = checksum
-            self.side = "destination"
-            response = await client.put_object(**kwargs)
+            if sending.algorithm is not None and digests.checksum is not None:
+                kwargs["ChecksumAlgorithm"] = s3_algorithm(sending.algorithm)
+                kwargs[f"Checksum{s3_algorithm(sending.algorithm)}"] = digests.checksum
+            if sending.md5:
+                if digests.md5 is None:
+                    digests.md5 = await _md5(part)
+                kwargs["ContentMD5"] = digests.content_md5
+            part.body.seek(0)
+            with self.errors("destination"):
+                try:
+                    response = await client.put_object(**kwargs)
+                except botocore.exceptions.ClientError as exc:
+                    code = _error_code(exc)
+                    if self._may_fall_back(code, sending):
+                        refused = True
+                        self._sending = sending.without_flexible_checksum()
+                        attempt -= 1
+                        continue
+                    if code in _BAD_DIGEST and attempt < attempts:
+                        self.retries += 1
+                        continue
+                    raise
             self._count(response)
-        etag = str(response["ETag"])
-        self._check_etag(response, single_etag(md5))
-        if algorithm is not None and checksum is not None:
-            self._check_s3_checksum(response, checksum)
-        self.etag = etag
-        self.options.progress.transfer_advanced(self.src, self.dst, size)
+            if refused:
+                forget_flexible_checksums(client.meta.endpoint_url)
+            mismatch = self._stored_mismatch(response, digests, None)
+            if mismatch is None:
+                try:
+                    self._verify_destination()
+                except TransferError:
+                    await self._delete(client, dst)
+                    raise
+                return response
+            if attempt >= attempts:
+                # The server kept something else under the key: never leave it there.
+                await self._delete(client, dst)
+                raise mismatch
+            self.retries += 1
+
+    def _may_fall_back(self, code: str, sending: Sending) -> bool:
+        """Whether an error answering a checksum header means "not supported here"."""
+        return (
+            code in _CHECKSUM_REFUSED
+            and sending.algorithm is not None
+            and self.options.checksum_algorithm is None
+        )
+
+    def _stored_mismatch(
+        self, response: Mapping[str, Any], digests: _Digests, part: int | None
+    ) -> ChecksumMismatchError | None:
+        """Compare the server's answer to one request with what it was sent."""
+        sending = self._sending
+        if sending.md5 and digests.md5 is not None:
+            stored_md5 = md5_of_etag(response)
+            if stored_md5 is None:
+                self._etags_matched = False  # an opaque ETag proves nothing
+            elif stored_md5 != digests.md5.hex():
+                return ChecksumMismatchError(
+                    self.src,
+                    self.dst,
+                    "etag-md5",
+                    digests.md5.hex(),
+                    stored_md5,
+                    "destination",
+                    part,
+                )
+        if sending.algorithm is not None and digests.checksum is not None:
+            reported = response.get(f"Checksum{s3_algorithm(sending.algorithm)}")
+            if reported is not None and str(reported) != digests.checksum:
+                return ChecksumMismatchError(
+                    self.src,
+                    self.dst,
+                    sending.algorithm,
+                    digests.checksum,
+                    str(reported),
+                    "destination",
+                    part,
+                )
+        return None
+
+    async def _delete(self, client: S3Client, dst: S3Url) -> None:
+        with contextlib.suppress(Exception):  # the error that made us delete is the one to report
+            await run_to_end(client.delete_object(Bucket=dst.bucket, Key=dst.key))
 
     async def _multipart(
         self, source: _PartSource, size: int, part_size: int, client: S3Client, dst: S3Url
     ) -> None:
-        algorithm = self.options.checksum_algorithm
-        upload = MultipartUpload(
-            client, dst, checksum_algorithm=s3_algorithm(algorithm) if algorithm else None
-        )
+        upload = MultipartUpload(client, dst)
         part_md5s: dict[int, bytes] = {}
         part_checksums: dict[int, bytes] = {}
         slots = asyncio.Semaphore(self.options.concurrency)
         try:
-            self.side = "destination"
-            await upload.create()
+            await self._create(upload)
+            algorithm = self._sending.algorithm
+            if algorithm is not None and stored_kind(algorithm) == "full":
+                self._full = new_hasher(algorithm)
             async with asyncio.TaskGroup() as tg:
                 offset = 0
                 number = 0
@@ -263,8 +546,7 @@ class Copy:
                         raise
                     try:
                         part = _Part(length)
-                        self.side = "source"
-                        got = await part.fill(source)
+                        got = await self._read(part, source)
                         self._progressed()
                         self._check_length(offset + got, size, offset + length)
                     except BaseException:
@@ -281,18 +563,70 @@ class Copy:
                     offset += length
                 await self._check_eof(source)
             self.parts = number
-            self.side = "destination"
-            response = await upload.complete()
+            self._verify_source()  # before the object exists
+            self._verify_destination()
+            extra: dict[str, Any] = {}
+            if self._full is not None and algorithm is not None:
+                extra[f"Checksum{s3_algorithm(algorithm)}"] = self._full.b64digest()
+            with self.errors("destination"):
+                response = await upload.complete(extra)
             self._count(response)
         except BaseException:
             await upload.abort()
             raise
-        ordered_md5s = [part_md5s[n] for n in sorted(part_md5s)]
-        self._check_etag(response, multipart_etag(ordered_md5s))
-        if algorithm is not None:
-            ordered = [part_checksums[n] for n in sorted(part_checksums)]
-            self._check_s3_checksum(response, composite_checksum(algorithm, ordered))
+        try:
+            self._check_completed(response, part_md5s, part_checksums)
+        except ChecksumMismatchError:
+            await self._delete(client, dst)
+            raise
         self.etag = str(response["ETag"])
+
+    async def _create(self, upload: MultipartUpload) -> None:
+        """CreateMultipartUpload, on the MD5 path if the server refuses the checksum."""
+        sending = self._sending
+        algorithm = sending.algorithm
+        upload.checksum_algorithm = s3_algorithm(algorithm) if algorithm is not None else None
+        with self.errors("destination"):
+            try:
+                await upload.create()
+            except botocore.exceptions.ClientError as exc:
+                if not self._may_fall_back(_error_code(exc), sending):
+                    raise
+                self._sending = sending.without_flexible_checksum()
+                upload.checksum_algorithm = None
+                await upload.create()
+                forget_flexible_checksums(upload.client.meta.endpoint_url)
+
+    def _check_completed(
+        self,
+        response: Mapping[str, Any],
+        part_md5s: dict[int, bytes],
+        part_checksums: dict[int, bytes],
+    ) -> None:
+        """Compare the object's ETag and checksum with ours, under S3's rules."""
+        etag = etag_evidence(response)
+        if etag is not None and etag.parts is not None and len(part_md5s) == self.parts:
+            expected = multipart_etag([part_md5s[n] for n in sorted(part_md5s)])
+            if f"{etag.md5_hex}-{etag.parts}" != expected:
+                raise ChecksumMismatchError(
+                    self.src, self.dst, "etag-md5", expected, f"{etag.md5_hex}-{etag.parts}"
+                )
+        stored = stored_checksum(response)
+        algorithm = self._sending.algorithm
+        if stored is None or stored.algorithm != algorithm:
+            return
+        if stored.parts is None and self._full is not None:
+            expected = self._full.b64digest()
+        elif stored.parts is not None and len(part_checksums) == self.parts:
+            expected = composite_checksum(
+                algorithm, [part_checksums[n] for n in sorted(part_checksums)]
+            )
+        else:
+            return
+        if stored.header_value != expected:
+            raise ChecksumMismatchError(
+                self.src, self.dst, algorithm, expected, stored.header_value
+            )
 
     async def _send_part(
         self,
@@ -303,41 +637,74 @@ class Copy:
         part_md5s: dict[int, bytes],
         part_checksums: dict[int, bytes],
     ) -> None:
-        """Hash and upload one part, then give its bytes back to the budget."""
+        """Hash and upload one part until it is proven stored; then free its bytes."""
         try:
-            md5, checksum = await self._hash_part(part)
-            self.side = "destination"
-            response = await upload.upload_part(number, part.body, part.size, checksum)
-            self._count(response)
-            self._progressed()
-            self._check_etag(response, md5.hex(), what=f"ETag of part {number}")
-            part_md5s[number] = md5
-            if checksum is not None:
-                part_checksums[number] = base64.b64decode(checksum)
+            digests = await self._hash_part(part)
+            attempts = self.options.policy.attempts
+            attempt = 0
+            while True:
+                attempt += 1
+                with self.errors("destination"):
+                    try:
+                        response = await upload.upload_part(
+                            number, part.body, part.size, digests.checksum, digests.content_md5
+                        )
+                    except botocore.exceptions.ClientError as exc:
+                        code = _error_code(exc)
+                        if self._may_fall_back(code, self._sending):
+                            raise _ChecksumRefused from exc
+                        if code in _BAD_DIGEST and attempt < attempts:
+                            self.retries += 1
+                            continue
+                        raise
+                self._count(response)
+                self._progressed()
+                mismatch = self._stored_mismatch(response, digests, number)
+                if mismatch is None:
+                    break
+                if attempt >= attempts:
+                    raise mismatch
+                self.retries += 1
+            if digests.md5 is not None:
+                part_md5s[number] = digests.md5
+            if digests.checksum is not None:
+                part_checksums[number] = base64.b64decode(digests.checksum)
             self.options.progress.transfer_advanced(self.src, self.dst, part.size)
         finally:
             self.budget.release(part.size)
             slots.release()
 
-    async def _hash_part(self, part: _Part, *, whole: bool = False) -> tuple[bytes, str | None]:
-        """Hash a part: the stream hashes in order, plus its own MD5 and S3 checksum.
+    async def _hash_part(self, part: _Part, *, whole: bool = False) -> _Digests:
+        """Hash a part: the stream hashes and the source check in order, plus its own
+        MD5 and S3 checksum where the sending needs them.
 
-        Parts are hashed one after another in source order (the stream hashes
-        depend on it), in a worker thread while other parts download and upload
-        (parts below ``OFFLOAD_THRESHOLD`` on the event loop: the hop costs more).
-        A part that is the ``whole`` object reuses the stream's MD5 and checksum
-        when those are computed anyway, so no byte is hashed twice.
+        Parts are hashed one after another in source order (the stream hashes,
+        the source check and a FULL_OBJECT checksum depend on it), in a worker
+        thread while other parts download and upload (parts below
+        ``OFFLOAD_THRESHOLD`` on the event loop: the hop costs more).  A part that
+        is the ``whole`` object reuses the stream's MD5 and checksum when those are
+        computed anyway, so no byte is hashed twice for them.
         """
         previous = self._hash_tail
         mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._hash_tail = mine
-        algorithm = self.options.checksum_algorithm
+        sending = self._sending
+        algorithm = sending.algorithm
+        check = self._check
+        full = self._full
+        hashes = self.hashes
 
-        def work() -> tuple[bytes, str | None]:
+        def work() -> _Digests:
             with part.body.getbuffer() as view:
-                self.hashes.update(view)
-                done = self.hashes.digests() if whole else {}
-                md5 = done.get("md5") or hashlib.md5(view, usedforsecurity=False).digest()
+                hashes.update(view)
+                if check is not None:
+                    check.update(view)
+                if full is not None:
+                    full.update(view)
+                done = hashes.digests() if whole else {}
+                md5 = None
+                if sending.md5:
+                    md5 = done.get("md5") or hashlib.md5(view, usedforsecurity=False).digest()
                 checksum = None
                 if algorithm is not None:
                     if algorithm in done:
@@ -346,7 +713,7 @@ class Copy:
                         hasher = new_hasher(algorithm)
                         hasher.update(view)
                         checksum = hasher.b64digest()
-            return md5, checksum
+            return _Digests(md5, checksum)
 
         try:
             if previous is not None:
@@ -362,11 +729,20 @@ class Copy:
     # -- download ---------------------------------------------------------------
 
     async def _download(self, stream: ObjectStream, sink: FileSink) -> None:
+        check = self._check
+
         async with AsyncPipe(budget=self.budget) as pipe:
 
             async def produce() -> None:
                 try:
-                    while chunk := await stream.read():
+                    while True:
+                        with self.errors("source"):
+                            try:
+                                chunk = await stream.read()
+                            except botocore.exceptions.FlexibleChecksumError as exc:
+                                raise SourceMismatch("x-amz-checksum", "?", "?") from exc
+                        if not chunk:
+                            break
                         await pipe.write(chunk)
                 except BaseException as exc:
                     pipe.abort(exc)
@@ -377,7 +753,10 @@ class Copy:
                 try:
                     async for chunk in pipe:
                         await self.hashes.aupdate(chunk)
-                        await sink.write(chunk)
+                        if check is not None:
+                            check.update(chunk)
+                        with self.errors("destination"):
+                            await sink.write(chunk)
                         self._progressed()
                         self.options.progress.transfer_advanced(self.src, self.dst, len(chunk))
                 except BaseException as exc:
@@ -389,51 +768,42 @@ class Copy:
                 tg.create_task(consume())
         self._check_length(pipe.bytes_read, stream.size)
 
-    def _check_download_etag(self, stream: ObjectStream) -> None:
-        self.etag = stream.etag
-        md5 = self.hashes.hexdigests().get("md5")
-        if md5 is not None and "-" not in stream.etag:  # a multipart ETag is no MD5 of the bytes
-            self._check_etag(stream.response, md5)
-
     # -- checks -----------------------------------------------------------------
 
     def _check_length(self, got: int, size: int, expected: int | None = None) -> None:
         want = size if expected is None else expected
         if got != want:
-            raise TransferError(self.src, self.dst, f"the source ended after {got} of {size} bytes")
+            raise TransferError(
+                self.src, self.dst, f"the source ended after {got} of {size} bytes", side="source"
+            )
 
     async def _check_eof(self, source: _PartSource) -> None:
         probe = bytearray(1)
-        if await source.readinto(memoryview(probe)):
+        with self.errors("source"):
+            grew = await source.readinto(memoryview(probe))
+        if grew:
             raise TransferError(
-                self.src, self.dst, f"the source grew beyond its size of {self.size} bytes"
+                self.src,
+                self.dst,
+                f"the source grew beyond its size of {self.size} bytes",
+                side="source",
             )
 
-    def _check_etag(
-        self, response: Mapping[str, Any], expected_md5_hex: str, *, what: str = "ETag"
-    ) -> None:
-        """Compare an ETag with the MD5 we computed, where the ETag is MD5-based.
 
-        SSE-KMS and SSE-C objects have ETags that look MD5-based but are not, so
-        those are skipped, as are ETags of another form (some S3-compatible
-        servers): a good copy must never fail on them.
-        """
-        etag = str(response["ETag"])
-        if response.get("ServerSideEncryption", "").startswith("aws:kms") or response.get(
-            "SSECustomerAlgorithm"
-        ):
-            return
-        if etag_is_md5_based(etag) and normalize_etag(etag) != expected_md5_hex:
-            raise ChecksumMismatchError(
-                self.src, self.dst, what, expected_md5_hex, normalize_etag(etag)
-            )
+def stored_kind(algorithm: str) -> Literal["full", "composite"]:
+    """How S3 keeps a multipart upload's checksum of ``algorithm`` when none is asked.
 
-    def _check_s3_checksum(self, response: Mapping[str, Any], expected: str) -> None:
-        algorithm = self.options.checksum_algorithm
-        assert algorithm is not None
-        reported = response.get(f"Checksum{s3_algorithm(algorithm)}")
-        if reported is not None and str(reported) != expected:
-            raise ChecksumMismatchError(self.src, self.dst, algorithm, expected, str(reported))
+    CRC64NVME only has FULL_OBJECT checksums; the others are COMPOSITE by default.
+    """
+    return "full" if algorithm == "crc64nvme" else "composite"
+
+
+async def _md5(part: _Part) -> bytes:
+    def work() -> bytes:
+        with part.body.getbuffer() as view:
+            return hashlib.md5(view, usedforsecurity=False).digest()
+
+    return await asyncio.to_thread(work) if part.size >= OFFLOAD_THRESHOLD else work()
 
 
 class _Part:

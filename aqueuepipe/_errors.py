@@ -9,6 +9,8 @@ before any I/O.
 
 from __future__ import annotations
 
+from typing import Literal
+
 __all__ = [
     "AqueuepipeError",
     "ChecksumMismatchError",
@@ -47,16 +49,24 @@ class PipeAbortedError(PipeError):
         super().__init__(message)
 
 
+Side = Literal["source", "destination"]
+"""Which end of a copy an error is about."""
+
+
 class TransferError(AqueuepipeError):
     """A copy from ``src`` to ``dst`` failed.
 
-    ``__cause__`` is the underlying botocore, aiohttp or OS error, when there is one.
+    ``side`` says on which end (``"source"`` or ``"destination"``; ``None`` when the
+    failure belongs to neither, such as a stall of the whole copy).  It is decided
+    where the failing call was made.  ``__cause__`` is the underlying botocore,
+    aiohttp or OS error, when there is one.
     """
 
-    def __init__(self, src: str, dst: str, reason: str) -> None:
+    def __init__(self, src: str, dst: str, reason: str, *, side: Side | None = None) -> None:
         self.src = src
         self.dst = dst
         self.reason = reason
+        self.side: Side | None = side
         super().__init__(src, dst, reason)
 
     def __str__(self) -> str:
@@ -95,13 +105,40 @@ class ObjectChangedError(TransferError):
 
 
 class ChecksumMismatchError(TransferError):
-    """A checksum computed while streaming differs from the one reported for the copy."""
+    """The bytes of a copy disagree with the evidence of one side, after every retry.
 
-    def __init__(self, src: str, dst: str, algorithm: str, expected: str, actual: str) -> None:
-        self.algorithm = algorithm
+    ``side`` is ``"source"`` when the bytes read differ from what the source holds
+    (its stored S3 checksum or its ETag), ``"destination"`` when what the server
+    stored differs from what was sent.  ``evidence`` names what was compared
+    (``"crc64nvme"``, ``"etag-md5"``...), ``part`` the part number when the
+    evidence is one part's; ``expected`` is the value computed from the bytes,
+    ``actual`` the one the side reported.
+    """
+
+    def __init__(
+        self,
+        src: str,
+        dst: str,
+        evidence: str,
+        expected: str,
+        actual: str,
+        side: Side = "destination",
+        part: int | None = None,
+    ) -> None:
+        self.evidence = evidence
         self.expected = expected
         self.actual = actual
+        self.part = part
+        what = f"{evidence} of part {part}" if part is not None else evidence
         super().__init__(
-            src, dst, f"{algorithm} mismatch: expected {expected}, destination has {actual}"
+            src,
+            dst,
+            f"{side}: {what} mismatch: the bytes give {expected}, the {side} reports {actual}",
+            side=side,
         )
-        self.args = (src, dst, algorithm, expected, actual)
+        self.args = (src, dst, evidence, expected, actual, side, part)
+
+    @property
+    def algorithm(self) -> str:
+        """The evidence compared (kept for code written against earlier versions)."""
+        return self.evidence

@@ -20,7 +20,8 @@ import base64
 import hashlib
 import re
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Final, Protocol, TypeAlias
 
 from awscrt import checksums as _crt
@@ -28,9 +29,12 @@ from awscrt import checksums as _crt
 __all__ = [
     "ALGORITHMS",
     "OFFLOAD_THRESHOLD",
+    "ETagEvidence",
     "Hasher",
+    "StoredChecksum",
     "StreamHashes",
     "composite_checksum",
+    "etag_evidence",
     "etag_is_md5_based",
     "full_object_checksum",
     "multipart_etag",
@@ -38,6 +42,7 @@ __all__ = [
     "normalize_etag",
     "s3_algorithm",
     "single_etag",
+    "stored_checksum",
 ]
 
 #: The algorithms :func:`new_hasher` knows, by their canonical (lowercase) names.
@@ -477,3 +482,86 @@ def full_object_checksum(name: str, digest: bytes) -> str:
         )
     _check_digest(digest, _CRC_SIZES[canonical], f"the {canonical} digest")
     return base64.b64encode(digest).decode("ascii")
+
+
+# -- reading S3's evidence out of a response ------------------------------------------
+
+#: The order in which a response's checksums are preferred when it has several.
+_CHECKSUM_PREFERENCE: Final = ("crc64nvme", "crc32c", "crc32", "sha256", "sha1")
+_COMPOSITE_SUFFIX = re.compile(r"^(.*)-([1-9][0-9]*)$")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChecksum:
+    """An S3 checksum as a response reports it (``Checksum<ALGO>`` and ``ChecksumType``).
+
+    ``parts`` is the number of parts of a ``COMPOSITE`` checksum (the checksum of
+    the parts' checksums) and ``None`` for a ``FULL_OBJECT`` one (the checksum of
+    every byte, which is also what a single PUT has).  ``value`` is base64, without
+    the ``-N`` suffix.
+    """
+
+    algorithm: str
+    value: str
+    parts: int | None
+
+    @property
+    def header_value(self) -> str:
+        """The value in S3's form: ``value`` or ``value-N``."""
+        return self.value if self.parts is None else f"{self.value}-{self.parts}"
+
+
+def stored_checksum(response: Mapping[str, object]) -> StoredChecksum | None:
+    """The S3 checksum ``response`` reports, under S3's rules; None if it has none.
+
+    CRC64NVME checksums are always ``FULL_OBJECT``; SHA1 and SHA256 checksums of
+    multipart uploads are always ``COMPOSITE``; CRC32 and CRC32C ones are what
+    ``ChecksumType`` says, else what the value's form (``-N`` or not) shows.
+    """
+    for name in _CHECKSUM_PREFERENCE:
+        raw = response.get(f"Checksum{_S3_ALGORITHMS[name]}")
+        if not isinstance(raw, str) or not raw:
+            continue
+        match = _COMPOSITE_SUFFIX.match(raw)
+        declared = response.get("ChecksumType")
+        if match is not None and name != "crc64nvme" and declared != "FULL_OBJECT":
+            return StoredChecksum(name, match.group(1), int(match.group(2)))
+        if match is not None:
+            return StoredChecksum(name, match.group(1), None)
+        return StoredChecksum(name, raw, None)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ETagEvidence:
+    """What an ETag proves about an object's bytes, when it is MD5-based.
+
+    ``parts`` is None for the MD5 of the whole object (a single PUT), else the
+    number of parts of a multipart upload whose ETag is the MD5 of the part MD5s.
+    """
+
+    md5_hex: str
+    parts: int | None
+
+
+def etag_evidence(response: Mapping[str, object]) -> ETagEvidence | None:
+    """The evidence in ``response``'s ETag; None where the ETag proves nothing.
+
+    An ETag is the MD5 of the bytes only in the 32-hex-digit form, and the MD5 of
+    part MD5s only in that form followed by ``-N``; any other form is opaque.
+    Objects encrypted with SSE-KMS or SSE-C have ETags of those forms that are not
+    MD5s, so their ETags prove nothing either.
+    """
+    etag = response.get("ETag")
+    if not isinstance(etag, str):
+        return None
+    encryption = response.get("ServerSideEncryption")
+    if (isinstance(encryption, str) and encryption.startswith("aws:kms")) or response.get(
+        "SSECustomerAlgorithm"
+    ):
+        return None
+    value = normalize_etag(etag)
+    if not _MD5_ETAG.fullmatch(value):
+        return None
+    digest, _, count = value.partition("-")
+    return ETagEvidence(digest, int(count) if count else None)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ._budget import ByteBudget
 from ._cancel import wait_despite_cancellation
-from ._engine import Copy, Options, ProgressListener
+from ._engine import Copy, Options, ProgressListener, Verify
 from ._errors import TransferError
 from ._expand import Pairs, expand
 from .checksums import (
@@ -56,6 +56,11 @@ class TransferResult:
     resumed after they broke off;
     ``error`` is set, and ``ok`` false, when the copy failed (only
     :func:`copy_many` reports failures as values; :func:`copy` raises).
+    ``verified`` lists the evidence that proved the copy end to end, such as
+    ``("source:crc64nvme", "destination:crc64nvme")`` or ``("source:etag-md5",
+    "destination:etag-md5")``: what was read matched the source's stored checksum
+    or ETag, and the server proved it stored what was sent.  It is empty when
+    neither end had evidence (``verify="required"`` makes that a failure).
     """
 
     src: str
@@ -66,6 +71,7 @@ class TransferResult:
     checksums: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     retries: int = 0
+    verified: tuple[str, ...] = ()
     error: BaseException | None = None
 
     @property
@@ -139,6 +145,7 @@ def _validate_options(
     checksum_algorithm: str | None,
     progress: ProgressListener | ProgressCallback | None,
     retries: int | RetryPolicy | None,
+    verify: Verify = "auto",
 ) -> Options:
     """Check every option before any I/O; raise ValueError naming what is wrong."""
     for name, value in (("part_size", part_size), ("concurrency", concurrency)):
@@ -152,7 +159,10 @@ def _validate_options(
     names = tuple(dict.fromkeys(new_hasher(name).name for name in checksums))
     if checksum_algorithm is not None:
         checksum_algorithm = new_hasher(checksum_algorithm).name
-        s3_algorithm(checksum_algorithm)  # ValueError for md5
+        if checksum_algorithm != "md5":  # md5: Content-MD5 only, no flexible checksum
+            s3_algorithm(checksum_algorithm)
+    if verify not in ("auto", "required"):
+        raise ValueError(f"verify must be 'auto' or 'required', got {verify!r}")
     if budget is not None and limit is not None:
         raise ValueError("pass either limit or budget, not both")
     if budget is None:
@@ -171,6 +181,7 @@ def _validate_options(
         concurrency=concurrency,
         checksums=names,
         checksum_algorithm=checksum_algorithm,
+        verify=verify,
         budget=budget,
         progress=_as_listener(progress),
         policy=as_policy(retries),
@@ -200,6 +211,7 @@ async def copy(
     checksum_when: ChecksumWhen = "when_required",
     progress: ProgressListener | ProgressCallback | None = None,
     retries: int | RetryPolicy | None = None,
+    verify: Verify = "auto",
 ) -> TransferResult:
     """Copy ``src`` to ``dst`` by streaming, holding at most ``limit`` bytes.
 
@@ -211,10 +223,15 @@ async def copy(
 
     ``limit`` (bytes) or a shared ``budget`` bounds the memory the copy holds;
     the default fits ``concurrency + 1`` parts.  ``checksums`` (none by default;
-    every part is checked against its ETag regardless) are computed over
+    none by default) are computed over
     the bytes as they pass and returned hex-encoded in the result;
-    ``checksum_algorithm`` (e.g. ``"sha256"``, ``"crc32c"``) also sends that S3
-    checksum with every part and checks the one S3 reports for the object.
+    ``checksum_algorithm`` is the S3 checksum sent with every request and checked
+    (``"crc64nvme"`` by default, with ``Content-MD5`` where the server is not
+    known to verify it; ``"md5"`` sends ``Content-MD5`` only).  A server that
+    refuses the header gets the MD5 path, remembered per endpoint.  What was read
+    is checked against the source's stored checksum or MD5 ETag before anything is
+    committed, and read again when it differs; ``result.verified`` lists the
+    evidence, and ``verify="required"`` fails a copy that has none for an S3 end.
 
     Clients: ``client`` for both sides, or ``src_client`` and ``dst_client`` for
     two endpoints; otherwise clients are created from the environment (honouring
@@ -242,6 +259,7 @@ async def copy(
         checksum_algorithm=checksum_algorithm,
         progress=progress,
         retries=retries,
+        verify=verify,
     )
     src_loc, dst_loc = _check_pair(src, dst)
     _check_clients(client, src_client, dst_client)
@@ -283,6 +301,7 @@ def copy_many(
     checksum_when: ChecksumWhen = "when_required",
     progress: ProgressListener | ProgressCallback | None = None,
     retries: int | RetryPolicy | None = None,
+    verify: Verify = "auto",
 ) -> AsyncGenerator[TransferResult, None]:
     """Copy many ``(src, dst)`` pairs, ``concurrency`` at a time, under one memory limit.
 
@@ -327,6 +346,7 @@ def copy_many(
         checksum_algorithm=checksum_algorithm,
         progress=progress,
         retries=retries,
+        verify=verify,
     )
     _check_clients(client, src_client, dst_client)
     return _run_batch(
@@ -539,15 +559,10 @@ async def _copy_one(
             exc = TransferError(
                 src, dst, f"no progress for {options.policy.stall_timeout:g} s (stalled)"
             )
-        bucket, key = job.object_on(job.side)
+        # Errors are translated where each call is made (with its side); what is
+        # left (a bug, a bad option found late) is not about either object.
         error = translate_error(
-            exc,
-            src=src,
-            dst=dst,
-            bucket=bucket,
-            key=key,
-            side=job.side,
-            expected_etag=job.source_etag,
+            exc, src=src, dst=dst, bucket="", key=None, side="source", expected_etag=None
         )
         result = TransferResult(
             src=src,
@@ -570,6 +585,7 @@ async def _copy_one(
             checksums=job.hashes.hexdigests(),
             seconds=time.perf_counter() - started,
             retries=job.retries,
+            verified=job.verified,
         )
     options.progress.transfer_finished(result)
     return result

@@ -31,6 +31,7 @@ __all__ = [
     "ObjectStream",
     "PartBody",
     "open_object",
+    "part_layout",
     "retry_attempts",
 ]
 
@@ -218,19 +219,46 @@ class ObjectStream:
 
 @contextlib.asynccontextmanager
 async def open_object(
-    client: S3Client, url: S3Url, *, policy: RetryPolicy | None = None
+    client: S3Client, url: S3Url, *, policy: RetryPolicy | None = None, if_match: str | None = None
 ) -> AsyncIterator[ObjectStream]:
     """GetObject ``url`` and yield its body; the connection is released on exit.
 
-    The body is closed on every path out of the block, including errors and
-    cancellation, so a pooled connection never leaks.
+    The response carries the object's stored S3 checksum, if it has one
+    (``ChecksumMode=ENABLED``).  ``if_match`` pins the read to an ETag (a re-read
+    of an object whose first read was bad).  The body is closed on every path out
+    of the block, including errors and cancellation, so a pooled connection never
+    leaks.
     """
-    response = await client.get_object(Bucket=url.bucket, Key=url.key)
+    kwargs: dict[str, Any] = {"Bucket": url.bucket, "Key": url.key, "ChecksumMode": "ENABLED"}
+    if if_match is not None:
+        kwargs["IfMatch"] = if_match
+    response = await client.get_object(**kwargs)
     stream = ObjectStream(client, url, response, policy or RetryPolicy())
     try:
         yield stream
     finally:
         stream.close()
+
+
+async def part_layout(client: S3Client, url: S3Url) -> tuple[int, int] | None:
+    """``(size of part 1, number of parts)`` of the multipart object ``url``.
+
+    HeadObject with ``PartNumber=1``; None when the server does not say (no
+    ``PartsCount``: it ignores PartNumber) or refuses to.  Not pinned with
+    ``If-Match``: some servers (moto) compare it with the part's ETag.  A layout
+    that changed meanwhile fails the check, and the re-read, pinned, says so.
+    """
+    try:
+        response = await client.head_object(Bucket=url.bucket, Key=url.key, PartNumber=1)
+    except botocore.exceptions.ClientError as exc:
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if status in (400, 416, 501):  # PartNumber not supported or out of range
+            return None
+        raise
+    count = response.get("PartsCount")
+    if count is None:
+        return None
+    return int(response["ContentLength"]), int(count)
 
 
 @dataclass(slots=True)
@@ -258,12 +286,20 @@ class MultipartUpload:
         self.upload_id = str(response["UploadId"])
 
     async def upload_part(
-        self, number: int, body: PartBody, size: int, checksum_b64: str | None
+        self,
+        number: int,
+        body: PartBody,
+        size: int,
+        checksum_b64: str | None,
+        content_md5: str | None = None,
     ) -> Mapping[str, Any]:
         """Upload part ``number`` of ``size`` bytes from ``body``; return the response.
 
-        ``body`` is rewound by botocore if the request is retried.
+        ``checksum_b64`` (of the upload's algorithm) and ``content_md5`` are sent as
+        headers, so the server can refuse a body that disagrees with them.  ``body``
+        is rewound by botocore if the request is retried.
         """
+        body.seek(0)
         kwargs: dict[str, Any] = {
             "Bucket": self.url.bucket,
             "Key": self.url.key,
@@ -272,6 +308,8 @@ class MultipartUpload:
             "Body": body,
             "ContentLength": size,
         }
+        if content_md5 is not None:
+            kwargs["ContentMD5"] = content_md5
         part: dict[str, Any] = {"PartNumber": number}
         if self.checksum_algorithm is not None and checksum_b64 is not None:
             name = f"Checksum{self.checksum_algorithm}"
@@ -283,7 +321,8 @@ class MultipartUpload:
         self.parts[number] = part
         return response
 
-    async def complete(self) -> Mapping[str, Any]:
+    async def complete(self, extra: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+        """Complete the upload with every part uploaded; ``extra`` are more arguments."""
         ordered = [self.parts[n] for n in sorted(self.parts)]
         response: Mapping[str, Any] = await run_to_end(
             self.client.complete_multipart_upload(
@@ -291,6 +330,7 @@ class MultipartUpload:
                 Key=self.url.key,
                 UploadId=self.upload_id,
                 MultipartUpload={"Parts": ordered},
+                **(extra or {}),
             )
         )
         self.upload_id = None

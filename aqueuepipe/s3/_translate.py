@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Literal
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -22,12 +21,12 @@ from aqueuepipe._errors import (
     NoSuchBucketError,
     NoSuchKeyError,
     ObjectChangedError,
+    PipeAbortedError,
+    Side,
     TransferError,
 )
 
 __all__ = ["Side", "translate_error"]
-
-Side = Literal["source", "destination"]
 
 # Fixed descriptions of the S3 error codes a copy meets, grouped by what the user
 # should do about them.  The server's own message is left out for these: some
@@ -121,6 +120,11 @@ def translate_error(
     """
     if isinstance(exc, TransferError):
         return exc
+    if isinstance(exc, PipeAbortedError) and isinstance(exc.__cause__, Exception):
+        # The other end of a pipe gave up: its error is the one to report.
+        exc = exc.__cause__
+        if isinstance(exc, TransferError):
+            return exc
     if isinstance(exc, BaseExceptionGroup):
         leaf = _first_leaf(exc)
         if leaf is not None:
@@ -138,6 +142,7 @@ def translate_error(
             f"translate_error() got {type(exc).__name__}, which must propagate untranslated"
         ) from exc
     err = _translate(exc, src=src, dst=dst, bucket=bucket, key=key, side=side, etag=expected_etag)
+    err.side = side
     err.__cause__ = exc
     return err
 
@@ -220,7 +225,7 @@ def _checksum_mismatch(
     # not match calculated checksum: Y".
     match = _FLEXIBLE_CHECKSUM_RE.search(str(exc))
     expected, actual = match.groups() if match else ("unknown", "unknown")
-    err = ChecksumMismatchError(src, dst, "x-amz-checksum", expected, actual)
+    err = ChecksumMismatchError(src, dst, "x-amz-checksum", expected, actual, "source")
     err.reason = (
         f"{where}: the data received does not match the checksum the server sent "
         f"(expected {expected}, computed {actual})"
@@ -288,11 +293,25 @@ def _scrub(text: str) -> str:
 
 
 def _first_leaf(group: BaseExceptionGroup[BaseException]) -> Exception | None:
+    """The error that explains ``group``: its first TransferError, else its first leaf.
+
+    Tasks of one copy fail together (one fails, the others are aborted with it), so
+    the already translated error is the cause and the rest are consequences.
+    """
+    for exc in _leaves(group):
+        if isinstance(exc, TransferError):
+            return exc
+    for exc in _leaves(group):
+        if isinstance(exc, Exception) and not isinstance(exc, PipeAbortedError):
+            return exc
+    return next((exc for exc in _leaves(group) if isinstance(exc, Exception)), None)
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    found: list[BaseException] = []
     for exc in group.exceptions:
         if isinstance(exc, BaseExceptionGroup):
-            leaf = _first_leaf(exc)
-            if leaf is not None:
-                return leaf
-        elif isinstance(exc, Exception):
-            return exc
-    return None
+            found.extend(_leaves(exc))
+        else:
+            found.append(exc)
+    return found

@@ -58,7 +58,8 @@ async def test_bad_urls_raise_value_error_before_any_request(
         ("concurrency", -1, "concurrency"),
         ("retries", 0, "retries"),
         ("checksums", ("md6",), "md6"),
-        ("checksum_algorithm", "md5", "md5"),
+        ("checksum_algorithm", "md6", "md6"),
+        ("verify", "always", "verify"),
     ],
 )
 async def test_bad_options_raise_value_error_naming_them(

@@ -1,0 +1,277 @@
+"""Evidence that a copy holds the source's bytes: what is checked, against what.
+
+Two halves, both decided before anything is committed:
+
+- **The source.**  :class:`SourceCheck` hashes the bytes read from an S3 object
+  and compares them with the strongest evidence the object has: its stored S3
+  checksum (a ``FULL_OBJECT`` one against the checksum of every byte, a
+  ``COMPOSITE`` one part by part in the source's own part layout), else its ETag
+  when that is an MD5 (a single PUT) or an MD5 of part MD5s in a known layout.
+  A mismatch is a bad read (:class:`SourceMismatch`): the copy reads the object
+  again, pinned to its ETag, within the retry policy.
+- **The destination.**  :class:`Sending` says what every upload request carries
+  (an ``x-amz-checksum-<algorithm>`` header, ``Content-MD5``) and which of the
+  server's answers prove what it stored.  Amazon S3 verifies both headers before
+  it stores a byte; other servers may accept wrong values (moto does), so on
+  them the MD5 each response's ETag carries is compared with ours and the request
+  re-sent when they differ.
+
+This module computes and compares; it makes no request.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+from urllib.parse import urlsplit
+
+from .checksums import (
+    Buffer,
+    ETagEvidence,
+    Hasher,
+    StoredChecksum,
+    etag_evidence,
+    new_hasher,
+    stored_checksum,
+)
+
+__all__ = [
+    "DEFAULT_ALGORITHM",
+    "Sending",
+    "SourceCheck",
+    "SourceMismatch",
+    "endpoint_validates_checksums",
+    "forget_flexible_checksums",
+    "md5_of_etag",
+    "supports_flexible_checksums",
+]
+
+#: The S3 checksum sent and checked when the caller names none.
+DEFAULT_ALGORITHM: Final = "crc64nvme"
+
+# Endpoints that refused an x-amz-checksum-* header: the copies to them take the MD5
+# path.  Keyed by endpoint URL, for the life of the process.
+_NO_FLEXIBLE_CHECKSUMS: set[str] = set()
+
+
+def supports_flexible_checksums(endpoint_url: str) -> bool:
+    """False once ``endpoint_url`` refused an ``x-amz-checksum-*`` header."""
+    return endpoint_url not in _NO_FLEXIBLE_CHECKSUMS
+
+
+def forget_flexible_checksums(endpoint_url: str) -> None:
+    """Remember that ``endpoint_url`` refuses ``x-amz-checksum-*`` headers."""
+    _NO_FLEXIBLE_CHECKSUMS.add(endpoint_url)
+
+
+def endpoint_validates_checksums(endpoint_url: str) -> bool:
+    """Whether the server at ``endpoint_url`` is Amazon S3, which refuses a body that
+    disagrees with its ``Content-MD5`` or ``x-amz-checksum-*`` header (BadDigest).
+
+    Other servers are not trusted to: the answers they give are checked instead.
+    """
+    host = (urlsplit(endpoint_url).hostname or "").lower()
+    return host.endswith((".amazonaws.com", ".amazonaws.com.cn"))
+
+
+class SourceMismatch(Exception):  # an internal signal, never raised to users
+    """The bytes read disagree with the source's evidence: read the object again."""
+
+    def __init__(self, evidence: str, expected: str, actual: str) -> None:
+        self.evidence = evidence
+        self.expected = expected
+        self.actual = actual
+        super().__init__(evidence, expected, actual)
+
+
+@dataclass(frozen=True, slots=True)
+class Sending:
+    """What the upload requests of one copy carry, and what proves them stored.
+
+    ``algorithm`` is the ``x-amz-checksum-*`` sent with every request (None: the
+    MD5 path), ``md5`` whether ``Content-MD5`` is sent and each response's ETag
+    compared with it, ``trusted`` whether the server is known to refuse a body
+    that disagrees with the headers.
+    """
+
+    algorithm: str | None
+    md5: bool
+    trusted: bool
+
+    @classmethod
+    def choose(cls, endpoint_url: str, requested: str | None) -> Sending:
+        """The sending for a copy to ``endpoint_url``; ``requested`` is the caller's
+        ``checksum_algorithm`` (None: the default, ``"md5"``: the MD5 path only)."""
+        if requested == "md5":
+            algorithm: str | None = None
+        elif requested is not None:
+            algorithm = requested
+        elif supports_flexible_checksums(endpoint_url):
+            algorithm = DEFAULT_ALGORITHM
+        else:
+            algorithm = None
+        trusted = endpoint_validates_checksums(endpoint_url)
+        return cls(algorithm=algorithm, md5=algorithm is None or not trusted, trusted=trusted)
+
+    def without_flexible_checksum(self) -> Sending:
+        """This sending on the MD5 path, for a server that refused the checksum header."""
+        return Sending(algorithm=None, md5=True, trusted=self.trusted)
+
+    def evidence(self, etags_matched: bool) -> str | None:
+        """The destination evidence, once every request was acknowledged.
+
+        ``etags_matched``: every ETag the server gave was an MD5 equal to ours.
+        """
+        if self.trusted and self.algorithm is not None:
+            return f"destination:{self.algorithm}"
+        if self.trusted or (self.md5 and etags_matched):
+            return "destination:content-md5" if self.trusted else "destination:etag-md5"
+        return None
+
+
+def md5_of_etag(response: Mapping[str, object]) -> str | None:
+    """The MD5 (hex) a single PUT's or a part's ETag carries; None if it carries none."""
+    evidence = etag_evidence(response)
+    if evidence is None or evidence.parts is not None:
+        return None
+    return evidence.md5_hex
+
+
+class SourceCheck:
+    """Hashes the bytes read from an S3 object and checks them against its evidence.
+
+    Feed every byte, in order, to :meth:`update`; :meth:`verify` then raises
+    :class:`SourceMismatch` if they are not the object's.  Build one with
+    :meth:`for_object`; ``None`` from it means the object has no usable evidence.
+    """
+
+    __slots__ = ("_digests", "_expected", "_hasher", "_in_part", "_part_size", "label")
+
+    def __init__(
+        self, algorithm: str, expected: str, *, label: str, part_size: int | None = None
+    ) -> None:
+        self.label = label
+        self._expected = expected
+        self._hasher: Hasher = new_hasher(algorithm)
+        self._part_size = part_size  # None: one digest of every byte
+        self._in_part = 0
+        self._digests: list[bytes] = []
+
+    @classmethod
+    def for_object(
+        cls, response: Mapping[str, object], size: int, layout: tuple[int, int] | None
+    ) -> SourceCheck | None:
+        """The check for the object GetObject (``ChecksumMode=ENABLED``) answered with.
+
+        ``layout`` is ``(part_size, parts)`` from a HeadObject of part 1 when the
+        object is a multipart upload (see :func:`needs_layout`); a checksum or
+        ETag of the parts whose layout does not fit the size proves nothing.
+        """
+        checksum = stored_checksum(response)
+        if checksum is not None:
+            if checksum.parts is None:
+                return cls(
+                    checksum.algorithm,
+                    checksum.value,
+                    label=f"source:{checksum.algorithm}",
+                )
+            part_size = _part_size(layout, checksum.parts, size)
+            if part_size is not None:
+                return cls(
+                    checksum.algorithm,
+                    checksum.header_value,
+                    label=f"source:{checksum.algorithm}",
+                    part_size=part_size,
+                )
+        etag = etag_evidence(response)
+        if etag is None:
+            return None
+        if etag.parts is None:
+            return cls("md5", etag.md5_hex, label="source:etag-md5")
+        part_size = _part_size(layout, etag.parts, size)
+        if part_size is None:
+            return None
+        expected = f"{etag.md5_hex}-{etag.parts}"
+        return cls("md5", expected, label="source:etag-md5", part_size=part_size)
+
+    @property
+    def part_size(self) -> int | None:
+        """The source's part size when the evidence is per part, else None."""
+        return self._part_size
+
+    def update(self, data: Buffer) -> None:
+        """Feed the next bytes of the object (any split)."""
+        part_size = self._part_size
+        if part_size is None:
+            self._hasher.update(data)
+            return
+        view = memoryview(data).cast("B")
+        while len(view):
+            room = part_size - self._in_part
+            piece, view = view[:room], view[room:]
+            self._hasher.update(piece)
+            self._in_part += len(piece)
+            if self._in_part == part_size:
+                self._end_part()
+
+    def verify(self) -> None:
+        """Compare what was fed with the evidence.
+
+        Raises:
+            SourceMismatch: they differ.
+        """
+        actual = self._result()
+        if actual != self._expected:
+            raise SourceMismatch(self.label.partition(":")[2], actual, self._expected)
+
+    def _end_part(self) -> None:
+        self._digests.append(self._hasher.digest())
+        self._hasher = new_hasher(self._hasher.name)
+        self._in_part = 0
+
+    def _result(self) -> str:
+        name = self._hasher.name
+        if self._part_size is None:
+            digest = self._hasher.digest()
+            return digest.hex() if name == "md5" else base64.b64encode(digest).decode()
+        digests = list(self._digests)
+        if self._in_part or not digests:
+            digests.append(self._hasher.digest())
+        if name == "md5":
+            combined = hashlib.md5(b"".join(digests), usedforsecurity=False).hexdigest()
+        else:
+            outer = new_hasher(name)
+            outer.update(b"".join(digests))
+            combined = outer.b64digest()
+        return f"{combined}-{len(digests)}"
+
+
+def needs_layout(response: Mapping[str, object]) -> bool:
+    """Whether checking the object needs its part layout (HeadObject of part 1)."""
+    checksum: StoredChecksum | None = stored_checksum(response)
+    if checksum is not None and checksum.parts is None:
+        return False
+    if checksum is not None:
+        return True
+    etag: ETagEvidence | None = etag_evidence(response)
+    return etag is not None and etag.parts is not None
+
+
+def _part_size(layout: tuple[int, int] | None, parts: int, size: int) -> int | None:
+    """The part size of ``layout`` if it is consistent with ``parts`` parts of ``size`` bytes.
+
+    Every part but the last has the first part's size (what every uploader we know
+    of does; S3 does not require it, and an object that differs fails its check
+    and is read again, then reported).
+    """
+    if layout is None:
+        return None
+    part_size, count = layout
+    if part_size <= 0 or count != parts:
+        return None
+    if not (parts - 1) * part_size < size <= parts * part_size and not (size == 0 == parts - 1):
+        return None
+    return part_size
