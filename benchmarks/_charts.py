@@ -21,9 +21,17 @@ COLOURS = {
     "aioboto3": "#67a9cf",
     "obstore": "#b2182b",
     "s3fs": "#ef8a62",
+    "aqueuepipe-defaults": "#5aae61",
+    "boto3-defaults": "#4393c3",
+    "aioboto3-defaults": "#7fa7c9",
+    "obstore-defaults": "#d6604d",
 }
-ORDER = ("aqueuepipe", "boto3", "aioboto3", "obstore", "s3fs", "aqueuepipe_crc32")
-NAMES = {"aqueuepipe_crc32": "aqueuepipe\n+crc32 (info)"}
+DEFAULTS = ("aqueuepipe-defaults", "boto3-defaults", "aioboto3-defaults", "obstore-defaults")
+ORDER = ("aqueuepipe", "boto3", "aioboto3", "obstore", "s3fs", *DEFAULTS, "aqueuepipe_crc32")
+NAMES = {
+    "aqueuepipe_crc32": "aqueuepipe\n+crc32 (info)",
+    **{key: key.replace("-", "\n") for key in DEFAULTS},
+}
 LIMIT_MB = 30
 TARGET_MB = 55
 

@@ -20,7 +20,9 @@ Spec keys: ``contender``; ``src_bucket``, ``dst_bucket``; ``pairs`` (a list of
 ``[src_key, dst_key, size]``); ``warm`` (one such triple, copied before timing);
 ``batch`` (objects copied at once: 1 for one object, else a thread pool or
 coroutines of that size); ``part_size``, ``part_concurrency`` (parts in flight
-per object), ``limit`` (aqueuepipe's memory limit); ``server_pid``;
+per object), ``limit`` (aqueuepipe's memory limit); ``required_limit`` (the
+memory limit the workload itself sets, or null: the only option besides the
+endpoint that the ``-defaults`` rows pass); ``server_pid``;
 ``endpoint_url``; ``sample_interval``; optionally ``profile`` (a path: cProfile
 of the timed run is dumped there) and ``slow_callback`` (seconds: the event loop
 runs in debug mode and callbacks slower than that are counted and reported).
@@ -40,6 +42,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 READ_SIZE = 1024 * 1024  # the ceiling GET's reads, into one reused buffer per object
@@ -293,43 +296,71 @@ def _aqueuepipe(**options: Any) -> Callable[[dict[str, Any], Meter], Awaitable[d
     """copy() for one object, copy_many() for several; clients made inside the call."""
 
     async def run(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
-        return await _aqueuepipe_copy(spec, meter, options)
+        options_here = {"limit": spec["limit"], **options}
+        return await _aqueuepipe_copy(spec, meter, options_here, {"concurrency": spec["batch"]})
 
     return run
 
 
+async def aqueuepipe_defaults(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
+    """Plain copy() / copy_many(): the endpoint and the workload's own limit, nothing else."""
+    import inspect
+
+    from aqueuepipe import copy, copy_many
+
+    options: dict[str, Any] = {"endpoint_url": spec["endpoint_url"]}
+    if spec.get("required_limit") is not None:
+        options["limit"] = spec["required_limit"]
+    outcome = await _aqueuepipe_copy(spec, meter, options, {})
+    # What "defaults" meant in this run (they change between versions).
+    outcome["defaults"] = {
+        fn.__name__: {
+            name: repr(p.default)
+            for name, p in inspect.signature(fn).parameters.items()
+            if p.default is not p.empty and name not in options
+        }
+        for fn in (copy, copy_many)
+    }
+    return outcome
+
+
 async def _aqueuepipe_copy(
-    spec: dict[str, Any], meter: Meter, options: dict[str, Any]
+    spec: dict[str, Any],
+    meter: Meter,
+    options: dict[str, Any],
+    many_options: dict[str, Any],
 ) -> dict[str, Any]:
+    """Time copy() (one object) or copy_many(**many_options) with ``options``."""
     from aqueuepipe import copy, copy_many
 
     src, dst = f"s3://{spec['src_bucket']}/", f"s3://{spec['dst_bucket']}/"
-    options = {"limit": spec["limit"], **options}
     pairs = _pairs(spec)
     warm = _warm(spec)
     await copy(src + warm[0], dst + warm[1], **options)
     parts = 0
+    single = spec["batch"] == 1 and len(pairs) == 1
     with meter.timed():
-        if spec["batch"] == 1 and len(pairs) == 1:
+        if single:
             result = await copy(src + pairs[0][0], dst + pairs[0][1], **options)
             _check(result.size, pairs[0][2])
             parts = result.parts
         else:
             count = 0
             async for result in copy_many(
-                [(src + s, dst + d) for s, d, _ in pairs],
-                concurrency=spec["batch"],
-                **options,
+                [(src + s, dst + d) for s, d, _ in pairs], **many_options, **options
             ):
                 if not result.ok:
                     raise RuntimeError(f"{result.dst}: {result.error!r}")
                 count += 1
                 parts += result.parts
             _check(count, len(pairs))
-    return {"parts": parts, "options": options}
+    return {"parts": parts, "options": options if single else options | many_options}
 
 
-def _transfer_config(spec: dict[str, Any]) -> Any:
+def _transfer_config(spec: dict[str, Any], defaults: bool) -> Any:
+    """The suite's TransferConfig, or None (upload_fileobj's own default) for defaults."""
+    if defaults:
+        return None
     from boto3.s3.transfer import TransferConfig
 
     return TransferConfig(
@@ -337,17 +368,39 @@ def _transfer_config(spec: dict[str, Any]) -> Any:
     )
 
 
-def boto3_managed(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
+def _client_options(spec: dict[str, Any], defaults: bool, config_class: type) -> dict[str, Any]:
+    """boto3/aioboto3 client arguments: the endpoint alone for defaults, else a sized pool."""
+    if defaults:
+        return {"endpoint_url": spec["endpoint_url"]}
+    batch = spec["batch"]
+    if batch == 1:
+        return {}
+    # One client shared by the threads (boto3 clients are thread-safe); its pool
+    # sized so that no thread's connection is discarded.
+    return {"config": config_class(max_pool_connections=batch * (spec["part_concurrency"] + 1))}
+
+
+def _boto_settings(s3: Any, transfer: Any) -> dict[str, Any]:
+    """The client and transfer settings a boto3/aioboto3 row ran with."""
+    from boto3.s3.transfer import TransferConfig
+
+    transfer = transfer or TransferConfig()
+    return {
+        "max_pool_connections": s3.meta.config.max_pool_connections,
+        "request_checksum_calculation": s3.meta.config.request_checksum_calculation,
+        "response_checksum_validation": s3.meta.config.response_checksum_validation,
+        "multipart_chunksize": transfer.multipart_chunksize,
+        "max_concurrency": transfer.max_concurrency,
+    }
+
+
+def boto3_managed(spec: dict[str, Any], meter: Meter, *, defaults: bool = False) -> dict[str, Any]:
     """boto3: each GetObject body streamed into upload_fileobj (s3transfer, threads)."""
     import boto3
     from botocore.config import Config
 
-    config = _transfer_config(spec)
-    batch = spec["batch"]
-    # One client shared by the threads (boto3 clients are thread-safe); its pool
-    # sized so that no thread's connection is discarded.
-    pool = None if batch == 1 else batch * (spec["part_concurrency"] + 1)
-    s3 = boto3.client("s3", config=Config(max_pool_connections=pool) if pool else None)
+    config = _transfer_config(spec, defaults)
+    s3 = boto3.client("s3", **_client_options(spec, defaults, Config))
 
     def one(pair: Pair) -> None:
         body = s3.get_object(Bucket=spec["src_bucket"], Key=pair[0])["Body"]
@@ -355,27 +408,21 @@ def boto3_managed(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
 
     one(_warm(spec))
     with meter.timed():
-        _threaded(_pairs(spec), batch, one)
-    return {
-        "boto3": boto3.__version__,
-        "max_pool_connections": s3.meta.config.max_pool_connections,
-        "request_checksum_calculation": s3.meta.config.request_checksum_calculation,
-        "response_checksum_validation": s3.meta.config.response_checksum_validation,
-    }
+        _threaded(_pairs(spec), spec["batch"], one)
+    return {"boto3": boto3.__version__, **_boto_settings(s3, config)}
 
 
-async def aioboto3_managed(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
+async def aioboto3_managed(
+    spec: dict[str, Any], meter: Meter, *, defaults: bool = False
+) -> dict[str, Any]:
     """aioboto3: each async GetObject body fed to its upload_fileobj."""
     import aioboto3
     from aiobotocore.config import AioConfig
 
-    config = _transfer_config(spec)
+    config = _transfer_config(spec, defaults)
     batch = spec["batch"]
-    pool = None if batch == 1 else batch * (spec["part_concurrency"] + 1)
     session = aioboto3.Session()
-    async with session.client(
-        "s3", config=AioConfig(max_pool_connections=pool) if pool else None
-    ) as s3:
+    async with session.client("s3", **_client_options(spec, defaults, AioConfig)) as s3:
 
         async def one(pair: Pair) -> None:
             response = await s3.get_object(Bucket=spec["src_bucket"], Key=pair[0])
@@ -388,14 +435,12 @@ async def aioboto3_managed(spec: dict[str, Any], meter: Meter) -> dict[str, Any]
         await one(_warm(spec))
         with meter.timed():
             await _gather_bounded(_pairs(spec), batch, one)
-        return {
-            "aioboto3": aioboto3.__version__,
-            "request_checksum_calculation": s3.meta.config.request_checksum_calculation,
-            "response_checksum_validation": s3.meta.config.response_checksum_validation,
-        }
+        return {"aioboto3": aioboto3.__version__, **_boto_settings(s3, config)}
 
 
-async def obstore_stream(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
+async def obstore_stream(
+    spec: dict[str, Any], meter: Meter, *, defaults: bool = False
+) -> dict[str, Any]:
     """obstore: get_async's stream written into open_writer_async (its multipart writer)."""
     import obstore
     from obstore.store import S3Store
@@ -412,22 +457,22 @@ async def obstore_stream(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
         )
 
     src, dst = store(spec["src_bucket"]), store(spec["dst_bucket"])
+    writer_options = (
+        {}
+        if defaults
+        else {"buffer_size": spec["part_size"], "max_concurrency": spec["part_concurrency"]}
+    )
 
     async def one(pair: Pair) -> None:
         response = await obstore.get_async(src, pair[0])
-        async with obstore.open_writer_async(
-            dst,
-            pair[1],
-            buffer_size=spec["part_size"],
-            max_concurrency=spec["part_concurrency"],
-        ) as writer:
+        async with obstore.open_writer_async(dst, pair[1], **writer_options) as writer:
             async for chunk in response.stream():
                 await writer.write(chunk)
 
     await one(_warm(spec))
     with meter.timed():
         await _gather_bounded(_pairs(spec), spec["batch"], one)
-    return {"obstore": obstore.__version__}
+    return {"obstore": obstore.__version__, "writer_options": writer_options}
 
 
 def s3fs_stream(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
@@ -475,6 +520,12 @@ CONTENDERS: dict[str, Callable[[dict[str, Any], Meter], Any]] = {
     "aioboto3": aioboto3_managed,
     "obstore": obstore_stream,
     "s3fs": s3fs_stream,
+    # Each library as it comes: no part size, concurrency, pool or checksum
+    # setting, only what reaches the endpoint (and the memory workload's limit).
+    "aqueuepipe-defaults": aqueuepipe_defaults,
+    "boto3-defaults": partial(boto3_managed, defaults=True),
+    "aioboto3-defaults": partial(aioboto3_managed, defaults=True),
+    "obstore-defaults": partial(obstore_stream, defaults=True),
 }
 
 

@@ -39,6 +39,11 @@ installed" with the reason, never dropped silently):
                 multipart writer, 8 MiB buffer, 4 parts at a time)
 ``s3fs``        ``fs.open(src, "rb")`` read part by part into ``fs.open(dst, "wb")``
                 (8 MiB blocks), from a pool of 16 threads
+``*-defaults``  aqueuepipe, boto3, aioboto3 and obstore as they come: the same calls
+                with no part size, concurrency, pool or checksum setting, only the
+                endpoint URL (and, on ``memory``, aqueuepipe's 30 MB limit); the
+                same objects at once as above.  Not target rows; the run prints
+                aqueuepipe-defaults against boto3-defaults on big and mixed
 
 Every measurement runs in a fresh client process (``benchmarks/_suite_client.py``)
 that warms up (imports, clients, one tiny copy), resets its peak RSS and then times
@@ -69,7 +74,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -109,18 +114,35 @@ TARGETS = {
 }
 MEMORY_TARGET_BYTES = LIMIT + 25_000_000
 CPU_TARGET_WORKLOADS = ("big", "mixed")
+# Not targets: aqueuepipe as it comes against boto3 as it comes, printed apart.
+DEFAULTS_SUFFIX = "-defaults"
+DEFAULTS_PAIR = ("aqueuepipe-defaults", "boto3-defaults")
+DEFAULTS_WORKLOADS = ("big", "mixed")
 
 
 @dataclass(frozen=True, slots=True)
 class Contender:
     key: str
     label: str
-    kind: str  # "read", "ingest" (the ceiling's parts), "copy" or "variant" (not a target row)
+    # "read", "ingest" (the ceiling's parts), "copy", or not a target row: "variant"
+    # (an aqueuepipe option) or "defaults" (a library with no settings of the suite's)
+    kind: str
     module: str | None = None  # what it imports, probed before the run
     install: str = ""
 
+    @property
+    def family(self) -> str:
+        """The contender whose library and interpreter this row uses."""
+        return self.key.removesuffix(DEFAULTS_SUFFIX)
 
-CONTENDERS = (
+    def with_defaults(self) -> Contender:
+        """The same library called with its defaults."""
+        return replace(
+            self, key=self.key + DEFAULTS_SUFFIX, label=f"{self.label}, defaults", kind="defaults"
+        )
+
+
+_EQUAL_SETTINGS = (
     Contender("get", "ceiling: GET, read to the end", "read"),
     Contender("put", "ceiling: PutObject from memory", "ingest"),
     Contender("parts", f"ceiling: UploadPart x{PART_CONCURRENCY} from memory", "ingest"),
@@ -138,8 +160,21 @@ CONTENDERS = (
     Contender("obstore", "obstore get -> open_writer", "copy", "obstore", "pip install obstore"),
     Contender("s3fs", "s3fs open(rb) -> open(wb)", "copy", "s3fs", "pip install s3fs"),
 )
+# s3fs has none: how to move bytes from one file object to the other is the caller's.
+CONTENDERS = (
+    *_EQUAL_SETTINGS,
+    *(
+        c.with_defaults()
+        for c in _EQUAL_SETTINGS
+        if c.key in ("aqueuepipe", "boto3", "aioboto3", "obstore")
+    ),
+)
 BY_KEY = {c.key: c for c in CONTENDERS}
+KEY_WIDTH = max(len(key) for key in BY_KEY)
 COPIERS = tuple(c.key for c in CONTENDERS if c.kind == "copy")
+DEFAULTS = tuple(c.key for c in CONTENDERS if c.kind == "defaults")
+# The aqueuepipe row each kind of row is compared with ("aqueuepipe x").
+REFERENCE = {"copy": "aqueuepipe", "defaults": "aqueuepipe" + DEFAULTS_SUFFIX}
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,13 +188,14 @@ class Workload:
     verify_md5: int = -1  # how many copies to download and check in round 1 (-1: all)
     variants: tuple[str, ...] = ()  # informative rows, not in the targets
     keep_rss_series: bool = False  # VmRSS over time, in the JSON and the memory chart
+    required_limit: int | None = None  # a memory limit the workload is about (defaults pass it)
 
     @property
     def total_bytes(self) -> int:
         return sum(size for _, size in self.objects)
 
     def contenders(self) -> tuple[str, ...]:
-        return (*self.ceilings, *COPIERS, *self.variants)
+        return (*self.ceilings, *COPIERS, *DEFAULTS, *self.variants)
 
 
 def _mixed_sizes(count: int, low: int, high: int) -> list[int]:
@@ -207,6 +243,7 @@ def workloads(smoke: bool) -> dict[str, Workload]:
             (),
             verify_md5=2,
             keep_rss_series=True,
+            required_limit=LIMIT,
         ),
     }
 
@@ -256,7 +293,7 @@ def probe(contender: Contender, python: str, env: dict[str, str]) -> tuple[str |
         "aioboto3": ("aioboto3", "aiobotocore", "botocore", "boto3", "s3transfer", "aiohttp"),
         "obstore": ("obstore",),
         "s3fs": ("s3fs", "fsspec", "aiobotocore", "botocore", "aiohttp"),
-    }[contender.key]
+    }[contender.family]
     code = (
         f"import json, importlib.metadata as m; import {contender.module}; "
         f"print(json.dumps({{n: m.version(n) for n in {names!r}}}))"
@@ -302,6 +339,7 @@ def measure(
         "part_size": PART_SIZE,
         "part_concurrency": PART_CONCURRENCY,
         "limit": LIMIT,
+        "required_limit": workload.required_limit,
         "server_pid": server.process.pid,
         "endpoint_url": server.endpoint_url,
         "sample_interval": SAMPLE_INTERVAL,
@@ -383,7 +421,7 @@ def verify_and_clean(
                 raise RuntimeError(f"{contender.key}: {key} missing after the run")
             if found[key]["Size"] != size:
                 raise RuntimeError(f"{key}: {found[key]['Size']} bytes, expected {size}")
-            if not check_md5 or contender.kind != "copy":
+            if not check_md5 or contender.kind not in ("copy", "defaults"):
                 continue
             etag = found[key]["ETag"].strip('"')
             if "-" not in etag and etag == md5s[src_key]:
@@ -448,7 +486,7 @@ def run_rounds(
 def _progress(
     r: int, rounds: int, workload: Workload, contender: Contender, reading: dict[str, Any]
 ) -> None:
-    head = f"  round {r + 1}/{rounds}  {workload.key:<7} {contender.key:<11}"
+    head = f"  round {r + 1}/{rounds}  {workload.key:<7} {contender.key:<{KEY_WIDTH}}"
     if "failed" in reading:
         print(f"{head} FAILED", file=sys.stderr, flush=True)
         return
@@ -569,16 +607,19 @@ def _ceiling(contenders: dict[str, Any], workload: Workload) -> dict[str, Any] |
 
 def _ratios(entry: dict[str, Any], workload: Workload) -> None:
     contenders = entry["contenders"]
-    ours = _rate(contenders.get("aqueuepipe"), workload.per_object)
     ceiling = entry["ceiling"]
     for key, stats in contenders.items():
         rate = _rate(stats, workload.per_object)
-        if rate is None or BY_KEY[key].kind not in ("copy", "variant"):
+        kind = BY_KEY[key].kind
+        if rate is None or kind not in ("copy", "variant", "defaults"):
             continue
         if ceiling is not None:
             stats["ratio_to_ceiling"] = rate / ceiling["value"]
-        if ours is not None and BY_KEY[key].kind == "copy" and key != "aqueuepipe":
+        reference = REFERENCE.get(kind, key)
+        ours = _rate(contenders.get(reference), workload.per_object)
+        if ours is not None and key != reference:
             stats["aqueuepipe_ratio"] = ours / rate
+            stats["aqueuepipe_ratio_of"] = reference
 
 
 def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -600,7 +641,7 @@ def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 }
             )
         for key, stats in entry["contenders"].items():
-            if key == "aqueuepipe" or "aqueuepipe_ratio" not in stats:
+            if BY_KEY[key].kind != "copy" or "aqueuepipe_ratio" not in stats:
                 continue
             ratio = stats["aqueuepipe_ratio"]
             checks.append(
@@ -647,6 +688,32 @@ def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
     return checks
+
+
+def defaults_ratios(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """aqueuepipe-defaults against boto3-defaults: throughput and client CPU per GiB ratios."""
+    ours_key, theirs_key = DEFAULTS_PAIR
+    found: list[dict[str, Any]] = []
+    for wkey in DEFAULTS_WORKLOADS:
+        contenders = results.get(wkey, {}).get("contenders", {})
+        ours, theirs = contenders.get(ours_key, {}), contenders.get(theirs_key, {})
+        if "median_mb_per_s" not in ours or "median_mb_per_s" not in theirs:
+            continue
+        found.append(
+            {
+                "workload": wkey,
+                "rows": list(DEFAULTS_PAIR),
+                "mb_per_s": [ours["median_mb_per_s"], theirs["median_mb_per_s"]],
+                "throughput_ratio": ours["median_mb_per_s"] / theirs["median_mb_per_s"],
+                "cpu_seconds_per_gib": [
+                    ours["median_cpu_seconds_per_gib"],
+                    theirs["median_cpu_seconds_per_gib"],
+                ],
+                "cpu_seconds_per_gib_ratio": ours["median_cpu_seconds_per_gib"]
+                / theirs["median_cpu_seconds_per_gib"],
+            }
+        )
+    return found
 
 
 # -- profiling ----------------------------------------------------------------------
@@ -730,12 +797,14 @@ HEADER = [
 
 
 def _label(key: str, entry: dict[str, Any], stats: dict[str, Any]) -> str:
-    if key.startswith("aqueuepipe"):
-        call = "copy()" if entry["objects"] == 1 else "copy_many()"
-        if key == "aqueuepipe_crc32":
-            return f"aqueuepipe {call[:-1]}checksum_algorithm='crc32') (not a target row)"
-        return f"aqueuepipe {call}"
-    return str(stats["label"])
+    if not key.startswith("aqueuepipe"):
+        return str(stats["label"])
+    call = "copy()" if entry["objects"] == 1 else "copy_many()"
+    if key == "aqueuepipe_crc32":
+        return f"aqueuepipe {call[:-1]}checksum_algorithm='crc32') (not a target row)"
+    if BY_KEY[key].kind == "defaults":
+        return f"aqueuepipe {call}, defaults"
+    return f"aqueuepipe {call}"
 
 
 def _rows(results: dict[str, Any]) -> Iterator[list[str] | None]:
@@ -782,7 +851,8 @@ def print_report(report: dict[str, Any]) -> None:
     title = (
         f"aqueuepipe benchmark suite: median of {params['rounds']} round(s); "
         f"{params['part_size'] // MIB} MiB parts, {params['part_concurrency']} per object; "
-        f"'aqueuepipe x' = aqueuepipe's throughput / the row's"
+        f"'aqueuepipe x' = aqueuepipe's throughput / the row's "
+        f"(aqueuepipe-defaults' on the defaults rows)"
     )
     rows = list(_rows(report["results"]))
     try:
@@ -819,6 +889,16 @@ def print_report(report: dict[str, Any]) -> None:
     for check in report["targets"]:
         verdict = "met" if check["met"] else "MISSED"
         print(f"target {check['workload']}: {check['target']}: {check['measured']}, {verdict}")
+    for ratio in report["defaults_ratios"]:
+        (ours, theirs), (our_rate, their_rate) = ratio["rows"], ratio["mb_per_s"]
+        our_cpu, their_cpu = ratio["cpu_seconds_per_gib"]
+        print(
+            f"defaults {ratio['workload']}: {ours} / {theirs}: "
+            f"throughput {ratio['throughput_ratio']:.2f}x "
+            f"({our_rate:.0f} / {their_rate:.0f} MB/s), "
+            f"client CPU per GiB {ratio['cpu_seconds_per_gib_ratio']:.2f}x "
+            f"({our_cpu:.2f} / {their_cpu:.2f} s) (not a target)"
+        )
     charts = report.get("charts")
     if isinstance(charts, list):
         for path in charts:
@@ -929,7 +1009,9 @@ def main(argv: list[str] | None = None) -> int:
         for contender in CONTENDERS:
             if contender.key not in keys:
                 continue
-            python = args.pythons.get(contender.key, sys.executable)
+            python = args.pythons.get(
+                contender.key, args.pythons.get(contender.family, sys.executable)
+            )
             reason, found = probe(contender, python, env)
             if reason is not None:
                 missing[contender.key] = reason
@@ -962,6 +1044,8 @@ def main(argv: list[str] | None = None) -> int:
                     "part_concurrency": PART_CONCURRENCY,
                     "batch_concurrency": BATCH,
                     "aqueuepipe_limit": LIMIT,
+                    "defaults_rows": "each library's defaults: only the endpoint URL "
+                    "(and on memory aqueuepipe's limit); the same objects at once",
                     "rss_sample_interval": SAMPLE_INTERVAL,
                     "server": "moto (python -m moto.server) on 127.0.0.1, one process",
                     "mb": MB,
@@ -972,6 +1056,7 @@ def main(argv: list[str] | None = None) -> int:
                 "results": results,
                 "not_installed": missing,
                 "targets": check_targets(results),
+                "defaults_ratios": defaults_ratios(results),
             }
             if args.profile:
                 report["profile"] = profile_aqueuepipe(server, env, client, chosen, top=25)
