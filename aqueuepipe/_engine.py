@@ -64,7 +64,7 @@ from .s3._objects import (
     part_layout,
     retry_attempts,
 )
-from .s3._parts import MAX_PART_SIZE, MIN_PART_SIZE, choose_part_size
+from .s3._parts import choose_part_size
 from .s3._retry import RetryPolicy
 from .s3._translate import translate_error
 from .s3._urls import S3Url
@@ -214,6 +214,13 @@ class Copy:
             yield
         except (TransferError, SourceMismatch, _ChecksumRefused):
             raise
+        except botocore.exceptions.FlexibleChecksumError as exc:
+            if side != "source":
+                raise
+            # The client validated a body against its checksum itself (a caller's
+            # client with checksum_when="when_supported"): the bad read our own
+            # check finds, so it is read again the same way.
+            raise SourceMismatch("x-amz-checksum", "unknown", "unknown") from exc
         except Exception as exc:
             bucket, key = self.object_on(side)
             raise translate_error(
@@ -371,7 +378,7 @@ class Copy:
         dst: S3Url,
         stream: ObjectStream | None,
     ) -> None:
-        part_size = self._part_size(size)
+        part_size = choose_part_size(size, self.options.part_size)
         if part_size > self.budget.limit:
             raise ValueError(
                 f"the memory limit ({self.budget.limit} bytes) cannot hold one part of "
@@ -382,30 +389,9 @@ class Copy:
         else:
             await self._multipart(source, size, part_size, client, dst)
 
-    def _part_size(self, size: int) -> int:
-        """The configured part size, or the source's own when its layout is known.
-
-        Keeping the source's layout gives the copy the source's ETag, which is what
-        ``skip_existing`` and later checks compare.
-        """
-        chosen = choose_part_size(size, self.options.part_size)
-        layout = self._check.part_size if self._check is not None else None
-        if (
-            layout is not None
-            and MIN_PART_SIZE <= layout <= min(MAX_PART_SIZE, self.budget.limit)
-            and size >= layout
-        ):
-            return layout
-        return chosen
-
     async def _read(self, part: _Part, source: _PartSource) -> int:
         with self.errors("source"):
-            try:
-                return await part.fill(source)
-            except botocore.exceptions.FlexibleChecksumError as exc:
-                # A caller's client validated the body itself (checksum_when=
-                # "when_supported"): the same bad read our own check would find.
-                raise SourceMismatch("x-amz-checksum", "unknown", "unknown") from exc
+            return await part.fill(source)
 
     async def _put(self, source: _PartSource, size: int, client: S3Client, dst: S3Url) -> None:
         async with self.budget.reserve(size):
@@ -530,38 +516,39 @@ class Copy:
             algorithm = self._sending.algorithm
             if algorithm is not None and stored_kind(algorithm) == "full":
                 self._full = new_hasher(algorithm)
-            async with asyncio.TaskGroup() as tg:
-                offset = 0
-                number = 0
-                while offset < size:
-                    number += 1
-                    length = min(part_size, size - offset)
-                    # A slot, then the part's bytes; both are given back by
-                    # _send_part once the server has the part, or here on failure.
-                    await slots.acquire()
-                    try:
-                        await self.budget.acquire(length)
-                    except BaseException:
-                        slots.release()
-                        raise
-                    try:
-                        part = _Part(length)
-                        got = await self._read(part, source)
-                        self._progressed()
-                        self._check_length(offset + got, size, offset + length)
-                    except BaseException:
-                        self.budget.release(length)
-                        slots.release()
-                        raise
-                    tg.create_task(
-                        self._send_part(upload, number, part, slots, part_md5s, part_checksums)
-                    )
-                    # The task owns the part now.  Kept here, it would stay alive while
-                    # the loop waits for the next part's bytes, after _send_part gave
-                    # its bytes back: one part per copy held outside the budget.
-                    del part
-                    offset += length
-                await self._check_eof(source)
+            with _signals_unwrapped():
+                async with asyncio.TaskGroup() as tg:
+                    offset = 0
+                    number = 0
+                    while offset < size:
+                        number += 1
+                        length = min(part_size, size - offset)
+                        # A slot, then the part's bytes; both are given back by
+                        # _send_part once the server has the part, or here on failure.
+                        await slots.acquire()
+                        try:
+                            await self.budget.acquire(length)
+                        except BaseException:
+                            slots.release()
+                            raise
+                        try:
+                            part = _Part(length)
+                            got = await self._read(part, source)
+                            self._progressed()
+                            self._check_length(offset + got, size, offset + length)
+                        except BaseException:
+                            self.budget.release(length)
+                            slots.release()
+                            raise
+                        tg.create_task(
+                            self._send_part(upload, number, part, slots, part_md5s, part_checksums)
+                        )
+                        # The task owns the part now.  Kept here, it would stay alive while
+                        # the loop waits for the next part's bytes, after _send_part gave
+                        # its bytes back: one part per copy held outside the budget.
+                        del part
+                        offset += length
+                    await self._check_eof(source)
             self.parts = number
             self._verify_source()  # before the object exists
             self._verify_destination()
@@ -737,10 +724,7 @@ class Copy:
                 try:
                     while True:
                         with self.errors("source"):
-                            try:
-                                chunk = await stream.read()
-                            except botocore.exceptions.FlexibleChecksumError as exc:
-                                raise SourceMismatch("x-amz-checksum", "?", "?") from exc
+                            chunk = await stream.read()
                         if not chunk:
                             break
                         await pipe.write(chunk)
@@ -763,9 +747,10 @@ class Copy:
                     pipe.abort(exc)
                     raise
 
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(produce())
-                tg.create_task(consume())
+            with _signals_unwrapped():
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(produce())
+                    tg.create_task(consume())
         self._check_length(pipe.bytes_read, stream.size)
 
     # -- checks -----------------------------------------------------------------
@@ -788,6 +773,25 @@ class Copy:
                 f"the source grew beyond its size of {self.size} bytes",
                 side="source",
             )
+
+
+@contextlib.contextmanager
+def _signals_unwrapped() -> Iterator[None]:
+    """Raise a bad read or a refused checksum out of a task group as it is.
+
+    They are decisions for the whole copy (read again; use the MD5 path), not
+    failures to report, and whichever task met one first decides.
+    """
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        found = group.subgroup(lambda exc: isinstance(exc, SourceMismatch | _ChecksumRefused))
+        if found is not None:
+            first = found.exceptions[0]
+            while isinstance(first, BaseExceptionGroup):
+                first = first.exceptions[0]
+            raise first from None
+        raise
 
 
 def stored_kind(algorithm: str) -> Literal["full", "composite"]:

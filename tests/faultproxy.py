@@ -15,6 +15,14 @@ request), forwarded to the upstream over a fresh connection (moto closes its
 connections after every response anyway) and its response streamed back, with the
 fault applied on the way.  Every request is recorded in :attr:`FaultProxy.log`.
 
+Besides the rules, *transforms* (:class:`RewriteETags`, :class:`DropChecksums`) edit
+every matching upstream response while they are installed, whatever rule fires: a
+server whose ETags differ, or one without flexible checksums::
+
+    proxy.rewrite_etags(lambda etag: '"0123"')        # every ETag, header and XML
+    proxy.drop_checksum_headers()                     # no x-amz-checksum-* anywhere
+    proxy.reject_checksum_requests()                  # 400 for checksum headers
+
 Towards the client, connections are kept alive (HTTP/1.1's default), as aiohttp pools
 them: the proxy only closes a connection after a fault that breaks it, when the client
 asks (``Connection: close``), after ``max_requests_per_connection`` requests, or when a
@@ -42,6 +50,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import http
 import math
 import random
@@ -53,7 +62,7 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Final, Literal, NoReturn
 from urllib.parse import parse_qsl, unquote, urlsplit
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape, unescape
 
 try:  # The kernel's count of unacknowledged bytes; Linux (and some BSDs) only.
     import fcntl
@@ -66,16 +75,21 @@ except (ImportError, AttributeError):  # pragma: no cover - platform dependent
 __all__ = [
     "MAX_STALL_SECONDS",
     "DelayBody",
+    "DropChecksums",
     "Exchange",
     "Fault",
     "FaultKind",
     "FaultProxy",
+    "FlipByte",
     "Match",
+    "MatchLike",
     "RandomFaults",
     "Reset",
+    "RewriteETags",
     "Rule",
     "Stall",
     "Status",
+    "Transform",
     "Truncate",
     "s3_operation",
 ]
@@ -141,18 +155,27 @@ class Status:
     headers ``Retry-After`` (whole seconds, rounded up), which botocore ignores, and
     ``x-amz-retry-after`` (milliseconds), which botocore's opt-in new retry behaviour
     (``AWS_NEW_RETRIES_2026``) honours.
+
+    ``cut_after`` breaks the error body: the head still announces the whole body's
+    ``Content-Length``, but only its first ``cut_after`` bytes follow (all of them if
+    the body is not longer), then the connection is reset (RST, as :class:`Reset`
+    does).  The client gets the status, then fails reading the body.  A HEAD
+    response has no body: its head is sent, then the connection reset.
     """
 
     code: int = 503
     s3_code: str | None = None
     message: str | None = None
     retry_after: float | None = None
+    cut_after: int | None = None
 
     def __post_init__(self) -> None:
         if not 400 <= self.code <= 599:
             raise ValueError(f"a Status fault needs an error code (400-599), not {self.code}")
         if self.retry_after is not None and self.retry_after < 0:
             raise ValueError(f"retry_after must not be negative, not {self.retry_after}")
+        if self.cut_after is not None and self.cut_after < 0:
+            raise ValueError(f"cut_after must not be negative, not {self.cut_after}")
 
     def error_code(self) -> str:
         """The S3 error code the response body carries."""
@@ -207,11 +230,50 @@ class DelayBody:
         _check_cut(self.after_bytes, None)
 
 
-Fault = Reset | Truncate | Status | Stall | DelayBody
+@dataclass(frozen=True, slots=True)
+class FlipByte:
+    """Corrupt one byte of a body (XOR 0x01); the rest of the exchange is unchanged.
+
+    ``direction="response"`` flips a byte of the response body sent to the client;
+    ``"request"`` flips a byte of the request body forwarded to the upstream, which
+    then stores (or answers about) corrupted data.  The byte is the one at body
+    offset ``offset``, or, if ``fraction`` (0 <= f < 1) is given, at
+    ``int(fraction * length)``, where length is the body's ``Content-Length`` (for a
+    chunked request, its ``x-amz-decoded-content-length`` if it has one).  Offsets
+    count body data only, never chunked framing (chunk sizes, CRLFs, trailers); an
+    ``aws-chunked`` content encoding is not decoded, its framing counts as data.
+
+    The ``Content-Length`` is unchanged.  If the body is not longer than the offset,
+    or ``fraction`` is given and the length is unknown, nothing is flipped.
+    :attr:`Exchange.flipped` records the offset of the flipped byte, if any.
+    """
+
+    offset: int = 0
+    fraction: float | None = None
+    direction: Literal["request", "response"] = "response"
+
+    def __post_init__(self) -> None:
+        if self.offset < 0:
+            raise ValueError(f"offset must not be negative, not {self.offset}")
+        if self.fraction is not None and not 0 <= self.fraction < 1:
+            raise ValueError(f"fraction must be in [0, 1), not {self.fraction}")
+        if self.direction not in ("request", "response"):
+            raise ValueError(f"direction must be 'request' or 'response', not {self.direction!r}")
+
+    def position(self, length: int | None) -> int | None:
+        """The body offset to flip in a body of ``length`` bytes (None: unknown)."""
+        if self.fraction is None:
+            return self.offset
+        return None if length is None else int(self.fraction * length)
+
+
+Fault = Reset | Truncate | Status | Stall | DelayBody | FlipByte
 """What a rule does to a request it matches."""
 
-FaultKind = Literal["reset", "truncate", "status", "stall", "delay_body"]
+FaultKind = Literal["reset", "truncate", "status", "stall", "delay_body", "flip_byte"]
 """The kinds :meth:`FaultProxy.random_faults` chooses from."""
+
+_FAULT_KINDS: Final = frozenset({"reset", "truncate", "status", "stall", "delay_body", "flip_byte"})
 
 
 def _check_cut(after_bytes: int, after_fraction: float | None) -> None:
@@ -262,6 +324,9 @@ class Exchange:
     """Body bytes received from the client."""
     response_bytes: int = 0
     """Body bytes sent to the client."""
+    flipped: int | None = None
+    """The body offset of the byte a :class:`FlipByte` fault flipped, in the request
+    or the response body as its direction says; None if none was flipped."""
     error: str | None = None
     """Why the exchange ended early, if it did for another reason than its fault."""
 
@@ -489,7 +554,9 @@ class RandomFaults(Rule):
     so runs with fresh bucket names agree) and on how many such requests the rule saw
     before (so a retry draws again).  Reset and Truncate cut the body at a random
     fraction of its length; Status is 503 SlowDown or 500 InternalError; Stall and
-    DelayBody last ``stall_seconds``.
+    DelayBody last ``stall_seconds``; FlipByte (``"flip_byte"``, never chosen unless
+    asked for) flips a byte at a random fraction of the request body if the request
+    has one (an upload), else of the response body.
     """
 
     __slots__ = ("_occurrences", "kinds", "rate", "seed", "stall_seconds")
@@ -506,7 +573,7 @@ class RandomFaults(Rule):
     ) -> None:
         if not 0 <= rate <= 1:
             raise ValueError(f"rate must be in [0, 1], not {rate}")
-        unknown = set(kinds) - {"reset", "truncate", "status", "stall", "delay_body"}
+        unknown = set(kinds) - _FAULT_KINDS
         if unknown or not kinds:
             raise ValueError(f"kinds must be a non-empty list of fault kinds, not {kinds!r}")
         _check_seconds(stall_seconds)
@@ -547,6 +614,11 @@ class RandomFaults(Rule):
             return Status(rng.choice((503, 500)))
         if kind == "stall":
             return Stall(self.stall_seconds)
+        if kind == "flip_byte":
+            upload = exchange.header("transfer-encoding") is not None or (
+                exchange.header("content-length") or "0"
+            ).strip() not in ("", "0")
+            return FlipByte(fraction=rng.random(), direction="request" if upload else "response")
         return DelayBody(self.stall_seconds, after_bytes=rng.randrange(1024))
 
     def __repr__(self) -> str:
@@ -554,6 +626,127 @@ class RandomFaults(Rule):
             f"RandomFaults({self.rate}, seed={self.seed!r}, kinds={self.kinds!r}, "
             f"match={self.match!r}, seen={self.seen}, applied={self.applied})"
         )
+
+
+# --- Transforms ---------------------------------------------------------------------
+#
+# Unlike a rule, a transform does not stop at one request nor exclude other rules: it
+# edits every upstream response to a request its ``match`` matches, for as long as it
+# is installed, before the fault of the rule that fires (if any) is applied to what it
+# made.  A Reset's ``after_bytes`` or a FlipByte's ``offset`` counts bytes of the
+# transformed body, whose Content-Length is fixed up.  Transforms apply in the order
+# they were added; the error responses the proxy makes itself (Status faults, 502)
+# carry nothing they edit and are left alone.
+#
+# Headers are edited on every response.  A body is edited only if it is small XML:
+# ``Content-Type`` mentioning xml, a ``Content-Length`` of at most
+# ``_MAX_EDITED_BODY``, not a GetObject's (an object may well be XML) nor a HEAD's.
+# Such a body is read whole before the head is sent; every other body streams
+# through untouched.
+
+_MAX_EDITED_BODY: Final = 1024 * 1024
+_ETAG_ELEMENT: Final = re.compile(rb"<ETag>(.*?)</ETag>", re.DOTALL)
+_CHECKSUM_ELEMENTS: Final = ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256", "Type", "Algorithm")
+_CHECKSUM_ELEMENT: Final = re.compile(
+    rb"<(Checksum(?:" + "|".join(_CHECKSUM_ELEMENTS).encode() + rb"))(?:\s*/>|>.*?</\1>)",
+    re.DOTALL,
+)
+_XML_ENTITIES: Final = {"&quot;": '"', "&apos;": "'"}
+
+
+@dataclass(frozen=True, slots=True)
+class RewriteETags:
+    """Replace every ETag of matching responses with ``replace(old)``.
+
+    Each ``ETag`` header value is passed as sent, quotes included (``'"abc"'``), and
+    replaced by what ``replace`` returns.  So is the text of each ``<ETag>`` element
+    of an XML body (CompleteMultipartUpload, ListParts, CopyObject and UploadPartCopy
+    results, listings): entity references (``&quot;``...) are decoded before
+    ``replace`` sees the value, and the new value is escaped again, quotes as
+    ``&quot;`` if the old text had any.  Built by :meth:`FaultProxy.rewrite_etags`.
+    """
+
+    replace: Callable[[str], str]
+    match: Match = field(default_factory=Match)
+
+    def edit_fields(self, fields: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """``fields`` with every ETag header value replaced."""
+        return [
+            (name, self.replace(value) if name.lower() == "etag" else value)
+            for name, value in fields
+        ]
+
+    def edit_body(self, body: bytes) -> bytes:
+        """``body`` (XML) with the text of every ``<ETag>`` element replaced."""
+
+        def element(found: re.Match[bytes]) -> bytes:
+            text = found.group(1).decode()
+            new = self.replace(unescape(text, _XML_ENTITIES))
+            encoded = escape(new, {'"': "&quot;"} if "&quot;" in text else {})
+            return b"<ETag>" + encoded.encode() + b"</ETag>"
+
+        return _ETAG_ELEMENT.sub(element, body)
+
+
+@dataclass(frozen=True, slots=True)
+class DropChecksums:
+    """Remove flexible checksums from matching responses: a server without them.
+
+    Every ``x-amz-checksum-*`` header goes (``x-amz-checksum-type`` and
+    ``x-amz-checksum-algorithm`` included), and so does ``x-amz-sdk-checksum-algorithm``
+    (which moto echoes); from XML bodies, every ``<ChecksumCRC32>``,
+    ``<ChecksumCRC32C>``, ``<ChecksumCRC64NVME>``, ``<ChecksumSHA1>``,
+    ``<ChecksumSHA256>``, ``<ChecksumType>`` and ``<ChecksumAlgorithm>`` element.
+    Built by :meth:`FaultProxy.drop_checksum_headers`.
+    """
+
+    match: Match = field(default_factory=Match)
+
+    def edit_fields(self, fields: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """``fields`` without checksum headers."""
+        return [
+            (name, value)
+            for name, value in fields
+            if not name.lower().startswith("x-amz-checksum-")
+            and name.lower() != "x-amz-sdk-checksum-algorithm"
+        ]
+
+    def edit_body(self, body: bytes) -> bytes:
+        """``body`` (XML) without checksum elements."""
+        return _CHECKSUM_ELEMENT.sub(b"", body)
+
+
+Transform = RewriteETags | DropChecksums
+"""What edits every matching response while installed (see :meth:`FaultProxy.add_transform`)."""
+
+
+def _carries_checksum(exchange: Exchange) -> bool:
+    """Whether the request sends a flexible checksum (``x-amz-checksum-mode`` aside).
+
+    ``x-amz-checksum-<algorithm>``, ``x-amz-checksum-algorithm`` (and any other
+    ``x-amz-checksum-*``), ``x-amz-sdk-checksum-algorithm``, or an ``x-amz-trailer``
+    announcing a checksum.  ``Content-MD5`` is not a flexible checksum.
+    """
+    for name, value in exchange.headers.items():
+        if name.startswith("x-amz-checksum-") and name != "x-amz-checksum-mode":
+            return True
+        if name == "x-amz-sdk-checksum-algorithm":
+            return True
+        if name == "x-amz-trailer" and "x-amz-checksum-" in value.lower():
+            return True
+    return False
+
+
+def _editable_body(
+    exchange: Exchange, fields: Sequence[tuple[str, str]], framing: str, length: int
+) -> bool:
+    """Whether a transform may read and edit this response body (small XML, see above)."""
+    if exchange.method == "HEAD" or exchange.operation == "GetObject":
+        return False
+    if framing != "length" or length > _MAX_EDITED_BODY:
+        return False
+    content_type = ", ".join(value for name, value in fields if name.lower() == "content-type")
+    return "xml" in content_type.lower()
 
 
 # --- HTTP/1.1 framing ---------------------------------------------------------------
@@ -617,10 +810,13 @@ async def _body_pieces(
     framing: _Framing,
     length: int,
     timeout: float,
+    edit: Callable[[bytes], bytes] | None = None,
 ) -> AsyncGenerator[bytes, None]:
     """The raw bytes of a body as they arrive (chunked framing included, as is).
 
-    Raises ``asyncio.IncompleteReadError`` if the peer closes before the body ends,
+    ``edit``, if given, is applied to the body's data as it passes, never to the
+    chunked framing; it must return as many bytes as it gets.  Raises
+    ``asyncio.IncompleteReadError`` if the peer closes before the body ends,
     ``TimeoutError`` if a read takes longer than ``timeout``.
     """
     if framing == "length":
@@ -631,7 +827,7 @@ async def _body_pieces(
             if not data:
                 raise asyncio.IncompleteReadError(b"", remaining)
             remaining -= len(data)
-            yield data
+            yield data if edit is None else edit(data)
     elif framing == "chunked":
         while True:  # ends at the last chunk, or raises when the peer does
             async with asyncio.timeout(timeout):
@@ -646,15 +842,45 @@ async def _body_pieces(
                     trailers = await _read_fields(reader)
                 yield b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in trailers) + b"\r\n"
                 return
-            async for piece in _body_pieces(reader, "length", size + 2, timeout):
+            async for piece in _body_pieces(reader, "length", size, timeout, edit):
                 yield piece
+            async with asyncio.timeout(timeout):
+                end = await reader.readexactly(2)
+            if end != b"\r\n":
+                raise _BadMessage(f"chunk data not followed by CRLF but {end!r}")
+            yield end
     elif framing == "eof":
         while True:  # ends when the peer closes, bounded by the timeout of each read
             async with asyncio.timeout(timeout):
                 data = await reader.read(_CHUNK)
             if not data:
                 return
-            yield data
+            yield data if edit is None else edit(data)
+
+
+async def _whole(body: bytes) -> AsyncGenerator[bytes, None]:
+    """``body`` as the pieces of a body (a transformed one), in pieces of ``_CHUNK``."""
+    for start in range(0, len(body), _CHUNK):
+        yield body[start : start + _CHUNK]
+
+
+class _Flipper:
+    """An ``edit`` for :func:`_body_pieces`: XOR 0x01 into the data byte at ``at``."""
+
+    __slots__ = ("at", "flipped", "seen")
+
+    def __init__(self, at: int | None) -> None:
+        self.at = at
+        self.seen = 0
+        self.flipped = False
+
+    def __call__(self, data: bytes) -> bytes:
+        start, self.seen = self.seen, self.seen + len(data)
+        if self.at is None or not start <= self.at < self.seen:
+            return data
+        index = self.at - start
+        self.flipped = True
+        return b"".join((data[:index], bytes([data[index] ^ 0x01]), data[index + 1 :]))
 
 
 def _encode_head(start: str, fields: Sequence[tuple[str, str]]) -> bytes:
@@ -687,8 +913,10 @@ class FaultProxy:
 
     ``async with FaultProxy(url) as proxy:`` starts and closes it; so do
     :meth:`start` and :meth:`close`.  Script faults with :meth:`add` or the shortcuts
-    :meth:`fail`, :meth:`reset`, :meth:`truncate`, :meth:`stall`, :meth:`delay_body`
-    and :meth:`random_faults`; read what happened in :attr:`log`.
+    :meth:`fail`, :meth:`reset`, :meth:`truncate`, :meth:`stall`, :meth:`delay_body`,
+    :meth:`flip`, :meth:`reject_checksum_requests` and :meth:`random_faults`; edit
+    responses with :meth:`add_transform` or :meth:`rewrite_etags` and
+    :meth:`drop_checksum_headers`; read what happened in :attr:`log`.
 
     Bounds: ``max_requests_per_connection`` requests on one client connection,
     ``idle_timeout`` seconds waiting for the next request on it, ``io_timeout``
@@ -712,6 +940,7 @@ class FaultProxy:
         self._idle_timeout = idle_timeout
         self._io_timeout = io_timeout
         self._rules: list[Rule] = []
+        self._transforms: list[Transform] = []
         self.log: list[Exchange] = []
         """Every request received, in order of arrival."""
         self.errors: list[BaseException] = []
@@ -788,9 +1017,23 @@ class FaultProxy:
         self._rules.append(rule)
         return rule
 
+    @property
+    def transforms(self) -> list[Transform]:
+        """The transforms, in the order they apply (a copy)."""
+        return list(self._transforms)
+
+    def add_transform(self, transform: Transform) -> Transform:
+        """Apply ``transform`` to every matching response from now on, after the others.
+
+        Transforms apply besides whatever rule fires; see :class:`RewriteETags`.
+        """
+        self._transforms.append(transform)
+        return transform
+
     def clear(self) -> None:
-        """Remove every rule (the log is kept: ``proxy.log.clear()`` empties it)."""
+        """Remove every rule and transform (the log is kept: ``proxy.log.clear()`` empties it)."""
         self._rules.clear()
+        self._transforms.clear()
 
     def fail(
         self,
@@ -800,12 +1043,64 @@ class FaultProxy:
         s3_code: str | None = None,
         message: str | None = None,
         retry_after: float | None = None,
+        cut_after: int | None = None,
         times: int | None = 1,
         skip: int = 0,
     ) -> Rule:
-        """Answer matching requests with an S3 error (:class:`Status`)."""
-        fault = Status(status, s3_code, message, retry_after)
+        """Answer matching requests with an S3 error (:class:`Status`).
+
+        ``cut_after`` sends only that many bytes of the error body, then resets.
+        """
+        fault = Status(status, s3_code, message, retry_after, cut_after)
         return self.add(Rule(match, fault, times=times, skip=skip))
+
+    def reject_checksum_requests(self, match: MatchLike = None) -> Rule:
+        """Answer 400 ``InvalidRequest`` to every request sending a flexible checksum.
+
+        As a server without flexible checksums does: a request with an
+        ``x-amz-checksum-*`` header (``x-amz-checksum-crc32``...,
+        ``x-amz-checksum-algorithm``), ``x-amz-sdk-checksum-algorithm`` or an
+        ``x-amz-trailer`` naming a checksum is refused, unforwarded, every time.
+        ``x-amz-checksum-mode`` (a GET asking for checksums, which old servers ignore)
+        and ``Content-MD5`` pass.  ``match`` narrows the requests further.
+        """
+        criteria = _as_match(match)
+        further = criteria.where
+
+        def carries(exchange: Exchange) -> bool:
+            return _carries_checksum(exchange) and (further is None or further(exchange))
+
+        fault = Status(400, "InvalidRequest", "x-amz-checksum headers are not supported")
+        return self.add(Rule(dataclasses.replace(criteria, where=carries), fault, times=None))
+
+    def flip(
+        self,
+        match: MatchLike = None,
+        *,
+        offset: int = 0,
+        fraction: float | None = None,
+        direction: Literal["request", "response"] = "response",
+        times: int | None = 1,
+        skip: int = 0,
+    ) -> Rule:
+        """Flip a byte of the response (or request) body (:class:`FlipByte`).
+
+        ``times=1`` corrupts the first matching attempt only; ``times=None`` every one.
+        """
+        fault = FlipByte(offset, fraction, direction)
+        return self.add(Rule(match, fault, times=times, skip=skip))
+
+    def rewrite_etags(self, replace: Callable[[str], str], match: MatchLike = None) -> RewriteETags:
+        """Replace matching responses' ETags with ``replace(old)`` (:class:`RewriteETags`)."""
+        transform = RewriteETags(replace, _as_match(match))
+        self.add_transform(transform)
+        return transform
+
+    def drop_checksum_headers(self, match: MatchLike = None) -> DropChecksums:
+        """Remove flexible checksums from matching responses (:class:`DropChecksums`)."""
+        transform = DropChecksums(_as_match(match))
+        self.add_transform(transform)
+        return transform
 
     def reset(
         self, match: MatchLike = None, *, after_bytes: int = 0, times: int | None = 1, skip: int = 0
@@ -1006,8 +1301,15 @@ class FaultProxy:
             upstream.write(_encode_head(head.start, [*fields, ("Connection", "close")]))
             if expect:
                 writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            flipper: _Flipper | None = None
+            if isinstance(fault, FlipByte) and fault.direction == "request":
+                size: int | None = length
+                if framing == "chunked":
+                    decoded = exchange.header("x-amz-decoded-content-length") or ""
+                    size = int(decoded) if decoded.strip().isdigit() else None
+                flipper = _Flipper(fault.position(size))
             async with contextlib.aclosing(
-                _body_pieces(reader, framing, length, self._io_timeout)
+                _body_pieces(reader, framing, length, self._io_timeout, flipper)
             ) as pieces:
                 async for piece in pieces:
                     exchange.request_bytes += len(piece)
@@ -1016,6 +1318,8 @@ class FaultProxy:
                         await upstream.drain()
             async with asyncio.timeout(self._io_timeout):
                 await upstream.drain()
+            if flipper is not None and flipper.flipped:
+                exchange.flipped = flipper.at
             keep = await self._respond(exchange, fault, upstream_reader, writer, close=close)
             abort_upstream = False
             return keep
@@ -1054,6 +1358,27 @@ class FaultProxy:
         if framing == "eof":
             close = True
 
+        transforms = [t for t in self._transforms if t.match.matches(exchange)]
+        edited: bytes | None = None
+        for transform in transforms:
+            fields = transform.edit_fields(fields)
+        if transforms and _editable_body(exchange, fields, framing, length):
+            async with contextlib.aclosing(
+                _body_pieces(upstream, framing, length, self._io_timeout)
+            ) as pieces:
+                edited = b"".join([piece async for piece in pieces])
+            for transform in transforms:
+                edited = transform.edit_body(edited)
+            length = len(edited)
+            fields = [
+                (name, str(length) if name.lower() == "content-length" else value)
+                for name, value in fields
+            ]
+
+        flipper: _Flipper | None = None
+        if isinstance(fault, FlipByte) and fault.direction == "response":
+            flipper = _Flipper(fault.position(length if framing == "length" else None))
+
         cut: int | None = None
         if isinstance(fault, Reset | Truncate):
             cut = fault.after_bytes
@@ -1071,9 +1396,11 @@ class FaultProxy:
             fields.append(("Connection", "close"))
         exchange.status = status
         writer.write(_encode_head(start, fields))
-        async with contextlib.aclosing(
-            _body_pieces(upstream, framing, length, self._io_timeout)
-        ) as pieces:
+        if edited is not None:
+            body = _whole(edited if flipper is None else flipper(edited))
+        else:
+            body = _body_pieces(upstream, framing, length, self._io_timeout, flipper)
+        async with contextlib.aclosing(body) as pieces:
             if cut is not None:
                 await self._relay(exchange, pieces, writer, limit=cut)
                 if isinstance(fault, Reset | Truncate):
@@ -1083,6 +1410,8 @@ class FaultProxy:
             await self._relay(exchange, pieces, writer, limit=None)
         async with asyncio.timeout(self._io_timeout):
             await writer.drain()
+        if flipper is not None and flipper.flipped:
+            exchange.flipped = flipper.at
         return not close
 
     async def _relay(
@@ -1151,14 +1480,17 @@ class FaultProxy:
         if fault.retry_after is not None:
             fields.append(("Retry-After", str(math.ceil(fault.retry_after))))
             fields.append(("x-amz-retry-after", str(round(fault.retry_after * 1000))))
-        if close:
+        if close or fault.cut_after is not None:
             fields.append(("Connection", "close"))
         phrase = http.HTTPStatus(fault.code).phrase if fault.code in _STATUS_CODES else "Error"
         exchange.status = fault.code
         writer.write(_encode_head(f"HTTP/1.1 {fault.code} {phrase}", fields))
         if exchange.method != "HEAD":
-            writer.write(body)
-            exchange.response_bytes = len(body)
+            sent = body if fault.cut_after is None else body[: fault.cut_after]
+            writer.write(sent)
+            exchange.response_bytes = len(sent)
+        if fault.cut_after is not None:
+            await self._break(writer, reset=True)
         async with asyncio.timeout(self._io_timeout):
             await writer.drain()
 

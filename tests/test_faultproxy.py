@@ -31,9 +31,11 @@ from .faultproxy import (
     DelayBody,
     Exchange,
     FaultProxy,
+    FlipByte,
     Match,
     RandomFaults,
     Reset,
+    RewriteETags,
     Rule,
     Stall,
     Status,
@@ -91,6 +93,16 @@ def error_text(exc: BaseException) -> str:
         texts.append(repr(seen))
         seen = seen.__cause__ or seen.__context__
     return " <- ".join(texts)
+
+
+def flipped(data: bytes, offset: int) -> bytes:
+    """``data`` with the byte at ``offset`` XORed with 0x01, as FlipByte does."""
+    return data[:offset] + bytes([data[offset] ^ 0x01]) + data[offset + 1 :]
+
+
+def rewritten(etag: str) -> str:
+    """The ETag the tests' rewrite_etags gives for ``etag``: recognisable, still quoted."""
+    return f'"rewritten-{etag.strip(chr(34))}"'
 
 
 def attempt_number(exchange: Exchange) -> int:
@@ -304,6 +316,42 @@ async def test_fail_forever_exhausts_botocore_attempts(
             await client.head_bucket(Bucket=bucket)
     assert [e.status for e in fault_proxy.log] == [500, 500]
     assert (rule.applied, rule.exhausted) == (2, False)
+
+
+async def test_fail_cut_after_sends_full_length_head_then_resets(
+    fault_proxy: FaultProxy, bucket: str
+) -> None:
+    fault_proxy.fail("GetObject", status=503, cut_after=20)
+    url = f"{fault_proxy.endpoint_url}/{bucket}/k"
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        assert response.status == 503
+        announced = int(response.headers["Content-Length"])
+        with pytest.raises(aiohttp.ClientPayloadError) as caught:
+            await response.read()
+    assert announced > 20
+    assert "ConnectionResetError" in error_text(caught.value)
+    (exchange,) = fault_proxy.log
+    assert (exchange.status, exchange.response_bytes) == (503, 20)
+    assert exchange.fault == Status(503, cut_after=20)
+
+
+async def test_fail_cut_after_is_connection_closed_for_non_streaming_operation(
+    fault_proxy: FaultProxy, bucket: str
+) -> None:
+    fault_proxy.fail("ListObjectsV2", status=503, cut_after=20)
+    async with proxied(fault_proxy) as client:
+        with pytest.raises(ConnectionClosedError):
+            await client.list_objects_v2(Bucket=bucket)
+
+
+async def test_fail_cut_after_retried_by_botocore_when_attempts_allow(
+    fault_proxy: FaultProxy, bucket: str
+) -> None:
+    fault_proxy.fail("ListObjectsV2", status=500, cut_after=20)
+    async with proxied(fault_proxy, max_attempts=2) as client:
+        listing = await client.list_objects_v2(Bucket=bucket)
+    assert listing["KeyCount"] == 0
+    assert [e.status for e in fault_proxy.log] == [500, 200]
 
 
 # --- Broken bodies -----------------------------------------------------------------
@@ -537,6 +585,283 @@ async def test_log_records_request_and_outcome(
     assert fault_proxy.exchanges(Match(key="dir/a b")) == [got]
 
 
+# --- Flipped bytes -----------------------------------------------------------------
+
+
+async def test_flip_corrupts_one_byte_of_get_body(
+    fault_proxy: FaultProxy, s3_client: S3Client, bucket: str
+) -> None:
+    data = payload(200_000)
+    await s3_client.put_object(Bucket=bucket, Key="k", Body=data)
+    fault_proxy.flip("GetObject", offset=150_000)
+    async with proxied(fault_proxy) as client:
+        assert await get(client, bucket, "k") == flipped(data, 150_000)
+    (exchange,) = fault_proxy.log
+    assert (exchange.status, exchange.response_bytes) == (200, len(data))
+    assert (exchange.fault, exchange.flipped) == (FlipByte(150_000), 150_000)
+
+
+async def test_flip_fraction_picks_offset_from_content_length(
+    fault_proxy: FaultProxy, s3_client: S3Client, bucket: str
+) -> None:
+    data = payload(10_000)
+    await s3_client.put_object(Bucket=bucket, Key="k", Body=data)
+    fault_proxy.flip("GetObject", fraction=0.25)
+    async with proxied(fault_proxy) as client:
+        assert await get(client, bucket, "k") == flipped(data, 2500)
+    assert fault_proxy.log[0].flipped == 2500
+
+
+async def test_flip_request_stores_corrupted_object(
+    fault_proxy: FaultProxy, s3_client: S3Client, bucket: str
+) -> None:
+    data = payload(100_000)
+    fault_proxy.flip("PutObject", offset=5, direction="request")
+    async with proxied(fault_proxy) as client:
+        await client.put_object(Bucket=bucket, Key="k", Body=data)
+    assert await get(s3_client, bucket, "k") == flipped(data, 5)
+    (exchange,) = fault_proxy.log
+    assert (exchange.status, exchange.request_bytes, exchange.flipped) == (200, len(data), 5)
+
+
+async def test_flip_request_counts_chunked_data_not_framing(
+    fault_proxy: FaultProxy, s3_client: S3Client, bucket: str
+) -> None:
+    pieces = [bytes([65 + i]) * 100_000 for i in range(3)]
+
+    async def body() -> AsyncIterator[bytes]:
+        for piece in pieces:
+            yield piece
+
+    fault_proxy.flip("PutObject", offset=150_000, direction="request")
+    async with aiohttp.ClientSession() as session:
+        url = f"{fault_proxy.endpoint_url}/{bucket}/chunked"
+        async with session.put(url, data=body()) as response:
+            assert response.status == 200
+    assert await get(s3_client, bucket, "chunked") == flipped(b"".join(pieces), 150_000)
+    (exchange,) = fault_proxy.log
+    assert (exchange.header("transfer-encoding"), exchange.flipped) == ("chunked", 150_000)
+
+
+async def test_flip_beyond_body_changes_nothing(
+    fault_proxy: FaultProxy, s3_client: S3Client, bucket: str
+) -> None:
+    await s3_client.put_object(Bucket=bucket, Key="k", Body=b"short")
+    fault_proxy.flip("GetObject", offset=5)
+    async with proxied(fault_proxy) as client:
+        assert await get(client, bucket, "k") == b"short"
+    (exchange,) = fault_proxy.log
+    assert (exchange.fault, exchange.flipped) == (FlipByte(5), None)
+
+
+async def test_flip_default_corrupts_first_attempt_only(
+    fault_proxy: FaultProxy, s3_client: S3Client, bucket: str
+) -> None:
+    await s3_client.put_object(Bucket=bucket, Key="k", Body=b"abc")
+    fault_proxy.flip("GetObject")
+    async with proxied(fault_proxy) as client:
+        assert [await get(client, bucket, "k") for _ in range(2)] == [b"`bc", b"abc"]
+
+
+async def test_flip_times_none_corrupts_every_attempt(
+    fault_proxy: FaultProxy, s3_client: S3Client, bucket: str
+) -> None:
+    await s3_client.put_object(Bucket=bucket, Key="k", Body=b"abc")
+    fault_proxy.flip("GetObject", offset=2, times=None)
+    async with proxied(fault_proxy) as client:
+        assert [await get(client, bucket, "k") for _ in range(3)] == [b"abb"] * 3
+
+
+# --- Transforms ----------------------------------------------------------------------
+
+
+async def test_rewrite_etags_replaces_etag_headers(fault_proxy: FaultProxy, bucket: str) -> None:
+    seen: list[str] = []
+
+    def replace(etag: str) -> str:
+        seen.append(etag)
+        return rewritten(etag)
+
+    fault_proxy.rewrite_etags(replace)
+    async with proxied(fault_proxy) as client:
+        put = await client.put_object(Bucket=bucket, Key="k", Body=b"hello")
+        head = await client.head_object(Bucket=bucket, Key="k")
+    md5 = "5d41402abc4b2a76b9719d911017c592"
+    assert seen == [f'"{md5}"', f'"{md5}"']  # as sent: quotes included
+    assert put["ETag"] == head["ETag"] == f'"rewritten-{md5}"'
+
+
+async def test_rewrite_etags_replaces_etags_in_xml_bodies(
+    fault_proxy: FaultProxy, s3_client: S3Client, bucket: str
+) -> None:
+    await s3_client.put_object(Bucket=bucket, Key="src", Body=b"source")
+    fault_proxy.rewrite_etags(rewritten)
+    async with proxied(fault_proxy) as client:
+        upload = await client.create_multipart_upload(Bucket=bucket, Key="mp")
+        part = {"Bucket": bucket, "Key": "mp", "UploadId": upload["UploadId"], "PartNumber": 1}
+        uploaded = await client.upload_part(**part, Body=b"part")
+        any_client: Any = client  # S3Client does not list UploadPartCopy
+        copied = await any_client.upload_part_copy(**part, CopySource=f"{bucket}/src")
+        parts = await client.list_parts(Bucket=bucket, Key="mp", UploadId=upload["UploadId"])
+        await client.abort_multipart_upload(Bucket=bucket, Key="mp", UploadId=upload["UploadId"])
+    assert uploaded["ETag"].startswith('"rewritten-')
+    assert copied["CopyPartResult"]["ETag"].startswith('"rewritten-')
+    assert [p["ETag"] for p in parts["Parts"]] == [copied["CopyPartResult"]["ETag"]]
+    listed = fault_proxy.exchanges("ListParts")[0]
+    assert listed.response_bytes == int(parts["ResponseMetadata"]["HTTPHeaders"]["content-length"])
+
+
+async def test_rewrite_etags_completes_multipart_with_rewritten_etag(
+    fault_proxy: FaultProxy, s3_client: S3Client, bucket: str
+) -> None:
+    part_data = payload(5 * 1024 * 1024)
+    upload = await s3_client.create_multipart_upload(Bucket=bucket, Key="mp")
+    ids = {"Bucket": bucket, "Key": "mp", "UploadId": upload["UploadId"]}
+    part = await s3_client.upload_part(**ids, PartNumber=1, Body=part_data)
+    fault_proxy.rewrite_etags(rewritten, match="CompleteMultipartUpload")
+    async with proxied(fault_proxy) as client:
+        completed = await client.complete_multipart_upload(
+            **ids, MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]}
+        )
+    head = await s3_client.head_object(Bucket=bucket, Key="mp")
+    assert completed["ETag"] == rewritten(head["ETag"])
+
+
+def test_rewrite_etags_decodes_and_reencodes_entities() -> None:
+    seen: list[str] = []
+
+    def replace(etag: str) -> str:
+        seen.append(etag)
+        return '"new<1>"'
+
+    transform = RewriteETags(replace)
+    body = b'<R><ETag>&quot;abc&quot;</ETag><ETag>"def"</ETag></R>'
+    assert transform.edit_body(body) == (
+        b'<R><ETag>&quot;new&lt;1&gt;&quot;</ETag><ETag>"new&lt;1&gt;"</ETag></R>'
+    )
+    assert seen == ['"abc"', '"def"']
+
+
+async def test_rewrite_etags_leaves_get_body_untouched(
+    fault_proxy: FaultProxy, s3_client: S3Client, bucket: str
+) -> None:
+    data = b'<?xml version="1.0"?><R><ETag>"kept"</ETag></R>'
+    await s3_client.put_object(Bucket=bucket, Key="k.xml", Body=data, ContentType="application/xml")
+    fault_proxy.rewrite_etags(rewritten)
+    async with proxied(fault_proxy) as client:
+        response = await client.get_object(Bucket=bucket, Key="k.xml")
+        async with response["Body"] as body:
+            assert await body.read() == data
+    assert response["ETag"].startswith('"rewritten-')
+
+
+async def test_rewrite_etags_applies_besides_a_fault_rule(
+    fault_proxy: FaultProxy, s3_client: S3Client, bucket: str
+) -> None:
+    await s3_client.put_object(Bucket=bucket, Key="k", Body=b"abc")
+    fault_proxy.rewrite_etags(rewritten)
+    fault_proxy.flip("GetObject")
+    async with proxied(fault_proxy) as client:
+        response = await client.get_object(Bucket=bucket, Key="k")
+        async with response["Body"] as body:
+            assert await body.read() == b"`bc"
+    assert response["ETag"].startswith('"rewritten-')
+
+
+async def test_transform_match_limits_edited_responses(
+    fault_proxy: FaultProxy, bucket: str
+) -> None:
+    fault_proxy.rewrite_etags(rewritten, match="HeadObject")
+    async with proxied(fault_proxy) as client:
+        put = await client.put_object(Bucket=bucket, Key="k", Body=b"hello")
+        head = await client.head_object(Bucket=bucket, Key="k")
+    assert head["ETag"] == rewritten(put["ETag"]) != put["ETag"]
+
+
+async def test_drop_checksum_headers_removes_checksum_headers(
+    fault_proxy: FaultProxy, s3_client: S3Client, bucket: str
+) -> None:
+    await s3_client.put_object(Bucket=bucket, Key="k", Body=b"hello", ChecksumAlgorithm="SHA256")
+    direct = await s3_client.head_object(Bucket=bucket, Key="k", ChecksumMode="ENABLED")
+    assert "ChecksumSHA256" in direct  # moto sends it; the proxy takes it away
+    fault_proxy.drop_checksum_headers()
+    async with proxied(fault_proxy) as client:
+        head = await client.head_object(Bucket=bucket, Key="k", ChecksumMode="ENABLED")
+    assert "ChecksumSHA256" not in head
+    assert not [h for h in head["ResponseMetadata"]["HTTPHeaders"] if "checksum" in h]
+    assert head["ETag"] == direct["ETag"]
+
+
+async def test_drop_checksum_headers_removes_checksum_elements(
+    fault_proxy: FaultProxy, s3_client: S3Client, bucket: str
+) -> None:
+    await s3_client.put_object(Bucket=bucket, Key="k", Body=b"hello", ChecksumAlgorithm="SHA256")
+    moto: Any = s3_client  # S3Client does not list CopyObject
+    direct = await moto.copy_object(Bucket=bucket, Key="direct", CopySource=f"{bucket}/k")
+    assert "ChecksumSHA256" in direct["CopyObjectResult"]
+    fault_proxy.drop_checksum_headers()
+    async with proxied(fault_proxy) as client:
+        any_client: Any = client
+        copied = await any_client.copy_object(Bucket=bucket, Key="copy", CopySource=f"{bucket}/k")
+        listing = await client.list_objects_v2(Bucket=bucket)
+    assert copied["CopyObjectResult"].keys() == {"ETag", "LastModified"}
+    assert len(listing["Contents"]) == 3
+    assert not [key for obj in listing["Contents"] for key in obj if key.startswith("Checksum")]
+
+
+async def test_clear_removes_transforms(fault_proxy: FaultProxy, bucket: str) -> None:
+    fault_proxy.rewrite_etags(rewritten)
+    fault_proxy.drop_checksum_headers()
+    assert len(fault_proxy.transforms) == 2
+    fault_proxy.clear()
+    async with proxied(fault_proxy) as client:
+        put = await client.put_object(Bucket=bucket, Key="k", Body=b"hello")
+    assert fault_proxy.transforms == []
+    assert put["ETag"] == '"5d41402abc4b2a76b9719d911017c592"'
+
+
+# --- Servers without flexible checksums ------------------------------------------------
+
+
+async def test_reject_checksum_requests_answers_invalid_request(
+    fault_proxy: FaultProxy, bucket: str
+) -> None:
+    rule = fault_proxy.reject_checksum_requests()
+    async with proxied(fault_proxy, checksum_when="when_supported") as client:
+        for _ in range(2):
+            with pytest.raises(ClientError) as caught:
+                await client.put_object(Bucket=bucket, Key="k", Body=b"hello")
+            error = caught.value.response
+            assert error["Error"]["Code"] == "InvalidRequest"
+            assert "x-amz-checksum" in error["Error"]["Message"]
+            assert error["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert [(e.status, e.forwarded) for e in fault_proxy.log] == [(400, False)] * 2
+    assert (rule.times, rule.applied) == (None, 2)
+
+
+async def test_reject_checksum_requests_passes_content_md5_only(
+    fault_proxy: FaultProxy, s3_client: S3Client, bucket: str
+) -> None:
+    fault_proxy.reject_checksum_requests()
+    md5 = "XUFAKrxLKna5cZ2REBfFkg=="  # of b"hello"
+    async with proxied(fault_proxy) as client:
+        await client.put_object(Bucket=bucket, Key="k", Body=b"hello", ContentMD5=md5)
+    assert await get(s3_client, bucket, "k") == b"hello"
+    (exchange,) = fault_proxy.log
+    assert (exchange.header("content-md5"), exchange.fault, exchange.status) == (md5, None, 200)
+
+
+async def test_reject_checksum_requests_passes_checksum_mode(
+    fault_proxy: FaultProxy, s3_client: S3Client, bucket: str
+) -> None:
+    await s3_client.put_object(Bucket=bucket, Key="k", Body=b"hello")
+    fault_proxy.reject_checksum_requests()
+    async with proxied(fault_proxy) as client:
+        assert await get(client, bucket, "k", ChecksumMode="ENABLED") == b"hello"
+    (exchange,) = fault_proxy.log
+    assert (exchange.header("x-amz-checksum-mode"), exchange.status) == ("ENABLED", 200)
+
+
 # --- Random faults -----------------------------------------------------------------
 
 
@@ -584,6 +909,15 @@ def test_random_faults_ignore_bucket_and_arrival_order() -> None:
         return {key: rule.select(Exchange.of("GET", f"/{bucket}/{key}")) for key in order}
 
     assert faulted("one", keys) == faulted("two", shuffled)
+
+
+def test_random_faults_flip_byte_targets_upload_request_bodies() -> None:
+    rule = RandomFaults(1.0, seed=0, kinds=("flip_byte",))
+    upload = rule.select(Exchange.of("PUT", "/b/k", {"Content-Length": "10"}))
+    download = rule.select(Exchange.of("GET", "/b/k"))
+    assert isinstance(upload, FlipByte) and upload.direction == "request"
+    assert isinstance(download, FlipByte) and download.direction == "response"
+    assert upload.fraction is not None and 0 <= upload.fraction < 1
 
 
 def test_random_faults_retry_draws_again() -> None:
@@ -655,6 +989,11 @@ def test_rule_counts_seen_and_applied() -> None:
         lambda: Truncate(after_fraction=1.0),
         lambda: Status(200),
         lambda: Status(503, retry_after=-1),
+        lambda: Status(503, cut_after=-1),
+        lambda: FlipByte(-1),
+        lambda: FlipByte(fraction=1.0),
+        lambda: FlipByte(direction="both"),  # type: ignore[arg-type]
+        lambda: RandomFaults(0.1, seed=0, kinds=("flip",)),  # type: ignore[arg-type]
         lambda: Stall(61),
         lambda: DelayBody(-0.1),
         lambda: Rule(None, Status(), times=-1),

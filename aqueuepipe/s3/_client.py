@@ -19,12 +19,14 @@ from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
+import aiohttp
 import botocore.loaders
 from aiobotocore.config import AioConfig
 from aiobotocore.hooks import AioHierarchicalEmitter
 from aiobotocore.httpsession import AIOHTTPSession
 from aiobotocore.session import AioSession
 from botocore.config import Config
+from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
 from botocore.httpsession import get_cert_path
 
 from aqueuepipe.__about__ import __version__
@@ -201,12 +203,17 @@ def create_client(
             **({"addressing_style": "path"} if endpoint is not None else {}),
         },
     )
-    return _open_client(region=resolve_region(region), endpoint_url=endpoint, config=config)
+    return _open_client(
+        region=resolve_region(region),
+        endpoint_url=endpoint,
+        config=config,
+        validate_bodies=checksum_when == "when_supported",
+    )
 
 
 @contextlib.asynccontextmanager
 async def _open_client(
-    *, region: str, endpoint_url: str | None, config: Config
+    *, region: str, endpoint_url: str | None, config: Config, validate_bodies: bool
 ) -> AsyncIterator[S3Client]:
     # aiobotocore's own context wraps a coroutine made at once, which warns "never
     # awaited" if the context is dropped unentered; this generator makes it on entry.
@@ -221,7 +228,22 @@ async def _open_client(
     async with session.create_client(
         "s3", region_name=region, endpoint_url=endpoint_url, config=config
     ) as client:
+        if not validate_bodies:
+            # GetObject asks for the stored checksum (ChecksumMode=ENABLED) so that
+            # the copy can check what it read; botocore would then check the body
+            # too, a second pass over every byte, and raise before ours can read
+            # the object again.
+            client.meta.events.register(
+                "before-call.s3.GetObject", _skip_body_validation, unique_id=_SKIP_VALIDATION
+            )
         yield client
+
+
+_SKIP_VALIDATION = "aqueuepipe-skip-body-validation"
+
+
+def _skip_body_validation(params: dict[str, Any], **kwargs: Any) -> None:
+    params.get("context", {}).get("checksum", {}).pop("response_algorithms", None)
 
 
 @functools.cache
@@ -242,6 +264,39 @@ def _builtin_events() -> Any:
     return emitter
 
 
+# -- the HTTP session ----------------------------------------------------------------
+#
+# aiobotocore reads a response body inside AIOHTTPSession.send, where aiohttp's errors
+# become botocore's retryable ones (ConnectionClosedError...), only for operations
+# without a streaming output.  The error body of a streaming operation (a 503 to a
+# GetObject) is read later, by endpoint.convert_to_response_dict, where a connection
+# that breaks mid-body raises aiohttp.ClientPayloadError as it is: botocore's retry
+# handler does not know it, and the request fails instead of being retried (boto3,
+# which reads the body with urllib3 inside the error mapping, retries it).  The
+# session below reads such a body itself, inside a mapping of its own.
+
+
+class _Session(AIOHTTPSession):  # type: ignore[misc]
+    """aiobotocore's HTTP session, retrying a streaming request whose error body breaks."""
+
+    async def send(self, request: Any) -> Any:
+        response = await super().send(request)
+        if request.stream_output and response.status_code >= 300:
+            # An error (or redirect) answer: a small XML body, read whole here as
+            # aiobotocore does for every other operation.
+            try:
+                await response.content
+            except TimeoutError as exc:  # aiohttp's ServerTimeoutError among them
+                response.raw.close()
+                raise ReadTimeoutError(endpoint_url=request.url, error=exc) from exc
+            except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, OSError) as exc:
+                response.raw.close()
+                raise ConnectionClosedError(
+                    error=exc, request=request, endpoint_url=request.url
+                ) from exc
+        return response
+
+
 # -- one SSL context per process ----------------------------------------------------
 #
 # aiobotocore builds an SSLContext and loads the whole CA bundle into it for every
@@ -250,7 +305,7 @@ def _builtin_events() -> Any:
 # (aiohttp shares its own default one the same way) and nothing mutates it once
 # built, so clients of this module share one per verify setting and CA bundle.
 # aiobotocore 3.x builds its contexts in ``_build_ssl_contexts``; where that hook is
-# missing (older versions) the stock session class is used unchanged.  Passing a
+# missing (older versions) :class:`_Session` builds them as aiobotocore does.  Passing a
 # context through ``AioConfig(connector_args={"ssl_context": ...})`` does not work:
 # aiobotocore 3.10 forwards it to aiohttp beside its own ``ssl=``, which aiohttp
 # rejects ("ssl parameters are mutually exclusive").
@@ -270,8 +325,8 @@ def _ca_stamp(path: object) -> tuple[int, int] | None:
     return stat.st_mtime_ns, stat.st_size
 
 
-class _SharedSSLSession(AIOHTTPSession):  # type: ignore[misc]
-    """aiobotocore's HTTP session, with its SSL context built once per process."""
+class _SharedSSLSession(_Session):
+    """:class:`_Session`, with its SSL context built once per process."""
 
     def _build_ssl_contexts(self, proxy_url: str | None) -> tuple[Any, Any]:
         if proxy_url or self._cert_file:
@@ -297,10 +352,10 @@ _SHARE_SSL = all(
 
 
 def _client_config(**kwargs: Any) -> Config:
-    """botocore's Config, with the shared-SSL session class where aiobotocore allows it."""
-    if _SHARE_SSL:
-        return AioConfig(http_session_cls=_SharedSSLSession, **kwargs)
-    return Config(**kwargs)
+    """aiobotocore's Config with our session class; sharing SSL where aiobotocore allows."""
+    session_cls = _SharedSSLSession if _SHARE_SSL else _Session
+    config: Config = AioConfig(http_session_cls=session_cls, **kwargs)
+    return config
 
 
 def _without_userinfo(url: str) -> str:

@@ -116,13 +116,14 @@ async def test_source_changed_during_copy_raises_object_changed(
         after_bytes=2 * MiB,
     )
     fault_proxy.reset(Match(operation="GetObject", where=overwrite_before_resume), times=None)
-    with pytest.raises(ObjectChangedError):
+    with pytest.raises(ObjectChangedError) as caught:
         await copy(
             f"s3://{src}/obj",
             f"s3://{dst}/obj",
             endpoint_url=fault_proxy.endpoint_url,
             retries=FAST,
         )
+    assert caught.value.side == "source"
     assert await open_uploads(s3_client, dst) == []
     assert not await key_exists(s3_client, dst, "obj")
 

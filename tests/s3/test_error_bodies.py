@@ -1,0 +1,47 @@
+"""Error responses whose body breaks while it is read are retried, like any other error.
+
+aiobotocore reads the error body of a streaming operation (GetObject) outside the
+code that turns aiohttp's errors into botocore's retryable ones; the client's HTTP
+session (aqueuepipe.s3._client) reads it inside, so botocore retries it as boto3 does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aqueuepipe import copy
+from aqueuepipe.s3 import S3Client
+
+from ..conftest import MakeBucket
+from ..faultproxy import FaultProxy, Status
+from .test_copy import get, payload, put
+
+
+async def test_get_object_retried_when_error_body_breaks(
+    fault_proxy: FaultProxy, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+) -> None:
+    bucket = await make_bucket()
+    data = payload(100_000, seed=1)
+    await put(s3_client, bucket, "k", data)
+    fault_proxy.fail("GetObject", status=503, cut_after=20)
+    target = tmp_path / "f"
+    await copy(f"s3://{bucket}/k", str(target), endpoint_url=fault_proxy.endpoint_url)
+    assert target.read_bytes() == data
+    gets = fault_proxy.exchanges("GetObject")
+    assert [(e.status, e.fault) for e in gets] == [(503, Status(503, cut_after=20)), (200, None)]
+    assert gets[0].response_bytes == 20
+
+
+async def test_put_object_retried_when_error_body_breaks(
+    fault_proxy: FaultProxy, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+) -> None:
+    bucket = await make_bucket()
+    data = payload(100_000, seed=2)
+    source = tmp_path / "f"
+    source.write_bytes(data)
+    fault_proxy.fail("PutObject", status=503, cut_after=20)
+    await copy(str(source), f"s3://{bucket}/k", endpoint_url=fault_proxy.endpoint_url)
+    assert await get(s3_client, bucket, "k") == data
+    puts = fault_proxy.exchanges("PutObject")
+    assert [(e.status, e.fault) for e in puts] == [(503, Status(503, cut_after=20)), (200, None)]
+    assert puts[0].response_bytes == 20
