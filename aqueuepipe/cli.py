@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import json
 import os
@@ -19,7 +20,7 @@ import sys
 import time
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
@@ -229,10 +230,18 @@ def build_parser() -> argparse.ArgumentParser:
     integrity.add_argument(
         "--s3-checksum",
         type=str.lower,
-        choices=s3_checksums,
+        choices=[*s3_checksums, "md5"],
         metavar="ALGO",
-        help="also send this S3 checksum with every part and check the one S3 "
-        f"stores ({', '.join(s3_checksums)})",
+        help="the S3 checksum sent with every request and checked (default crc64nvme, "
+        f"with Content-MD5 where the server is not Amazon S3; one of "
+        f"{', '.join(s3_checksums)}; md5 sends Content-MD5 only)",
+    )
+    integrity.add_argument(
+        "--verify",
+        choices=("auto", "required"),
+        default="auto",
+        help="required: fail a copy unless both of its S3 ends gave evidence that the "
+        "bytes are the source's (default %(default)s: use what evidence there is)",
     )
     connection = cp.add_argument_group("connection")
     connection.add_argument(
@@ -443,6 +452,7 @@ async def _copy(plan: _CopyPlan, args: argparse.Namespace) -> int:
             part_concurrency=args.part_concurrency,
             checksums=args.checksum or ("md5",),
             checksum_algorithm=args.s3_checksum,
+            verify=args.verify,
             endpoint_url=plan.endpoint_url,
             progress=display if display.enabled else None,
         )
@@ -544,13 +554,26 @@ class _Summary:
     copied: int = 0
     failed: int = 0
     bytes: int = 0
+    unverified: int = 0
+    evidence: collections.Counter[str] = field(default_factory=collections.Counter)
 
     def add(self, result: TransferResult) -> None:
         if result.ok:
             self.copied += 1
             self.bytes += result.size
+            self.evidence.update(result.verified)
+            if not result.verified:
+                self.unverified += 1
         else:
             self.failed += 1
+
+    def verification(self) -> str:
+        """What proved the copies, e.g. "verified: source:crc32 x3, destination:etag-md5 x3"."""
+        shown = ", ".join(f"{label} x{count}" for label, count in sorted(self.evidence.items()))
+        line = f"verified: {shown or 'nothing'}"
+        if self.unverified:
+            line += f"; {self.unverified} without evidence"
+        return line
 
     def lines(self, elapsed: float, budget: ByteBudget) -> list[str]:
         rate = self.bytes / elapsed if elapsed > 0 else 0.0
@@ -559,6 +582,7 @@ class _Summary:
         return [
             f"copied {objects} ({format_size(self.bytes)}) in {elapsed:.2f} s "
             f"at {rate / 1e6:.1f} MB/s, {self.failed} failed",
+            self.verification(),
             f"peak memory: {format_size(budget.peak)} buffered (limit "
             f"{format_size(budget.limit)}), process peak RSS "
             + (format_size(rss) if rss is not None else "unknown"),
@@ -601,6 +625,7 @@ def result_json(result: TransferResult) -> dict[str, Any]:
         "etag": result.etag,
         "parts": result.parts,
         "checksums": dict(result.checksums),
+        "verified": list(result.verified),
         "seconds": round(result.seconds, 6),
         "throughput": round(result.throughput, 1),
         "error": None if result.error is None else failure_message(result.error),

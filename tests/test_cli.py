@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
@@ -18,8 +19,10 @@ import pytest
 
 from aqueuepipe import NoSuchBucketError, TransferResult
 from aqueuepipe.cli import main, redact, result_json
+from aqueuepipe.s3 import S3Client
 
-from .conftest import MotoServer, free_port
+from .conftest import MakeBucket, MotoServer, free_port
+from .faultproxy import FaultProxy
 
 # Variables that would make rich draw progress bars or colours into the pipes.
 _TERMINAL_VARIABLES = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "CLICOLOR_FORCE")
@@ -168,6 +171,8 @@ def test_cp_json_prints_one_result_per_line(
         assert set(line["checksums"]) == {"sha256", "md5"}
         assert line["size"] == len(objects[line["src"].split("/", 3)[3]])
         assert line["parts"] == 0 and line["throughput"] >= 0
+        ends = {label.partition(":")[0] for label in line["verified"]}
+        assert ends == {"source", "destination"}
     assert "copied" not in done.stdout  # no summary in JSON mode
 
 
@@ -256,7 +261,8 @@ def test_cp_bad_limit_exits_2_before_copying(endpoint: str) -> None:
         (["cp", "s3://b-1/k", "s3://b-2/k", "--limit", "6MB"], "must hold at least one part"),
         (["cp", "s3://b-1/k", "s3://b-2/k", "--concurrency", "0"], "must be at least 1"),
         (["cp", "s3://b-1/k", "s3://b-2/k", "--checksum", "sha512"], "invalid choice"),
-        (["cp", "s3://b-1/k", "s3://b-2/k", "--s3-checksum", "md5"], "invalid choice"),
+        (["cp", "s3://b-1/k", "s3://b-2/k", "--s3-checksum", "md6"], "invalid choice"),
+        (["cp", "s3://b-1/k", "s3://b-2/k", "--verify", "always"], "invalid choice"),
         (["cp", "s3://B_AD/k", "s3://b-2/k"], "bucket name"),
         (["cp", "gs://b-1/k", "s3://b-2/k"], "unsupported scheme 'gs'"),
         (["cp", "./a", "./b"], "must be an s3:// URL"),
@@ -415,3 +421,36 @@ def test_demo_exits_0_and_prints_its_table() -> None:
         assert text in done.stdout
     assert "FAILED" not in done.stdout
     assert "all 4 copies verified" in done.stdout
+
+
+def test_cp_summary_says_what_verified_the_copies(
+    endpoint: str, s3: Any, bucket: str, other_bucket: str
+) -> None:
+    s3.put_object(Bucket=bucket, Key="v", Body=b"verified bytes")
+    done = run("cp", f"s3://{bucket}/v", f"s3://{other_bucket}/v", endpoint_url=endpoint)
+    assert done.returncode == 0, done.stderr
+    verified = [line for line in done.stdout.splitlines() if line.startswith("verified:")]
+    assert len(verified) == 1
+    assert "source:" in verified[0] and "destination:etag-md5 x1" in verified[0]
+
+
+async def test_cp_verify_required_fails_a_copy_without_evidence(
+    fault_proxy: FaultProxy, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    src, dst = await make_bucket(), await make_bucket()
+    await s3_client.put_object(Bucket=src, Key="k", Body=b"no checksum stored")
+    fault_proxy.rewrite_etags(lambda etag: '"opaque"')
+    done = await asyncio.to_thread(
+        run,
+        "cp",
+        "--verify",
+        "required",
+        f"s3://{src}/k",
+        f"s3://{dst}/k",
+        endpoint_url=fault_proxy.endpoint_url,
+    )
+    assert done.returncode == 1
+    assert "verify='required'" in done.stderr
+    assert "Traceback" not in done.stderr
+    listed = await s3_client.list_objects_v2(Bucket=dst)
+    assert listed.get("KeyCount", 0) == 0
