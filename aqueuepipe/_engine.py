@@ -41,7 +41,14 @@ from ._budget import ByteBudget
 from ._cancel import run_to_end
 from ._errors import ChecksumMismatchError, Side, TransferError
 from ._pipe import AsyncPipe
-from ._verify import Sending, SourceCheck, SourceMismatch, forget_flexible_checksums, md5_of_etag
+from ._verify import (
+    Sending,
+    SourceCheck,
+    SourceMismatch,
+    forget_flexible_checksums,
+    full_object,
+    md5_of_etag,
+)
 from ._verify import needs_layout as _needs_layout
 from .checksums import (
     OFFLOAD_THRESHOLD,
@@ -109,6 +116,8 @@ class Options:
     #: aqueuepipe's name ("sha256"...), "md5" for the MD5 path only, None: the default.
     checksum_algorithm: str | None
     verify: Verify
+    #: Skip a copy whose destination already holds the source's object (see _skip).
+    skip_existing: bool
     budget: ByteBudget
     progress: ProgressListener
     policy: RetryPolicy
@@ -136,6 +145,10 @@ class _PartSource(Protocol):
 
 class _ChecksumRefused(Exception):
     """The server refused the checksum header of a part: start again on the MD5 path."""
+
+    def __init__(self, endpoint_url: str) -> None:
+        self.endpoint_url = endpoint_url
+        super().__init__(endpoint_url)
 
 
 def _error_code(exc: botocore.exceptions.ClientError) -> str:
@@ -245,6 +258,7 @@ class Copy:
 
             async def once() -> None:
                 async with self._open(src_client, src) as stream:
+                    self._sending = self._choose_sending(dst_client, stream.response)
                     try:
                         await self._upload(stream, stream.size, dst_client, dst, stream)
                     finally:
@@ -302,7 +316,7 @@ class Copy:
                         self.src, self.dst, exc.evidence, exc.expected, exc.actual, "source"
                     ) from None
                 self.retries += 1
-            except _ChecksumRefused:
+            except _ChecksumRefused as refused:
                 if self._sending.algorithm is None:
                     raise TransferError(
                         self.src,
@@ -310,10 +324,11 @@ class Copy:
                         "the server refused an upload without checksum headers",
                         side="destination",
                     ) from None
+                forget_flexible_checksums(refused.endpoint_url)
                 self._sending = self._sending.without_flexible_checksum()
 
-    def _choose_sending(self, client: S3Client) -> Sending:
-        return Sending.choose(client.meta.endpoint_url, self.options.checksum_algorithm)
+    def _choose_sending(self, client: S3Client, source: Mapping[str, Any] | None = None) -> Sending:
+        return Sending.choose(client.meta.endpoint_url, self.options.checksum_algorithm, source)
 
     def _restart(self) -> None:
         self.hashes = StreamHashes(self.options.checksums)
@@ -514,7 +529,7 @@ class Copy:
         try:
             await self._create(upload)
             algorithm = self._sending.algorithm
-            if algorithm is not None and stored_kind(algorithm) == "full":
+            if algorithm is not None and full_object(algorithm):
                 self._full = new_hasher(algorithm)
             with _signals_unwrapped():
                 async with asyncio.TaskGroup() as tg:
@@ -554,7 +569,9 @@ class Copy:
             self._verify_destination()
             extra: dict[str, Any] = {}
             if self._full is not None and algorithm is not None:
+                # The server checks the object against it before the object exists.
                 extra[f"Checksum{s3_algorithm(algorithm)}"] = self._full.b64digest()
+                extra["ChecksumType"] = "FULL_OBJECT"
             with self.errors("destination"):
                 response = await upload.complete(extra)
             self._count(response)
@@ -573,9 +590,10 @@ class Copy:
         sending = self._sending
         algorithm = sending.algorithm
         upload.checksum_algorithm = s3_algorithm(algorithm) if algorithm is not None else None
+        extra = {"ChecksumType": "FULL_OBJECT"} if algorithm and full_object(algorithm) else {}
         with self.errors("destination"):
             try:
-                await upload.create()
+                await upload.create(extra)
             except botocore.exceptions.ClientError as exc:
                 if not self._may_fall_back(_error_code(exc), sending):
                     raise
@@ -639,7 +657,7 @@ class Copy:
                     except botocore.exceptions.ClientError as exc:
                         code = _error_code(exc)
                         if self._may_fall_back(code, self._sending):
-                            raise _ChecksumRefused from exc
+                            raise _ChecksumRefused(upload.client.meta.endpoint_url) from exc
                         if code in _BAD_DIGEST and attempt < attempts:
                             self.retries += 1
                             continue
@@ -792,14 +810,6 @@ def _signals_unwrapped() -> Iterator[None]:
                 first = first.exceptions[0]
             raise first from None
         raise
-
-
-def stored_kind(algorithm: str) -> Literal["full", "composite"]:
-    """How S3 keeps a multipart upload's checksum of ``algorithm`` when none is asked.
-
-    CRC64NVME only has FULL_OBJECT checksums; the others are COMPOSITE by default.
-    """
-    return "full" if algorithm == "crc64nvme" else "composite"
 
 
 async def _md5(part: _Part) -> bytes:

@@ -45,12 +45,28 @@ __all__ = [
     "SourceMismatch",
     "endpoint_validates_checksums",
     "forget_flexible_checksums",
+    "full_object",
     "md5_of_etag",
+    "needs_layout",
     "supports_flexible_checksums",
 ]
 
 #: The S3 checksum sent and checked when the caller names none.
 DEFAULT_ALGORITHM: Final = "crc64nvme"
+
+#: The algorithms whose multipart checksums are FULL_OBJECT (the others: COMPOSITE).
+_FULL_OBJECT_CRCS: Final = frozenset({"crc32", "crc32c", "crc64nvme"})
+
+
+def full_object(algorithm: str) -> bool:
+    """Whether a multipart upload's ``algorithm`` checksum is sent as FULL_OBJECT.
+
+    CRC64NVME has only FULL_OBJECT checksums; CRC32 and CRC32C are made FULL_OBJECT
+    too (what the AWS SDKs do), so a copy of one PUT or of any part layout gets the
+    checksum of every byte; SHA1 and SHA256 can only be COMPOSITE.
+    """
+    return algorithm in _FULL_OBJECT_CRCS
+
 
 # Endpoints that refused an x-amz-checksum-* header: the copies to them take the MD5
 # path.  Keyed by endpoint URL, for the life of the process.
@@ -102,15 +118,26 @@ class Sending:
     trusted: bool
 
     @classmethod
-    def choose(cls, endpoint_url: str, requested: str | None) -> Sending:
+    def choose(
+        cls, endpoint_url: str, requested: str | None, source: Mapping[str, object] | None = None
+    ) -> Sending:
         """The sending for a copy to ``endpoint_url``; ``requested`` is the caller's
-        ``checksum_algorithm`` (None: the default, ``"md5"``: the MD5 path only)."""
+        ``checksum_algorithm`` (None: the default, ``"md5"``: the MD5 path only).
+
+        By default a copy keeps the FULL_OBJECT CRC of its ``source`` (GetObject's
+        answer), as CopyObject does, so the destination ends with the source's
+        checksum and a later ``skip_existing`` finds them equal; else CRC64NVME.
+        """
         if requested == "md5":
             algorithm: str | None = None
         elif requested is not None:
             algorithm = requested
         elif supports_flexible_checksums(endpoint_url):
-            algorithm = DEFAULT_ALGORITHM
+            kept = stored_checksum(source) if source is not None else None
+            if kept is not None and kept.parts is None and kept.algorithm in _FULL_OBJECT_CRCS:
+                algorithm = kept.algorithm
+            else:
+                algorithm = DEFAULT_ALGORITHM
         else:
             algorithm = None
         trusted = endpoint_validates_checksums(endpoint_url)

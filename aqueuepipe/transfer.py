@@ -20,6 +20,7 @@ from ._cancel import wait_despite_cancellation
 from ._engine import Copy, Options, ProgressListener, Verify
 from ._errors import TransferError
 from ._expand import Pairs, expand
+from ._skip import already_there
 from .checksums import (
     new_hasher,
     s3_algorithm,
@@ -61,6 +62,8 @@ class TransferResult:
     "destination:etag-md5")``: what was read matched the source's stored checksum
     or ETag, and the server proved it stored what was sent.  It is empty when
     neither end had evidence (``verify="required"`` makes that a failure).
+    ``skipped`` is true when ``skip_existing`` found the destination already
+    holding the source's object, and nothing was copied.
     """
 
     src: str
@@ -72,6 +75,7 @@ class TransferResult:
     seconds: float = 0.0
     retries: int = 0
     verified: tuple[str, ...] = ()
+    skipped: bool = False
     error: BaseException | None = None
 
     @property
@@ -146,6 +150,7 @@ def _validate_options(
     progress: ProgressListener | ProgressCallback | None,
     retries: int | RetryPolicy | None,
     verify: Verify = "auto",
+    skip_existing: bool = False,
 ) -> Options:
     """Check every option before any I/O; raise ValueError naming what is wrong."""
     for name, value in (("part_size", part_size), ("concurrency", concurrency)):
@@ -182,6 +187,7 @@ def _validate_options(
         checksums=names,
         checksum_algorithm=checksum_algorithm,
         verify=verify,
+        skip_existing=skip_existing,
         budget=budget,
         progress=_as_listener(progress),
         policy=as_policy(retries),
@@ -302,6 +308,7 @@ def copy_many(
     progress: ProgressListener | ProgressCallback | None = None,
     retries: int | RetryPolicy | None = None,
     verify: Verify = "auto",
+    skip_existing: bool = False,
 ) -> AsyncGenerator[TransferResult, None]:
     """Copy many ``(src, dst)`` pairs, ``concurrency`` at a time, under one memory limit.
 
@@ -323,6 +330,12 @@ def copy_many(
     it yields one result per object, or one failed result if the listing fails.
     A download never writes outside its destination directory: a key such as
     ``dir/../../x`` yields a failed result instead.
+
+    ``skip_existing=True`` skips a pair whose destination already holds the
+    source's object: the same size and the same content evidence (an equal
+    MD5-based ETag or stored S3 checksum between two objects; a local file's bytes
+    checked against the object's checksum or MD5 ETag).  Its result has
+    ``skipped=True``.  What cannot be compared is copied again.
 
     ``part_concurrency`` is the number of parts in flight per copy (what
     ``concurrency`` means for :func:`copy`); the other options are as for
@@ -347,6 +360,7 @@ def copy_many(
         progress=progress,
         retries=retries,
         verify=verify,
+        skip_existing=skip_existing,
     )
     _check_clients(client, src_client, dst_client)
     return _run_batch(
@@ -435,6 +449,17 @@ async def _run_batch(
                     feeder.exception()  # retrieved; we are already leaving early
                 if cancelled is not None:
                     raise cancelled
+
+
+async def _existing(
+    src: S3Url | Path, dst: S3Url | Path, clients: _Clients
+) -> tuple[int, str | None] | None:
+    """What :func:`already_there` says; None when it cannot tell (the copy then runs
+    and reports whatever is wrong)."""
+    try:
+        return await already_there(src, dst, clients.src, clients.dst)
+    except Exception:
+        return None
 
 
 def _failed(src: str, dst: str, error: BaseException, options: Options) -> TransferResult:
@@ -540,6 +565,21 @@ async def _copy_one(
     to a :class:`TransferError` and put in the result.
     """
     started = time.perf_counter()
+    if options.skip_existing:
+        found = await _existing(src_loc, dst_loc, clients)
+        if found is not None:
+            size, etag = found
+            result = TransferResult(
+                src=src,
+                dst=dst,
+                size=size,
+                etag=etag,
+                parts=0,
+                skipped=True,
+                seconds=time.perf_counter() - started,
+            )
+            options.progress.transfer_finished(result)
+            return result
     job = Copy(src, dst, src_loc, dst_loc, options)
     try:
         async with asyncio.timeout(options.policy.stall_timeout) as deadline:

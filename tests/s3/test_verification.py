@@ -426,7 +426,23 @@ async def test_multipart_copy_with_each_checksum_algorithm_succeeds(
     response["Body"].close()
     stored = response.get(f"Checksum{algorithm.upper()}")
     assert stored is not None
-    assert ("-" not in stored) == (algorithm == "crc64nvme")
+    # CRCs are FULL_OBJECT (the checksum of every byte), SHA1/SHA256 COMPOSITE.
+    assert ("-" not in stored) == algorithm.startswith("crc")
+
+
+async def test_copy_keeps_the_full_object_crc_of_its_source(
+    fault_proxy: FaultProxy, s3_client: S3Client, make_trip: MakeTrip
+) -> None:
+    trip = await make_trip("s3-to-s3", SOURCES[1])  # a stored CRC32
+    result = await trip.run(fault_proxy)
+    assert result.verified == ("source:crc32", "destination:etag-md5")
+    source = await s3_client.head_object(
+        Bucket=trip.src.split("/")[2], Key="obj", ChecksumMode="ENABLED"
+    )
+    copied = await s3_client.head_object(
+        Bucket=trip.dst_bucket, Key=trip.dst_key, ChecksumMode="ENABLED"
+    )
+    assert copied["ChecksumCRC32"] == source["ChecksumCRC32"]
 
 
 async def test_default_copy_stores_a_full_object_crc64nvme(
