@@ -29,17 +29,16 @@ import asyncio
 import base64
 import contextlib
 import hashlib
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Protocol
 
 import botocore.exceptions
 
-from ._budget import ByteBudget
 from ._cancel import run_to_end
 from ._errors import ChecksumMismatchError, Side, TransferError
+from ._options import Options
 from ._pipe import AsyncPipe
 from ._verify import (
     Sending,
@@ -72,17 +71,11 @@ from .s3._objects import (
     retry_attempts,
 )
 from .s3._parts import choose_part_size
-from .s3._retry import RetryPolicy
 from .s3._translate import translate_error
 from .s3._urls import S3Url
 
-if TYPE_CHECKING:
-    from .transfer import TransferResult
+__all__ = ["Copy"]
 
-__all__ = ["Copy", "Options", "ProgressListener", "Verify"]
-
-#: ``"required"``: a copy without evidence for each S3 end fails.
-Verify = Literal["auto", "required"]
 
 # S3 error codes of a body that disagrees with its Content-MD5 or checksum header:
 # the server refused to store it, so it is sent again.
@@ -91,52 +84,6 @@ _BAD_DIGEST = frozenset({"BadDigest", "InvalidDigest", "XAmzContentChecksumMisma
 _CHECKSUM_REFUSED = frozenset(
     {"InvalidRequest", "InvalidArgument", "NotImplemented", "XNotImplemented"}
 )
-
-
-class ProgressListener(Protocol):
-    """Receives progress of copies; :mod:`aqueuepipe.progress` has a terminal display."""
-
-    def transfer_started(self, src: str, dst: str, total: int | None) -> None:
-        """A copy began; ``total`` is its size if known."""
-
-    def transfer_advanced(self, src: str, dst: str, nbytes: int) -> None:
-        """``nbytes`` more bytes of the copy reached the destination."""
-
-    def transfer_finished(self, result: TransferResult) -> None:
-        """The copy ended, successfully or not."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Options:
-    """Validated options shared by every copy of a call."""
-
-    part_size: int
-    concurrency: int
-    checksums: tuple[str, ...]
-    #: aqueuepipe's name ("sha256"...), "md5" for the MD5 path only, None: the default.
-    checksum_algorithm: str | None
-    verify: Verify
-    #: Skip a copy whose destination already holds the source's object (see _skip).
-    skip_existing: bool
-    budget: ByteBudget
-    progress: ProgressListener
-    policy: RetryPolicy
-
-
-# Open GetObject bodies per client that is used for both sides of copies. Each
-# body holds a pooled connection for the whole copy; if the bodies took every
-# connection, no part could be uploaded and the copies would wait for each other
-# forever. So at most (pool size - 1) bodies are open per shared client.
-_STREAM_SLOTS: weakref.WeakKeyDictionary[object, asyncio.Semaphore] = weakref.WeakKeyDictionary()
-
-
-def _stream_slots(client: S3Client) -> asyncio.Semaphore:
-    slots = _STREAM_SLOTS.get(client)
-    if slots is None:
-        config = getattr(client.meta, "config", None)
-        pool = int(getattr(config, "max_pool_connections", None) or 10)
-        slots = _STREAM_SLOTS[client] = asyncio.Semaphore(max(1, pool - 1))
-    return slots
 
 
 class _PartSource(Protocol):
@@ -249,12 +196,16 @@ class Copy:
     # -- the three directions ---------------------------------------------------
 
     async def s3_to_s3(
-        self, src_client: S3Client, src: S3Url, dst_client: S3Client, dst: S3Url
+        self,
+        src_client: S3Client,
+        src: S3Url,
+        dst_client: S3Client,
+        dst: S3Url,
+        body_slot: contextlib.AbstractAsyncContextManager[None],
     ) -> None:
+        """Copy between objects; ``body_slot`` is held while the source's body is open."""
         self._sending = self._choose_sending(dst_client)
-        async with contextlib.AsyncExitStack() as stack:
-            if src_client is dst_client:
-                await stack.enter_async_context(_stream_slots(src_client))
+        async with body_slot:
 
             async def once() -> None:
                 async with self._open(src_client, src) as stream:
@@ -525,7 +476,7 @@ class Copy:
         upload = MultipartUpload(client, dst)
         part_md5s: dict[int, bytes] = {}
         part_checksums: dict[int, bytes] = {}
-        slots = asyncio.Semaphore(self.options.concurrency)
+        slots = asyncio.Semaphore(self.options.part_concurrency)
         try:
             await self._create(upload)
             algorithm = self._sending.algorithm

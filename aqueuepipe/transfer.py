@@ -11,32 +11,39 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import AsyncGenerator, Iterable
 from pathlib import Path
 
 from ._budget import ByteBudget
 from ._cancel import wait_despite_cancellation
-from ._engine import Copy, Options, ProgressListener, Verify
+from ._clients import ClientPool
+from ._engine import Copy
 from ._errors import TransferError
 from ._expand import Pairs, expand
-from ._skip import already_there
-from .checksums import (
-    new_hasher,
-    s3_algorithm,
+from ._options import (
+    Options,
+    ProgressCallback,
+    ProgressListener,
+    TransferResult,
+    Verify,
+    build_options,
+    positive_int,
 )
-from .s3._client import ChecksumWhen, S3Client, create_client
-from .s3._parts import DEFAULT_PART_SIZE, MIN_PART_SIZE
-from .s3._retry import RetryPolicy, as_policy
-from .s3._translate import Side, translate_error
+from ._skip import already_there
+from .s3._client import ChecksumWhen, S3Client
+from .s3._parts import DEFAULT_PART_SIZE
+from .s3._retry import RetryPolicy
+from .s3._translate import translate_error
 from .s3._urls import S3Url, parse_location
 
 __all__ = [
     "DEFAULT_BATCH_CONCURRENCY",
     "DEFAULT_CONCURRENCY",
+    "Options",
     "ProgressCallback",
     "ProgressListener",
     "TransferResult",
+    "build_options",
     "copy",
     "copy_many",
 ]
@@ -47,159 +54,6 @@ DEFAULT_CONCURRENCY = 4
 DEFAULT_BATCH_CONCURRENCY = 16
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TransferResult:
-    """The outcome of one copy.
-
-    ``checksums`` maps each algorithm asked for to the hex digest of the bytes
-    that passed; ``parts`` is 0 for a single PutObject (and for downloads);
-    ``retries`` counts the requests botocore retried and the response bodies
-    resumed after they broke off;
-    ``error`` is set, and ``ok`` false, when the copy failed (only
-    :func:`copy_many` reports failures as values; :func:`copy` raises).
-    ``verified`` lists the evidence that proved the copy end to end, such as
-    ``("source:crc64nvme", "destination:crc64nvme")`` or ``("source:etag-md5",
-    "destination:etag-md5")``: what was read matched the source's stored checksum
-    or ETag, and the server proved it stored what was sent.  It is empty when
-    neither end had evidence (``verify="required"`` makes that a failure).
-    ``skipped`` is true when ``skip_existing`` found the destination already
-    holding the source's object, and nothing was copied.
-    """
-
-    src: str
-    dst: str
-    size: int
-    etag: str | None
-    parts: int
-    checksums: dict[str, str] = field(default_factory=dict)
-    seconds: float = 0.0
-    retries: int = 0
-    verified: tuple[str, ...] = ()
-    skipped: bool = False
-    error: BaseException | None = None
-
-    @property
-    def ok(self) -> bool:
-        """True when the copy succeeded."""
-        return self.error is None
-
-    @property
-    def throughput(self) -> float:
-        """Bytes per second over the whole copy (0 when nothing was timed)."""
-        return self.size / self.seconds if self.seconds > 0 else 0.0
-
-
-#: The callback form of progress: called with (src, dst, bytes done, total or None).
-ProgressCallback = Callable[[str, str, int, int | None], None]
-
-
-class _CallbackListener:
-    """Adapts a :data:`ProgressCallback` to :class:`ProgressListener`."""
-
-    __slots__ = ("_callback", "_done", "_totals")
-
-    def __init__(self, callback: ProgressCallback) -> None:
-        self._callback = callback
-        self._done: dict[tuple[str, str], int] = {}
-        self._totals: dict[tuple[str, str], int | None] = {}
-
-    def transfer_started(self, src: str, dst: str, total: int | None) -> None:
-        self._done[src, dst] = 0
-        self._totals[src, dst] = total
-        self._callback(src, dst, 0, total)
-
-    def transfer_advanced(self, src: str, dst: str, nbytes: int) -> None:
-        done = self._done.get((src, dst), 0) + nbytes
-        self._done[src, dst] = done
-        self._callback(src, dst, done, self._totals.get((src, dst)))
-
-    def transfer_finished(self, result: TransferResult) -> None:
-        self._done.pop((result.src, result.dst), None)
-        self._totals.pop((result.src, result.dst), None)
-
-
-class _NoProgress:
-    __slots__ = ()
-
-    def transfer_started(self, src: str, dst: str, total: int | None) -> None:
-        pass
-
-    def transfer_advanced(self, src: str, dst: str, nbytes: int) -> None:
-        pass
-
-    def transfer_finished(self, result: TransferResult) -> None:
-        pass
-
-
-def _as_listener(progress: ProgressListener | ProgressCallback | None) -> ProgressListener:
-    if progress is None:
-        return _NoProgress()
-    if callable(progress) and not hasattr(progress, "transfer_advanced"):
-        return _CallbackListener(progress)
-    return progress  # type: ignore[return-value]
-
-
-def _validate_options(
-    *,
-    limit: int | None,
-    budget: ByteBudget | None,
-    part_size: int,
-    concurrency: int,
-    checksums: Iterable[str],
-    checksum_algorithm: str | None,
-    progress: ProgressListener | ProgressCallback | None,
-    retries: int | RetryPolicy | None,
-    verify: Verify = "auto",
-    skip_existing: bool = False,
-) -> Options:
-    """Check every option before any I/O; raise ValueError naming what is wrong."""
-    for name, value in (("part_size", part_size), ("concurrency", concurrency)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if part_size < MIN_PART_SIZE:
-        raise ValueError(
-            f"part_size must be at least {MIN_PART_SIZE} bytes (5 MiB, the S3 minimum), "
-            f"got {part_size}"
-        )
-    names = tuple(dict.fromkeys(new_hasher(name).name for name in checksums))
-    if checksum_algorithm is not None:
-        checksum_algorithm = new_hasher(checksum_algorithm).name
-        if checksum_algorithm != "md5":  # md5: Content-MD5 only, no flexible checksum
-            s3_algorithm(checksum_algorithm)
-    if verify not in ("auto", "required"):
-        raise ValueError(f"verify must be 'auto' or 'required', got {verify!r}")
-    if budget is not None and limit is not None:
-        raise ValueError("pass either limit or budget, not both")
-    if budget is None:
-        if limit is None:
-            limit = part_size * (concurrency + 1)
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ValueError(f"limit must be a positive number of bytes, got {limit!r}")
-        budget = ByteBudget(limit)
-    if budget.limit < part_size:
-        raise ValueError(
-            f"the memory limit ({budget.limit} bytes) must hold at least one part "
-            f"(part_size {part_size} bytes)"
-        )
-    return Options(
-        part_size=part_size,
-        concurrency=concurrency,
-        checksums=names,
-        checksum_algorithm=checksum_algorithm,
-        verify=verify,
-        skip_existing=skip_existing,
-        budget=budget,
-        progress=_as_listener(progress),
-        policy=as_policy(retries),
-    )
-
-
-@dataclass(slots=True)
-class _Clients:
-    src: S3Client | None
-    dst: S3Client | None
-
-
 async def copy(
     src: str,
     dst: str,
@@ -207,7 +61,8 @@ async def copy(
     limit: int | None = None,
     budget: ByteBudget | None = None,
     part_size: int = DEFAULT_PART_SIZE,
-    concurrency: int = DEFAULT_CONCURRENCY,
+    part_concurrency: int | None = None,
+    concurrency: int | None = None,
     checksums: Iterable[str] = (),
     checksum_algorithm: str | None = None,
     client: S3Client | None = None,
@@ -224,12 +79,14 @@ async def copy(
     ``src`` and ``dst`` are ``s3://bucket/key`` URLs or local paths (at least one
     of them an S3 URL).  Objects smaller than ``part_size`` go with one
     PutObject; larger ones with a multipart upload whose parts are uploaded
-    while the source still streams, at most ``concurrency`` at a time.
-    ``part_size`` grows automatically so no object needs more than 10,000 parts.
+    while the source still streams, at most ``part_concurrency`` at a time (4 by
+    default; ``concurrency`` is another name for it, as a single copy has no other
+    concurrency).  ``part_size`` grows automatically so no object needs more than
+    10,000 parts.
 
     ``limit`` (bytes) or a shared ``budget`` bounds the memory the copy holds;
-    the default fits ``concurrency + 1`` parts.  ``checksums`` (none by default;
-    none by default) are computed over
+    the default fits ``part_concurrency + 1`` parts.  ``checksums`` (none by
+    default) are computed over
     the bytes as they pass and returned hex-encoded in the result;
     ``checksum_algorithm`` is the S3 checksum sent with every request and checked
     (``"crc64nvme"`` by default, with ``Content-MD5`` where the server is not
@@ -256,11 +113,13 @@ async def copy(
     On failure or cancellation a multipart upload is aborted (no parts are left
     on the server) and a local destination is not created.
     """
-    options = _validate_options(
+    if part_concurrency is not None and concurrency is not None:
+        raise ValueError("pass part_concurrency or its alias concurrency, not both")
+    options = build_options(
         limit=limit,
         budget=budget,
         part_size=part_size,
-        concurrency=concurrency,
+        part_concurrency=_first_given(part_concurrency, concurrency, DEFAULT_CONCURRENCY),
         checksums=checksums,
         checksum_algorithm=checksum_algorithm,
         progress=progress,
@@ -268,22 +127,19 @@ async def copy(
         verify=verify,
     )
     src_loc, dst_loc = _check_pair(src, dst)
-    _check_clients(client, src_client, dst_client)
-    async with contextlib.AsyncExitStack() as stack:
-        clients = _Clients(src=src_client or client, dst=dst_client or client)
-        make = _client_factory(
-            stack, endpoint_url=endpoint_url, checksum_when=checksum_when, policy=options.policy
-        )
-        both_s3 = isinstance(src_loc, S3Url) and isinstance(dst_loc, S3Url)
-        if both_s3 and clients.src is None and clients.dst is None:
-            # One client (one pool, one set-up) for both sides of one copy: the
-            # body takes one connection and the parts the others.
-            clients.src = clients.dst = await make(options.concurrency + 2)
-        if isinstance(src_loc, S3Url) and clients.src is None:
-            clients.src = await make(2)
-        if isinstance(dst_loc, S3Url) and clients.dst is None:
-            clients.dst = await make(options.concurrency + 2)
-        result = await _copy_one(src, dst, src_loc, dst_loc, clients, options)
+    pool = ClientPool(
+        client=client,
+        src_client=src_client,
+        dst_client=dst_client,
+        endpoint_url=endpoint_url,
+        checksum_when=checksum_when,
+        policy=options.policy,
+        copies=1,
+        part_concurrency=options.part_concurrency,
+        shape="one",
+    )
+    async with pool:
+        result = await _copy_pair(src, dst, src_loc, dst_loc, pool, options)
     if result.error is not None:
         raise result.error
     return result
@@ -348,13 +204,12 @@ def copy_many(
     Raises:
         ValueError: a bad option (at the call, before anything runs).
     """
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise ValueError(f"concurrency must be a positive integer, got {concurrency!r}")
-    options = _validate_options(
+    positive_int("concurrency", concurrency)
+    options = build_options(
         limit=limit,
         budget=budget,
         part_size=part_size,
-        concurrency=part_concurrency,
+        part_concurrency=part_concurrency,
         checksums=checksums,
         checksum_algorithm=checksum_algorithm,
         progress=progress,
@@ -362,23 +217,19 @@ def copy_many(
         verify=verify,
         skip_existing=skip_existing,
     )
-    _check_clients(client, src_client, dst_client)
-    return _run_batch(
-        pairs,
-        concurrency=concurrency,
-        recursive=recursive,
-        options=options,
-        clients=_Clients(src=src_client or client, dst=dst_client or client),
+    pool = ClientPool(
+        client=client,
+        src_client=src_client,
+        dst_client=dst_client,
         endpoint_url=endpoint_url,
         checksum_when=checksum_when,
+        policy=options.policy,
+        copies=concurrency,
+        part_concurrency=options.part_concurrency,
     )
-
-
-def _check_clients(
-    client: S3Client | None, src_client: S3Client | None, dst_client: S3Client | None
-) -> None:
-    if client is not None and (src_client is not None or dst_client is not None):
-        raise ValueError("pass either client or src_client/dst_client, not both")
+    return _run_batch(
+        pairs, concurrency=concurrency, recursive=recursive, options=options, pool=pool
+    )
 
 
 async def _run_batch(
@@ -387,26 +238,17 @@ async def _run_batch(
     concurrency: int,
     recursive: bool,
     options: Options,
-    clients: _Clients,
-    endpoint_url: str | None,
-    checksum_when: ChecksumWhen,
+    pool: ClientPool,
 ) -> AsyncGenerator[TransferResult, None]:
     # Bounded: a copy holds its slot until its result is taken, so results never
     # pile up and at most `concurrency` copies run.
     results: asyncio.Queue[TransferResult | None] = asyncio.Queue(maxsize=concurrency)
     slots = asyncio.Semaphore(concurrency)
-    async with contextlib.AsyncExitStack() as stack:
-        make = _client_factory(
-            stack, endpoint_url=endpoint_url, checksum_when=checksum_when, policy=options.policy
-        )
-        # Separate pools for reading and writing: an open GetObject body holds a
-        # connection of the source pool for the whole copy, which must never
-        # starve the part uploads of theirs.
-        lazy = _LazyClients(clients, make, concurrency, options.concurrency)
+    async with pool:
 
         async def run_one(src: str, dst: str, dst_dir: Path | None) -> None:
             try:
-                result = await _copy_pair(src, dst, dst_dir, lazy, options)
+                result = await _copy_expanded(src, dst, dst_dir, pool, options)
                 await results.put(result)
             finally:
                 slots.release()
@@ -414,7 +256,7 @@ async def _run_batch(
         async def feed() -> None:
             try:
                 async with asyncio.TaskGroup() as copies:
-                    async for src, dst, dst_dir, error in expand(pairs, recursive, lazy.get):
+                    async for src, dst, dst_dir, error in expand(pairs, recursive, pool.get):
                         await slots.acquire()
                         if error is not None:
                             slots.release()
@@ -452,14 +294,18 @@ async def _run_batch(
 
 
 async def _existing(
-    src: S3Url | Path, dst: S3Url | Path, clients: _Clients
+    src: S3Url | Path, dst: S3Url | Path, src_client: S3Client | None, dst_client: S3Client | None
 ) -> tuple[int, str | None] | None:
     """What :func:`already_there` says; None when it cannot tell (the copy then runs
     and reports whatever is wrong)."""
     try:
-        return await already_there(src, dst, clients.src, clients.dst)
+        return await already_there(src, dst, src_client, dst_client)
     except Exception:
         return None
+
+
+def _first_given(*values: int | None) -> int:
+    return next(value for value in values if value is not None)
 
 
 def _failed(src: str, dst: str, error: BaseException, options: Options) -> TransferResult:
@@ -468,71 +314,43 @@ def _failed(src: str, dst: str, error: BaseException, options: Options) -> Trans
     return result
 
 
-class _LazyClients:
-    """The clients of a batch, created the first time a side needs one."""
-
-    def __init__(
-        self,
-        given: _Clients,
-        make: Callable[[int], Awaitable[S3Client]],
-        copies: int,
-        parts: int,
-    ) -> None:
-        self._given = given
-        self._make = make
-        self._pools = {"source": copies + 1, "destination": copies * parts + 1}
-        self._made: dict[str, asyncio.Task[S3Client]] = {}
-
-    async def get(self, side: Side) -> S3Client:
-        client = self._given.src if side == "source" else self._given.dst
-        if client is not None:
-            return client
-        if side not in self._made:
-            self._made[side] = asyncio.ensure_future(self._make(self._pools[side]))
-        return await asyncio.shield(self._made[side])
-
-
-async def _copy_pair(
-    src: str, dst: str, dst_dir: Path | None, lazy: _LazyClients, options: Options
+async def _copy_expanded(
+    src: str, dst: str, dst_dir: Path | None, pool: ClientPool, options: Options
 ) -> TransferResult:
+    """One pair of a batch: checked, its directory made, then copied."""
     try:
         src_loc, dst_loc = _check_pair(src, dst)
         if dst_dir is not None and isinstance(dst_loc, Path):
             await asyncio.to_thread(dst_loc.parent.mkdir, parents=True, exist_ok=True)
-        clients = _Clients(
-            src=await lazy.get("source") if isinstance(src_loc, S3Url) else None,
-            dst=await lazy.get("destination") if isinstance(dst_loc, S3Url) else None,
+    except Exception as exc:
+        return _failed(src, dst, _as_transfer_error(exc, src, dst), options)
+    return await _copy_pair(src, dst, src_loc, dst_loc, pool, options)
+
+
+async def _copy_pair(
+    src: str,
+    dst: str,
+    src_loc: S3Url | Path,
+    dst_loc: S3Url | Path,
+    pool: ClientPool,
+    options: Options,
+) -> TransferResult:
+    """Get the pair's clients from ``pool``, then copy; errors become the result's."""
+    both = isinstance(src_loc, S3Url) and isinstance(dst_loc, S3Url)
+    try:
+        src_client = await pool.get("source", both=both) if isinstance(src_loc, S3Url) else None
+        dst_client = (
+            await pool.get("destination", both=both) if isinstance(dst_loc, S3Url) else None
         )
     except Exception as exc:
         return _failed(src, dst, _as_transfer_error(exc, src, dst), options)
-    return await _copy_one(src, dst, src_loc, dst_loc, clients, options)
+    return await _copy_one(src, dst, src_loc, dst_loc, src_client, dst_client, pool, options)
 
 
 def _as_transfer_error(exc: Exception, src: str, dst: str) -> BaseException:
     if isinstance(exc, ValueError | TransferError):
         return exc
     return translate_error(exc, src=src, dst=dst, bucket="", key=None, side="source")
-
-
-def _client_factory(
-    stack: contextlib.AsyncExitStack,
-    *,
-    endpoint_url: str | None,
-    checksum_when: ChecksumWhen,
-    policy: RetryPolicy,
-) -> Callable[[int], Awaitable[S3Client]]:
-    async def make(pool: int) -> S3Client:
-        client = create_client(
-            endpoint_url=endpoint_url,
-            max_pool_connections=pool,
-            checksum_when=checksum_when,
-            max_attempts=policy.attempts,
-            read_timeout=policy.read_timeout,
-            connect_timeout=policy.connect_timeout,
-        )
-        return await stack.enter_async_context(client)
-
-    return make
 
 
 def _check_pair(src: str, dst: str) -> tuple[S3Url | Path, S3Url | Path]:
@@ -556,7 +374,9 @@ async def _copy_one(
     dst: str,
     src_loc: S3Url | Path,
     dst_loc: S3Url | Path,
-    clients: _Clients,
+    src_client: S3Client | None,
+    dst_client: S3Client | None,
+    pool: ClientPool,
     options: Options,
 ) -> TransferResult:
     """Run one copy; return its result with ``error`` set instead of raising.
@@ -566,7 +386,7 @@ async def _copy_one(
     """
     started = time.perf_counter()
     if options.skip_existing:
-        found = await _existing(src_loc, dst_loc, clients)
+        found = await _existing(src_loc, dst_loc, src_client, dst_client)
         if found is not None:
             size, etag = found
             result = TransferResult(
@@ -585,15 +405,16 @@ async def _copy_one(
         async with asyncio.timeout(options.policy.stall_timeout) as deadline:
             job.watch(deadline)
             if isinstance(src_loc, S3Url):
-                assert clients.src is not None
+                assert src_client is not None
                 if isinstance(dst_loc, S3Url):
-                    assert clients.dst is not None
-                    await job.s3_to_s3(clients.src, src_loc, clients.dst, dst_loc)
+                    assert dst_client is not None
+                    slot = pool.body_slot(src_client, dst_client)
+                    await job.s3_to_s3(src_client, src_loc, dst_client, dst_loc, slot)
                 else:
-                    await job.s3_to_file(clients.src, src_loc, dst_loc)
+                    await job.s3_to_file(src_client, src_loc, dst_loc)
             else:
-                assert isinstance(dst_loc, S3Url) and clients.dst is not None
-                await job.file_to_s3(src_loc, clients.dst, dst_loc)
+                assert isinstance(dst_loc, S3Url) and dst_client is not None
+                await job.file_to_s3(src_loc, dst_client, dst_loc)
     except Exception as exc:
         if isinstance(exc, TimeoutError) and deadline.expired():
             exc = TransferError(

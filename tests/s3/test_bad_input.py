@@ -56,6 +56,7 @@ async def test_bad_urls_raise_value_error_before_any_request(
         ("part_size", 0, "part_size"),
         ("concurrency", 0, "concurrency"),
         ("concurrency", -1, "concurrency"),
+        ("part_concurrency", 0, "part_concurrency must be a positive integer"),
         ("retries", 0, "retries"),
         ("checksums", ("md6",), "md6"),
         ("checksum_algorithm", "md6", "md6"),
@@ -67,6 +68,11 @@ async def test_bad_options_raise_value_error_naming_them(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         await copy("s3://bucket/key", "s3://other/key", **{option: value})  # type: ignore[arg-type]
+
+
+async def test_part_concurrency_and_its_alias_together_are_refused() -> None:
+    with pytest.raises(ValueError, match="part_concurrency or its alias"):
+        await copy("s3://bucket/key", "s3://other/key", part_concurrency=2, concurrency=3)
 
 
 async def test_missing_source_bucket_raises_and_writes_nothing(
