@@ -47,7 +47,7 @@ async def expand(pairs: Pairs, recursive: bool, get_client: GetClient) -> AsyncI
         except ValueError as exc:
             yield src, dst, None, exc
             continue
-        if isinstance(src_loc, S3Url) and (not src_loc.key or src_loc.key.endswith("/")):
+        if isinstance(src_loc, S3Url) and src_loc.is_prefix:
             async for item in _expand_prefix(src, dst, src_loc, dst_loc, get_client):
                 yield item
         elif isinstance(src_loc, Path) and await asyncio.to_thread(src_loc.is_dir):
@@ -60,8 +60,7 @@ async def expand(pairs: Pairs, recursive: bool, get_client: GetClient) -> AsyncI
 def _join_dst(dst_loc: S3Url | Path, relative: str) -> tuple[str, Path | None]:
     """The destination of ``relative`` under ``dst_loc``; raises ValueError if unsafe."""
     if isinstance(dst_loc, S3Url):
-        prefix = dst_loc.key if not dst_loc.key or dst_loc.key.endswith("/") else dst_loc.key + "/"
-        return str(S3Url(dst_loc.bucket, prefix + relative)), None
+        return str(S3Url(dst_loc.bucket, dst_loc.as_prefix().key + relative)), None
     return str(safe_join(dst_loc, relative)), dst_loc
 
 

@@ -358,7 +358,7 @@ def _check_pair(src: str, dst: str) -> tuple[S3Url | Path, S3Url | Path]:
     dst_loc = parse_location(dst)
     if isinstance(src_loc, S3Url) and not src_loc.key:
         raise ValueError(f"source {src!r} names no object (a key is needed)")
-    if isinstance(src_loc, S3Url) and src_loc.key.endswith("/"):
+    if isinstance(src_loc, S3Url) and src_loc.is_prefix:
         raise ValueError(f"source {src!r} is a prefix; copy prefixes with recursive=True")
     if not isinstance(src_loc, S3Url) and not isinstance(dst_loc, S3Url):
         raise ValueError(f"one of {src!r} and {dst!r} must be an s3:// URL")

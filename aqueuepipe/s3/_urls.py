@@ -63,6 +63,16 @@ class S3Url:
         """True for a whole bucket (empty key) or a "directory" (key ending in ``/``)."""
         return not self.key or self.key.endswith("/")
 
+    def as_prefix(self) -> S3Url:
+        """This location as a prefix: the key with one trailing ``/`` (the bucket: "").
+
+        The one place a "directory" is spelled: ``s3://b/logs`` and ``s3://b/logs/``
+        both give ``s3://b/logs/``.
+        """
+        if self.is_prefix:
+            return self
+        return S3Url(self.bucket, self.key + "/")
+
 
 Location: TypeAlias = S3Url | Path
 """Where a copy reads from or writes to: an S3 object or prefix, or a local path."""

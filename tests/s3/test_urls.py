@@ -218,3 +218,11 @@ def test_parse_location_other_scheme_rejected(location: str, scheme: str) -> Non
 def test_parse_location_empty_string_rejected() -> None:
     with pytest.raises(ValueError, match=r"invalid location ''"):
         parse_location("")
+
+
+def test_as_prefix_adds_one_trailing_slash() -> None:
+    from aqueuepipe.s3._urls import S3Url
+
+    assert str(S3Url("bkt", "logs").as_prefix()) == "s3://bkt/logs/"
+    assert str(S3Url("bkt", "logs/").as_prefix()) == "s3://bkt/logs/"
+    assert str(S3Url("bkt", "").as_prefix()) == "s3://bkt/"
