@@ -17,6 +17,7 @@ from ._errors import (
     PipeError,
     TransferError,
 )
+from ._open import ObjectReader, ObjectWriter, open_reader, open_writer
 from ._pipe import AsyncPipe, PipeStatistics
 from .s3._retry import RetryPolicy
 from .transfer import ProgressCallback, ProgressListener, TransferResult, copy, copy_many
@@ -32,6 +33,8 @@ __all__ = [
     "NoSuchBucketError",
     "NoSuchKeyError",
     "ObjectChangedError",
+    "ObjectReader",
+    "ObjectWriter",
     "PipeAbortedError",
     "PipeClosedError",
     "PipeError",
@@ -44,4 +47,6 @@ __all__ = [
     "__version__",
     "copy",
     "copy_many",
+    "open_reader",
+    "open_writer",
 ]

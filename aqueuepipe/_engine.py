@@ -40,6 +40,7 @@ from ._cancel import run_to_end
 from ._errors import ChecksumMismatchError, Side, TransferError
 from ._options import Options
 from ._pipe import AsyncPipe
+from ._streams import StreamSink, StreamSource
 from ._verify import (
     Sending,
     SourceCheck,
@@ -70,7 +71,7 @@ from .s3._objects import (
     part_layout,
     retry_attempts,
 )
-from .s3._parts import choose_part_size
+from .s3._parts import MAX_PARTS, choose_part_size
 from .s3._translate import translate_error
 from .s3._urls import S3Url
 
@@ -118,11 +119,11 @@ class Copy:
     """The state of one copy while it runs."""
 
     def __init__(
-        self, src: str, dst: str, src_loc: S3Url | Path, dst_loc: S3Url | Path, options: Options
+        self, src: str, dst: str, src_loc: object, dst_loc: object, options: Options
     ) -> None:
         self.src = src
         self.dst = dst
-        self.locations: dict[Side, S3Url | Path] = {"source": src_loc, "destination": dst_loc}
+        self.locations: dict[Side, object] = {"source": src_loc, "destination": dst_loc}
         self.options = options
         self.budget = options.budget
         self.hashes = StreamHashes(options.checksums)
@@ -229,6 +230,44 @@ class Copy:
                 await self._upload(source, source.size, dst_client, dst, None)
 
         await self._reading_again(once)
+
+    async def stream_to_s3(self, source: StreamSource, dst_client: S3Client, dst: S3Url) -> None:
+        """Upload a stream of unknown length; it cannot be read twice, so a server
+        refusing checksum headers mid-upload fails the copy instead of restarting it."""
+        self._sending = self._choose_sending(dst_client)
+        self.options.progress.transfer_started(self.src, self.dst, None)
+        try:
+            await self._upload_stream(source, dst_client, dst)
+        except _ChecksumRefused as refused:
+            forget_flexible_checksums(refused.endpoint_url)
+            raise TransferError(
+                self.src,
+                self.dst,
+                "destination: the server refused the checksum header of a part; the stream "
+                "cannot be read again (copies to this endpoint now use Content-MD5)",
+                side="destination",
+            ) from None
+
+    async def s3_to_stream(self, src_client: S3Client, src: S3Url, sink: StreamSink) -> None:
+        """Stream an object into a consumer: verified at the end, before a pipe is
+        closed.  What was passed on cannot be taken back, so a bad read fails."""
+        try:
+            async with self._open(src_client, src) as stream:
+                try:
+                    await self._download(stream, sink)
+                finally:
+                    self.retries += stream.retries
+                self.etag = stream.etag
+            try:
+                self._verify_source()
+            except SourceMismatch as exc:
+                raise ChecksumMismatchError(
+                    self.src, self.dst, exc.evidence, exc.expected, exc.actual, "source"
+                ) from None
+        except BaseException as exc:
+            sink.fail(exc)
+            raise
+        sink.finish()
 
     async def s3_to_file(self, src_client: S3Client, src: S3Url, dst: Path) -> None:
         async def once() -> None:
@@ -364,11 +403,37 @@ class Copy:
             part = _Part(size)
             self._check_length(await self._read(part, source), size)
             await self._check_eof(source)
-            digests = await self._hash_part(part, whole=True)
-            self._verify_source()  # before anything is sent
-            response = await self._send_put(client, dst, part, digests)
+            await self._put_part(part, client, dst)
+
+    async def _put_part(self, part: _Part, client: S3Client, dst: S3Url) -> None:
+        """PutObject a part that is the whole object (its bytes are the caller's)."""
+        digests = await self._hash_part(part, whole=True)
+        self._verify_source()  # before anything is sent
+        response = await self._send_put(client, dst, part, digests)
         self.etag = str(response["ETag"])
-        self.options.progress.transfer_advanced(self.src, self.dst, size)
+        self.options.progress.transfer_advanced(self.src, self.dst, part.size)
+
+    async def _upload_stream(self, source: _PartSource, client: S3Client, dst: S3Url) -> None:
+        """Upload a stream of unknown length: its first ``part_size`` bytes decide
+        between one PutObject and a multipart upload."""
+        part_size = choose_part_size(None, self.options.part_size)
+        await self.budget.acquire(part_size)
+        try:
+            part = _Part(part_size)
+            got = await self._read(part, source)
+        except BaseException:
+            self.budget.release(part_size)
+            raise
+        if got == part_size:
+            await self._multipart(source, None, part_size, client, dst, first=part)
+            return
+        part.shrink(got)
+        self.budget.release(part_size - got)
+        try:
+            self.size = got
+            await self._put_part(part, client, dst)
+        finally:
+            self.budget.release(got)
 
     async def _send_put(
         self, client: S3Client, dst: S3Url, part: _Part, digests: _Digests
@@ -471,8 +536,19 @@ class Copy:
             await run_to_end(client.delete_object(Bucket=dst.bucket, Key=dst.key))
 
     async def _multipart(
-        self, source: _PartSource, size: int, part_size: int, client: S3Client, dst: S3Url
+        self,
+        source: _PartSource,
+        size: int | None,
+        part_size: int,
+        client: S3Client,
+        dst: S3Url,
+        *,
+        first: _Part | None = None,
     ) -> None:
+        """Upload ``size`` bytes (None: until the source ends) in parts.
+
+        ``first`` is a first part already read, its bytes already in the budget.
+        """
         upload = MultipartUpload(client, dst)
         part_md5s: dict[int, bytes] = {}
         part_checksums: dict[int, bytes] = {}
@@ -486,9 +562,24 @@ class Copy:
                 async with asyncio.TaskGroup() as tg:
                     offset = 0
                     number = 0
-                    while offset < size:
+                    if first is not None:
+                        await slots.acquire()
+                        number, offset = 1, first.size
+                        tg.create_task(
+                            self._send_part(upload, 1, first, slots, part_md5s, part_checksums)
+                        )
+                        del first
+                    while size is None or offset < size:
                         number += 1
-                        length = min(part_size, size - offset)
+                        if number > MAX_PARTS:
+                            raise TransferError(
+                                self.src,
+                                self.dst,
+                                f"the stream is longer than {MAX_PARTS} parts of {part_size} "
+                                "bytes; pass a larger part_size",
+                                side="source",
+                            )
+                        length = part_size if size is None else min(part_size, size - offset)
                         # A slot, then the part's bytes; both are given back by
                         # _send_part once the server has the part, or here on failure.
                         await slots.acquire()
@@ -501,11 +592,20 @@ class Copy:
                             part = _Part(length)
                             got = await self._read(part, source)
                             self._progressed()
-                            self._check_length(offset + got, size, offset + length)
+                            if size is not None:
+                                self._check_length(offset + got, size, offset + length)
+                            elif got < length:  # the end of the stream
+                                part.shrink(got)
+                                self.budget.release(length - got)
+                                length = got
                         except BaseException:
                             self.budget.release(length)
                             slots.release()
                             raise
+                        if length == 0:  # ended exactly at a part boundary
+                            slots.release()
+                            number -= 1
+                            break
                         tg.create_task(
                             self._send_part(upload, number, part, slots, part_md5s, part_checksums)
                         )
@@ -514,7 +614,11 @@ class Copy:
                         # its bytes back: one part per copy held outside the budget.
                         del part
                         offset += length
-                    await self._check_eof(source)
+                        if size is None and length < part_size:
+                            break
+                    if size is not None:
+                        await self._check_eof(source)
+                    self.size = offset
             self.parts = number
             self._verify_source()  # before the object exists
             self._verify_destination()
@@ -684,7 +788,7 @@ class Copy:
 
     # -- download ---------------------------------------------------------------
 
-    async def _download(self, stream: ObjectStream, sink: FileSink) -> None:
+    async def _download(self, stream: ObjectStream, sink: FileSink | StreamSink) -> None:
         check = self._check
 
         async with AsyncPipe(budget=self.budget) as pipe:
@@ -789,6 +893,11 @@ class _Part:
             self.body.seek(size - 1)
             self.body.write(b"\0")
             self.body.seek(0)
+
+    def shrink(self, size: int) -> None:
+        """Keep only the first ``size`` bytes (the last part of a stream)."""
+        self.body.truncate(size)
+        self.size = size
 
     async def fill(self, source: _PartSource) -> int:
         """Read the source into the part; return the bytes read (fewer only at EOF)."""

@@ -8,6 +8,7 @@ import os
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 
+from ._streams import is_stream_sink, is_stream_source
 from .files import safe_join
 from .s3._client import S3Client
 from .s3._translate import Side, translate_error
@@ -15,13 +16,15 @@ from .s3._urls import S3Url, parse_location
 
 __all__ = ["Expanded", "Pairs", "expand"]
 
-Pairs = Iterable[tuple[str, str]] | AsyncIterable[tuple[str, str]]
+#: An end of a copy: a URL, a path, or a stream (see :mod:`aqueuepipe._streams`).
+Endpoint = object
+Pairs = Iterable[tuple[Endpoint, Endpoint]] | AsyncIterable[tuple[Endpoint, Endpoint]]
 #: (src, dst, download root or None, error or None)
-Expanded = tuple[str, str, Path | None, BaseException | None]
+Expanded = tuple[Endpoint, Endpoint, Path | None, BaseException | None]
 GetClient = Callable[[Side], Awaitable[S3Client]]
 
 
-async def _aiter_pairs(pairs: Pairs) -> AsyncIterator[tuple[str, str]]:
+async def _aiter_pairs(pairs: Pairs) -> AsyncIterator[tuple[Endpoint, Endpoint]]:
     if isinstance(pairs, AsyncIterable):
         async for pair in pairs:
             yield pair
@@ -34,13 +37,14 @@ async def expand(pairs: Pairs, recursive: bool, get_client: GetClient) -> AsyncI
     """Yield (src, dst, download root or None, error or None) per object to copy."""
     async for pair in _aiter_pairs(pairs):
         try:
-            src, dst = (str(part) for part in pair)
+            src_end, dst_end = pair
         except (TypeError, ValueError):
             yield str(pair), "", None, ValueError(f"not a (src, dst) pair: {pair!r}")
             continue
-        if not recursive:
-            yield src, dst, None, None
+        if not recursive or is_stream_source(src_end) or is_stream_sink(dst_end):
+            yield src_end, dst_end, None, None
             continue
+        src, dst = str(src_end), str(dst_end)
         try:
             src_loc = parse_location(src)
             dst_loc = parse_location(dst)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import AsyncGenerator, Iterable
 from pathlib import Path
@@ -19,7 +20,7 @@ from ._cancel import wait_despite_cancellation
 from ._clients import ClientPool
 from ._engine import Copy
 from ._errors import TransferError
-from ._expand import Pairs, expand
+from ._expand import Endpoint, Pairs, expand
 from ._options import (
     Options,
     ProgressCallback,
@@ -30,11 +31,23 @@ from ._options import (
     positive_int,
 )
 from ._skip import already_there
+from ._streams import (
+    StreamSink,
+    StreamSinkLike,
+    StreamSource,
+    StreamSourceLike,
+    describe,
+    is_stream_sink,
+    is_stream_source,
+)
 from .s3._client import ChecksumWhen, S3Client
 from .s3._parts import DEFAULT_PART_SIZE
 from .s3._retry import RetryPolicy
 from .s3._translate import translate_error
 from .s3._urls import S3Url, parse_location
+
+#: An end of a copy as the engine sees it.
+Location = S3Url | Path | StreamSource | StreamSink
 
 __all__ = [
     "DEFAULT_BATCH_CONCURRENCY",
@@ -55,8 +68,8 @@ DEFAULT_BATCH_CONCURRENCY = 16
 
 
 async def copy(
-    src: str,
-    dst: str,
+    src: str | os.PathLike[str] | StreamSourceLike,
+    dst: str | os.PathLike[str] | StreamSinkLike,
     *,
     limit: int | None = None,
     budget: ByteBudget | None = None,
@@ -127,6 +140,7 @@ async def copy(
         verify=verify,
     )
     src_loc, dst_loc = _check_pair(src, dst)
+    src_name, dst_name = describe(src), describe(dst)
     pool = ClientPool(
         client=client,
         src_client=src_client,
@@ -139,7 +153,7 @@ async def copy(
         shape="one",
     )
     async with pool:
-        result = await _copy_pair(src, dst, src_loc, dst_loc, pool, options)
+        result = await _copy_pair(src_name, dst_name, src_loc, dst_loc, pool, options)
     if result.error is not None:
         raise result.error
     return result
@@ -246,7 +260,7 @@ async def _run_batch(
     slots = asyncio.Semaphore(concurrency)
     async with pool:
 
-        async def run_one(src: str, dst: str, dst_dir: Path | None) -> None:
+        async def run_one(src: Endpoint, dst: Endpoint, dst_dir: Path | None) -> None:
             try:
                 result = await _copy_expanded(src, dst, dst_dir, pool, options)
                 await results.put(result)
@@ -260,7 +274,7 @@ async def _run_batch(
                         await slots.acquire()
                         if error is not None:
                             slots.release()
-                            await results.put(_failed(src, dst, error, options))
+                            await results.put(_failed(describe(src), describe(dst), error, options))
                             continue
                         copies.create_task(run_one(src, dst, dst_dir))
             finally:
@@ -315,11 +329,12 @@ def _failed(src: str, dst: str, error: BaseException, options: Options) -> Trans
 
 
 async def _copy_expanded(
-    src: str, dst: str, dst_dir: Path | None, pool: ClientPool, options: Options
+    src_end: Endpoint, dst_end: Endpoint, dst_dir: Path | None, pool: ClientPool, options: Options
 ) -> TransferResult:
     """One pair of a batch: checked, its directory made, then copied."""
+    src, dst = describe(src_end), describe(dst_end)
     try:
-        src_loc, dst_loc = _check_pair(src, dst)
+        src_loc, dst_loc = _check_pair(src_end, dst_end)
         if dst_dir is not None and isinstance(dst_loc, Path):
             await asyncio.to_thread(dst_loc.parent.mkdir, parents=True, exist_ok=True)
     except Exception as exc:
@@ -330,8 +345,8 @@ async def _copy_expanded(
 async def _copy_pair(
     src: str,
     dst: str,
-    src_loc: S3Url | Path,
-    dst_loc: S3Url | Path,
+    src_loc: Location,
+    dst_loc: Location,
     pool: ClientPool,
     options: Options,
 ) -> TransferResult:
@@ -353,9 +368,21 @@ def _as_transfer_error(exc: Exception, src: str, dst: str) -> BaseException:
     return translate_error(exc, src=src, dst=dst, bucket="", key=None, side="source")
 
 
-def _check_pair(src: str, dst: str) -> tuple[S3Url | Path, S3Url | Path]:
-    src_loc = parse_location(src)
-    dst_loc = parse_location(dst)
+def _check_pair(src_end: object, dst_end: object) -> tuple[Location, Location]:
+    """The ends of a copy, checked; raises ValueError naming what is wrong."""
+    src, dst = describe(src_end), describe(dst_end)
+    if is_stream_source(src_end):
+        dst_loc = parse_location(_as_path(dst_end))
+        if not isinstance(dst_loc, S3Url) or not dst_loc.key or dst_loc.is_prefix:
+            raise ValueError(f"a stream source needs an s3:// object as destination, not {dst!r}")
+        return StreamSource(src_end, src), dst_loc  # type: ignore[arg-type]
+    if is_stream_sink(dst_end):
+        src_loc = parse_location(_as_path(src_end))
+        if not isinstance(src_loc, S3Url) or not src_loc.key or src_loc.is_prefix:
+            raise ValueError(f"a stream destination needs an s3:// object as source, not {src!r}")
+        return src_loc, StreamSink(dst_end)  # type: ignore[arg-type]
+    src_loc = parse_location(_as_path(src_end))
+    dst_loc = parse_location(_as_path(dst_end))
     if isinstance(src_loc, S3Url) and not src_loc.key:
         raise ValueError(f"source {src!r} names no object (a key is needed)")
     if isinstance(src_loc, S3Url) and src_loc.is_prefix:
@@ -369,11 +396,20 @@ def _check_pair(src: str, dst: str) -> tuple[S3Url | Path, S3Url | Path]:
     return src_loc, dst_loc
 
 
+def _as_path(end: object) -> str | os.PathLike[str]:
+    if isinstance(end, str | os.PathLike):
+        return end
+    raise ValueError(
+        f"{end!r} is neither an s3:// URL, a path, nor a stream (an AsyncPipe, an async "
+        "iterable of bytes, or an object with async read(n) / async write(data))"
+    )
+
+
 async def _copy_one(
     src: str,
     dst: str,
-    src_loc: S3Url | Path,
-    dst_loc: S3Url | Path,
+    src_loc: Location,
+    dst_loc: Location,
     src_client: S3Client | None,
     dst_client: S3Client | None,
     pool: ClientPool,
@@ -385,7 +421,11 @@ async def _copy_one(
     to a :class:`TransferError` and put in the result.
     """
     started = time.perf_counter()
-    if options.skip_existing:
+    if (
+        options.skip_existing
+        and isinstance(src_loc, S3Url | Path)
+        and isinstance(dst_loc, S3Url | Path)
+    ):
         found = await _existing(src_loc, dst_loc, src_client, dst_client)
         if found is not None:
             size, etag = found
@@ -410,11 +450,18 @@ async def _copy_one(
                     assert dst_client is not None
                     slot = pool.body_slot(src_client, dst_client)
                     await job.s3_to_s3(src_client, src_loc, dst_client, dst_loc, slot)
+                elif isinstance(dst_loc, StreamSink):
+                    await job.s3_to_stream(src_client, src_loc, dst_loc)
                 else:
+                    assert isinstance(dst_loc, Path)
                     await job.s3_to_file(src_client, src_loc, dst_loc)
             else:
                 assert isinstance(dst_loc, S3Url) and dst_client is not None
-                await job.file_to_s3(src_loc, dst_client, dst_loc)
+                if isinstance(src_loc, StreamSource):
+                    await job.stream_to_s3(src_loc, dst_client, dst_loc)
+                else:
+                    assert isinstance(src_loc, Path)
+                    await job.file_to_s3(src_loc, dst_client, dst_loc)
     except Exception as exc:
         if isinstance(exc, TimeoutError) and deadline.expired():
             exc = TransferError(

@@ -1,0 +1,202 @@
+"""Objects as async streams: :func:`open_reader` and :func:`open_writer`.
+
+Both run a :func:`~aqueuepipe.copy` between the object and an
+:class:`~aqueuepipe.AsyncPipe` in a task of their own, so everything a copy does
+holds here too: the memory limit, retries and resumed bodies, verification, and
+an aborted upload on failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any, Self
+
+from ._budget import ByteBudget
+from ._cancel import wait_despite_cancellation
+from ._errors import PipeAbortedError, TransferError
+from ._options import TransferResult
+from ._pipe import AsyncPipe
+from .transfer import copy
+
+__all__ = ["ObjectReader", "ObjectWriter", "open_reader", "open_writer"]
+
+#: What a reader buffers ahead of its consumer when no limit is given.
+DEFAULT_READ_AHEAD = 8 * 1024 * 1024
+#: What a writer's pipe buffers before the copy takes it into a part.
+WRITE_BUFFER = 1024 * 1024
+
+
+def _unwrap(exc: PipeAbortedError) -> BaseException:
+    """The copy's own error behind a pipe it aborted, else ``exc``."""
+    cause = exc.__cause__
+    return cause if isinstance(cause, TransferError) else exc
+
+
+class ObjectReader:
+    """The body of an object being read: ``read(n)``, ``readexactly(n)``, ``async for``.
+
+    At the end of the object the bytes read are verified against the object's
+    evidence; if they were wrong, the read that would return the final ``b""``
+    raises :class:`~aqueuepipe.ChecksumMismatchError` instead.
+    """
+
+    __slots__ = ("_pipe",)
+
+    def __init__(self, pipe: AsyncPipe) -> None:
+        self._pipe = pipe
+
+    async def read(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes (all until the end with -1); ``b""`` only at the end.
+
+        Raises:
+            TransferError: the copy failed (its subclasses say why).
+        """
+        try:
+            return await self._pipe.read(n)
+        except PipeAbortedError as exc:
+            raise _unwrap(exc) from None
+
+    async def readexactly(self, n: int) -> bytes:
+        """Exactly ``n`` bytes.
+
+        Raises:
+            asyncio.IncompleteReadError: the object ended first.
+            TransferError: the copy failed.
+        """
+        try:
+            return await self._pipe.readexactly(n)
+        except PipeAbortedError as exc:
+            raise _unwrap(exc) from None
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            return await anext(self._pipe)
+        except PipeAbortedError as exc:
+            raise _unwrap(exc) from None
+
+
+class ObjectWriter:
+    """The body of an object being written: ``await write(data)``.
+
+    ``result`` is the copy's :class:`~aqueuepipe.TransferResult` once the
+    ``async with`` block has completed the upload.
+    """
+
+    __slots__ = ("_pipe", "_task", "result")
+
+    def __init__(self, pipe: AsyncPipe, task: asyncio.Task[TransferResult]) -> None:
+        self._pipe = pipe
+        self._task = task
+        self.result: TransferResult | None = None
+
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Append ``data``; waits while the upload holds its memory limit.
+
+        Raises:
+            TypeError: ``data`` is not bytes-like.
+            TransferError: the upload failed (its subclasses say why).
+        """
+        try:
+            await self._pipe.write(data)
+        except PipeAbortedError as exc:
+            if self._task.done() and not self._task.cancelled():
+                failure = self._task.exception()
+                if failure is not None:
+                    raise failure from None
+            raise _unwrap(exc) from None
+
+
+def _start(coro: Any, pipe: AsyncPipe) -> asyncio.Task[TransferResult]:
+    """Run the copy; if it fails before it took the pipe in hand (a bad option, a
+    missing bucket), abort the pipe so the other side is not left waiting."""
+    task: asyncio.Task[TransferResult] = asyncio.ensure_future(coro)
+
+    def ended(task: asyncio.Task[TransferResult]) -> None:
+        if task.cancelled() or pipe.closed or pipe.aborted:
+            return
+        failure = task.exception()
+        if failure is not None:
+            pipe.abort(failure)
+
+    task.add_done_callback(ended)
+    return task
+
+
+async def _finish(task: asyncio.Task[TransferResult]) -> None:
+    """Wait for ``task`` to end (it cleans up as it unwinds), even if cancelled meanwhile."""
+    cancelled = await wait_despite_cancellation(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: the caller has its own error to report
+    if cancelled is not None:
+        raise cancelled
+
+
+@contextlib.asynccontextmanager
+async def open_reader(
+    url: str, *, limit: int | None = None, budget: ByteBudget | None = None, **options: Any
+) -> AsyncIterator[ObjectReader]:
+    """Read the object ``url`` as a stream, holding at most ``limit`` bytes ahead::
+
+        async with open_reader("s3://bucket/key", limit=8_000_000) as body:
+            async for chunk in body:
+                ...
+
+    The download runs while the block reads; broken bodies are resumed, and the
+    bytes are verified at the end.  ``budget`` (a shared :class:`ByteBudget`)
+    replaces ``limit``; the other options are :func:`~aqueuepipe.copy`'s.  Leaving
+    the block early cancels the download and releases its connection.
+
+    Raises:
+        ValueError: a bad URL or option, at once.
+        TransferError: from the body's reads, when the download fails.
+    """
+    if budget is not None and limit is not None:
+        raise ValueError("pass either limit or budget, not both")
+    pipe = (
+        AsyncPipe(budget=budget) if budget is not None else AsyncPipe(limit or DEFAULT_READ_AHEAD)
+    )
+    task = _start(copy(url, pipe, **options), pipe)
+    try:
+        yield ObjectReader(pipe)
+    finally:
+        if not task.done():
+            task.cancel()
+        await _finish(task)
+        if not pipe.closed:
+            pipe.abort()
+
+
+@contextlib.asynccontextmanager
+async def open_writer(url: str, **options: Any) -> AsyncIterator[ObjectWriter]:
+    """Write the object ``url`` from a stream of unknown length::
+
+        async with open_writer("s3://bucket/key", limit=30_000_000) as body:
+            await body.write(data)
+        print(body.result)
+
+    The first ``part_size`` bytes decide between one PutObject and a multipart
+    upload, whose parts go up while the block still writes.  A normal exit
+    completes the upload and verifies it; an exception (or a cancellation) in the
+    block aborts it: no object and no open upload are left.  The options are
+    :func:`~aqueuepipe.copy`'s; the writer buffers at most 1 MiB beyond ``limit``.
+
+    Raises:
+        ValueError: a bad URL or option, at once.
+        TransferError: from ``write`` or at the end of the block, when the upload fails.
+    """
+    pipe = AsyncPipe(WRITE_BUFFER)
+    task = _start(copy(pipe, url, **options), pipe)
+    writer = ObjectWriter(pipe, task)
+    try:
+        yield writer
+    except BaseException as exc:
+        pipe.abort(exc)
+        await _finish(task)
+        raise
+    pipe.close()
+    writer.result = await task

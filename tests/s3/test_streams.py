@@ -1,0 +1,370 @@
+"""The pipe meets S3: any async producer into an object, any object into any consumer."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from aqueuepipe import (
+    AsyncPipe,
+    ByteBudget,
+    ChecksumMismatchError,
+    NoSuchBucketError,
+    PipeAbortedError,
+    RetryPolicy,
+    TransferError,
+    copy,
+    open_reader,
+    open_writer,
+)
+from aqueuepipe.s3 import S3Client
+
+from ..conftest import MakeBucket, MotoServer
+from ..faultproxy import FaultProxy, Match
+from .test_copy import get, key_exists, open_uploads, payload, put
+
+MiB = 1024 * 1024
+FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.1, read_timeout=10)
+
+
+async def chunks(data: bytes, size: int = 64 * 1024) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+class Reader:
+    """An object with async read(n) only."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = memoryview(data)
+
+    async def read(self, n: int = -1) -> bytes:
+        piece, self.data = self.data[:100_000], self.data[100_000:]
+        return bytes(piece)
+
+
+class Writer:
+    """An object with async write(data) only."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    async def write(self, data: bytes) -> None:
+        self.parts.append(data)
+
+
+@pytest.mark.parametrize("size", [0, 1, 5 * MiB - 1, 8 * MiB, 8 * MiB + 1, 17 * MiB + 3])
+async def test_async_generator_of_unknown_length_becomes_an_identical_object(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket, size: int
+) -> None:
+    bucket = await make_bucket()
+    data = payload(size, seed=size)
+    result = await copy(chunks(data), f"s3://{bucket}/k", endpoint_url=moto_server.endpoint_url)
+    assert await get(s3_client, bucket, "k") == data
+    assert result.size == size
+    assert result.parts == (0 if size < 8 * MiB else -(-size // (8 * MiB)))
+    assert "destination:etag-md5" in result.verified
+
+
+async def test_object_with_read_is_a_source(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    bucket = await make_bucket()
+    data = payload(9 * MiB, seed=2)
+    await copy(Reader(data), f"s3://{bucket}/k", endpoint_url=moto_server.endpoint_url)
+    assert await get(s3_client, bucket, "k") == data
+
+
+async def test_pipe_written_by_another_task_is_a_source(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    bucket = await make_bucket()
+    data = payload(12 * MiB, seed=3)
+    async with AsyncPipe(limit=2 * MiB) as pipe:
+
+        async def produce() -> None:
+            async for chunk in chunks(data):
+                await pipe.write(chunk)
+            pipe.close()
+
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(produce())
+            copying = tg.create_task(
+                copy(pipe, f"s3://{bucket}/k", endpoint_url=moto_server.endpoint_url)
+            )
+    assert copying.result().parts == 2
+    assert await get(s3_client, bucket, "k") == data
+    assert pipe.peak_buffered <= 2 * MiB
+
+
+async def test_80mib_generator_under_30mb_stays_within_the_budget(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    bucket = await make_bucket()
+    data = payload(80 * MiB, seed=4)
+    budget = ByteBudget(30_000_000)
+    result = await copy(
+        chunks(data), f"s3://{bucket}/k", budget=budget, endpoint_url=moto_server.endpoint_url
+    )
+    assert result.parts == 10
+    assert budget.peak <= 30_000_000
+    assert budget.used == 0
+    head = await s3_client.head_object(Bucket=bucket, Key="k")
+    assert head["ContentLength"] == len(data)
+    assert hashlib.md5(await get(s3_client, bucket, "k")).digest() == hashlib.md5(data).digest()
+
+
+async def test_failing_producer_aborts_the_upload_with_its_error(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    bucket = await make_bucket()
+
+    async def broken() -> AsyncIterator[bytes]:
+        yield payload(9 * MiB, seed=5)
+        raise RuntimeError("the producer broke")
+
+    with pytest.raises(TransferError) as caught:
+        await copy(broken(), f"s3://{bucket}/k", endpoint_url=moto_server.endpoint_url)
+    assert caught.value.side == "source"
+    assert isinstance(caught.value.__cause__, RuntimeError)
+    assert await open_uploads(s3_client, bucket) == []
+    assert not await key_exists(s3_client, bucket, "k")
+
+
+async def test_object_into_a_pipe_consumed_by_a_hashing_task(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    bucket = await make_bucket()
+    data = payload(50 * 1000 * 1000, seed=6)
+    await put(s3_client, bucket, "k", data)
+    budget = ByteBudget(4 * MiB)
+    async with AsyncPipe(budget=budget) as pipe:
+
+        async def consume() -> str:
+            md5 = hashlib.md5()
+            async for chunk in pipe:
+                md5.update(chunk)
+            return md5.hexdigest()
+
+        async with asyncio.TaskGroup() as tg:
+            hashing = tg.create_task(consume())
+            copying = tg.create_task(
+                copy(f"s3://{bucket}/k", pipe, endpoint_url=moto_server.endpoint_url)
+            )
+    assert hashing.result() == hashlib.md5(data).hexdigest()
+    assert copying.result().verified == ("source:etag-md5",)
+    assert budget.peak <= budget.limit
+
+
+async def test_twenty_objects_into_pipes_under_one_budget(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    bucket = await make_bucket()
+    data = payload(3 * MiB, seed=7)
+    await put(s3_client, bucket, "k", data)
+    budget = ByteBudget(2 * MiB)
+
+    async def one() -> bytes:
+        async with AsyncPipe(budget=budget) as pipe:
+
+            async def consume() -> bytes:
+                return b"".join([chunk async for chunk in pipe])
+
+            async with asyncio.TaskGroup() as tg:
+                got = tg.create_task(consume())
+                tg.create_task(
+                    copy(f"s3://{bucket}/k", pipe, endpoint_url=moto_server.endpoint_url)
+                )
+        return got.result()
+
+    results = await asyncio.gather(*(one() for _ in range(20)))
+    assert all(result == data for result in results)
+    assert budget.peak <= budget.limit
+    assert budget.used == 0
+
+
+async def test_consumer_that_aborts_the_pipe_ends_the_download(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    bucket = await make_bucket()
+    await put(s3_client, bucket, "k", payload(20 * MiB, seed=8))
+    pipe = AsyncPipe(limit=MiB)
+
+    async def consume() -> None:
+        await pipe.read(1000)
+        pipe.abort(RuntimeError("enough"))
+
+    consumer = asyncio.create_task(consume())
+    with pytest.raises(TransferError) as caught:
+        await copy(f"s3://{bucket}/k", pipe, endpoint_url=moto_server.endpoint_url)
+    await consumer
+    assert caught.value.side == "destination"
+    assert "enough" in str(caught.value)
+
+
+async def test_object_to_a_writer(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    bucket = await make_bucket()
+    data = payload(2 * MiB + 5, seed=9)
+    await put(s3_client, bucket, "k", data)
+    writer = Writer()
+    await copy(f"s3://{bucket}/k", writer, endpoint_url=moto_server.endpoint_url)
+    assert b"".join(writer.parts) == data
+
+
+# -- open_reader ---------------------------------------------------------------------
+
+
+async def test_open_reader_reads_identical_bytes(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    bucket = await make_bucket()
+    data = payload(7 * MiB + 11, seed=10)
+    await put(s3_client, bucket, "k", data)
+    got = bytearray()
+    async with open_reader(
+        f"s3://{bucket}/k", limit=2 * MiB, endpoint_url=moto_server.endpoint_url
+    ) as body:
+        while chunk := await body.read(1_000_000):
+            assert len(chunk) <= 1_000_000
+            got += chunk
+        assert await body.read(10) == b""
+    assert bytes(got) == data
+
+
+async def test_open_reader_readexactly_and_iteration(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    bucket = await make_bucket()
+    data = payload(300_000, seed=11)
+    await put(s3_client, bucket, "k", data)
+    async with open_reader(f"s3://{bucket}/k", endpoint_url=moto_server.endpoint_url) as body:
+        head = await body.readexactly(1000)
+        rest = b"".join([chunk async for chunk in body])
+    assert head + rest == data
+
+
+async def test_open_reader_resumes_a_broken_body(
+    fault_proxy: FaultProxy, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    bucket = await make_bucket()
+    data = payload(6 * MiB, seed=12)
+    await put(s3_client, bucket, "k", data)
+    fault_proxy.reset(Match(operation="GetObject"), after_bytes=2 * MiB)
+    async with open_reader(
+        f"s3://{bucket}/k", endpoint_url=fault_proxy.endpoint_url, retries=FAST
+    ) as body:
+        got = await body.read()
+    assert got == data
+    assert len(fault_proxy.exchanges("GetObject")) == 2
+
+
+async def test_open_reader_raises_at_the_end_when_a_byte_was_flipped(
+    fault_proxy: FaultProxy, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    bucket = await make_bucket()
+    await put(s3_client, bucket, "k", payload(3 * MiB, seed=13))
+    fault_proxy.flip(Match(operation="GetObject"), offset=5, times=None)
+    async with open_reader(
+        f"s3://{bucket}/k", endpoint_url=fault_proxy.endpoint_url, retries=FAST
+    ) as body:
+        with pytest.raises(ChecksumMismatchError) as caught:
+            async for _ in body:
+                pass
+    assert caught.value.side == "source"
+
+
+async def test_leaving_open_reader_early_leaves_no_task(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    bucket = await make_bucket()
+    await put(s3_client, bucket, "k", payload(20 * MiB, seed=14))
+    before = asyncio.all_tasks()
+    async with open_reader(
+        f"s3://{bucket}/k", limit=MiB, endpoint_url=moto_server.endpoint_url
+    ) as body:
+        assert len(await body.read(10)) == 10
+    assert asyncio.all_tasks() == before
+
+
+async def test_open_reader_of_a_missing_bucket_raises_from_read(
+    moto_server: MotoServer,
+) -> None:
+    async with open_reader(
+        "s3://no-such-bucket-here/k", endpoint_url=moto_server.endpoint_url
+    ) as body:
+        with pytest.raises(NoSuchBucketError):
+            await body.read()
+
+
+# -- open_writer ---------------------------------------------------------------------
+
+
+async def test_open_writer_writes_identical_bytes(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    bucket = await make_bucket()
+    data = payload(19 * MiB, seed=15)
+    async with open_writer(
+        f"s3://{bucket}/k", limit=30_000_000, endpoint_url=moto_server.endpoint_url
+    ) as body:
+        async for chunk in chunks(data, 300_000):
+            await body.write(chunk)
+    assert body.result is not None and body.result.parts == 3
+    assert await get(s3_client, bucket, "k") == data
+
+
+async def test_exception_inside_open_writer_leaves_no_object_and_no_upload(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    bucket = await make_bucket()
+    with pytest.raises(RuntimeError, match="the report failed"):
+        async with open_writer(f"s3://{bucket}/k", endpoint_url=moto_server.endpoint_url) as body:
+            await body.write(payload(10 * MiB, seed=16))
+            raise RuntimeError("the report failed")
+    assert await open_uploads(s3_client, bucket) == []
+    assert not await key_exists(s3_client, bucket, "k")
+
+
+async def test_cancelled_open_writer_leaves_no_object_and_no_upload(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    bucket = await make_bucket()
+    wrote = asyncio.Event()
+
+    async def write_forever() -> None:
+        async with open_writer(f"s3://{bucket}/k", endpoint_url=moto_server.endpoint_url) as body:
+            await body.write(payload(9 * MiB, seed=17))
+            wrote.set()
+            await asyncio.Event().wait()
+
+    task = asyncio.create_task(write_forever())
+    await wrote.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await open_uploads(s3_client, bucket) == []
+    assert not await key_exists(s3_client, bucket, "k")
+
+
+async def test_open_writer_to_a_missing_bucket_raises(moto_server: MotoServer) -> None:
+    with pytest.raises(NoSuchBucketError):
+        async with open_writer(
+            "s3://no-such-bucket-here/k", endpoint_url=moto_server.endpoint_url
+        ) as body:
+            for _ in range(20):
+                await body.write(payload(MiB, seed=18))
+
+
+async def test_stream_to_a_local_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="stream source needs an s3:// object"):
+        await copy(chunks(b"x"), str(tmp_path / "f"))
+    with pytest.raises(PipeAbortedError):
+        pipe = AsyncPipe(limit=10)
+        pipe.abort()
+        await pipe.read()
