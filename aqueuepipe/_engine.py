@@ -28,7 +28,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import datetime
 import hashlib
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,6 +139,8 @@ class Copy:
         #: The evidence that proved the copy, e.g. ("source:crc32", "destination:etag-md5").
         self.verified: tuple[str, ...] = ()
         self._check: SourceCheck | None = None
+        #: What PutObject / CreateMultipartUpload take besides the bytes (_metadata).
+        self._headers: dict[str, Any] = {}
         self._sending = Sending(algorithm=None, md5=False, trusted=False)
         self._etags_matched = True
         self._full: Hasher | None = None  # the running CRC of a FULL_OBJECT upload
@@ -211,6 +215,9 @@ class Copy:
             async def once() -> None:
                 async with self._open(src_client, src) as stream:
                     self._sending = self._choose_sending(dst_client, stream.response)
+                    self._headers = self.options.settings.headers(
+                        source=stream.response, tag_set=await self._source_tags(src_client, src)
+                    )
                     try:
                         await self._upload(stream, stream.size, dst_client, dst, stream)
                     finally:
@@ -226,6 +233,7 @@ class Copy:
                 with self.errors("source"):
                     source = await stack.enter_async_context(FileSource(src))
                 self.size = source.size
+                self._headers = self.options.settings.headers(path=src)
                 self.options.progress.transfer_started(self.src, self.dst, source.size)
                 await self._upload(source, source.size, dst_client, dst, None)
 
@@ -235,6 +243,7 @@ class Copy:
         """Upload a stream of unknown length; it cannot be read twice, so a server
         refusing checksum headers mid-upload fails the copy instead of restarting it."""
         self._sending = self._choose_sending(dst_client)
+        self._headers = self.options.settings.headers()
         self.options.progress.transfer_started(self.src, self.dst, None)
         try:
             await self._upload_stream(source, dst_client, dst)
@@ -283,6 +292,7 @@ class Copy:
                 self.etag = stream.etag
                 with self.errors("destination"):
                     await sink.commit()
+                    await _set_mtime(dst, stream.response.get("LastModified"))
 
         await self._reading_again(once)
 
@@ -316,6 +326,13 @@ class Copy:
                     ) from None
                 forget_flexible_checksums(refused.endpoint_url)
                 self._sending = self._sending.without_flexible_checksum()
+
+    async def _source_tags(self, client: S3Client, url: S3Url) -> list[Mapping[str, str]] | None:
+        if not self.options.settings.tags:
+            return None
+        with self.errors("source"):
+            response = await client.get_object_tagging(Bucket=url.bucket, Key=url.key)
+        return list(response.get("TagSet", []))
 
     def _choose_sending(self, client: S3Client, source: Mapping[str, Any] | None = None) -> Sending:
         return Sending.choose(client.meta.endpoint_url, self.options.checksum_algorithm, source)
@@ -446,6 +463,7 @@ class Copy:
             attempt += 1
             sending = self._sending
             kwargs: dict[str, Any] = {
+                **self._headers,
                 "Bucket": dst.bucket,
                 "Key": dst.key,
                 "Body": part.body,
@@ -645,7 +663,9 @@ class Copy:
         sending = self._sending
         algorithm = sending.algorithm
         upload.checksum_algorithm = s3_algorithm(algorithm) if algorithm is not None else None
-        extra = {"ChecksumType": "FULL_OBJECT"} if algorithm and full_object(algorithm) else {}
+        extra = dict(self._headers)
+        if algorithm is not None and full_object(algorithm):
+            extra["ChecksumType"] = "FULL_OBJECT"
         with self.errors("destination"):
             try:
                 await upload.create(extra)
@@ -654,7 +674,8 @@ class Copy:
                     raise
                 self._sending = sending.without_flexible_checksum()
                 upload.checksum_algorithm = None
-                await upload.create()
+                extra.pop("ChecksumType", None)
+                await upload.create(extra)
                 forget_flexible_checksums(upload.client.meta.endpoint_url)
 
     def _check_completed(
@@ -846,6 +867,13 @@ class Copy:
                 f"the source grew beyond its size of {self.size} bytes",
                 side="source",
             )
+
+
+async def _set_mtime(path: Path, when: object) -> None:
+    """Give a downloaded file the object's LastModified as its modification time."""
+    if isinstance(when, datetime.datetime):
+        stamp = when.timestamp()
+        await asyncio.to_thread(os.utime, path, (stamp, stamp))
 
 
 @contextlib.contextmanager

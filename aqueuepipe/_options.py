@@ -7,13 +7,14 @@ and :class:`TransferResult` is what every copy reports.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from ._budget import ByteBudget
+from ._metadata import ObjectSettings
 from .checksums import new_hasher, s3_algorithm
-from .s3._parts import MIN_PART_SIZE
+from .s3._parts import MAX_PART_SIZE, MIN_PART_SIZE
 from .s3._retry import RetryPolicy, as_policy
 
 __all__ = [
@@ -56,6 +57,8 @@ class Options:
     verify: Verify
     #: Skip a copy whose destination already holds the source's object (see _skip).
     skip_existing: bool
+    #: Metadata, storage class, encryption and tags of what the copies write.
+    settings: ObjectSettings
     budget: ByteBudget
     progress: ProgressListener
     policy: RetryPolicy
@@ -172,6 +175,12 @@ def build_options(
     retries: int | RetryPolicy | None,
     verify: Verify = "auto",
     skip_existing: bool = False,
+    metadata: Mapping[str, str] | None = None,
+    content_type: str | None = None,
+    storage_class: str | None = None,
+    sse: str | None = None,
+    sse_kms_key_id: str | None = None,
+    tags: bool = False,
 ) -> Options:
     """The one validation of a copy's options, before any I/O.
 
@@ -183,10 +192,15 @@ def build_options(
     """
     positive_int("part_size", part_size)
     positive_int("part_concurrency", part_concurrency)
-    if part_size < MIN_PART_SIZE:
+    if not MIN_PART_SIZE <= part_size <= MAX_PART_SIZE:
         raise ValueError(
-            f"part_size must be at least {MIN_PART_SIZE} bytes (5 MiB, the S3 minimum), "
-            f"got {part_size}"
+            f"part_size must be between {MIN_PART_SIZE} bytes (5 MiB) and {MAX_PART_SIZE} "
+            f"bytes (5 GiB), S3's limits for a part; got {part_size}"
+        )
+    if isinstance(checksums, str):
+        raise ValueError(
+            f"checksums must be a collection of algorithm names, e.g. ({checksums!r},), "
+            f"not the str {checksums!r}"
         )
     names = tuple(dict.fromkeys(new_hasher(name).name for name in checksums))
     if checksum_algorithm is not None:
@@ -217,6 +231,14 @@ def build_options(
         checksum_algorithm=checksum_algorithm,
         verify=verify,
         skip_existing=skip_existing,
+        settings=ObjectSettings.build(
+            metadata=metadata,
+            content_type=content_type,
+            storage_class=storage_class,
+            sse=sse,
+            sse_kms_key_id=sse_kms_key_id,
+            tags=tags,
+        ),
         budget=budget,
         progress=_as_listener(progress),
         policy=as_policy(retries),

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from pathlib import Path
 
 from ._budget import ByteBudget
@@ -86,6 +86,12 @@ async def copy(
     progress: ProgressListener | ProgressCallback | None = None,
     retries: int | RetryPolicy | None = None,
     verify: Verify = "auto",
+    metadata: Mapping[str, str] | None = None,
+    content_type: str | None = None,
+    storage_class: str | None = None,
+    sse: str | None = None,
+    sse_kms_key_id: str | None = None,
+    tags: bool = False,
 ) -> TransferResult:
     """Copy ``src`` to ``dst`` by streaming, holding at most ``limit`` bytes.
 
@@ -117,6 +123,14 @@ async def copy(
     sets the backoff, the read timeout and the stall timeout; see "Reliability"
     in the README for which layer retries what.
 
+    Metadata: an S3-to-S3 copy keeps the source's Content-Type, Content-Encoding,
+    Content-Disposition, Content-Language, Cache-Control, Expires and user
+    metadata, as CopyObject does; an upload guesses Content-Type from the file
+    name.  ``metadata=`` and ``content_type=`` replace them; ``storage_class=``,
+    ``sse=`` (``"AES256"``, ``"aws:kms"`` with ``sse_kms_key_id=``) and
+    ``tags=True`` (copy the source's tags; it needs s3:GetObjectTagging) add to
+    them.  A download gets the object's LastModified as its mtime.
+
     Raises:
         ValueError: a bad URL or option, before any network call.
         NoSuchBucketError, NoSuchKeyError: the bucket or key is missing.
@@ -138,6 +152,12 @@ async def copy(
         progress=progress,
         retries=retries,
         verify=verify,
+        metadata=metadata,
+        content_type=content_type,
+        storage_class=storage_class,
+        sse=sse,
+        sse_kms_key_id=sse_kms_key_id,
+        tags=tags,
     )
     src_loc, dst_loc = _check_pair(src, dst)
     src_name, dst_name = describe(src), describe(dst)
@@ -179,6 +199,12 @@ def copy_many(
     retries: int | RetryPolicy | None = None,
     verify: Verify = "auto",
     skip_existing: bool = False,
+    metadata: Mapping[str, str] | None = None,
+    content_type: str | None = None,
+    storage_class: str | None = None,
+    sse: str | None = None,
+    sse_kms_key_id: str | None = None,
+    tags: bool = False,
 ) -> AsyncGenerator[TransferResult, None]:
     """Copy many ``(src, dst)`` pairs, ``concurrency`` at a time, under one memory limit.
 
@@ -230,6 +256,12 @@ def copy_many(
         retries=retries,
         verify=verify,
         skip_existing=skip_existing,
+        metadata=metadata,
+        content_type=content_type,
+        storage_class=storage_class,
+        sse=sse,
+        sse_kms_key_id=sse_kms_key_id,
+        tags=tags,
     )
     pool = ClientPool(
         client=client,

@@ -1,0 +1,123 @@
+"""What a copy writes besides the bytes: headers, user metadata, storage, encryption, tags.
+
+An S3-to-S3 copy carries the source's Content-Type, Content-Encoding,
+Content-Disposition, Content-Language, Cache-Control, Expires and user metadata
+to the destination, single PUT and multipart alike, as CopyObject does.  An upload
+from a file guesses its Content-Type from the file name.  The options replace
+(``metadata=``, ``content_type=``) or add (``storage_class=``, ``sse=``,
+``sse_kms_key_id=``, ``tags=True``) what goes with the object.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+__all__ = ["SSE_CHOICES", "ObjectSettings", "carried_headers"]
+
+#: The response fields GetObject reports that PutObject and CreateMultipartUpload take.
+_CARRIED = (
+    "ContentType",
+    "ContentEncoding",
+    "ContentDisposition",
+    "ContentLanguage",
+    "CacheControl",
+    "Expires",
+)
+SSE_CHOICES = ("AES256", "aws:kms", "aws:kms:dsse")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ObjectSettings:
+    """The metadata options of a copy, validated (see :meth:`build`)."""
+
+    metadata: Mapping[str, str] | None = None
+    content_type: str | None = None
+    storage_class: str | None = None
+    sse: str | None = None
+    sse_kms_key_id: str | None = None
+    tags: bool = False
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        metadata: Mapping[str, str] | None,
+        content_type: str | None,
+        storage_class: str | None,
+        sse: str | None,
+        sse_kms_key_id: str | None,
+        tags: bool,
+    ) -> ObjectSettings:
+        """Check the options; raise ValueError naming what is wrong."""
+        if metadata is not None:
+            if not isinstance(metadata, Mapping):
+                raise ValueError(f"metadata must be a mapping of str to str, got {metadata!r}")
+            for key, value in metadata.items():
+                if not isinstance(key, str) or not isinstance(value, str) or not key:
+                    raise ValueError(
+                        f"metadata must map non-empty str names to str values, got {key!r}: "
+                        f"{value!r}"
+                    )
+            metadata = dict(metadata)
+        for name, given in (("content_type", content_type), ("storage_class", storage_class)):
+            if given is not None and (not isinstance(given, str) or not given):
+                raise ValueError(f"{name} must be a non-empty str, got {given!r}")
+        if sse is not None and sse not in SSE_CHOICES:
+            raise ValueError(f"sse must be one of {', '.join(SSE_CHOICES)}, got {sse!r}")
+        if sse_kms_key_id is not None and (sse is None or not sse.startswith("aws:kms")):
+            raise ValueError("sse_kms_key_id needs sse='aws:kms' (or 'aws:kms:dsse')")
+        if not isinstance(tags, bool):
+            raise ValueError(f"tags must be True or False, got {tags!r}")
+        return cls(
+            metadata=metadata,
+            content_type=content_type,
+            storage_class=storage_class,
+            sse=sse,
+            sse_kms_key_id=sse_kms_key_id,
+            tags=tags,
+        )
+
+    def headers(
+        self,
+        *,
+        source: Mapping[str, Any] | None = None,
+        path: Path | None = None,
+        tag_set: list[Mapping[str, str]] | None = None,
+    ) -> dict[str, Any]:
+        """The PutObject / CreateMultipartUpload arguments for the destination.
+
+        ``source`` is the S3 source's GetObject response, ``path`` a local source,
+        ``tag_set`` the source's tags (when ``tags`` is on).
+        """
+        kwargs = carried_headers(source) if source is not None else {}
+        if path is not None and "ContentType" not in kwargs:
+            guessed, _ = mimetypes.guess_type(path.name, strict=False)
+            if guessed is not None:
+                kwargs["ContentType"] = guessed
+        if self.content_type is not None:
+            kwargs["ContentType"] = self.content_type
+        if self.metadata is not None:
+            kwargs["Metadata"] = dict(self.metadata)
+        if self.storage_class is not None:
+            kwargs["StorageClass"] = self.storage_class
+        if self.sse is not None:
+            kwargs["ServerSideEncryption"] = self.sse
+        if self.sse_kms_key_id is not None:
+            kwargs["SSEKMSKeyId"] = self.sse_kms_key_id
+        if tag_set:
+            kwargs["Tagging"] = urlencode([(tag["Key"], tag["Value"]) for tag in tag_set])
+        return kwargs
+
+
+def carried_headers(source: Mapping[str, Any]) -> dict[str, Any]:
+    """The headers and user metadata of ``source`` that a copy keeps."""
+    kwargs = {name: source[name] for name in _CARRIED if source.get(name) not in (None, "")}
+    metadata = source.get("Metadata")
+    if metadata:
+        kwargs["Metadata"] = dict(metadata)
+    return kwargs
