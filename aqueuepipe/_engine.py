@@ -274,9 +274,10 @@ class Copy:
                     self.src, self.dst, exc.evidence, exc.expected, exc.actual, "source"
                 ) from None
         except BaseException as exc:
-            sink.fail(exc)
+            await sink.fail(exc)
             raise
-        sink.finish()
+        with self.errors("destination"):
+            await sink.finish()
 
     async def s3_to_file(self, src_client: S3Client, src: S3Url, dst: Path) -> None:
         async def once() -> None:
@@ -810,7 +811,21 @@ class Copy:
     # -- download ---------------------------------------------------------------
 
     async def _download(self, stream: ObjectStream, sink: FileSink | StreamSink) -> None:
-        check = self._check
+        """Read the body into ``sink``, hashing on the way.
+
+        A file is written through a pipe on the copy's budget, so the network
+        never waits for the disk; a stream consumer is written directly (its own
+        pipe or pace bounds what is held).
+        """
+        if isinstance(sink, StreamSink):
+            while True:
+                with self.errors("source"):
+                    chunk = await stream.read()
+                if not chunk:
+                    break
+                await self._take(chunk, sink)
+            self._check_length(sink.bytes_written, stream.size)
+            return
 
         async with AsyncPipe(budget=self.budget) as pipe:
 
@@ -830,13 +845,7 @@ class Copy:
             async def consume() -> None:
                 try:
                     async for chunk in pipe:
-                        await self.hashes.aupdate(chunk)
-                        if check is not None:
-                            check.update(chunk)
-                        with self.errors("destination"):
-                            await sink.write(chunk)
-                        self._progressed()
-                        self.options.progress.transfer_advanced(self.src, self.dst, len(chunk))
+                        await self._take(chunk, sink)
                 except BaseException as exc:
                     pipe.abort(exc)
                     raise
@@ -846,6 +855,16 @@ class Copy:
                     tg.create_task(produce())
                     tg.create_task(consume())
         self._check_length(pipe.bytes_read, stream.size)
+
+    async def _take(self, chunk: bytes, sink: FileSink | StreamSink) -> None:
+        """Hash a chunk of the body and hand it to the destination."""
+        await self.hashes.aupdate(chunk)
+        if self._check is not None:
+            self._check.update(chunk)
+        with self.errors("destination"):
+            await sink.write(chunk)
+        self._progressed()
+        self.options.progress.transfer_advanced(self.src, self.dst, len(chunk))
 
     # -- checks -----------------------------------------------------------------
 

@@ -71,23 +71,45 @@ def _join_dst(dst_loc: S3Url | Path, relative: str) -> tuple[str, Path | None]:
 async def _expand_prefix(
     src: str, dst: str, src_loc: S3Url, dst_loc: S3Url | Path, get_client: GetClient
 ) -> AsyncIterator[Expanded]:
+    """One pair per object under the prefix, as the prefix is when the copy starts.
+
+    The listing runs page by page while the copies run, except when the
+    destination lies inside the source prefix on the same endpoint: then the keys
+    are listed first, so the copies never list themselves.
+    """
     prefix = src_loc.key
     try:
         client = await get_client("source")
-        paginator = client.get_paginator("list_objects_v2")
-        async for page in paginator.paginate(Bucket=src_loc.bucket, Prefix=prefix):
-            for entry in page.get("Contents", []):
-                key = str(entry["Key"])
-                relative = key[len(prefix) :]
-                if not relative or (isinstance(dst_loc, Path) and key.endswith("/")):
-                    continue  # the prefix itself, or a folder marker on download
-                source = str(S3Url(src_loc.bucket, key))
-                try:
-                    target, root = _join_dst(dst_loc, relative)
-                except ValueError as exc:
-                    yield source, f"{dst.rstrip('/')}/{relative}", None, exc
-                    continue
-                yield source, target, root, None
+        entries: AsyncIterator[dict[str, object]] = _list(client, src_loc.bucket, prefix)
+        if isinstance(dst_loc, S3Url) and dst_loc.bucket == src_loc.bucket:
+            target_client = await get_client("destination")
+            inside = _inside(dst_loc, prefix)
+            if inside and target_client.meta.endpoint_url == client.meta.endpoint_url:
+                entries = _replay([entry async for entry in entries])
+        async for entry in entries:
+            key = str(entry["Key"])
+            relative = key[len(prefix) :]
+            if not relative:
+                continue  # the prefix itself
+            source = str(S3Url(src_loc.bucket, key))
+            if isinstance(dst_loc, Path) and key.endswith("/"):
+                if int(str(entry.get("Size", 0))):
+                    yield (
+                        source,
+                        dst,
+                        None,
+                        ValueError(
+                            f"key {key!r} ends with '/' but holds {entry['Size']} bytes: "
+                            "it cannot be a local file name"
+                        ),
+                    )
+                continue  # a folder marker: its directory comes with its files
+            try:
+                target, root = _join_dst(dst_loc, relative)
+            except ValueError as exc:
+                yield source, f"{dst.rstrip('/')}/{relative}", None, exc
+                continue
+            yield source, target, root, None
     except Exception as exc:
         yield (
             src,
@@ -95,6 +117,23 @@ async def _expand_prefix(
             None,
             translate_error(exc, src=src, dst=dst, bucket=src_loc.bucket, key=None, side="source"),
         )
+
+
+def _inside(dst: S3Url, prefix: str) -> bool:
+    """Whether the destination prefix lies inside the source ``prefix``."""
+    return dst.as_prefix().key.startswith(prefix)
+
+
+async def _list(client: S3Client, bucket: str, prefix: str) -> AsyncIterator[dict[str, object]]:
+    paginator = client.get_paginator("list_objects_v2")
+    async for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        for entry in page.get("Contents", []):
+            yield entry
+
+
+async def _replay(entries: list[dict[str, object]]) -> AsyncIterator[dict[str, object]]:
+    for entry in entries:
+        yield entry
 
 
 async def _expand_directory(
@@ -113,8 +152,11 @@ async def _expand_directory(
 
 
 def _walk_files(root: Path) -> Iterator[Path]:
-    for directory, _dirs, files in os.walk(root):
-        for name in sorted(files):
+    """Every file under ``root``, and every symbolic link to a directory (not followed:
+    the copy of such a path fails with a result that says so)."""
+    for directory, dirs, files in os.walk(root):
+        linked = [name for name in dirs if os.path.islink(os.path.join(directory, name))]
+        for name in sorted([*files, *linked]):
             yield Path(directory, name)
 
 

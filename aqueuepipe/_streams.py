@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import inspect
 import os
+import stat
 from collections.abc import AsyncIterable, AsyncIterator
-from typing import Protocol, TypeAlias, runtime_checkable
+from pathlib import Path
+from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
+
+import aiofiles
 
 from ._pipe import AsyncPipe
 
 __all__ = [
     "ByteReader",
     "ByteWriter",
+    "SpecialFile",
     "StreamSink",
     "StreamSinkLike",
     "StreamSource",
@@ -26,6 +31,7 @@ __all__ = [
     "describe",
     "is_stream_sink",
     "is_stream_source",
+    "special_file",
 ]
 
 Buffer: TypeAlias = bytes | bytearray | memoryview
@@ -63,10 +69,12 @@ class StreamSource:
         self._done = False
         self._reader: ByteReader | None = None
         self._chunks: AsyncIterator[Buffer] | None = None
-        if isinstance(stream, AsyncIterable):  # an AsyncPipe too
-            self._chunks = aiter(stream)
+        # read(n) is preferred where an object has both: aiohttp's request body, say,
+        # iterates by lines.  An AsyncPipe is iterated: its chunks pass uncopied.
+        if isinstance(stream, AsyncPipe) or not _has_async_read(stream):
+            self._chunks = aiter(stream)  # type: ignore[arg-type]
         else:
-            self._reader = stream
+            self._reader = stream  # type: ignore[assignment]
 
     async def _next_chunk(self) -> memoryview:
         if self._reader is not None:
@@ -128,25 +136,82 @@ class StreamSink:
         await self._stream.write(data if isinstance(data, bytes) else bytes(data))
         self.bytes_written += len(data)
 
-    def finish(self) -> None:
-        """The copy is complete and verified: end the stream (a pipe is closed)."""
+    async def finish(self) -> None:
+        """The copy is complete and verified: end the stream (a pipe is closed, a
+        special file this library opened is closed)."""
         if isinstance(self._stream, AsyncPipe):
             self._stream.close()
+        elif isinstance(self._stream, SpecialFile):
+            await self._stream.aclose()
 
-    def fail(self, exc: BaseException) -> None:
+    async def fail(self, exc: BaseException) -> None:
         """The copy failed: a pipe is aborted with ``exc``, so its reader sees why."""
         if isinstance(self._stream, AsyncPipe) and not self._stream.aborted:
             self._stream.abort(exc)
+        elif isinstance(self._stream, SpecialFile):
+            await self._stream.aclose()
+
+
+class SpecialFile:
+    """A FIFO, a character device or another non-regular file, read or written in
+    place as a stream (never replaced by a renamed temporary file)."""
+
+    __slots__ = ("_file", "_mode", "path")
+
+    def __init__(self, path: Path, mode: Literal["rb", "wb"]) -> None:
+        self.path = path
+        self._mode = mode
+        self._file: Any = None
+
+    async def _opened(self) -> Any:
+        if self._file is None:
+            # Opening a FIFO waits for its other end: in aiofiles' worker thread.
+            self._file = await aiofiles.open(self.path, self._mode, buffering=0)
+        return self._file
+
+    async def read(self, n: int = -1) -> bytes:
+        data: bytes = await (await self._opened()).read(n)
+        if not data:
+            await self.aclose()
+        return data
+
+    async def write(self, data: bytes) -> None:
+        file = await self._opened()
+        view = memoryview(data)
+        while len(view):  # unbuffered: a pipe may take part of it
+            written = await file.write(view)
+            view = view[written or 0 :]
+
+    async def aclose(self) -> None:
+        file, self._file = self._file, None
+        if file is not None:
+            await file.close()
+
+
+def special_file(end: object) -> Path | None:
+    """``end`` as a path if it names an existing file that is not a regular file
+    (a FIFO, a character device...), else None."""
+    if not isinstance(end, str | os.PathLike):
+        return None
+    try:
+        info = os.stat(end)
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISFIFO(info.st_mode) or stat.S_ISCHR(info.st_mode):
+        return Path(end)
+    return None
+
+
+def _has_async_read(value: object) -> bool:
+    read = getattr(value, "read", None)
+    return read is not None and inspect.iscoroutinefunction(read)
 
 
 def is_stream_source(value: object) -> bool:
     """Whether ``value`` is a stream a copy can read (rather than a URL or path)."""
     if isinstance(value, str | bytes) or hasattr(value, "__fspath__"):
         return False
-    if isinstance(value, AsyncPipe | AsyncIterable):
-        return True
-    read = getattr(value, "read", None)
-    return read is not None and inspect.iscoroutinefunction(read)
+    return isinstance(value, AsyncPipe | AsyncIterable) or _has_async_read(value)
 
 
 def is_stream_sink(value: object) -> bool:

@@ -32,6 +32,7 @@ from ._options import (
 )
 from ._skip import already_there
 from ._streams import (
+    SpecialFile,
     StreamSink,
     StreamSinkLike,
     StreamSource,
@@ -39,6 +40,7 @@ from ._streams import (
     describe,
     is_stream_sink,
     is_stream_source,
+    special_file,
 )
 from .s3._client import ChecksumWhen, S3Client
 from .s3._parts import DEFAULT_PART_SIZE
@@ -159,8 +161,7 @@ async def copy(
         sse_kms_key_id=sse_kms_key_id,
         tags=tags,
     )
-    src_loc, dst_loc = _check_pair(src, dst)
-    src_name, dst_name = describe(src), describe(dst)
+    _check_pair(src, into_directory(src, dst))  # ValueError before anything runs
     pool = ClientPool(
         client=client,
         src_client=src_client,
@@ -173,7 +174,7 @@ async def copy(
         shape="one",
     )
     async with pool:
-        result = await _copy_pair(src_name, dst_name, src_loc, dst_loc, pool, options)
+        result = await _copy_expanded(src, dst, None, pool, options)
     if result.error is not None:
         raise result.error
     return result
@@ -291,24 +292,34 @@ async def _run_batch(
     results: asyncio.Queue[TransferResult | None] = asyncio.Queue(maxsize=concurrency)
     slots = asyncio.Semaphore(concurrency)
     async with pool:
+        local_targets: set[Path] = set()
 
         async def run_one(src: Endpoint, dst: Endpoint, dst_dir: Path | None) -> None:
             try:
-                result = await _copy_expanded(src, dst, dst_dir, pool, options)
+                result = await _copy_expanded(src, dst, dst_dir, pool, options, local_targets)
                 await results.put(result)
             finally:
                 slots.release()
 
         async def feed() -> None:
+            failure: Exception | None = None
             try:
                 async with asyncio.TaskGroup() as copies:
-                    async for src, dst, dst_dir, error in expand(pairs, recursive, pool.get):
-                        await slots.acquire()
-                        if error is not None:
-                            slots.release()
-                            await results.put(_failed(describe(src), describe(dst), error, options))
-                            continue
-                        copies.create_task(run_one(src, dst, dst_dir))
+                    try:
+                        async for src, dst, dst_dir, error in expand(pairs, recursive, pool.get):
+                            await slots.acquire()
+                            if error is not None:
+                                slots.release()
+                                failed = _failed(describe(src), describe(dst), error, options)
+                                await results.put(failed)
+                                continue
+                            copies.create_task(run_one(src, dst, dst_dir))
+                    except Exception as exc:
+                        # The pairs iterator failed: the copies it started still
+                        # finish and report; then the batch raises its error.
+                        failure = exc
+                if failure is not None:
+                    raise failure
             finally:
                 # However the feeder ends (done, or failed: the pairs iterator
                 # raised, a bug), the reader must not wait for results forever.
@@ -361,17 +372,45 @@ def _failed(src: str, dst: str, error: BaseException, options: Options) -> Trans
 
 
 async def _copy_expanded(
-    src_end: Endpoint, dst_end: Endpoint, dst_dir: Path | None, pool: ClientPool, options: Options
+    src_end: Endpoint,
+    dst_end: Endpoint,
+    dst_dir: Path | None,
+    pool: ClientPool,
+    options: Options,
+    local_targets: set[Path] | None = None,
 ) -> TransferResult:
-    """One pair of a batch: checked, its directory made, then copied."""
+    """One pair: checked, its directory made, then copied.
+
+    ``local_targets`` are the local files the pairs of a batch write so far: two
+    pairs aimed at one file are refused (the second gets an error result).
+    """
+    directory = isinstance(dst_end, str) and dst_end.endswith(("/", os.sep))
+    dst_end = into_directory(src_end, dst_end)
     src, dst = describe(src_end), describe(dst_end)
     try:
         src_loc, dst_loc = _check_pair(src_end, dst_end)
-        if dst_dir is not None and isinstance(dst_loc, Path):
-            await asyncio.to_thread(dst_loc.parent.mkdir, parents=True, exist_ok=True)
+        if isinstance(dst_loc, Path):
+            if local_targets is not None:
+                target = await asyncio.to_thread(dst_loc.resolve)
+                if target in local_targets:
+                    raise ValueError(f"another pair of this batch already writes {dst!r}")
+                local_targets.add(target)
+            if dst_dir is not None or directory:
+                await _make_parent(dst_loc)
     except Exception as exc:
         return _failed(src, dst, _as_transfer_error(exc, src, dst), options)
     return await _copy_pair(src, dst, src_loc, dst_loc, pool, options)
+
+
+async def _make_parent(path: Path) -> None:
+    """Create ``path``'s directory; say clearly when a file is in the way."""
+    try:
+        await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ValueError(
+            f"cannot create the directory of {str(path)!r}: a file is in the way (keys "
+            "such as 'a' and 'a/b' cannot both be local files)"
+        ) from None
 
 
 async def _copy_pair(
@@ -391,6 +430,9 @@ async def _copy_pair(
         )
     except Exception as exc:
         return _failed(src, dst, _as_transfer_error(exc, src, dst), options)
+    if _same_object(src_loc, dst_loc, src_client, dst_client):
+        error = ValueError(f"source and destination are the same object: {src!r}")
+        return _failed(src, dst, error, options)
     return await _copy_one(src, dst, src_loc, dst_loc, src_client, dst_client, pool, options)
 
 
@@ -401,8 +443,15 @@ def _as_transfer_error(exc: Exception, src: str, dst: str) -> BaseException:
 
 
 def _check_pair(src_end: object, dst_end: object) -> tuple[Location, Location]:
-    """The ends of a copy, checked; raises ValueError naming what is wrong."""
+    """The ends of a copy, checked; raises ValueError naming what is wrong.
+
+    A FIFO or a character device is a stream: read, or written in place.
+    """
     src, dst = describe(src_end), describe(dst_end)
+    if (fifo := special_file(src_end)) is not None:
+        src_end = SpecialFile(fifo, "rb")
+    if (fifo := special_file(dst_end)) is not None:
+        dst_end = SpecialFile(fifo, "wb")
     if is_stream_source(src_end):
         dst_loc = parse_location(_as_path(dst_end))
         if not isinstance(dst_loc, S3Url) or not dst_loc.key or dst_loc.is_prefix:
@@ -423,9 +472,39 @@ def _check_pair(src_end: object, dst_end: object) -> tuple[Location, Location]:
         raise ValueError(f"one of {src!r} and {dst!r} must be an s3:// URL")
     if isinstance(dst_loc, S3Url) and not dst_loc.key:
         raise ValueError(f"destination {dst!r} names no object (a key is needed)")
-    if src_loc == dst_loc:
-        raise ValueError(f"source and destination are the same object: {src!r}")
+    if isinstance(src_loc, Path) and src_loc.is_symlink() and src_loc.is_dir():
+        raise ValueError(f"source {src!r} is a symbolic link to a directory (not followed)")
     return src_loc, dst_loc
+
+
+def into_directory(src_end: object, dst_end: object) -> object:
+    """``dst_end`` with the source's name appended when it names a directory.
+
+    A destination ending in ``/`` is a directory (or a prefix), in the API as in
+    the command: ``copy("s3://b/logs/a.txt", "out/")`` writes ``out/a.txt``.
+    """
+    if not isinstance(dst_end, str) or not dst_end.endswith(("/", os.sep)):
+        return dst_end
+    if isinstance(src_end, str) and src_end.startswith("s3://"):
+        name = src_end.rstrip("/").rsplit("/", 1)[-1]
+    elif isinstance(src_end, str | os.PathLike):
+        name = Path(src_end).name
+    else:
+        return dst_end
+    if not name or name in (".", ".."):
+        return dst_end
+    if dst_end.startswith("s3://"):
+        return dst_end + name
+    return str(Path(dst_end) / name)
+
+
+def _same_object(
+    src_loc: Location, dst_loc: Location, src: S3Client | None, dst: S3Client | None
+) -> bool:
+    """Endpoint, bucket and key all equal: mirroring to another endpoint is a copy."""
+    if not isinstance(src_loc, S3Url) or src_loc != dst_loc or src is None or dst is None:
+        return False
+    return src is dst or src.meta.endpoint_url == dst.meta.endpoint_url
 
 
 def _as_path(end: object) -> str | os.PathLike[str]:

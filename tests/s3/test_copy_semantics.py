@@ -1,0 +1,236 @@
+"""What a copy is: its ends, sameness, directories, special files, one result per object."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import stat
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aqueuepipe import TransferResult, copy, copy_many
+from aqueuepipe.s3 import S3Client
+
+from ..conftest import MakeBucket, MotoServer
+from .test_copy import get, key_exists, payload, put
+
+MiB = 1024 * 1024
+
+
+async def collect(results: Any) -> list[TransferResult]:
+    async with contextlib.aclosing(results) as iterator:
+        return [result async for result in iterator]
+
+
+async def test_recursive_copy_into_its_own_prefix_copies_each_object_once(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    bucket = await make_bucket()
+    for i in range(30):
+        await put(s3_client, bucket, f"self/{i:02}", b"x" * i)
+    results = await collect(
+        copy_many(
+            [(f"s3://{bucket}/self/", f"s3://{bucket}/self/sub/")],
+            recursive=True,
+            endpoint_url=moto_server.endpoint_url,
+        )
+    )
+    assert len(results) == 30 and all(r.ok for r in results)
+    listed = await s3_client.list_objects_v2(Bucket=bucket, Prefix="self/sub/sub/")
+    assert listed.get("KeyCount", 0) == 0
+
+
+async def test_mirroring_an_object_to_another_endpoint_is_a_copy(
+    s3_client: S3Client, s3_client_b: S3Client
+) -> None:
+    await s3_client.create_bucket(Bucket="mirror-test")
+    await s3_client_b.create_bucket(Bucket="mirror-test")
+    await put(s3_client, "mirror-test", "k", b"mirrored")
+    result = await copy(
+        "s3://mirror-test/k", "s3://mirror-test/k", src_client=s3_client, dst_client=s3_client_b
+    )
+    assert result.ok
+    assert await get(s3_client_b, "mirror-test", "k") == b"mirrored"
+
+
+async def test_same_object_on_one_endpoint_is_refused(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    bucket = await make_bucket()
+    await put(s3_client, bucket, "k", b"x")
+    with pytest.raises(ValueError, match="same object"):
+        await copy(f"s3://{bucket}/k", f"s3://{bucket}/k", endpoint_url=moto_server.endpoint_url)
+
+
+async def test_key_ending_in_slash_that_holds_data_gets_an_error_result(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+) -> None:
+    bucket = await make_bucket()
+    await put(s3_client, bucket, "d/data/", b"not a folder marker")
+    await put(s3_client, bucket, "d/marker/", b"")
+    await put(s3_client, bucket, "d/marker/file", b"file")
+    results = await collect(
+        copy_many(
+            [(f"s3://{bucket}/d/", str(tmp_path / "out"))],
+            recursive=True,
+            endpoint_url=moto_server.endpoint_url,
+        )
+    )
+    failed = [r for r in results if not r.ok]
+    assert [r.src for r in failed] == [f"s3://{bucket}/d/data/"]
+    assert "ends with '/'" in str(failed[0].error)
+    assert (tmp_path / "out" / "marker" / "file").read_bytes() == b"file"
+
+
+async def test_symlinked_directory_in_an_upload_gets_an_error_result(
+    moto_server: MotoServer, make_bucket: MakeBucket, tmp_path: Path
+) -> None:
+    bucket = await make_bucket()
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "real.txt").write_bytes(b"real")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "src" / "link").symlink_to(tmp_path / "elsewhere")
+    results = await collect(
+        copy_many(
+            [(str(tmp_path / "src"), f"s3://{bucket}/up/")],
+            recursive=True,
+            endpoint_url=moto_server.endpoint_url,
+        )
+    )
+    outcome = {Path(r.src).name: r for r in results}
+    assert outcome["real.txt"].ok
+    assert not outcome["link"].ok
+    assert "symbolic link to a directory" in str(outcome["link"].error)
+
+
+async def test_two_pairs_aimed_at_one_local_file_are_refused(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+) -> None:
+    bucket = await make_bucket()
+    await put(s3_client, bucket, "a", b"first")
+    await put(s3_client, bucket, "b", b"second")
+    target = str(tmp_path / "one")
+    results = await collect(
+        copy_many(
+            [(f"s3://{bucket}/a", target), (f"s3://{bucket}/b", target)],
+            endpoint_url=moto_server.endpoint_url,
+        )
+    )
+    assert sorted(r.ok for r in results) == [False, True]
+    assert "already writes" in str(next(r.error for r in results if not r.ok))
+
+
+async def test_local_destination_ending_in_slash_is_a_directory(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+) -> None:
+    bucket = await make_bucket()
+    await put(s3_client, bucket, "logs/a.txt", b"a")
+    result = await copy(
+        f"s3://{bucket}/logs/a.txt", f"{tmp_path}/newdir/", endpoint_url=moto_server.endpoint_url
+    )
+    assert (tmp_path / "newdir" / "a.txt").read_bytes() == b"a"
+    assert result.dst == str(tmp_path / "newdir" / "a.txt")
+
+
+async def test_upload_to_a_prefix_keeps_the_file_name(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+) -> None:
+    bucket = await make_bucket()
+    source = tmp_path / "disk.img"
+    source.write_bytes(b"img")
+    await copy(str(source), f"s3://{bucket}/images/", endpoint_url=moto_server.endpoint_url)
+    assert await get(s3_client, bucket, "images/disk.img") == b"img"
+
+
+async def test_keys_a_and_a_slash_b_say_a_file_is_in_the_way(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+) -> None:
+    bucket = await make_bucket()
+    await put(s3_client, bucket, "p/a", b"file")
+    await put(s3_client, bucket, "p/a/b", b"under it")
+    results = await collect(
+        copy_many(
+            [(f"s3://{bucket}/p/", str(tmp_path))],
+            recursive=True,
+            concurrency=1,
+            endpoint_url=moto_server.endpoint_url,
+        )
+    )
+    failed = [r for r in results if not r.ok]
+    assert len(results) == 2 and len(failed) == 1
+    assert "a file is in the way" in str(failed[0].error)
+
+
+async def test_failing_pairs_generator_lets_started_copies_report_then_raises(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    src, dst = await make_bucket(), await make_bucket()
+    for i in range(3):
+        await put(s3_client, src, f"k{i}", b"x")
+
+    async def pairs() -> AsyncIterator[tuple[str, str]]:
+        for i in range(3):
+            yield f"s3://{src}/k{i}", f"s3://{dst}/k{i}"
+        raise RuntimeError("the listing broke")
+
+    seen: list[TransferResult] = []
+    with pytest.raises(RuntimeError, match="the listing broke"):
+        async with contextlib.aclosing(
+            copy_many(pairs(), endpoint_url=moto_server.endpoint_url)
+        ) as results:
+            async for result in results:
+                seen.append(result)  # noqa: PERF401 (the results before the error count)
+    assert sorted(r.dst for r in seen if r.ok) == [f"s3://{dst}/k{i}" for i in range(3)]
+
+
+def _read_fifo(path: Path, into: list[bytes]) -> threading.Thread:
+    def run() -> None:
+        with path.open("rb") as fifo:
+            into.append(fifo.read())
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+async def test_fifo_destination_is_written_in_place(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+) -> None:
+    bucket = await make_bucket()
+    data = payload(3 * MiB, seed=1)
+    await put(s3_client, bucket, "k", data)
+    fifo = tmp_path / "out"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = _read_fifo(fifo, received)
+    result = await copy(f"s3://{bucket}/k", str(fifo), endpoint_url=moto_server.endpoint_url)
+    await asyncio.to_thread(reader.join, 30)
+    assert result.ok and received == [data]
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+async def test_fifo_source_is_read_as_a_stream(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+) -> None:
+    bucket = await make_bucket()
+    data = payload(9 * MiB, seed=2)
+    fifo = tmp_path / "in"
+    os.mkfifo(fifo)
+
+    def write() -> None:
+        with fifo.open("wb") as pipe:
+            pipe.write(data)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    result = await copy(str(fifo), f"s3://{bucket}/k", endpoint_url=moto_server.endpoint_url)
+    await asyncio.to_thread(writer.join, 30)
+    assert result.size == len(data) and result.parts == 2
+    assert await get(s3_client, bucket, "k") == data
+    assert not await key_exists(s3_client, bucket, "in")
