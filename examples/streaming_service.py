@@ -1,0 +1,151 @@
+"""A web service that streams uploads of any size into S3, and objects back out.
+
+Every request, however many run at once, holds its bytes in ONE shared
+:class:`~aqueuepipe.ByteBudget`, so the service's memory for bodies stays under
+``--limit`` whatever the clients send; a request waits for room instead.
+
+Run it (credentials come from the environment, as for any aqueuepipe copy, and are
+never logged)::
+
+    python examples/streaming_service.py --bucket B [--endpoint-url URL] [--limit BYTES] [--port P]
+    curl -T big.iso http://127.0.0.1:8080/objects/big.iso      # 201 {"key", "size", ...}
+    curl -o copy.iso http://127.0.0.1:8080/objects/big.iso
+
+A client that disconnects in the middle of an upload leaves no object and no open
+multipart upload: the copy fails (or is cancelled) and aborts the upload.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from aqueuepipe import ByteBudget, NoSuchKeyError, TransferError, copy, open_reader
+from aqueuepipe.s3 import DEFAULT_PART_SIZE, S3Client, S3Url, Side, create_client
+
+BUDGET = web.AppKey("budget", ByteBudget)
+BUCKET = web.AppKey("bucket", str)
+CLIENT = web.AppKey("client", S3Client)
+
+DEFAULT_LIMIT = 64 * 1024 * 1024
+CHUNK = 1024 * 1024  # the most bytes taken from a body at once
+
+
+def s3_url(request: web.Request) -> str:
+    """``s3://bucket/key`` for the request's key; 400 for a key S3 cannot hold."""
+    try:
+        return str(S3Url(request.app[BUCKET], request.match_info["key"]))
+    except ValueError as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from None
+
+
+def http_error(exc: TransferError, *, client_side: Side | None = None) -> web.HTTPException:
+    """The answer for a failed copy: 404 for a missing key; 400 when the client's own
+    body broke (``client_side``: which end of the copy is the request); else 502, as S3
+    failed us (a missing bucket too: it is this service's configuration, not the client's)."""
+    if isinstance(exc, NoSuchKeyError):
+        return web.HTTPNotFound(text="no such object")
+    if client_side is not None and exc.side == client_side:
+        return web.HTTPBadRequest(text=exc.reason)
+    return web.HTTPBadGateway(text=exc.reason)
+
+
+async def put_object(request: web.Request) -> web.Response:
+    """``PUT /objects/{key}``: stream the request body into the object, of any size."""
+    try:
+        result = await copy(
+            request.content.iter_chunked(CHUNK),  # not request.content: it iterates lines
+            s3_url(request),
+            budget=request.app[BUDGET],
+            client=request.app[CLIENT],
+        )
+    except TransferError as exc:  # a client gone mid-upload lands here too: nothing is left in S3
+        raise http_error(exc, client_side="source") from exc
+    return web.json_response(
+        {
+            "key": request.match_info["key"],
+            "size": result.size,
+            "etag": result.etag,
+            "parts": result.parts,
+            "verified": list(result.verified),
+        },
+        status=201,
+    )
+
+
+async def get_object(request: web.Request) -> web.StreamResponse:
+    """``GET /objects/{key}``: stream the object back (chunked: its length is not asked).
+
+    The object's bytes are verified as they pass; if they turn out wrong, or S3
+    fails after the answer began, the connection is broken before the final chunk,
+    so the client sees a truncated body rather than a complete wrong one.
+    """
+    url = s3_url(request)
+    async with open_reader(url, budget=request.app[BUDGET], client=request.app[CLIENT]) as body:
+        try:
+            chunk = await body.read(CHUNK)  # a missing key or bucket raises here, before any answer
+        except TransferError as exc:
+            raise http_error(exc) from exc
+        response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+        await response.prepare(request)
+        while chunk:
+            await response.write(chunk)
+            chunk = await body.read(CHUNK)
+        await response.write_eof()
+    return response
+
+
+def make_app(
+    *,
+    bucket: str,
+    endpoint_url: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+    client: S3Client | None = None,
+) -> web.Application:
+    """The service for ``bucket``, its requests sharing a budget of ``limit`` bytes.
+
+    The S3 client is made at startup (``endpoint_url``, else the environment's) and
+    closed at cleanup, unless ``client`` is given (then it is used as it is).
+
+    Raises:
+        ValueError: a bad bucket name, or a limit that cannot hold one part.
+    """
+    S3Url(bucket, "")  # checks the bucket name now rather than at the first request
+    if limit < DEFAULT_PART_SIZE:
+        raise ValueError(f"limit must hold one part ({DEFAULT_PART_SIZE} bytes), got {limit}")
+    app = web.Application()
+    app[BUCKET] = bucket
+    app[BUDGET] = ByteBudget(limit)
+
+    async def s3_client(app: web.Application) -> AsyncIterator[None]:
+        if client is not None:
+            app[CLIENT] = client
+            yield
+            return
+        async with create_client(endpoint_url=endpoint_url) as made:
+            app[CLIENT] = made
+            yield
+
+    app.cleanup_ctx.append(s3_client)
+    app.router.add_put("/objects/{key:.+}", put_object)
+    app.router.add_get("/objects/{key:.+}", get_object)
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the service until interrupted."""
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
+    parser.add_argument("--bucket", required=True, help="the bucket objects are kept in")
+    parser.add_argument("--endpoint-url", help="an S3-compatible endpoint (default: AWS)")
+    parser.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help="bytes held at once")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    args = parser.parse_args(argv)
+    app = make_app(bucket=args.bucket, endpoint_url=args.endpoint_url, limit=args.limit)
+    web.run_app(app, host=args.host, port=args.port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,287 @@
+"""examples/streaming_service.py, run against the moto server process.
+
+The service runs under aiohttp's ``AppRunner`` on a free loopback port, as
+``web.run_app`` runs it, and real HTTP clients talk to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any, ClassVar
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+import aqueuepipe._options
+from aqueuepipe import ByteBudget
+from aqueuepipe.s3 import S3Client
+
+from .conftest import MakeBucket, MotoServer
+from .s3.test_copy import get, key_exists, open_uploads, payload, put
+
+MiB = 1024 * 1024
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "streaming_service.py"
+
+
+def _load_example() -> ModuleType:
+    """examples/ is not a package: import the file by its path."""
+    spec = importlib.util.spec_from_file_location("streaming_service", EXAMPLE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+service = _load_example()
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    app: web.Application, *, handler_cancellation: bool = False
+) -> AsyncIterator[str]:
+    """Run ``app`` on a free port of 127.0.0.1; yield its base URL."""
+    runner = web.AppRunner(app, handler_cancellation=handler_cancellation)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def chunks(data: bytes, size: int = 256 * 1024) -> AsyncIterator[bytes]:
+    """A request body of unknown length (sent chunked), as a streaming client sends it."""
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+async def test_concurrent_uploads_beyond_the_budget_all_succeed_within_it(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    bucket = await make_bucket()
+    app = service.make_app(bucket=bucket, endpoint_url=moto_server.endpoint_url, limit=24 * MiB)
+    budget: ByteBudget = app[service.BUDGET]
+    bodies = {f"dir/upload-{i}.bin": payload(12 * MiB, seed=i) for i in range(6)}  # 72 MiB
+
+    async with serving(app) as base, aiohttp.ClientSession() as http:
+
+        async def upload(key: str, data: bytes) -> dict[str, Any]:
+            async with http.put(f"{base}/objects/{key}", data=chunks(data)) as response:
+                assert response.status == 201, await response.text()
+                answer: dict[str, Any] = await response.json()
+                return answer
+
+        answers = await asyncio.gather(*(upload(k, d) for k, d in bodies.items()))
+
+    for (key, data), answer in zip(bodies.items(), answers, strict=True):
+        assert answer["key"] == key
+        assert answer["size"] == len(data)
+        assert answer["parts"] == 2  # 8 MiB parts
+        assert answer["etag"]
+        assert answer["verified"]
+        assert await get(s3_client, bucket, key) == data
+    assert budget.peak <= budget.limit
+    assert budget.used == 0
+    assert budget.statistics().waiters == 0
+    assert await open_uploads(s3_client, bucket) == []
+
+
+@pytest.mark.parametrize("size", [0, 1, 10 * MiB + 3])
+async def test_get_streams_the_object_back(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket, size: int
+) -> None:
+    bucket = await make_bucket()
+    data = payload(size, seed=size)
+    await put(s3_client, bucket, "a key/with spaces", data)
+    app = service.make_app(bucket=bucket, endpoint_url=moto_server.endpoint_url, limit=16 * MiB)
+    budget: ByteBudget = app[service.BUDGET]
+
+    async with (
+        serving(app) as base,
+        aiohttp.ClientSession() as http,
+        http.get(f"{base}/objects/a key/with spaces") as response,
+    ):
+        assert response.status == 200
+        assert response.content_type == "application/octet-stream"
+        received = b"".join([chunk async for chunk in response.content.iter_chunked(MiB)])
+
+    assert received == data
+    assert budget.peak <= budget.limit
+    assert budget.used == 0
+
+
+async def test_uploaded_object_comes_back_identical(
+    moto_server: MotoServer, make_bucket: MakeBucket
+) -> None:
+    bucket = await make_bucket()
+    data = payload(9 * MiB + 7, seed=9)
+    app = service.make_app(bucket=bucket, endpoint_url=moto_server.endpoint_url)
+    async with serving(app) as base, aiohttp.ClientSession() as http:
+        async with http.put(f"{base}/objects/k", data=chunks(data)) as response:
+            assert response.status == 201
+        async with http.get(f"{base}/objects/k") as response:
+            assert response.status == 200
+            assert await response.read() == data
+
+
+async def test_get_of_a_missing_key_is_404(
+    moto_server: MotoServer, make_bucket: MakeBucket
+) -> None:
+    bucket = await make_bucket()
+    app = service.make_app(bucket=bucket, endpoint_url=moto_server.endpoint_url)
+    async with (
+        serving(app) as base,
+        aiohttp.ClientSession() as http,
+        http.get(f"{base}/objects/no/such/key") as response,
+    ):
+        assert response.status == 404
+    assert app[service.BUDGET].used == 0
+
+
+async def test_a_missing_bucket_is_502_for_put_and_get(moto_server: MotoServer) -> None:
+    app = service.make_app(bucket="no-such-bucket-aqp", endpoint_url=moto_server.endpoint_url)
+    async with serving(app) as base, aiohttp.ClientSession() as http:
+        async with http.put(f"{base}/objects/k", data=b"data") as response:
+            assert response.status == 502
+            assert "no-such-bucket-aqp" in await response.text()
+        async with http.get(f"{base}/objects/k") as response:
+            assert response.status == 502
+
+
+async def test_a_key_too_long_for_s3_is_400(
+    moto_server: MotoServer, make_bucket: MakeBucket
+) -> None:
+    bucket = await make_bucket()
+    app = service.make_app(bucket=bucket, endpoint_url=moto_server.endpoint_url)
+    async with (
+        serving(app) as base,
+        aiohttp.ClientSession() as http,
+        http.put(f"{base}/objects/{'k' * 1025}", data=b"data") as response,
+    ):
+        assert response.status == 400
+
+
+def test_make_app_checks_its_configuration() -> None:
+    with pytest.raises(ValueError, match="bucket name"):
+        service.make_app(bucket="Not_A_Bucket")
+    with pytest.raises(ValueError, match="limit"):
+        service.make_app(bucket="fine-bucket", limit=MiB)
+
+
+class SpyClient:
+    """The S3 client, with an event set when the first UploadPart is sent."""
+
+    def __init__(self, client: S3Client) -> None:
+        self._client = client
+        self.part_sent = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    async def upload_part(self, **kwargs: Any) -> Any:
+        self.part_sent.set()
+        return await self._client.upload_part(**kwargs)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@pytest.mark.parametrize("handler_cancellation", [False, True], ids=["default", "cancelling"])
+async def test_client_disconnecting_mid_upload_leaves_no_object_and_no_upload(
+    s3_client: S3Client, make_bucket: MakeBucket, handler_cancellation: bool
+) -> None:
+    """The client sends 9 MiB of a 20 MiB body, waits until the service has begun the
+    multipart upload (its first UploadPart), then resets the connection.
+
+    ``default`` is ``web.run_app``'s setting (the handler goes on, its body raises);
+    ``cancelling`` is ``handler_cancellation=True`` (the handler is cancelled).
+    """
+    bucket = await make_bucket()
+    spy = SpyClient(s3_client)
+    app = service.make_app(bucket=bucket, client=spy, limit=24 * MiB)
+    handled = asyncio.Event()
+    outcome: list[BaseException | int] = []
+
+    @web.middleware
+    async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            response = await handler(request)
+        except BaseException as exc:
+            outcome.append(exc)
+            raise
+        else:
+            outcome.append(response.status)
+            return response
+        finally:
+            handled.set()
+
+    app.middlewares.append(record)
+    async with serving(app, handler_cancellation=handler_cancellation) as base:
+        host, port = base.removeprefix("http://").split(":")
+        _, writer = await asyncio.open_connection(host, int(port))
+        head = f"PUT /objects/cut HTTP/1.1\r\nHost: {host}\r\nContent-Length: {20 * MiB}\r\n\r\n"
+        writer.write(head.encode())
+        data = payload(9 * MiB, seed=3)
+        for start in range(0, len(data), MiB):
+            writer.write(data[start : start + MiB])
+            await writer.drain()
+        await asyncio.wait_for(spy.part_sent.wait(), timeout=30)
+        writer.transport.abort()  # a reset, no FIN: the client is gone
+        await asyncio.wait_for(handled.wait(), timeout=30)
+
+    # default: the body raised, the copy failed with it (a 400 nobody reads);
+    # cancelling: the handler was cancelled.  Either way the copy aborted the upload.
+    expected = asyncio.CancelledError if handler_cancellation else web.HTTPBadRequest
+    assert len(outcome) == 1 and isinstance(outcome[0], expected), outcome
+    assert not await key_exists(s3_client, bucket, "cut")
+    assert await open_uploads(s3_client, bucket) == []
+    assert app[service.BUDGET].used == 0
+
+
+class TrackedBudget(ByteBudget):
+    """A ByteBudget that remembers every instance made while it is installed."""
+
+    made: ClassVar[list[ByteBudget]] = []
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        TrackedBudget.made.append(self)
+
+
+@pytest.mark.parametrize("method", ["PUT", "GET"])
+async def test_no_bytes_are_held_outside_the_shared_budget(
+    moto_server: MotoServer,
+    s3_client: S3Client,
+    make_bucket: MakeBucket,
+    monkeypatch: pytest.MonkeyPatch,
+    method: str,
+) -> None:
+    """Every byte a request holds is counted in the app's budget: any budget a copy
+    the service starts makes of its own holds nothing (a download into a pipe needs
+    no part buffers)."""
+    bucket = await make_bucket()
+    data = payload(9 * MiB, seed=4)
+    await put(s3_client, bucket, "k", data)
+    app = service.make_app(bucket=bucket, endpoint_url=moto_server.endpoint_url, limit=16 * MiB)
+    monkeypatch.setattr(TrackedBudget, "made", [])
+    monkeypatch.setattr(aqueuepipe._options, "ByteBudget", TrackedBudget)
+
+    async with serving(app) as base, aiohttp.ClientSession() as http:
+        body = chunks(data) if method == "PUT" else None
+        async with http.request(method, f"{base}/objects/k", data=body) as response:
+            assert response.status in (200, 201)
+            received = await response.read()
+    if method == "GET":
+        assert received == data
+    assert app[service.BUDGET].peak > 0
+    assert [budget.peak for budget in TrackedBudget.made] == [0] * len(TrackedBudget.made)
