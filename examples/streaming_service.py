@@ -56,7 +56,7 @@ async def put_object(request: web.Request) -> web.Response:
     """``PUT /objects/{key}``: stream the request body into the object, of any size."""
     try:
         result = await copy(
-            request.content.iter_chunked(CHUNK),  # not request.content: it iterates lines
+            request.content,  # the body, read as it arrives
             s3_url(request),
             budget=request.app[BUDGET],
             client=request.app[CLIENT],
