@@ -1,0 +1,688 @@
+"""How one copy uploads: parts reserved from the budget, hashed, sent, proven stored.
+
+:class:`Uploader` holds the state of a copy (its options, budget, hashes, the
+evidence it gathered) and everything that writes to S3: one PutObject, or a
+multipart upload whose parts go up while the source still streams, each part
+sent again until the server's answer proves it stored the bytes.  The copy's
+directions (:class:`aqueuepipe._engine.Copy`) build on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import botocore.exceptions
+
+from ._cancel import run_to_end
+from ._errors import ChecksumMismatchError, Side, TransferError
+from ._options import Options
+from ._verify import (
+    Sending,
+    SourceCheck,
+    SourceMismatch,
+    forget_flexible_checksums,
+    full_object,
+    md5_of_etag,
+)
+from .checksums import (
+    OFFLOAD_THRESHOLD,
+    Hasher,
+    StreamHashes,
+    composite_checksum,
+    etag_evidence,
+    multipart_etag,
+    new_hasher,
+    s3_algorithm,
+    stored_checksum,
+)
+from .s3._client import S3Client
+from .s3._objects import (
+    MultipartUpload,
+    ObjectStream,
+    PartBody,
+    retry_attempts,
+)
+from .s3._parts import MAX_PARTS, choose_part_size
+from .s3._translate import translate_error
+from .s3._urls import S3Url
+
+__all__ = ["ChecksumRefused", "Uploader", "signals_unwrapped"]
+
+
+# S3 error codes of a body that disagrees with its Content-MD5 or checksum header:
+# the server refused to store it, so it is sent again.
+_BAD_DIGEST = frozenset({"BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch"})
+# What servers without flexible checksums answer to an x-amz-checksum-* header.
+_CHECKSUM_REFUSED = frozenset(
+    {"InvalidRequest", "InvalidArgument", "NotImplemented", "XNotImplemented"}
+)
+
+
+class _PartSource(Protocol):
+    async def readinto(self, buf: memoryview) -> int: ...
+
+
+class ChecksumRefused(Exception):
+    """The server refused the checksum header of a part: start again on the MD5 path."""
+
+    def __init__(self, endpoint_url: str) -> None:
+        self.endpoint_url = endpoint_url
+        super().__init__(endpoint_url)
+
+
+def _error_code(exc: botocore.exceptions.ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code") or "")
+
+
+@dataclass(slots=True)
+class _Digests:
+    """A part's MD5 (raw) and S3 checksum (base64), each where it is needed."""
+
+    md5: bytes | None
+    checksum: str | None
+
+    @property
+    def content_md5(self) -> str | None:
+        return base64.b64encode(self.md5).decode() if self.md5 is not None else None
+
+
+class Uploader:
+    """The state of one copy, and its uploads to S3."""
+
+    def __init__(
+        self, src: str, dst: str, src_loc: object, dst_loc: object, options: Options
+    ) -> None:
+        self.src = src
+        self.dst = dst
+        self.locations: dict[Side, object] = {"source": src_loc, "destination": dst_loc}
+        self.options = options
+        self.budget = options.budget
+        self.hashes = StreamHashes(options.checksums)
+        self.size: int | None = None
+        self.etag: str | None = None
+        self.parts = 0
+        #: Requests botocore retried, bodies resumed, reads and requests repeated.
+        self.retries = 0
+        #: The ETag the source had when the copy began (None for a local file).
+        self.source_etag: str | None = None
+        #: The evidence that proved the copy, e.g. ("source:crc32", "destination:etag-md5").
+        self.verified: tuple[str, ...] = ()
+        self._check: SourceCheck | None = None
+        #: What PutObject / CreateMultipartUpload take besides the bytes (_metadata).
+        self._headers: dict[str, Any] = {}
+        self._sending = Sending(algorithm=None, md5=False, trusted=False)
+        self._etags_matched = True
+        self._full: Hasher | None = None  # the running CRC of a FULL_OBJECT upload
+        self._hash_tail: asyncio.Future[None] | None = None
+        self._deadline: asyncio.Timeout | None = None
+
+    def watch(self, deadline: asyncio.Timeout) -> None:
+        """Push ``deadline`` back whenever bytes move: it measures stalls."""
+        self._deadline = deadline
+        self._progressed()
+
+    def _progressed(self) -> None:
+        deadline = self._deadline
+        stall = self.options.policy.stall_timeout
+        if deadline is not None and stall is not None:
+            deadline.reschedule(asyncio.get_running_loop().time() + stall)
+
+    def _count(self, response: Mapping[str, Any]) -> None:
+        self.retries += retry_attempts(response)
+
+    def object_on(self, side: Side) -> tuple[str, str | None]:
+        """The (bucket, key) of ``side``; ("", None) for a local file."""
+        location = self.locations[side]
+        if isinstance(location, S3Url):
+            return location.bucket, location.key
+        return "", None
+
+    @contextlib.contextmanager
+    def errors(self, side: Side) -> Iterator[None]:
+        """Translate what the calls in the block raise into errors about ``side``.
+
+        Wrap each call where it is made, so an error is blamed on the side the
+        call was about whatever the other tasks of the copy are doing.
+        """
+        try:
+            yield
+        except (TransferError, SourceMismatch, ChecksumRefused):
+            raise
+        except botocore.exceptions.FlexibleChecksumError as exc:
+            if side != "source":
+                raise
+            # The client validated a body against its checksum itself (a caller's
+            # client with checksum_when="when_supported"): the bad read our own
+            # check finds, so it is read again the same way.
+            raise SourceMismatch("x-amz-checksum", "unknown", "unknown") from exc
+        except Exception as exc:
+            bucket, key = self.object_on(side)
+            raise translate_error(
+                exc,
+                src=self.src,
+                dst=self.dst,
+                bucket=bucket,
+                key=key,
+                side=side,
+                expected_etag=self.source_etag,
+            ) from exc
+
+    def _verify_source(self) -> None:
+        """Compare what was read with the source's evidence (raises SourceMismatch)."""
+        if self._check is not None:
+            self._check.verify()
+            self.verified = (*self.verified, self._check.label)
+
+    def _verify_destination(self) -> None:
+        label = self._sending.evidence(self._etags_matched)
+        if label is not None:
+            self.verified = (*self.verified, label)
+        elif self.options.verify == "required":
+            raise TransferError(
+                self.src,
+                self.dst,
+                "destination: the server gave no evidence that it stored the bytes sent "
+                "(verify='required')",
+                side="destination",
+            )
+
+    # -- upload -----------------------------------------------------------------
+
+    async def _upload(
+        self,
+        source: _PartSource,
+        size: int,
+        client: S3Client,
+        dst: S3Url,
+        stream: ObjectStream | None,
+    ) -> None:
+        part_size = choose_part_size(size, self.options.part_size)
+        if part_size > self.budget.limit:
+            raise ValueError(
+                f"the memory limit ({self.budget.limit} bytes) cannot hold one part of "
+                f"{part_size} bytes, the size needed to copy {size} bytes in 10,000 parts"
+            )
+        if size < part_size:
+            await self._put(source, size, client, dst)
+        else:
+            await self._multipart(source, size, part_size, client, dst)
+
+    async def _read(self, part: _Part, source: _PartSource) -> int:
+        with self.errors("source"):
+            return await part.fill(source)
+
+    async def _put(self, source: _PartSource, size: int, client: S3Client, dst: S3Url) -> None:
+        async with self.budget.reserve(size):
+            part = _Part(size)
+            self._check_length(await self._read(part, source), size)
+            await self._check_eof(source)
+            await self._put_part(part, client, dst)
+
+    async def _put_part(self, part: _Part, client: S3Client, dst: S3Url) -> None:
+        """PutObject a part that is the whole object (its bytes are the caller's)."""
+        digests = await self._hash_part(part, whole=True)
+        self._verify_source()  # before anything is sent
+        response = await self._send_put(client, dst, part, digests)
+        self.etag = str(response["ETag"])
+        self.options.progress.transfer_advanced(self.src, self.dst, part.size)
+
+    async def _upload_stream(self, source: _PartSource, client: S3Client, dst: S3Url) -> None:
+        """Upload a stream of unknown length: its first ``part_size`` bytes decide
+        between one PutObject and a multipart upload."""
+        part_size = choose_part_size(None, self.options.part_size)
+        await self.budget.acquire(part_size)
+        try:
+            part = _Part(part_size)
+            got = await self._read(part, source)
+        except BaseException:
+            self.budget.release(part_size)
+            raise
+        if got == part_size:
+            await self._multipart(source, None, part_size, client, dst, first=part)
+            return
+        part.shrink(got)
+        self.budget.release(part_size - got)
+        try:
+            self.size = got
+            await self._put_part(part, client, dst)
+        finally:
+            self.budget.release(got)
+
+    async def _send_put(
+        self, client: S3Client, dst: S3Url, part: _Part, digests: _Digests
+    ) -> Mapping[str, Any]:
+        """PutObject the part until the server's answer proves it stored the bytes."""
+        attempts = self.options.policy.attempts
+        refused = False
+        attempt = 0
+        while True:
+            attempt += 1
+            sending = self._sending
+            kwargs: dict[str, Any] = {
+                **self._headers,
+                "Bucket": dst.bucket,
+                "Key": dst.key,
+                "Body": part.body,
+                "ContentLength": part.size,
+            }
+            if sending.algorithm is not None and digests.checksum is not None:
+                kwargs["ChecksumAlgorithm"] = s3_algorithm(sending.algorithm)
+                kwargs[f"Checksum{s3_algorithm(sending.algorithm)}"] = digests.checksum
+            if sending.md5:
+                if digests.md5 is None:
+                    digests.md5 = await _md5(part)
+                kwargs["ContentMD5"] = digests.content_md5
+            part.body.seek(0)
+            with self.errors("destination"):
+                try:
+                    response = await client.put_object(**kwargs)
+                except botocore.exceptions.ClientError as exc:
+                    code = _error_code(exc)
+                    if self._may_fall_back(code, sending):
+                        refused = True
+                        self._sending = sending.without_flexible_checksum()
+                        attempt -= 1
+                        continue
+                    if code in _BAD_DIGEST and attempt < attempts:
+                        self.retries += 1
+                        continue
+                    raise
+            self._count(response)
+            if refused:
+                forget_flexible_checksums(client.meta.endpoint_url)
+            mismatch = self._stored_mismatch(response, digests, None)
+            if mismatch is None:
+                try:
+                    self._verify_destination()
+                except TransferError:
+                    await self._delete(client, dst)
+                    raise
+                return response
+            if attempt >= attempts:
+                # The server kept something else under the key: never leave it there.
+                await self._delete(client, dst)
+                raise mismatch
+            self.retries += 1
+
+    def _may_fall_back(self, code: str, sending: Sending) -> bool:
+        """Whether an error answering a checksum header means "not supported here"."""
+        return (
+            code in _CHECKSUM_REFUSED
+            and sending.algorithm is not None
+            and self.options.checksum_algorithm is None
+        )
+
+    def _stored_mismatch(
+        self, response: Mapping[str, Any], digests: _Digests, part: int | None
+    ) -> ChecksumMismatchError | None:
+        """Compare the server's answer to one request with what it was sent."""
+        sending = self._sending
+        if sending.md5 and digests.md5 is not None:
+            stored_md5 = md5_of_etag(response)
+            if stored_md5 is None:
+                self._etags_matched = False  # an opaque ETag proves nothing
+            elif stored_md5 != digests.md5.hex():
+                return ChecksumMismatchError(
+                    self.src,
+                    self.dst,
+                    "etag-md5",
+                    digests.md5.hex(),
+                    stored_md5,
+                    "destination",
+                    part,
+                )
+        if sending.algorithm is not None and digests.checksum is not None:
+            reported = response.get(f"Checksum{s3_algorithm(sending.algorithm)}")
+            if reported is not None and str(reported) != digests.checksum:
+                return ChecksumMismatchError(
+                    self.src,
+                    self.dst,
+                    sending.algorithm,
+                    digests.checksum,
+                    str(reported),
+                    "destination",
+                    part,
+                )
+        return None
+
+    async def _delete(self, client: S3Client, dst: S3Url) -> None:
+        with contextlib.suppress(Exception):  # the error that made us delete is the one to report
+            await run_to_end(client.delete_object(Bucket=dst.bucket, Key=dst.key))
+
+    async def _multipart(
+        self,
+        source: _PartSource,
+        size: int | None,
+        part_size: int,
+        client: S3Client,
+        dst: S3Url,
+        *,
+        first: _Part | None = None,
+    ) -> None:
+        """Upload ``size`` bytes (None: until the source ends) in parts.
+
+        ``first`` is a first part already read, its bytes already in the budget.
+        """
+        upload = MultipartUpload(client, dst)
+        part_md5s: dict[int, bytes] = {}
+        part_checksums: dict[int, bytes] = {}
+        slots = asyncio.Semaphore(self.options.part_concurrency)
+        try:
+            await self._create(upload)
+            algorithm = self._sending.algorithm
+            if algorithm is not None and full_object(algorithm):
+                self._full = new_hasher(algorithm)
+            with signals_unwrapped():
+                async with asyncio.TaskGroup() as tg:
+                    offset = 0
+                    number = 0
+                    if first is not None:
+                        await slots.acquire()
+                        number, offset = 1, first.size
+                        tg.create_task(
+                            self._send_part(upload, 1, first, slots, part_md5s, part_checksums)
+                        )
+                        del first
+                    while size is None or offset < size:
+                        number += 1
+                        if number > MAX_PARTS:
+                            raise TransferError(
+                                self.src,
+                                self.dst,
+                                f"the stream is longer than {MAX_PARTS} parts of {part_size} "
+                                "bytes; pass a larger part_size",
+                                side="source",
+                            )
+                        length = part_size if size is None else min(part_size, size - offset)
+                        # A slot, then the part's bytes; both are given back by
+                        # _send_part once the server has the part, or here on failure.
+                        await slots.acquire()
+                        try:
+                            await self.budget.acquire(length)
+                        except BaseException:
+                            slots.release()
+                            raise
+                        try:
+                            part = _Part(length)
+                            got = await self._read(part, source)
+                            self._progressed()
+                            if size is not None:
+                                self._check_length(offset + got, size, offset + length)
+                            elif got < length:  # the end of the stream
+                                part.shrink(got)
+                                self.budget.release(length - got)
+                                length = got
+                        except BaseException:
+                            self.budget.release(length)
+                            slots.release()
+                            raise
+                        if length == 0:  # ended exactly at a part boundary
+                            slots.release()
+                            number -= 1
+                            break
+                        tg.create_task(
+                            self._send_part(upload, number, part, slots, part_md5s, part_checksums)
+                        )
+                        # The task owns the part now.  Kept here, it would stay alive while
+                        # the loop waits for the next part's bytes, after _send_part gave
+                        # its bytes back: one part per copy held outside the budget.
+                        del part
+                        offset += length
+                        if size is None and length < part_size:
+                            break
+                    if size is not None:
+                        await self._check_eof(source)
+                    self.size = offset
+            self.parts = number
+            self._verify_source()  # before the object exists
+            self._verify_destination()
+            extra: dict[str, Any] = {}
+            if self._full is not None and algorithm is not None:
+                # The server checks the object against it before the object exists.
+                extra[f"Checksum{s3_algorithm(algorithm)}"] = self._full.b64digest()
+                extra["ChecksumType"] = "FULL_OBJECT"
+            with self.errors("destination"):
+                response = await upload.complete(extra)
+            self._count(response)
+        except BaseException:
+            await upload.abort()
+            raise
+        try:
+            self._check_completed(response, part_md5s, part_checksums)
+        except ChecksumMismatchError:
+            await self._delete(client, dst)
+            raise
+        self.etag = str(response["ETag"])
+
+    async def _create(self, upload: MultipartUpload) -> None:
+        """CreateMultipartUpload, on the MD5 path if the server refuses the checksum."""
+        sending = self._sending
+        algorithm = sending.algorithm
+        upload.checksum_algorithm = s3_algorithm(algorithm) if algorithm is not None else None
+        extra = dict(self._headers)
+        if algorithm is not None and full_object(algorithm):
+            extra["ChecksumType"] = "FULL_OBJECT"
+        with self.errors("destination"):
+            try:
+                await upload.create(extra)
+            except botocore.exceptions.ClientError as exc:
+                if not self._may_fall_back(_error_code(exc), sending):
+                    raise
+                self._sending = sending.without_flexible_checksum()
+                upload.checksum_algorithm = None
+                extra.pop("ChecksumType", None)
+                await upload.create(extra)
+                forget_flexible_checksums(upload.client.meta.endpoint_url)
+
+    def _check_completed(
+        self,
+        response: Mapping[str, Any],
+        part_md5s: dict[int, bytes],
+        part_checksums: dict[int, bytes],
+    ) -> None:
+        """Compare the object's ETag and checksum with ours, under S3's rules."""
+        etag = etag_evidence(response)
+        if etag is not None and etag.parts is not None and len(part_md5s) == self.parts:
+            expected = multipart_etag([part_md5s[n] for n in sorted(part_md5s)])
+            if f"{etag.md5_hex}-{etag.parts}" != expected:
+                raise ChecksumMismatchError(
+                    self.src, self.dst, "etag-md5", expected, f"{etag.md5_hex}-{etag.parts}"
+                )
+        stored = stored_checksum(response)
+        algorithm = self._sending.algorithm
+        if stored is None or stored.algorithm != algorithm:
+            return
+        if stored.parts is None and self._full is not None:
+            expected = self._full.b64digest()
+        elif stored.parts is not None and len(part_checksums) == self.parts:
+            expected = composite_checksum(
+                algorithm, [part_checksums[n] for n in sorted(part_checksums)]
+            )
+        else:
+            return
+        if stored.header_value != expected:
+            raise ChecksumMismatchError(
+                self.src, self.dst, algorithm, expected, stored.header_value
+            )
+
+    async def _send_part(
+        self,
+        upload: MultipartUpload,
+        number: int,
+        part: _Part,
+        slots: asyncio.Semaphore,
+        part_md5s: dict[int, bytes],
+        part_checksums: dict[int, bytes],
+    ) -> None:
+        """Hash and upload one part until it is proven stored; then free its bytes."""
+        try:
+            digests = await self._hash_part(part)
+            attempts = self.options.policy.attempts
+            attempt = 0
+            while True:
+                attempt += 1
+                with self.errors("destination"):
+                    try:
+                        response = await upload.upload_part(
+                            number, part.body, part.size, digests.checksum, digests.content_md5
+                        )
+                    except botocore.exceptions.ClientError as exc:
+                        code = _error_code(exc)
+                        if self._may_fall_back(code, self._sending):
+                            raise ChecksumRefused(upload.client.meta.endpoint_url) from exc
+                        if code in _BAD_DIGEST and attempt < attempts:
+                            self.retries += 1
+                            continue
+                        raise
+                self._count(response)
+                self._progressed()
+                mismatch = self._stored_mismatch(response, digests, number)
+                if mismatch is None:
+                    break
+                if attempt >= attempts:
+                    raise mismatch
+                self.retries += 1
+            if digests.md5 is not None:
+                part_md5s[number] = digests.md5
+            if digests.checksum is not None:
+                part_checksums[number] = base64.b64decode(digests.checksum)
+            self.options.progress.transfer_advanced(self.src, self.dst, part.size)
+        finally:
+            self.budget.release(part.size)
+            slots.release()
+
+    async def _hash_part(self, part: _Part, *, whole: bool = False) -> _Digests:
+        """Hash a part: the stream hashes and the source check in order, plus its own
+        MD5 and S3 checksum where the sending needs them.
+
+        Parts are hashed one after another in source order (the stream hashes,
+        the source check and a FULL_OBJECT checksum depend on it), in a worker
+        thread while other parts download and upload (parts below
+        ``OFFLOAD_THRESHOLD`` on the event loop: the hop costs more).  A part that
+        is the ``whole`` object reuses the stream's MD5 and checksum when those are
+        computed anyway, so no byte is hashed twice for them.
+        """
+        previous = self._hash_tail
+        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._hash_tail = mine
+        sending = self._sending
+        algorithm = sending.algorithm
+        check = self._check
+        full = self._full
+        hashes = self.hashes
+
+        def work() -> _Digests:
+            with part.body.getbuffer() as view:
+                hashes.update(view)
+                if check is not None:
+                    check.update(view)
+                if full is not None:
+                    full.update(view)
+                done = hashes.digests() if whole else {}
+                md5 = None
+                if sending.md5:
+                    md5 = done.get("md5") or hashlib.md5(view, usedforsecurity=False).digest()
+                checksum = None
+                if algorithm is not None:
+                    if algorithm in done:
+                        checksum = base64.b64encode(done[algorithm]).decode()
+                    else:
+                        hasher = new_hasher(algorithm)
+                        hasher.update(view)
+                        checksum = hasher.b64digest()
+            return _Digests(md5, checksum)
+
+        try:
+            if previous is not None:
+                await previous
+            if part.size < OFFLOAD_THRESHOLD:
+                # Small parts: hashing takes less than the hop to a worker thread.
+                return work()
+            return await asyncio.to_thread(work)
+        finally:
+            if not mine.done():
+                mine.set_result(None)
+
+    # -- checks -----------------------------------------------------------------
+
+    def _check_length(self, got: int, size: int, expected: int | None = None) -> None:
+        want = size if expected is None else expected
+        if got != want:
+            raise TransferError(
+                self.src, self.dst, f"the source ended after {got} of {size} bytes", side="source"
+            )
+
+    async def _check_eof(self, source: _PartSource) -> None:
+        probe = bytearray(1)
+        with self.errors("source"):
+            grew = await source.readinto(memoryview(probe))
+        if grew:
+            raise TransferError(
+                self.src,
+                self.dst,
+                f"the source grew beyond its size of {self.size} bytes",
+                side="source",
+            )
+
+
+@contextlib.contextmanager
+def signals_unwrapped() -> Iterator[None]:
+    """Raise a bad read or a refused checksum out of a task group as it is.
+
+    They are decisions for the whole copy (read again; use the MD5 path), not
+    failures to report, and whichever task met one first decides.
+    """
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        found = group.subgroup(lambda exc: isinstance(exc, SourceMismatch | ChecksumRefused))
+        if found is not None:
+            first = found.exceptions[0]
+            while isinstance(first, BaseExceptionGroup):
+                first = first.exceptions[0]
+            raise first from None
+        raise
+
+
+async def _md5(part: _Part) -> bytes:
+    def work() -> bytes:
+        with part.body.getbuffer() as view:
+            return hashlib.md5(view, usedforsecurity=False).digest()
+
+    return await asyncio.to_thread(work) if part.size >= OFFLOAD_THRESHOLD else work()
+
+
+class _Part:
+    """One part's bytes, in the :class:`PartBody` the HTTP client streams the request from.
+
+    The body is sent in slices with flow control (a raw bytes body would be
+    copied into the socket buffer whole), and botocore rewinds it to resend the
+    part on a retry.  The buffer is sized once and filled in place through
+    ``getbuffer()``, so the part exists in memory exactly once.
+    """
+
+    __slots__ = ("body", "size")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.body = PartBody()
+        if size:
+            self.body.seek(size - 1)
+            self.body.write(b"\0")
+            self.body.seek(0)
+
+    def shrink(self, size: int) -> None:
+        """Keep only the first ``size`` bytes (the last part of a stream)."""
+        self.body.truncate(size)
+        self.size = size
+
+    async def fill(self, source: _PartSource) -> int:
+        """Read the source into the part; return the bytes read (fewer only at EOF)."""
+        with self.body.getbuffer() as view:
+            return await source.readinto(view)
