@@ -65,7 +65,9 @@ def render(report: dict[str, Any], out_dir: Path) -> list[Path]:
 
 def _throughput(plt: Any, report: dict[str, Any], out_dir: Path) -> Path:
     results: dict[str, Any] = report["results"]
-    fig, axes = plt.subplots(2, len(results), figsize=(4.2 * len(results), 7.5), squeeze=False)
+    # At least 8 inches wide, so that the title fits over a single workload.
+    width = max(4.2 * len(results), 8.0)
+    fig, axes = plt.subplots(2, len(results), figsize=(width, 7.5), squeeze=False)
     for column, (wkey, entry) in enumerate(results.items()):
         per_object = wkey == "small"
         names, rates, lows, highs, cpus, colours = [], [], [], [], [], []

@@ -27,23 +27,30 @@ endpoint that the ``-defaults`` rows pass); ``server_pid``;
 of the timed run is dumped there) and ``slow_callback`` (seconds: the event loop
 runs in debug mode and callbacks slower than that are counted and reported).
 Fake credentials come from the environment (``AWS_ACCESS_KEY_ID``...).
+
+With ``stream`` (``{"seed": ..., "chunk_size": ...}``) the sources are not objects:
+each pair's bytes come from an async generator in this process (see
+:class:`GeneratedStream`) and go up with a length the uploader is not told, and
+the contenders come from :data:`STREAM_CONTENDERS`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import logging
 import os
+import random
 import resource
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
-from typing import Any
+from typing import IO, Any
 
 READ_SIZE = 1024 * 1024  # the ceiling GET's reads, into one reused buffer per object
 
@@ -191,6 +198,22 @@ def _threaded(pairs: list[Pair], workers: int, one: Callable[[Pair], None]) -> N
             pass
 
 
+async def _time_each(
+    spec: dict[str, Any], meter: Meter, one: Callable[[Pair], Awaitable[None]]
+) -> None:
+    """``one`` on the warm-up pair, then timed on every pair, ``batch`` at a time."""
+    await one(_warm(spec))
+    with meter.timed():
+        await _gather_bounded(_pairs(spec), spec["batch"], one)
+
+
+def _time_each_threaded(spec: dict[str, Any], meter: Meter, one: Callable[[Pair], None]) -> None:
+    """The same with ``one`` a blocking call, from a pool of ``batch`` threads."""
+    one(_warm(spec))
+    with meter.timed():
+        _threaded(_pairs(spec), spec["batch"], one)
+
+
 # -- the ceiling: what the client library and the server can do at best -----------
 
 
@@ -218,9 +241,7 @@ async def ceiling_get(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
                 body.close()
             _check(total, pair[2])
 
-        await one(_warm(spec))
-        with meter.timed():
-            await _gather_bounded(_pairs(spec), spec["batch"], one)
+        await _time_each(spec, meter, one)
     return {}
 
 
@@ -289,6 +310,84 @@ async def ceiling_parts(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
     return await _ingest(spec, meter, parts=True)
 
 
+# -- the stream workload's producer ---------------------------------------------------
+
+
+def stream_bytes(size: int, seed: int) -> bytes:
+    """The bytes of a generated stream of ``size``: the same in every process."""
+    return random.Random(seed).randbytes(size)
+
+
+class GeneratedStream:
+    """The stream workload's producer: async generators of fresh ``bytes`` chunks.
+
+    One buffer of random bytes is made before the warm-up (so it is in the RSS
+    baseline), and every chunk is a copy of a slice of it: a new ``bytes`` object, as
+    a socket or a file would hand out, so a contender that keeps chunks shows them in
+    its peak RSS, and generating costs every contender the same small memcpy.  The
+    generator never waits: the consumer sets the pace.
+    """
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.chunk_size = int(spec["stream"]["chunk_size"])
+        largest = max(size for _, _, size in (*_pairs(spec), _warm(spec)))
+        self._data = memoryview(stream_bytes(largest, int(spec["stream"]["seed"])))
+
+    async def chunks(self, pair: Pair) -> AsyncIterator[bytes]:
+        """``pair``'s bytes (the first ``pair[2]`` bytes of the buffer), chunk by chunk."""
+        data, step = self._data[: pair[2]], self.chunk_size
+        for offset in range(0, len(data), step):
+            yield bytes(data[offset : offset + step])
+
+
+class AsyncReader:
+    """``async read(n)`` over async chunks: ``n`` bytes, fewer only at the end.
+
+    As an async file object (aiofiles, a buffered stream) reads; aioboto3's
+    upload_fileobj asks for whole parts and would concatenate short reads itself.
+    """
+
+    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
+        self._chunks = chunks
+        self._left = b""
+
+    async def read(self, n: int = -1) -> bytes:
+        parts, have = [self._left], len(self._left)
+        while n < 0 or have < n:
+            chunk = await anext(self._chunks, b"")
+            if not chunk:
+                break
+            parts.append(chunk)
+            have += len(chunk)
+        data = b"".join(parts)
+        if 0 <= n < have:
+            data, self._left = data[:n], data[n:]
+        else:
+            self._left = b""
+        return data
+
+
+@contextmanager
+def _piped(stream: GeneratedStream, pair: Pair) -> Iterator[IO[bytes]]:
+    """The reading end of an ``os.pipe``; a thread running an event loop writes
+    ``pair``'s stream into the other end."""
+    read_fd, write_fd = os.pipe()
+    writer = open(write_fd, "wb")  # noqa: SIM115 (the feeder closes it)
+
+    async def feed() -> None:
+        with writer:
+            async for chunk in stream.chunks(pair):
+                writer.write(chunk)
+
+    feeder = threading.Thread(target=asyncio.run, args=(feed(),), name="feeder", daemon=True)
+    feeder.start()
+    try:
+        with open(read_fd, "rb") as reader:
+            yield reader
+    finally:
+        feeder.join()  # the reader closed: a feeder still writing gets BrokenPipeError
+
+
 # -- contenders ---------------------------------------------------------------------
 
 
@@ -330,24 +429,36 @@ async def _aqueuepipe_copy(
     options: dict[str, Any],
     many_options: dict[str, Any],
 ) -> dict[str, Any]:
-    """Time copy() (one object) or copy_many(**many_options) with ``options``."""
+    """Time copy() (one object) or copy_many(**many_options) with ``options``.
+
+    The source is an object's URL, or on the stream workload the generated stream.
+    """
     from aqueuepipe import copy, copy_many
 
-    src, dst = f"s3://{spec['src_bucket']}/", f"s3://{spec['dst_bucket']}/"
+    dst = f"s3://{spec['dst_bucket']}/"
+    source: Callable[[Pair], Any]
+    if "stream" in spec:
+        source = GeneratedStream(spec).chunks
+    else:
+        src = f"s3://{spec['src_bucket']}/"
+
+        def source(pair: Pair) -> str:
+            return src + pair[0]
+
     pairs = _pairs(spec)
     warm = _warm(spec)
-    await copy(src + warm[0], dst + warm[1], **options)
+    await copy(source(warm), dst + warm[1], **options)
     parts = 0
     single = spec["batch"] == 1 and len(pairs) == 1
     with meter.timed():
         if single:
-            result = await copy(src + pairs[0][0], dst + pairs[0][1], **options)
+            result = await copy(source(pairs[0]), dst + pairs[0][1], **options)
             _check(result.size, pairs[0][2])
             parts = result.parts
         else:
             count = 0
             async for result in copy_many(
-                [(src + s, dst + d) for s, d, _ in pairs], **many_options, **options
+                [(source(p), dst + p[1]) for p in pairs], **many_options, **options
             ):
                 if not result.ok:
                     raise RuntimeError(f"{result.dst}: {result.error!r}")
@@ -395,46 +506,63 @@ def _boto_settings(s3: Any, transfer: Any) -> dict[str, Any]:
 
 
 def boto3_managed(spec: dict[str, Any], meter: Meter, *, defaults: bool = False) -> dict[str, Any]:
-    """boto3: each GetObject body streamed into upload_fileobj (s3transfer, threads)."""
+    """boto3: each GetObject body streamed into upload_fileobj (s3transfer, threads);
+    on the stream workload, the reading end of a pipe the stream is written into."""
     import boto3
     from botocore.config import Config
 
     config = _transfer_config(spec, defaults)
     s3 = boto3.client("s3", **_client_options(spec, defaults, Config))
+    opened: Callable[[Pair], contextlib.AbstractContextManager[Any]]
+    if "stream" in spec:
+        opened = partial(_piped, GeneratedStream(spec))
+    else:
+
+        def opened(pair: Pair) -> contextlib.AbstractContextManager[Any]:
+            body = s3.get_object(Bucket=spec["src_bucket"], Key=pair[0])["Body"]
+            return contextlib.nullcontext(body)
 
     def one(pair: Pair) -> None:
-        body = s3.get_object(Bucket=spec["src_bucket"], Key=pair[0])["Body"]
-        s3.upload_fileobj(body, spec["dst_bucket"], pair[1], Config=config)
+        with opened(pair) as body:
+            s3.upload_fileobj(body, spec["dst_bucket"], pair[1], Config=config)
 
-    one(_warm(spec))
-    with meter.timed():
-        _threaded(_pairs(spec), spec["batch"], one)
+    _time_each_threaded(spec, meter, one)
     return {"boto3": boto3.__version__, **_boto_settings(s3, config)}
 
 
 async def aioboto3_managed(
     spec: dict[str, Any], meter: Meter, *, defaults: bool = False
 ) -> dict[str, Any]:
-    """aioboto3: each async GetObject body fed to its upload_fileobj."""
+    """aioboto3: each async GetObject body fed to its upload_fileobj; on the stream
+    workload, an :class:`AsyncReader` of the stream."""
     import aioboto3
     from aiobotocore.config import AioConfig
 
     config = _transfer_config(spec, defaults)
-    batch = spec["batch"]
     session = aioboto3.Session()
     async with session.client("s3", **_client_options(spec, defaults, AioConfig)) as s3:
+        opened: Callable[[Pair], contextlib.AbstractAsyncContextManager[Any]]
+        if "stream" in spec:
+            stream = GeneratedStream(spec)
+
+            def opened(pair: Pair) -> contextlib.AbstractAsyncContextManager[Any]:
+                return contextlib.nullcontext(AsyncReader(stream.chunks(pair)))
+
+        else:
+
+            @contextlib.asynccontextmanager
+            async def opened(pair: Pair) -> AsyncIterator[Any]:
+                response = await s3.get_object(Bucket=spec["src_bucket"], Key=pair[0])
+                try:
+                    yield response["Body"]
+                finally:
+                    response["Body"].close()
 
         async def one(pair: Pair) -> None:
-            response = await s3.get_object(Bucket=spec["src_bucket"], Key=pair[0])
-            body = response["Body"]
-            try:
+            async with opened(pair) as body:
                 await s3.upload_fileobj(body, spec["dst_bucket"], pair[1], Config=config)
-            finally:
-                body.close()
 
-        await one(_warm(spec))
-        with meter.timed():
-            await _gather_bounded(_pairs(spec), batch, one)
+        await _time_each(spec, meter, one)
         return {"aioboto3": aioboto3.__version__, **_boto_settings(s3, config)}
 
 
@@ -443,20 +571,8 @@ async def obstore_stream(
 ) -> dict[str, Any]:
     """obstore: get_async's stream written into open_writer_async (its multipart writer)."""
     import obstore
-    from obstore.store import S3Store
 
-    def store(bucket: str) -> Any:
-        return S3Store(
-            bucket,
-            endpoint=spec["endpoint_url"],
-            access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
-            secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
-            region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
-            virtual_hosted_style_request=False,
-            client_options={"allow_http": True},
-        )
-
-    src, dst = store(spec["src_bucket"]), store(spec["dst_bucket"])
+    src, dst = _obstore_store(spec, spec["src_bucket"]), _obstore_store(spec, spec["dst_bucket"])
     writer_options = (
         {}
         if defaults
@@ -469,22 +585,44 @@ async def obstore_stream(
             async for chunk in response.stream():
                 await writer.write(chunk)
 
-    await one(_warm(spec))
-    with meter.timed():
-        await _gather_bounded(_pairs(spec), spec["batch"], one)
+    await _time_each(spec, meter, one)
     return {"obstore": obstore.__version__, "writer_options": writer_options}
+
+
+def _obstore_store(spec: dict[str, Any], bucket: str) -> Any:
+    from obstore.store import S3Store
+
+    return S3Store(
+        bucket,
+        endpoint=spec["endpoint_url"],
+        access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
+        secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
+        region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        virtual_hosted_style_request=False,
+        client_options={"allow_http": True},
+    )
+
+
+async def obstore_put(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
+    """obstore: put_async(store, key, async iterator): its multipart upload of a stream."""
+    import obstore
+
+    dst = _obstore_store(spec, spec["dst_bucket"])
+    stream = GeneratedStream(spec)
+    options = {"chunk_size": spec["part_size"], "max_concurrency": spec["part_concurrency"]}
+
+    async def one(pair: Pair) -> None:
+        await obstore.put_async(dst, pair[1], stream.chunks(pair), **options)
+
+    await _time_each(spec, meter, one)
+    return {"obstore": obstore.__version__, "put_options": options}
 
 
 def s3fs_stream(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
     """s3fs: a file opened for reading copied into one opened for writing, part by part."""
     import s3fs
 
-    fs = s3fs.S3FileSystem(
-        endpoint_url=spec["endpoint_url"],
-        key=os.environ["AWS_ACCESS_KEY_ID"],
-        secret=os.environ["AWS_SECRET_ACCESS_KEY"],
-        client_kwargs={"region_name": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")},
-    )
+    fs = _s3fs(spec)
     part_size = spec["part_size"]
 
     def one(pair: Pair) -> None:
@@ -497,10 +635,43 @@ def s3fs_stream(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
             while chunk := reader.read(part_size):
                 writer.write(chunk)
 
-    one(_warm(spec))
-    with meter.timed():
-        _threaded(_pairs(spec), spec["batch"], one)
+    _time_each_threaded(spec, meter, one)
     return {"s3fs": s3fs.__version__}
+
+
+def _s3fs(spec: dict[str, Any]) -> Any:
+    import s3fs
+
+    return s3fs.S3FileSystem(
+        endpoint_url=spec["endpoint_url"],
+        key=os.environ["AWS_ACCESS_KEY_ID"],
+        secret=os.environ["AWS_SECRET_ACCESS_KEY"],
+        client_kwargs={"region_name": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")},
+    )
+
+
+async def s3fs_write(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
+    """s3fs: the stream written chunk by chunk into ``fs.open(dst, "wb")``.
+
+    Its async file (``await fs.open_async(dst, "wb")``) cannot write: s3fs 2026.9.0
+    returns it closed, and its write raises ValueError (fsspec/s3fs#853, #748).  So
+    the event loop calls the blocking writer, which uploads each full block (one
+    part at a time) on fsspec's own event loop thread while this loop waits; nothing
+    else runs on it here, so that costs no throughput.
+    """
+    import s3fs
+
+    fs = _s3fs(spec)
+    stream = GeneratedStream(spec)
+
+    async def one(pair: Pair) -> None:
+        path = f"{spec['dst_bucket']}/{pair[1]}"
+        with fs.open(path, "wb", block_size=spec["part_size"]) as writer:
+            async for chunk in stream.chunks(pair):
+                writer.write(chunk)
+
+    await _time_each(spec, meter, one)
+    return {"s3fs": s3fs.__version__, "writer": "fs.open(wb), blocking writes"}
 
 
 def _check(got: int, size: int) -> None:
@@ -526,6 +697,14 @@ CONTENDERS: dict[str, Callable[[dict[str, Any], Meter], Any]] = {
     "boto3-defaults": partial(boto3_managed, defaults=True),
     "aioboto3-defaults": partial(aioboto3_managed, defaults=True),
     "obstore-defaults": partial(obstore_stream, defaults=True),
+}
+# The stream workload: the same libraries, each uploading a stream of unknown length.
+STREAM_CONTENDERS: dict[str, Callable[[dict[str, Any], Meter], Any]] = {
+    "aqueuepipe": _aqueuepipe(),
+    "boto3": boto3_managed,
+    "aioboto3": aioboto3_managed,
+    "obstore": obstore_put,
+    "s3fs": s3fs_write,
 }
 
 
@@ -556,7 +735,7 @@ async def _debugged(coro: Awaitable[Any], threshold: float, slow: _SlowCallbacks
 def main() -> int:
     spec = json.loads(sys.stdin.read())
     meter = Meter(spec)
-    run = CONTENDERS[spec["contender"]]
+    run = (STREAM_CONTENDERS if "stream" in spec else CONTENDERS)[spec["contender"]]
     outcome = run(spec, meter)
     slow = None
     if asyncio.iscoroutine(outcome):
