@@ -48,27 +48,30 @@ import argparse
 import asyncio
 import contextlib
 import datetime
-import gc
-import importlib.metadata
 import importlib.util
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import boto3
-from _machine import machine_info
+from _machine import (
+    cpu_seconds,
+    machine_info,
+    machine_line,
+    print_table,
+    reset_peak,
+    status_kib,
+    versions,
+    write_report,
+)
 from _server import HOST, MotoServer, client_environment, moto_server
-from botocore.config import Config
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -85,53 +88,23 @@ SHARD_OBJECTS = {"small/": 250, "large/": 2}
 LISTING_SHARD_OBJECTS = 1000
 RESULTS = Path(__file__).parent / "results" / "distributed.json"
 
-# A moto server with objects put straight into its backend before it serves.
-_PREPOPULATED_MAIN = """
-import sys
-from moto import server
+# What a moto server process runs before it serves (``moto_server``'s ``setup``):
+# ``count`` empty objects put straight into its backend, in two buckets.
+_PREPOPULATE = """
 from moto.core import DEFAULT_ACCOUNT_ID
-from moto.moto_server.werkzeug_app import MotoRequestHandler
 from moto.s3.models import s3_backends
 
-def send_response(self, code, message=None):
-    self.log_request(code)
-    self.send_response_only(code, message)
-    self.send_header("Date", self.date_time_string())
-
-MotoRequestHandler.send_response = send_response
-count = int(sys.argv[1])
 backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
 for bucket in ("listing-src", "listing-dst"):
     backend.create_bucket(bucket, "us-east-1")
     for prefix, n in (("warm/", 10), ("keys/", count)):
         for i in range(n):
             backend.put_object(bucket, f"{prefix}{i:07}", b"", disable_notification=True)
-server.main(sys.argv[2:])
 """
-
-
-def versions() -> dict[str, str]:
-    found = {}
-    for name in ("aqueuepipe", "aiobotocore", "botocore", "aiohttp", "dask", "distributed", "moto"):
-        try:
-            found[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            found[name] = "not installed"
-    return found
+VERSIONS = ("aqueuepipe", "aiobotocore", "botocore", "aiohttp", "dask", "distributed", "moto")
 
 
 # -- throughput ---------------------------------------------------------------------
-
-
-def s3_client(endpoint_url: str) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(max_pool_connections=16),
-    )
 
 
 def listing(s3: Any, bucket: str, prefix: str) -> dict[str, tuple[int, str]]:
@@ -175,6 +148,21 @@ def make_source(s3: Any, small: int, large: int) -> str:
     return bucket
 
 
+def local_cluster(workers: int, env: dict[str, str]) -> Any:
+    """A LocalCluster of ``workers`` processes (its dashboard off the default port)."""
+    import distributed
+
+    return distributed.LocalCluster(
+        n_workers=workers,
+        threads_per_worker=THREADS_PER_WORKER,
+        processes=True,
+        host=HOST,
+        dashboard_address=None,
+        scheduler_kwargs={"dashboard_address": f"{HOST}:0"},
+        env=env,
+    )
+
+
 def copy_with_dask(
     server: MotoServer, s3: Any, src: str, prefix: str, workers: int, env: dict[str, str]
 ) -> dict[str, Any]:
@@ -190,15 +178,7 @@ def copy_with_dask(
         "max_shards_in_flight": 2 * workers * THREADS_PER_WORKER,
     }
     with (
-        distributed.LocalCluster(
-            n_workers=workers,
-            threads_per_worker=THREADS_PER_WORKER,
-            processes=True,
-            host=HOST,
-            dashboard_address=None,
-            scheduler_kwargs={"dashboard_address": f"{HOST}:0"},
-            env=env,
-        ) as cluster,
+        local_cluster(workers, env) as cluster,
         distributed.Client(cluster) as client,
     ):
         # Warm-up on every worker (imports, botocore's service models): a run
@@ -273,12 +253,6 @@ def copy_in_process(server: MotoServer, s3: Any, src: str, prefix: str) -> dict[
     }
 
 
-def cpu_seconds() -> float:
-    """User + system CPU of this process so far (all its threads)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def _share(before: float | None, after: float | None, seconds: float) -> float | None:
     if before is None or after is None or seconds <= 0:
         return None
@@ -308,7 +282,7 @@ def run_throughput(
     server: MotoServer, small: int, large: int, rounds: int, quiet: bool
 ) -> dict[str, Any]:
     env = client_environment(server.endpoint_url)
-    s3 = s3_client(server.endpoint_url)
+    s3 = server.boto3_client()
     try:
         src = make_source(s3, small, large)
         raw: dict[str, list[dict[str, Any]]] = {}
@@ -362,53 +336,9 @@ def run_throughput(
 # -- driver memory ------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def prepopulated_server(keys: int) -> Iterator[MotoServer]:
+def prepopulated_server(keys: int) -> contextlib.AbstractContextManager[MotoServer]:
     """A moto server process with ``keys`` empty objects under keys/ in two buckets."""
-    import socket
-
-    from _server import _answers, _stop  # the benchmarks' own helpers
-
-    env = client_environment("")
-    del env["AWS_ENDPOINT_URL"]
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port = sock.getsockname()[1]
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(
-            [sys.executable, "-c", _PREPOPULATED_MAIN, str(keys), "-H", HOST, "-p", str(port)],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + 120 + keys / 1000
-            while not _answers(port):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    raise RuntimeError(f"moto did not start:\n{log.read().decode()[-3000:]}")
-                time.sleep(0.2)  # setup only: polling while the server fills its buckets
-            yield MotoServer(f"http://{HOST}:{port}", port, process)
-        finally:
-            _stop(process)
-
-
-def _status_kib(*names: str) -> dict[str, int]:
-    found: dict[str, int] = {}
-    with open("/proc/self/status", encoding="ascii") as f:
-        for line in f:
-            name, _, value = line.partition(":")
-            if name in names:
-                found[name] = int(value.split()[0])
-    return found
-
-
-def _reset_peak() -> int:
-    gc.collect()
-    with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
-        f.write("5")  # VmHWM := VmRSS
-    return _status_kib("VmRSS")["VmRSS"]
+    return moto_server(f"count = {keys}\n{_PREPOPULATE}", startup_timeout=120 + keys / 1000)
 
 
 def driver_main(spec: dict[str, Any]) -> dict[str, Any]:
@@ -433,7 +363,7 @@ def driver_main(spec: dict[str, Any]) -> dict[str, Any]:
                 manifest=Path(tmp, "warm.jsonl"),
                 **options,
             )
-            before = _reset_peak()
+            before = reset_peak()["VmRSS"]
             started = time.perf_counter()
             summary = copy_prefix(
                 "s3://listing-src/keys/",
@@ -442,7 +372,7 @@ def driver_main(spec: dict[str, Any]) -> dict[str, Any]:
                 **options,
             )
             seconds = time.perf_counter() - started
-            hwm = _status_kib("VmHWM")["VmHWM"]
+            hwm = status_kib("VmHWM")["VmHWM"]
             with Path(tmp, "keys.jsonl").open(encoding="utf-8") as lines:
                 manifest_lines = sum(1 for _ in lines)
 
@@ -455,10 +385,10 @@ def driver_main(spec: dict[str, Any]) -> dict[str, Any]:
             for prefix in ("warm/", "keys/"):
                 if prefix == "keys/":
                     held.clear()
-                    before = _reset_peak()
+                    before = reset_peak()["VmRSS"]
                 async for page in paginator.paginate(Bucket="listing-src", Prefix=prefix):
                     held.extend((e["Key"], e["Size"], e["ETag"]) for e in page.get("Contents", []))
-            return _status_kib("VmHWM")["VmHWM"] - before
+            return status_kib("VmHWM")["VmHWM"] - before
 
     held_kib = asyncio.run(hold_listing())
     return {
@@ -478,19 +408,10 @@ def driver_main(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_driver_memory(keys: int, quiet: bool) -> dict[str, Any]:
-    import distributed
 
     with prepopulated_server(keys) as server:
         env = client_environment(server.endpoint_url)
-        with distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=THREADS_PER_WORKER,
-            processes=True,
-            host=HOST,
-            dashboard_address=None,
-            scheduler_kwargs={"dashboard_address": f"{HOST}:0"},
-            env=env,
-        ) as cluster:
+        with local_cluster(2, env) as cluster:
             spec = {
                 "scheduler": cluster.scheduler_address,
                 "endpoint_url": server.endpoint_url,
@@ -521,37 +442,62 @@ def run_driver_memory(keys: int, quiet: bool) -> dict[str, Any]:
 
 
 def print_report(report: dict[str, Any]) -> None:
-    print()
-    print(
-        "Throughput (median of rounds; server CPU = moto's CPU seconds per second; "
-        "client CPU = the copying processes')"
-    )
-    print(
-        f"{'prefix / run':32} {'objects':>8} {'MB':>8} {'s':>7} {'obj/s':>8} "
-        f"{'MB/s':>7} {'server CPU':>10} {'ms CPU/obj':>10} {'s CPU/GiB':>9} {'peak/worker':>12}"
-    )
+    throughput = []
     for label, r in report["throughput"].items():
-        share = "" if r["server_cpu_share"] is None else f"{r['server_cpu_share']:.2f}"
-        peak = f"{r['worker_peak_max'] / MIB:.2f} MiB" if "worker_peak_max" in r else ""
-        print(
-            f"{label:32} {r['objects']:>8} {r['bytes'] / MB:>8.1f} {r['median_seconds']:>7.2f} "
-            f"{r['objects_per_s']:>8.0f} {r['mb_per_s']:>7.1f} {share:>10} "
-            f"{r['client_cpu_ms_per_object']:>10.2f} {r['client_cpu_s_per_gib']:>9.1f} {peak:>12}"
+        share = r["server_cpu_share"]
+        throughput.append(
+            [
+                label,
+                f"{r['objects']}",
+                f"{r['bytes'] / MB:.1f}",
+                f"{r['median_seconds']:.2f}",
+                f"{r['objects_per_s']:.0f}",
+                f"{r['mb_per_s']:.1f}",
+                "" if share is None else f"{share:.2f}",
+                f"{r['client_cpu_ms_per_object']:.2f}",
+                f"{r['client_cpu_s_per_gib']:.1f}",
+                f"{r['worker_peak_max'] / MIB:.2f} MiB" if "worker_peak_max" in r else "",
+            ]
         )
-    print()
-    print("Driver memory while copy_prefix lists, shards and writes the manifest (all skipped)")
-    print(f"{'keys':>8} {'s':>7} {'keys/s':>8} {'driver peak growth':>19} {'a held listing':>15}")
-    for r in report["driver_memory"]:
-        growth, held = r["driver_growth_kib"] / 1024, r["held_listing_growth_kib"] / 1024
-        print(
-            f"{r['keys']:>8,} {r['seconds']:>7.1f} {r['keys_per_s']:>8.0f} "
-            f"{growth:>15.1f} MiB {held:>11.1f} MiB"
-        )
-    machine = report["machine"]
-    print(
-        f"\n{machine['cpu_model']}, {machine['nproc']} CPUs, Python {machine['python']}, "
-        f"{report['elapsed_seconds']:.0f} s in all"
+    print_table(
+        "Throughput (median of rounds; server CPU = moto's CPU seconds per second; "
+        "client CPU = the copying processes')",
+        THROUGHPUT_HEADER,
+        throughput,
+        left=1,
+        width=140,
     )
+    memory = [
+        [
+            f"{r['keys']:,}",
+            f"{r['seconds']:.1f}",
+            f"{r['keys_per_s']:.0f}",
+            f"{r['driver_growth_kib'] / 1024:.1f} MiB",
+            f"{r['held_listing_growth_kib'] / 1024:.1f} MiB",
+        ]
+        for r in report["driver_memory"]
+    ]
+    print_table(
+        "Driver memory while copy_prefix lists, shards and writes the manifest (all skipped)",
+        MEMORY_HEADER,
+        memory,
+    )
+    print(machine_line(report))
+
+
+THROUGHPUT_HEADER = [
+    "prefix / run",
+    "objects",
+    "MB",
+    "s",
+    "obj/s",
+    "MB/s",
+    "server CPU",
+    "ms CPU/obj",
+    "s CPU/GiB",
+    "peak/worker",
+]
+MEMORY_HEADER = ["keys", "s", "keys/s", "driver peak growth", "a held listing"]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -582,8 +528,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(driver_main(json.loads(args.driver))))
         return 0
     # This process is the driver: fake credentials, and no real AWS settings at all.
-    environment = client_environment("")
-    del environment["AWS_ENDPOINT_URL"]
+    environment = client_environment(None)
     for name in [name for name in os.environ if name.startswith("AWS_")]:
         del os.environ[name]
     os.environ.update(environment)
@@ -597,7 +542,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "distributed",
         "date": date,
         "machine": machine,
-        "versions": versions(),
+        "versions": versions(*VERSIONS),
         "parameters": {
             "small": [args.small, SMALL_SIZE],
             "large": [args.large, LARGE_SIZE],
@@ -618,10 +563,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     report["machine"]["loadavg_after"] = list(os.getloadavg())
     print_report(report)
-    if args.output is not None:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {args.output}")
+    write_report(report, args.output)
     return 0
 
 

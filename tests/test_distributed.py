@@ -10,19 +10,21 @@ under ``data/``, and a few more under ``few/`` for the quick tests.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import hashlib
 import io
 import json
 import os
 import random
-import uuid
-from collections.abc import Iterator
+import threading
+from collections.abc import AsyncIterator, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 distributed = pytest.importorskip("distributed")
 
@@ -35,11 +37,11 @@ from aqueuepipe.distributed import (  # noqa: E402
     copy_prefix_async,
 )
 
-from .conftest import FAKE_CREDENTIALS, MotoServer  # noqa: E402
+from ._helpers import MiB, MotoServer, bucket_name  # noqa: E402
+from .faultproxy import MAX_STALL_SECONDS, Exchange, FaultProxy, Match  # noqa: E402
 
 pytestmark = pytest.mark.dask
 
-MiB = 1024 * 1024
 MB = 1000 * 1000
 LIMIT = 64 * MiB  # per worker: holds a 20 MB object copied with one PutObject
 SMALL_OBJECTS = 2000
@@ -110,17 +112,13 @@ def listing(s3: Any, bucket: str, prefix: str) -> dict[str, tuple[int, str]]:
 
 
 @pytest.fixture(scope="module")
-def s3(moto_server: MotoServer) -> Iterator[Any]:
-    boto3 = pytest.importorskip("boto3")
-    client = boto3.client("s3", endpoint_url=moto_server.endpoint_url, region_name="us-east-1")
-    try:
-        yield client
-    finally:
-        client.close()
+def s3(boto3_client: Any) -> Any:
+    """conftest's boto3 client of the moto server, by a shorter name."""
+    return boto3_client
 
 
 def new_bucket(s3: Any, prefix: str = "dist") -> str:
-    name = f"{prefix}-{uuid.uuid4().hex}"[:63]
+    name = bucket_name(prefix)
     s3.create_bucket(Bucket=name)
     return name
 
@@ -155,14 +153,9 @@ def source(s3: Any) -> Source:
 
 
 @pytest.fixture(scope="module")
-def worker_env(moto_server: MotoServer) -> dict[str, str]:
-    return {
-        **FAKE_CREDENTIALS,
-        "AWS_CONFIG_FILE": os.devnull,
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "AWS_ENDPOINT_URL": moto_server.endpoint_url,
-    }
+def worker_env(fake_aws_environment: Mapping[str, str], moto_server: MotoServer) -> dict[str, str]:
+    """The tests' AWS environment, with the server as the endpoint."""
+    return {**fake_aws_environment, "AWS_ENDPOINT_URL": moto_server.endpoint_url}
 
 
 @pytest.fixture(scope="module")
@@ -186,11 +179,10 @@ def client(cluster: Any) -> Iterator[Any]:
         yield dask_client
 
 
-@pytest.fixture
-def endpoint(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The driver finds the server as the workers do: through AWS_ENDPOINT_URL."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint_url)
-    return moto_server.endpoint_url
+@pytest_asyncio.fixture
+async def async_client(cluster: Any) -> AsyncIterator[Any]:
+    async with distributed.Client(cluster.scheduler_address, asynchronous=True) as dask_client:
+        yield dask_client
 
 
 def read_manifest(path: Path) -> list[dict[str, Any]]:
@@ -213,6 +205,18 @@ def check_bytes(s3: Any, bucket: str, prefix: str = "copy/") -> None:
         assert hashlib.md5(body).digest() == hashlib.md5(large_body(i)).digest()
 
 
+def copy_data(client: Any, source: Source, bucket: str, **options: Any) -> CopySummary:
+    """copy_prefix of the data set (data/) to copy/ in ``bucket``, in shards of SHARD."""
+    return copy_prefix(
+        f"s3://{source.bucket}/data/",
+        f"s3://{bucket}/copy/",
+        client=client,
+        shard_objects=SHARD,
+        per_worker_limit=LIMIT,
+        **options,
+    )
+
+
 @dataclass(frozen=True)
 class FirstCopy:
     summary: CopySummary
@@ -226,12 +230,10 @@ def first_copy(
 ) -> FirstCopy:
     bucket = new_bucket(s3, "dst")
     manifest = tmp_path_factory.mktemp("manifest") / "copy.jsonl"
-    summary = copy_prefix(
-        f"s3://{source.bucket}/data/",
-        f"s3://{bucket}/copy/",
-        client=client,
-        shard_objects=SHARD,
-        per_worker_limit=LIMIT,
+    summary = copy_data(
+        client,
+        source,
+        bucket,
         checksums=("md5", "sha256"),
         manifest=manifest,
         endpoint_url=moto_server.endpoint_url,
@@ -283,13 +285,7 @@ def test_worker_budget_peaks_stay_within_limit(first_copy: FirstCopy) -> None:
 def test_rerun_after_completion_copies_nothing(
     first_copy: FirstCopy, source: Source, client: Any, endpoint: str
 ) -> None:
-    summary = copy_prefix(
-        f"s3://{source.bucket}/data/",
-        f"s3://{first_copy.bucket}/copy/",
-        client=client,
-        shard_objects=SHARD,
-        per_worker_limit=LIMIT,
-    )
+    summary = copy_data(client, source, first_copy.bucket)
     assert (summary.objects, summary.bytes, summary.failures) == (0, 0, 0)
     assert summary.skipped == len(source.objects)
     assert summary.skipped_bytes == sum(size for size, _ in source.objects.values())
@@ -304,12 +300,10 @@ def test_rerun_copies_exactly_the_deleted_objects(
     for key in deleted:
         s3.delete_object(Bucket=first_copy.bucket, Key=f"copy/{key}")
     copied: list[ObjectOutcome] = []
-    summary = copy_prefix(
-        f"s3://{source.bucket}/data/",
-        f"s3://{first_copy.bucket}/copy/",
-        client=client,
-        shard_objects=SHARD,
-        per_worker_limit=LIMIT,
+    summary = copy_data(
+        client,
+        source,
+        first_copy.bucket,
         on_outcome=lambda outcome: copied.append(outcome) if outcome.status == "copied" else None,
     )
     assert summary.objects == 10
@@ -357,12 +351,10 @@ def test_worker_lost_mid_shard_still_copies_every_object_once(
     marker = tmp_path / "killed"
     manifest = tmp_path / "copy.jsonl"
     pids_before = set(client.run(os.getpid).values())
-    summary = copy_prefix(
-        f"s3://{source.bucket}/data/",
-        f"s3://{bucket}/copy/",
-        client=client,
-        shard_objects=SHARD,
-        per_worker_limit=LIMIT,
+    summary = copy_data(
+        client,
+        source,
+        bucket,
         manifest=manifest,
         worker_progress=DieDuringMultipartCopy(str(marker)),
     )
@@ -376,6 +368,134 @@ def test_worker_lost_mid_shard_still_copies_every_object_once(
     assert {line["status"] for line in lines} <= {"copied", "skipped"}
     check_copies(s3, source, bucket)  # ETags as the source's; no open multipart uploads
     check_bytes(s3, bucket)
+
+
+# -- ending a run early ---------------------------------------------------------------
+#
+# Every UploadPart to the destination is held at a fault proxy, so each multipart copy
+# stalls with its upload open, and the run can only end early: the driver must cancel
+# the shards in flight, whose copies abort their uploads, and end within seconds
+# (well before the proxy's stall would let anything go).
+
+
+class OutcomeRejected(Exception):
+    """What the ``on_outcome`` callbacks below raise."""
+
+
+@dataclass
+class StalledUploads:
+    """The proxy the workers copy through, holding every UploadPart to ``bucket``."""
+
+    proxy: FaultProxy
+    bucket: str
+    first: asyncio.Event  # set when the first UploadPart arrived: an upload is open
+
+    def raise_once_stalled(self, outcome: ObjectOutcome) -> None:
+        """An ``on_outcome`` that raises from the first outcome after an upload stalled."""
+        if self.first.is_set():
+            raise OutcomeRejected(outcome.key)
+
+    def open_uploads(self, s3: Any) -> list[Any]:
+        return list(s3.list_multipart_uploads(Bucket=self.bucket).get("Uploads", []))
+
+
+@pytest_asyncio.fixture
+async def stalled(fault_proxy: FaultProxy, s3: Any) -> StalledUploads:
+    bucket = new_bucket(s3, "dst")
+    first = asyncio.Event()
+
+    def arrived(exchange: Exchange) -> bool:
+        first.set()
+        return True
+
+    fault_proxy.stall(
+        Match(operation="UploadPart", bucket=bucket, where=arrived),
+        seconds=MAX_STALL_SECONDS,
+        times=None,
+    )
+    return StalledUploads(fault_proxy, bucket, first)
+
+
+def stalling_run(source: Source, stalled: StalledUploads, **options: Any) -> dict[str, Any]:
+    """copy_prefix arguments for data/ through the proxy: a run the stalls cannot finish.
+
+    The first shard holds the multipart sources, which stall; the other shards, of
+    small objects, keep finishing through the free slots while the listing, far
+    ahead of them, waits on its full queue.
+    """
+    return {
+        "src_prefix": f"s3://{source.bucket}/data/",
+        "dst_prefix": f"s3://{stalled.bucket}/copy/",
+        "shard_objects": 10,
+        "max_shards_in_flight": 3,
+        "per_worker_limit": LIMIT,
+        "endpoint_url": stalled.proxy.endpoint_url,
+        **options,
+    }
+
+
+async def test_cancelling_copy_prefix_async_cancels_the_shards_in_flight(
+    source: Source, async_client: Any, stalled: StalledUploads, s3: Any
+) -> None:
+    run = asyncio.create_task(
+        copy_prefix_async(client=async_client, **stalling_run(source, stalled))
+    )
+    async with asyncio.timeout(30):
+        await stalled.first.wait()
+    run.cancel()
+    async with asyncio.timeout(20):
+        await asyncio.wait((run,))
+    assert run.cancelled()
+    assert stalled.open_uploads(s3) == []
+
+
+async def test_on_outcome_error_ends_copy_prefix_async_and_propagates(
+    source: Source, async_client: Any, stalled: StalledUploads, s3: Any
+) -> None:
+    async with asyncio.timeout(45):  # the stalls last 60 s
+        with pytest.raises(OutcomeRejected, match="data/small/"):
+            await copy_prefix_async(
+                client=async_client,
+                **stalling_run(source, stalled, on_outcome=stalled.raise_once_stalled),
+            )
+    assert stalled.open_uploads(s3) == []
+
+
+async def test_on_outcome_error_ends_copy_prefix_and_propagates(
+    source: Source, client: Any, stalled: StalledUploads, s3: Any
+) -> None:
+    arguments = stalling_run(source, stalled, on_outcome=stalled.raise_once_stalled)
+    async with asyncio.timeout(45):  # the stalls last 60 s
+        with pytest.raises(OutcomeRejected, match="data/small/"):
+            # In a thread: this event loop runs the proxy meanwhile.
+            await asyncio.to_thread(copy_prefix, client=client, **arguments)
+    assert stalled.open_uploads(s3) == []
+
+
+async def test_keyboard_interrupt_ends_copy_prefix_and_cancels_the_shards(
+    source: Source, client: Any, stalled: StalledUploads, s3: Any
+) -> None:
+    runs_in: list[int] = []
+
+    def run() -> BaseException | None:
+        runs_in.append(threading.get_ident())
+        try:
+            copy_prefix(client=client, **stalling_run(source, stalled))
+        except KeyboardInterrupt as exc:  # returned: asyncio re-raises it from any task
+            return exc
+        return None
+
+    running = asyncio.create_task(asyncio.to_thread(run))
+    async with asyncio.timeout(30):
+        await stalled.first.wait()
+    # As Ctrl-C would in the main thread: KeyboardInterrupt in the waiting thread.
+    raised = ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(runs_in[0]), ctypes.py_object(KeyboardInterrupt)
+    )
+    assert raised == 1
+    async with asyncio.timeout(20):
+        assert isinstance(await running, KeyboardInterrupt)
+    assert stalled.open_uploads(s3) == []
 
 
 # -- smaller runs -----------------------------------------------------------------------
@@ -401,22 +521,17 @@ def test_copy_prefix_writes_manifest_to_s3(
     assert sorted(line["dst_key"] for line in lines) == sorted(f"out/{k}" for k in source.few)
 
 
-def test_copy_prefix_async_with_an_asynchronous_client(
-    source: Source, cluster: Any, s3: Any, endpoint: str
+async def test_copy_prefix_async_with_an_asynchronous_client(
+    source: Source, async_client: Any, s3: Any, endpoint: str
 ) -> None:
     bucket = new_bucket(s3, "dst")
-
-    async def run() -> CopySummary:
-        async with distributed.Client(cluster.scheduler_address, asynchronous=True) as dask:
-            return await copy_prefix_async(
-                f"s3://{source.bucket}/few/",
-                f"s3://{bucket}/few/",
-                client=dask,
-                shard_objects=10,
-                per_worker_limit=LIMIT,
-            )
-
-    summary = asyncio.run(run())
+    summary = await copy_prefix_async(
+        f"s3://{source.bucket}/few/",
+        f"s3://{bucket}/few/",
+        client=async_client,
+        shard_objects=10,
+        per_worker_limit=LIMIT,
+    )
     assert (summary.objects, summary.failures, summary.shards) == (41, 0, 5)
     assert listing(s3, bucket, "few/") == source.few
 

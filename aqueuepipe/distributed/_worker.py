@@ -1,0 +1,410 @@
+"""The worker side: one event loop per worker process, and the copy of one shard.
+
+Dask runs tasks in a pool of threads, while a :class:`~aqueuepipe.ByteBudget` and
+aiobotocore clients belong to one event loop.  So each worker process starts one
+*copy loop*, an event loop in a thread of its own, on first use; a shard task
+hands its shard to that loop and waits.  Every shard running on a worker at the
+same time therefore shares its one budget and its one pair of clients (their
+connection pools): the run's :class:`WorkerResources`.
+
+The driver ends a run on every worker with :func:`finish_job`, also when it is
+cancelled or fails: the shards of the run still copying there are cancelled (their
+copies abort their multipart uploads), shards arriving later are refused, and the
+run's clients are closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import contextlib
+import math
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any, TypeVar
+
+import distributed
+
+from aqueuepipe import ByteBudget
+from aqueuepipe.checksums import etag_is_md5_based, normalize_etag
+from aqueuepipe.s3 import (
+    MAX_PART_SIZE,
+    MIN_PART_SIZE,
+    S3Client,
+    choose_part_size,
+)
+from aqueuepipe.transfer import TransferResult, copy_many
+
+from ._models import Entry, Job, ObjectOutcome, ShardReport, Status, describe, failed_outcome
+
+__all__ = ["copy_shard", "finish_job"]
+
+# A worker's clients and budget for a run are closed when the driver says the run
+# is over, or, should the driver have died, after this long without a shard.
+_IDLE_SECONDS = 600.0
+# Runs a worker remembers as ended, to refuse a shard of theirs that starts late.
+_ENDED_RUNS = 256
+# Requests a shard makes at once besides the copies (part-size HEADs, aborts).
+_SIDE_REQUESTS = 8
+# Largest object copied with one PutObject to keep its single-part ETag.
+_MAX_PUT_SIZE = MAX_PART_SIZE - 1
+
+T = TypeVar("T")
+
+
+class WorkerResources:
+    """One run's budget and clients on one worker process (they live in the copy loop)."""
+
+    def __init__(self, job: Job, stack: contextlib.AsyncExitStack) -> None:
+        self.budget = ByteBudget(job.limit)
+        self.idle_since = time.monotonic()
+        self._stack = stack
+        self.src: S3Client
+        self.dst: S3Client
+
+    @classmethod
+    async def open(cls, job: Job, nthreads: int) -> WorkerResources:
+        copies = job.concurrency * max(1, nthreads)
+        stack = contextlib.AsyncExitStack()
+        resources = cls(job, stack)
+        try:
+            # Two pools, as copy_many makes them: an open GetObject body holds a
+            # source connection for a whole copy and must never starve the uploads.
+            resources.src = await stack.enter_async_context(job.client(copies + _SIDE_REQUESTS))
+            resources.dst = await stack.enter_async_context(
+                job.client(copies * job.part_concurrency + _SIDE_REQUESTS)
+            )
+        except BaseException:
+            await stack.aclose()
+            raise
+        return resources
+
+    async def aclose(self) -> None:
+        await self._stack.aclose()
+
+
+class CopyLoop:
+    """The event loop of one worker process, running in a thread of its own."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.loop = asyncio.new_event_loop()
+        # Touched only from the loop's thread.
+        self._resources: dict[str, asyncio.Future[WorkerResources]] = {}
+        self._shards: dict[str, set[asyncio.Task[Any]]] = {}
+        self._ended: collections.deque[str] = collections.deque(maxlen=_ENDED_RUNS)
+        self._thread = threading.Thread(target=self._main, name="aqueuepipe-copy-loop", daemon=True)
+        self._thread.start()
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Run ``coro`` in the loop (from another thread)."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def run_shard(self, job: Job, shard: list[Entry], nthreads: int, worker: str) -> ShardReport:
+        """Copy ``shard`` in the loop and wait for its report (from a Dask task thread)."""
+        try:
+            return self.submit(self._run_shard(job, shard, nthreads, worker)).result()
+        except concurrent.futures.CancelledError:
+            # The run ended (finish_job) while the shard was copying: nobody waits for
+            # this report any more; it says what happened all the same.
+            return _failed_shard(job, shard, "the run ended before the shard did", worker)
+
+    async def _run_shard(
+        self, job: Job, shard: list[Entry], nthreads: int, worker: str
+    ) -> ShardReport:
+        if job.id in self._ended:
+            return _failed_shard(job, shard, "the run ended before the shard started", worker)
+        task = asyncio.current_task()
+        assert task is not None
+        running = self._shards.setdefault(job.id, set())
+        running.add(task)
+        try:
+            try:
+                resources = await self._open(job, nthreads)
+            except Exception as exc:
+                return _failed_shard(job, shard, describe(exc), worker)
+            try:
+                outcomes = await ShardCopy(job, resources, shard, worker).run()
+            finally:
+                resources.idle_since = time.monotonic()
+            return ShardReport(outcomes, worker, resources.budget.peak)
+        finally:
+            running.discard(task)
+            if not running and self._shards.get(job.id) is running:
+                del self._shards[job.id]
+
+    async def _open(self, job: Job, nthreads: int) -> WorkerResources:
+        await self._close_idle(keep=job.id)
+        opening = self._resources.get(job.id)
+        if opening is None:
+            opening = asyncio.ensure_future(WorkerResources.open(job, nthreads))
+            self._resources[job.id] = opening
+        try:
+            return await asyncio.shield(opening)
+        except Exception:
+            if self._resources.get(job.id) is opening:
+                del self._resources[job.id]  # let a retried shard try again
+            raise
+
+    async def finish(self, job_id: str) -> int | None:
+        """End the run ``job_id`` here; return its budget peak (None if none ran here).
+
+        Its running shards are cancelled and awaited (their copies abort their
+        multipart uploads), later ones refused, and its clients closed.
+        """
+        self._ended.append(job_id)
+        running = self._shards.pop(job_id, set())
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.wait(running)
+        opening = self._resources.pop(job_id, None)
+        if opening is None:
+            return None
+        await asyncio.wait((opening,))
+        if opening.cancelled() or opening.exception() is not None:
+            return None
+        resources = opening.result()
+        await resources.aclose()
+        return resources.budget.peak
+
+    async def _close_idle(self, keep: str) -> None:
+        now = time.monotonic()
+        for job_id, opening in list(self._resources.items()):
+            if job_id == keep or job_id in self._shards or not opening.done():
+                continue
+            if opening.cancelled() or opening.exception() is not None:
+                continue
+            resources = opening.result()
+            if now - resources.idle_since > _IDLE_SECONDS:
+                del self._resources[job_id]
+                await resources.aclose()
+
+
+def _failed_shard(job: Job, shard: list[Entry], error: str, worker: str) -> ShardReport:
+    return ShardReport([failed_outcome(job, entry, error, worker) for entry in shard], worker, 0)
+
+
+_copy_loop: CopyLoop | None = None
+_copy_loop_lock = threading.Lock()
+
+
+def _the_copy_loop(create: bool = True) -> CopyLoop | None:
+    """This process's copy loop, started on first use by whichever task thread comes first."""
+    global _copy_loop
+    with _copy_loop_lock:
+        if _copy_loop is None or _copy_loop.pid != os.getpid():
+            _copy_loop = CopyLoop() if create else None
+        return _copy_loop
+
+
+def copy_shard(job: Job, shard: list[Entry]) -> ShardReport:
+    """The Dask task: copy one shard on this worker's copy loop, under its budget."""
+    try:
+        worker = distributed.get_worker()
+        address, nthreads = worker.address, worker.state.nthreads
+    except ValueError:  # not on a worker (run locally, e.g. in a debugger)
+        address, nthreads = f"pid:{os.getpid()}", 1
+    loop = _the_copy_loop()
+    assert loop is not None
+    return loop.run_shard(job, shard, nthreads, address)
+
+
+async def finish_job(job_id: str) -> int | None:
+    """Run on every worker when a run ends (``client.run``); see :meth:`CopyLoop.finish`."""
+    loop = _the_copy_loop(create=False)
+    if loop is None:
+        return None
+    return await asyncio.wrap_future(loop.submit(loop.finish(job_id)))
+
+
+class ShardCopy:
+    """One shard on one worker: clean up after a dead attempt, then copy.
+
+    The shard goes through :func:`~aqueuepipe.copy_many`, in a batch per part size
+    (with ``preserve_etags`` each object is copied in its source's part layout, so
+    the copy gets the source's ETag and a later run recognises it) and per
+    ``skip_existing``: on for the objects a listing of the destination shows with
+    the source's size, off for the others.
+    """
+
+    def __init__(
+        self, job: Job, resources: WorkerResources, shard: list[Entry], worker: str
+    ) -> None:
+        self.job = job
+        self.resources = resources
+        self.shard = shard
+        self.worker = worker
+        self.requests = asyncio.Semaphore(_SIDE_REQUESTS)
+
+    async def run(self) -> list[ObjectOutcome]:
+        try:
+            await self._abort_leftover_uploads()
+            present = await self._present_at_destination() if self.job.skip_existing else set()
+            batches = await self._batches(present)
+        except Exception as exc:
+            error = describe(self.job.error(exc, "destination"))
+            return [failed_outcome(self.job, entry, error, self.worker) for entry in self.shard]
+        return await self._copy(batches)
+
+    async def _abort_leftover_uploads(self) -> None:
+        """Abort unfinished multipart uploads to this shard's keys.
+
+        They can only be left by an earlier attempt at these keys that died (a
+        lost worker, a killed run): a finished or failed copy completes or aborts
+        its own upload.  Only objects of at least 5 MiB can have been multipart.
+        """
+        keys = {self.job.dst_key(key) for key, size, _ in self.shard if size >= MIN_PART_SIZE}
+        if keys:
+            # Best effort: without s3:ListBucketMultipartUploads (or with the bucket
+            # gone) the copies go on, and report what is wrong themselves.
+            with contextlib.suppress(Exception):
+                await self._abort_uploads_to(keys)
+
+    async def _abort_uploads_to(self, keys: set[str]) -> None:
+        prefix = os.path.commonprefix([min(keys), max(keys)])  # noqa: RUF071 (keys, not paths)
+        leftovers: list[tuple[str, str]] = []
+        dst = self.resources.dst
+        paginator = dst.get_paginator("list_multipart_uploads")
+        async for page in paginator.paginate(Bucket=self.job.dst_bucket, Prefix=prefix):
+            leftovers.extend(
+                (str(upload["Key"]), str(upload["UploadId"]))
+                for upload in page.get("Uploads", [])
+                if upload["Key"] in keys
+            )
+
+        async def abort(key: str, upload_id: str) -> None:
+            async with self.requests:
+                with contextlib.suppress(Exception):  # gone already: nothing left to do
+                    await dst.abort_multipart_upload(
+                        Bucket=self.job.dst_bucket, Key=key, UploadId=upload_id
+                    )
+
+        await asyncio.gather(*(abort(key, upload_id) for key, upload_id in leftovers))
+
+    async def _present_at_destination(self) -> set[str]:
+        """The source keys whose destination object exists, with the source's size.
+
+        Only those can be skipped, which copy_many decides (two HEADs each); the
+        others are copied without asking.  One ListObjectsV2 page covers a shard of
+        up to 1,000 keys unless other objects are interleaved with them there.
+        """
+        job = self.job
+        wanted = {job.dst_key(key): (key, size) for key, size, _ in self.shard}
+        first, last = min(wanted), max(wanted)
+        prefix = os.path.commonprefix([first, last])  # noqa: RUF071 (keys, not paths)
+        listing = {"Bucket": job.dst_bucket, "Prefix": prefix}
+        if len(first) > 1:
+            listing["StartAfter"] = first[:-1]  # exclusive, and sorts just before first
+        paginator = self.resources.dst.get_paginator("list_objects_v2")
+        present: set[str] = set()
+        try:
+            async for page in paginator.paginate(**listing):
+                contents = page.get("Contents", [])
+                for found in contents:
+                    key, size = wanted.get(str(found["Key"]), ("", -1))
+                    if size == int(found["Size"]):
+                        present.add(key)
+                if contents and str(contents[-1]["Key"]) >= last:
+                    break
+        except Exception:
+            return {key for key, _, _ in self.shard}  # cannot tell: copy_many checks each
+        return present
+
+    async def _batches(self, present: set[str]) -> dict[tuple[int, bool], list[Entry]]:
+        """The shard's objects by copy_many call: the part size that keeps their ETags,
+        and whether they may be at the destination already (``present``)."""
+        part_sizes = await asyncio.gather(*(self._part_size(entry) for entry in self.shard))
+        pairs = list(zip(self.shard, part_sizes, strict=True))
+        # One part size above the largest single-part object: each goes with one PutObject.
+        single = max((entry[1] for entry, part_size in pairs if part_size is None), default=0) + 1
+        batches: dict[tuple[int, bool], list[Entry]] = {}
+        for entry, part_size in pairs:
+            batch = (single if part_size is None else part_size, entry[0] in present)
+            batches.setdefault(batch, []).append(entry)
+        return batches
+
+    async def _part_size(self, entry: Entry) -> int | None:
+        """The part size to copy ``entry`` with; None for "one PutObject, whatever its size"."""
+        job = self.job
+        key, size, etag = entry
+        if not job.preserve_etags or not etag_is_md5_based(etag) or size < job.part_size:
+            return job.part_size
+        _, _, count = normalize_etag(etag).partition("-")
+        if not count:  # a single-part source: one PutObject keeps its ETag
+            return None if size <= min(job.limit // 2, _MAX_PUT_SIZE) else job.part_size
+        try:
+            async with self.requests:
+                head = await self.resources.src.head_object(
+                    Bucket=job.src_bucket, Key=key, PartNumber=1
+                )
+            first = int(head["ContentLength"])
+        except Exception:
+            return job.part_size  # the copy itself will report what is wrong
+        fits = MIN_PART_SIZE <= first <= min(job.limit, MAX_PART_SIZE)
+        even = math.ceil(size / first) == int(count) and choose_part_size(size, first) == first
+        if fits and even:
+            return first
+        return job.part_size  # uneven parts, or parts the budget cannot hold
+
+    async def _copy(self, batches: dict[tuple[int, bool], list[Entry]]) -> list[ObjectOutcome]:
+        job, resources = self.job, self.resources
+        outcomes: list[ObjectOutcome] = []
+        # One limit on the copies of the shard however many part sizes it needs.
+        slots = asyncio.Semaphore(job.concurrency)
+        by_dst = {job.dst_url(job.dst_key(entry[0])): entry for entry in self.shard}
+
+        async def gated(entries: list[Entry]) -> AsyncIterator[tuple[str, str]]:
+            for key, _, _ in entries:
+                await slots.acquire()
+                yield job.src_url(key), job.dst_url(job.dst_key(key))
+
+        async def run_batch(part_size: int, check: bool, entries: list[Entry]) -> None:
+            results = copy_many(
+                gated(entries),
+                concurrency=job.concurrency,
+                budget=resources.budget,
+                part_size=part_size,
+                part_concurrency=job.part_concurrency,
+                checksums=job.checksums,
+                checksum_algorithm=job.checksum_algorithm,
+                src_client=resources.src,
+                dst_client=resources.dst,
+                progress=job.progress,
+                retries=job.policy,
+                skip_existing=check,
+            )
+            async with contextlib.aclosing(results) as iterator:
+                async for result in iterator:
+                    slots.release()
+                    outcomes.append(self._outcome(result, by_dst[result.dst]))
+
+        async with asyncio.TaskGroup() as tg:
+            for (part_size, check), entries in batches.items():
+                tg.create_task(run_batch(part_size, check, entries))
+        return outcomes
+
+    def _outcome(self, result: TransferResult, entry: Entry) -> ObjectOutcome:
+        key, size, src_etag = entry
+        status: Status = "skipped" if result.skipped else "copied" if result.ok else "failed"
+        return ObjectOutcome(
+            key=key,
+            dst_key=self.job.dst_key(key),
+            status=status,
+            size=result.size if result.ok else size,
+            etag=normalize_etag(result.etag) if result.etag else None,
+            src_etag=normalize_etag(src_etag) if src_etag else None,
+            parts=result.parts,
+            checksums=dict(result.checksums),
+            seconds=result.seconds,
+            retries=result.retries,
+            error=None if result.error is None else describe(result.error),
+            worker=self.worker,
+        )
