@@ -18,7 +18,7 @@ from ._errors import (
     TransferError,
 )
 from ._open import ObjectReader, ObjectWriter, open_reader, open_writer
-from ._pipe import AsyncPipe, PipeStatistics
+from ._pipe import AsyncPipe, PipeReceiveStream, PipeSendStream, PipeStatistics
 from .s3._retry import RetryPolicy
 from .transfer import ProgressCallback, ProgressListener, TransferResult, copy, copy_many
 
@@ -38,6 +38,8 @@ __all__ = [
     "PipeAbortedError",
     "PipeClosedError",
     "PipeError",
+    "PipeReceiveStream",
+    "PipeSendStream",
     "PipeStatistics",
     "ProgressCallback",
     "ProgressListener",

@@ -51,13 +51,14 @@ class ByteBudget:
             ValueError: ``limit`` is not positive.
             TypeError: ``limit`` is not an int.
         """
-        _check_size(limit, "limit")
-        if limit == 0:
-            raise ValueError("limit must be > 0, got 0")
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise TypeError(f"limit must be an int, not {type(limit).__name__}")
+        if limit <= 0:
+            raise ValueError(f"limit must be > 0 (a positive number of bytes), got {limit}")
         self._limit = limit
         self._used = 0
         self._peak = 0
-        # Each waiter is [bytes wanted, future]; the future is resolved only once
+        # Each waiter is (bytes wanted, future); the future is resolved only once
         # those bytes have been counted as used on the waiter's behalf.
         self._waiters: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
 
@@ -96,13 +97,25 @@ class ByteBudget:
     def try_acquire(self, n: int) -> bool:
         """Take ``n`` bytes if they fit now and nobody is waiting; never blocks.
 
+        Returns whether the bytes were taken.  A request that fits is still
+        refused while an :meth:`acquire` is queued, so a caller polling with
+        ``try_acquire`` never overtakes a waiter (the queue stays FIFO-fair).
+
         Raises:
+            TypeError: ``n`` is not an int.
             ValueError: ``n`` is negative or larger than :attr:`limit`.
         """
-        self._check_request(n)
-        if self._waiters or self._used + n > self._limit:
+        # The cheap tests come first; the full checks run only for what they let
+        # through (an int subclass) or for what they must reject.
+        if type(n) is not int or n < 0:
+            self._check_request(n)
+        used = self._used + n
+        if used > self._limit or self._waiters:
+            self._check_request(n)  # n > limit: it could never fit
             return False
-        self._take(n)
+        self._used = used
+        if used > self._peak:
+            self._peak = used
         return True
 
     async def acquire(self, n: int) -> None:
@@ -112,6 +125,7 @@ class ByteBudget:
         and waiters queued behind it proceed if they now fit.
 
         Raises:
+            TypeError: ``n`` is not an int.
             ValueError: ``n`` is negative, or larger than :attr:`limit` (it could
                 never be satisfied).
         """
@@ -125,15 +139,22 @@ class ByteBudget:
             raise
 
     def release(self, n: int) -> None:
-        """Give back ``n`` bytes and wake the waiters that now fit.
+        """Give back ``n`` bytes and wake the waiters that now fit.  Never blocks.
 
         Raises:
+            TypeError: ``n`` is not an int.
             ValueError: ``n`` is negative or more than is held.
         """
-        _check_size(n, "release size")
-        if n > self._used:
-            raise ValueError(f"cannot release {n} bytes: only {self._used} are held")
-        self._used -= n
+        try:
+            used = self._used - n
+        except TypeError:  # not a number at all
+            _check_size(n, "release size")
+            raise
+        if used < 0 or n < 0 or type(n) is not int:
+            _check_size(n, "release size")
+            if used < 0:
+                raise ValueError(f"cannot release {n} bytes: only {self._used} are held")
+        self._used = used
         if self._waiters:
             self._wake()
 
@@ -153,18 +174,12 @@ class ByteBudget:
         finally:
             self.release(n)
 
-    # -- internals shared with AsyncPipe ------------------------------------
+    # -- internals -----------------------------------------------------------
 
     def _check_request(self, n: int) -> None:
         _check_size(n, "request size")
         if n > self._limit:
             raise ValueError(f"cannot acquire {n} bytes from a budget whose limit is {self._limit}")
-
-    def _release(self, n: int) -> None:
-        """:meth:`release` for callers that know ``0 <= n <= used`` (the pipe's hot path)."""
-        self._used -= n
-        if self._waiters:
-            self._wake()
 
     def _take(self, n: int) -> None:
         self._used += n
@@ -183,7 +198,7 @@ class ByteBudget:
         If the bytes had already been granted, they are given back; otherwise the
         request leaves the queue.  Either way, waiters behind it are re-examined.
         """
-        if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+        if waiter.done() and not waiter.cancelled():
             self.release(n)
             return
         with contextlib.suppress(ValueError):
@@ -194,7 +209,7 @@ class ByteBudget:
         waiters = self._waiters
         while waiters:
             n, waiter = waiters[0]
-            if waiter.done():  # cancelled, or failed by an aborting pipe
+            if waiter.done():  # its acquire was cancelled
                 waiters.popleft()
                 continue
             if self._used + n > self._limit:

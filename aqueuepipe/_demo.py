@@ -28,8 +28,8 @@ from rich.console import Console
 from rich.table import Table
 
 from ._budget import ByteBudget
+from ._report import failure_message, peak_rss, printable
 from ._units import format_size
-from .cli import failure_message, peak_rss
 from .progress import ProgressDisplay
 from .s3._client import S3Client, create_client
 from .transfer import TransferResult, copy_many
@@ -230,7 +230,12 @@ async def _demo_in(tmp: Path, endpoint_url: str, out: Console, display: Progress
         async with contextlib.aclosing(upload_batch) as uploaded:
             async for result in uploaded:
                 if result.error is not None:
-                    out.print(f"FAILED to upload {result.src}: {failure_message(result.error)}")
+                    out.print(
+                        f"FAILED to upload {printable(result.src)}: "
+                        f"{failure_message(result.error)}",
+                        markup=False,
+                        highlight=False,
+                    )
                     return 1
         out.print(
             f"uploaded {len(sources)} objects ({format_size(total)}) to s3://{SOURCE_BUCKET} "

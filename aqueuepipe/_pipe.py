@@ -1,4 +1,8 @@
-"""AsyncPipe: a bounded byte pipe between asyncio coroutines."""
+"""AsyncPipe: a bounded byte pipe between asyncio coroutines.
+
+Its two ends are also available as anyio byte streams (:class:`PipeReceiveStream`,
+:class:`PipeSendStream`), for code written against anyio running on asyncio.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,13 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Final, Self
 
+import anyio
+import anyio.abc
+
 from ._budget import ByteBudget
 from ._errors import PipeAbortedError, PipeClosedError
 
-__all__ = ["AsyncPipe", "PipeStatistics"]
+__all__ = ["AsyncPipe", "PipeReceiveStream", "PipeSendStream", "PipeStatistics"]
 
 
 class _Signal(enum.Enum):
@@ -29,6 +36,12 @@ class _State(enum.Enum):
     ABORTED = enum.auto()
 
 
+# Looking a member up on an Enum class costs more than the rest of a fast path.
+_OPEN: Final = _State.OPEN
+_CLOSED: Final = _State.CLOSED
+_ABORTED: Final = _State.ABORTED
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PipeStatistics:
     """A snapshot of an :class:`AsyncPipe`."""
@@ -40,6 +53,22 @@ class PipeStatistics:
     bytes_read: int
     closed: bool
     aborted: bool
+
+
+def _copy_of_buffer(data: object) -> bytes:
+    """The bytes of a bytes-like ``data``; TypeError naming what it is otherwise."""
+    # memoryview() accepts exactly the bytes-like objects; bytes() would also
+    # take an int (that many zero bytes) or an iterable of ints.
+    try:
+        view = memoryview(data)  # type: ignore[arg-type]
+    except TypeError:
+        hint = " (encode the text first, e.g. text.encode())" if isinstance(data, str) else ""
+        raise TypeError(
+            f"AsyncPipe.write() wants a bytes-like object (bytes, bytearray, memoryview), "
+            f"not {type(data).__name__}{hint}"
+        ) from None
+    with view:
+        return bytes(view)
 
 
 class AsyncPipe:
@@ -67,16 +96,17 @@ class AsyncPipe:
     __slots__ = (
         "_blocked_writers",
         "_budgets",
-        "_buffered",
+        "_bytes_dropped",
         "_bytes_read",
         "_bytes_written",
         "_cause",
+        "_fast_limit",
+        "_interrupted_writers",
         "_leftover",
-        "_limit",
         "_max_chunk",
-        "_peak_buffered",
+        "_own",
         "_queue",
-        "_sole_budget",
+        "_shared",
         "_state",
     )
 
@@ -87,32 +117,47 @@ class AsyncPipe:
             ValueError: neither ``limit`` nor ``budget`` is given, or ``limit`` is
                 not positive.
         """
-        if budget is None:
-            if limit is None:
+        if limit is None:
+            if budget is None:
                 raise ValueError("AsyncPipe needs a limit (bytes) or a shared budget")
-            self._budgets: tuple[ByteBudget, ...] = (ByteBudget(limit),)
-        elif limit is None:
-            self._budgets = (budget,)
+            limit = budget.limit
+        # The pipe's own budget holds it to `limit` and counts what it holds
+        # (peak_buffered); a shared budget counts the same bytes again, with those
+        # of its other holders.
+        own = ByteBudget(limit)
+        self._own = own
+        self._shared = budget
+        # The order in which a write that must wait takes them: the tighter
+        # limit first, so that a writer held up by it keeps nothing of the other
+        # budget meanwhile.  (Shared first when the own limit is no tighter: the
+        # own budget then always has room once the shared one granted it.)
+        self._budgets: tuple[ByteBudget, ...]
+        if budget is None:
+            self._budgets = (own,)
+        elif own.limit < budget.limit:
+            self._budgets = (own, budget)
         else:
-            self._budgets = (ByteBudget(limit), budget)
-        # The per-chunk hot paths are inlined for the common single-budget case.
-        self._sole_budget = self._budgets[0] if len(self._budgets) == 1 else None
-        self._limit = limit if limit is not None else self._budgets[0].limit
+            self._budgets = (budget, own)
         self._max_chunk = min(b.limit for b in self._budgets)
+        # The largest chunk write() may queue on its fast path: while the pipe is
+        # open and has its own budget alone.  0 sends every write the checked way.
+        self._fast_limit = self._max_chunk if budget is None else 0
         self._queue: asyncio.Queue[bytes | _Signal] = asyncio.Queue()
-        self._state = _State.OPEN
+        self._state = _OPEN
         self._cause: BaseException | None = None
         self._leftover: memoryview | None = None
-        self._blocked_writers: set[asyncio.Future[None]] = set()
-        self._buffered = 0
-        self._peak_buffered = 0
+        # Tasks waiting in write() for room, and those that close() or abort()
+        # cancelled to wake them.
+        self._blocked_writers: set[asyncio.Task[object]] = set()
+        self._interrupted_writers: set[asyncio.Task[object]] = set()
         self._bytes_written = 0
         self._bytes_read = 0
+        self._bytes_dropped = 0
 
     def __repr__(self) -> str:
         return (
-            f"<AsyncPipe {self._state.name.lower()} limit={self._limit} "
-            f"buffered={self._buffered} written={self._bytes_written} read={self._bytes_read}>"
+            f"<AsyncPipe {self._state.name.lower()} limit={self.limit} "
+            f"buffered={self.buffered} written={self._bytes_written} read={self._bytes_read}>"
         )
 
     # -- introspection -------------------------------------------------------
@@ -120,22 +165,28 @@ class AsyncPipe:
     @property
     def limit(self) -> int:
         """The most bytes this pipe buffers (the shared budget's limit if none was given)."""
-        return self._limit
+        return self._own.limit
 
     @property
     def budget(self) -> ByteBudget:
         """The budget the pipe's bytes are counted in (the shared one, if given)."""
-        return self._budgets[-1]
+        return self._own if self._shared is None else self._shared
 
     @property
     def buffered(self) -> int:
         """Bytes written and not yet read."""
-        return self._buffered
+        return self._bytes_written - self._bytes_read - self._bytes_dropped
 
     @property
     def peak_buffered(self) -> int:
-        """The most bytes ever buffered at once."""
-        return self._peak_buffered
+        """The most bytes the pipe ever held at once.
+
+        That is the most it ever buffered, or a little more where a waiting write
+        held its bytes in the pipe's own limit before they were queued (granted
+        room while the reader went on reading, or waiting for a shared budget).
+        It never exceeds :attr:`limit`.
+        """
+        return self._own.peak
 
     @property
     def bytes_written(self) -> int:
@@ -150,12 +201,12 @@ class AsyncPipe:
     @property
     def closed(self) -> bool:
         """True once the pipe was closed or aborted: no more writes are accepted."""
-        return self._state is not _State.OPEN
+        return self._state is not _OPEN
 
     @property
     def aborted(self) -> bool:
         """True once the pipe was aborted."""
-        return self._state is _State.ABORTED
+        return self._state is _ABORTED
 
     @property
     def exception(self) -> BaseException | None:
@@ -165,9 +216,9 @@ class AsyncPipe:
     def statistics(self) -> PipeStatistics:
         """Return a snapshot of the pipe's counters."""
         return PipeStatistics(
-            limit=self._limit,
-            buffered=self._buffered,
-            peak_buffered=self._peak_buffered,
+            limit=self.limit,
+            buffered=self.buffered,
+            peak_buffered=self.peak_buffered,
             bytes_written=self._bytes_written,
             bytes_read=self._bytes_read,
             closed=self.closed,
@@ -188,31 +239,22 @@ class AsyncPipe:
         chunk or nothing of it (for a split write, a prefix of whole pieces).
 
         Raises:
-            PipeClosedError: the pipe was closed.
+            TypeError: ``data`` is not a bytes-like object.
+            PipeClosedError: the pipe was closed, before or during the wait.
             PipeAbortedError: the pipe was aborted, before or during the wait.
         """
-        if self._state is not _State.OPEN:
-            raise self._write_error()
-        chunk = data if type(data) is bytes else bytes(data)
+        chunk = data if type(data) is bytes else _copy_of_buffer(data)
         size = len(chunk)
+        # Fast path: open, the pipe's own budget alone, and the bytes fit at once.
+        if 0 < size <= self._fast_limit and self._own.try_acquire(size):
+            self._bytes_written += size
+            self._queue.put_nowait(chunk)
+            return
+        if self._state is not _OPEN:
+            raise self._write_error()
         if size == 0:
             return
         if size <= self._max_chunk:
-            budget = self._sole_budget
-            if budget is not None and not budget._waiters:
-                used = budget._used + size
-                if used <= budget._limit:
-                    # Fast path, the same steps as _put: the bytes fit at once.
-                    budget._used = used
-                    if used > budget._peak:
-                        budget._peak = used
-                    buffered = self._buffered + size
-                    self._buffered = buffered
-                    if buffered > self._peak_buffered:
-                        self._peak_buffered = buffered
-                    self._bytes_written += size
-                    self._queue.put_nowait(chunk)
-                    return
             await self._put(chunk)
             return
         # Pieces of half the limit let the reader drain one while the next is written.
@@ -224,10 +266,13 @@ class AsyncPipe:
     def close(self) -> None:
         """Mark the end of the data.  Readers drain what is buffered, then see EOF.
 
-        Idempotent; does nothing after :meth:`abort`.
+        A write waiting for room fails with :class:`PipeClosedError`.  Idempotent;
+        does nothing after :meth:`abort`.
         """
-        if self._state is _State.OPEN:
-            self._state = _State.CLOSED
+        if self._state is _OPEN:
+            self._state = _CLOSED
+            self._fast_limit = 0
+            self._interrupt_writers()
             self._queue.put_nowait(_EOF)
 
     def abort(self, exc: BaseException | None = None) -> None:
@@ -238,10 +283,14 @@ class AsyncPipe:
         :class:`PipeAbortedError` whose ``__cause__`` is ``exc``.  Only the first
         abort counts; later ones do nothing.
         """
-        if self._state is _State.ABORTED:
+        if self._state is _ABORTED:
             return
-        self._state = _State.ABORTED
+        self._state = _ABORTED
+        self._fast_limit = 0
         self._cause = exc
+        # Interrupt blocked writers first, so that the bytes given back below go
+        # to other holders of a shared budget, not to this pipe's dead writes.
+        self._interrupt_writers()
         dropped = 0
         while True:
             try:
@@ -254,11 +303,9 @@ class AsyncPipe:
             dropped += len(self._leftover)
             self._leftover = None
         if dropped:
+            self._bytes_dropped += dropped
             self._give_back(dropped)
         self._queue.put_nowait(_ABORT)
-        for waiter in self._blocked_writers:
-            if not waiter.done():
-                waiter.set_exception(self._aborted_error())
 
     # -- reader side ---------------------------------------------------------
 
@@ -325,15 +372,10 @@ class AsyncPipe:
             if type(item) is bytes:
                 size = len(item)
                 self._bytes_read += size
-                self._buffered -= size
-                sole = self._sole_budget
-                if sole is not None:
-                    sole._used -= size
-                    if sole._waiters:
-                        sole._wake()
-                else:
-                    for budget in self._budgets:
-                        budget._release(size)
+                self._own.release(size)
+                shared = self._shared
+                if shared is not None:
+                    shared.release(size)
                 return item
             queue.put_nowait(item)  # signals stay for any other reader
             if item is _ABORT:
@@ -343,6 +385,23 @@ class AsyncPipe:
         if chunk is None:
             raise StopAsyncIteration
         return chunk
+
+    # -- anyio streams -------------------------------------------------------
+
+    def receive_stream(self) -> PipeReceiveStream:
+        """The reading side as an anyio :class:`~anyio.abc.ByteReceiveStream`.
+
+        For anyio code on the asyncio backend, e.g. ``BufferedByteReceiveStream``
+        or ``TextReceiveStream``; see :class:`PipeReceiveStream`.
+        """
+        return PipeReceiveStream(self)
+
+    def send_stream(self) -> PipeSendStream:
+        """The writing side as an anyio :class:`~anyio.abc.ByteSendStream`.
+
+        See :class:`PipeSendStream`.
+        """
+        return PipeSendStream(self)
 
     # -- context manager -----------------------------------------------------
 
@@ -359,7 +418,7 @@ class AsyncPipe:
             self.abort(exc)
             return
         self.close()
-        if self._buffered:
+        if self.buffered:
             # Unread data left behind: drop it, and make any later read fail
             # rather than mistake the truncated stream for a complete one.
             self.abort()
@@ -367,41 +426,54 @@ class AsyncPipe:
     # -- internals -----------------------------------------------------------
 
     async def _put(self, chunk: bytes) -> None:
+        """Queue ``chunk`` (at most ``_max_chunk`` bytes) once every budget has room."""
         size = len(chunk)
         taken: list[ByteBudget] = []
         try:
             for budget in self._budgets:
-                # Fast path inlined: nobody queued and the bytes fit.
-                if not budget._waiters and budget._used + size <= budget._limit:
-                    budget._take(size)
-                else:
+                if not budget.try_acquire(size):
                     await self._wait_for(budget, size)
                 taken.append(budget)
         except BaseException:
             for budget in taken:
                 budget.release(size)
             raise
-        if self._state is not _State.OPEN:
-            # Closed or aborted while we waited for room.
+        if self._state is not _OPEN:
+            # Closed or aborted between the checks (close() and abort() wake the
+            # writers they find waiting, so this only guards the invariant).
             for budget in taken:
                 budget.release(size)
             raise self._write_error()
-        self._buffered += size
-        if self._buffered > self._peak_buffered:
-            self._peak_buffered = self._buffered
         self._bytes_written += size
         self._queue.put_nowait(chunk)
 
     async def _wait_for(self, budget: ByteBudget, size: int) -> None:
-        waiter = budget._enqueue(size)
-        self._blocked_writers.add(waiter)
+        """``budget.acquire(size)``, interrupted by :meth:`close` and :meth:`abort`.
+
+        They cancel the waiting task, as :func:`asyncio.timeout` does: that
+        cancellation is undone here and becomes :class:`PipeClosedError` or
+        :class:`PipeAbortedError`, while any other cancellation propagates as
+        usual.  Either way the interrupted ``acquire`` holds nothing afterwards.
+        """
+        task = asyncio.current_task()
+        assert task is not None
+        cancelling = task.cancelling()
+        self._blocked_writers.add(task)
         try:
-            await waiter
-        except BaseException:
-            budget._cancel_waiter(waiter, size)
+            await budget.acquire(size)
+        except asyncio.CancelledError:
+            if task in self._interrupted_writers and task.uncancel() <= cancelling:
+                error = self._write_error()
+                raise error from error.__cause__  # abort's exception, or None
             raise
         finally:
-            self._blocked_writers.discard(waiter)
+            self._blocked_writers.discard(task)
+            self._interrupted_writers.discard(task)
+
+    def _interrupt_writers(self) -> None:
+        for writer in self._blocked_writers - self._interrupted_writers:
+            writer.cancel()
+            self._interrupted_writers.add(writer)
 
     async def _next(self, n: int = -1) -> bytes | None:
         """Take the next chunk (at most ``n`` bytes of it); None at EOF."""
@@ -438,9 +510,8 @@ class AsyncPipe:
         self._give_back(size)
 
     def _give_back(self, size: int) -> None:
-        self._buffered -= size
         for budget in self._budgets:
-            budget._release(size)
+            budget.release(size)
 
     def _aborted_error(self) -> PipeAbortedError:
         err = PipeAbortedError()
@@ -448,6 +519,103 @@ class AsyncPipe:
         return err
 
     def _write_error(self) -> PipeAbortedError | PipeClosedError:
-        if self._state is _State.ABORTED:
+        if self._state is _ABORTED:
             return self._aborted_error()
         return PipeClosedError()
+
+
+# -- anyio adapters ----------------------------------------------------------------
+
+
+class PipeReceiveStream(anyio.abc.ByteReceiveStream):
+    """The reading side of an :class:`AsyncPipe` as an anyio byte stream.
+
+    Runs on anyio's asyncio backend only.  Errors are anyio's: the end of the data
+    is :exc:`anyio.EndOfStream`, an aborted pipe :exc:`anyio.BrokenResourceError`
+    whose ``__cause__`` is the exception the pipe was aborted with, and receiving
+    after :meth:`aclose` :exc:`anyio.ClosedResourceError`.
+    """
+
+    def __init__(self, pipe: AsyncPipe) -> None:
+        self._pipe = pipe
+        self._closed = False
+
+    @property
+    def pipe(self) -> AsyncPipe:
+        """The pipe read from."""
+        return self._pipe
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        """Return up to ``max_bytes`` bytes: a chunk as written, or part of one.
+
+        Cancellation is atomic, as for :meth:`AsyncPipe.read`.
+
+        Raises:
+            ValueError: ``max_bytes`` is below 1.
+            anyio.EndOfStream: the writer closed the pipe and everything was read.
+            anyio.BrokenResourceError: the pipe was aborted.
+            anyio.ClosedResourceError: this stream was closed.
+        """
+        if self._closed:
+            raise anyio.ClosedResourceError
+        if max_bytes < 1:
+            raise ValueError(f"max_bytes must be >= 1, got {max_bytes}")
+        try:
+            data = await self._pipe.read(max_bytes)
+        except PipeAbortedError as exc:
+            raise anyio.BrokenResourceError("the pipe was aborted") from exc.__cause__
+        if not data:
+            raise anyio.EndOfStream
+        return data
+
+    async def aclose(self) -> None:
+        """Stop reading.  Idempotent; never blocks.
+
+        Unless the pipe was closed and read to its end, this aborts it (without
+        a cause): the writer's next or blocked write fails instead of waiting for
+        a reader that is gone, and buffered bytes go back to the budget.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        pipe = self._pipe
+        if not pipe.closed or pipe.buffered:
+            pipe.abort()
+
+
+class PipeSendStream(anyio.abc.ByteSendStream):
+    """The writing side of an :class:`AsyncPipe` as an anyio byte stream.
+
+    Runs on anyio's asyncio backend only.  :meth:`aclose` closes the pipe (the
+    reader sees the end of the data).  An aborted pipe raises
+    :exc:`anyio.BrokenResourceError` whose ``__cause__`` is the exception the pipe
+    was aborted with; a closed one :exc:`anyio.ClosedResourceError`.
+    """
+
+    def __init__(self, pipe: AsyncPipe) -> None:
+        self._pipe = pipe
+
+    @property
+    def pipe(self) -> AsyncPipe:
+        """The pipe written to."""
+        return self._pipe
+
+    async def send(self, item: bytes | bytearray | memoryview) -> None:
+        """Write ``item``, waiting while the pipe is full (see :meth:`AsyncPipe.write`).
+
+        Raises:
+            TypeError: ``item`` is not a bytes-like object.
+            anyio.BrokenResourceError: the pipe was aborted.
+            anyio.ClosedResourceError: the pipe was closed (by :meth:`aclose` or
+                :meth:`AsyncPipe.close`).
+        """
+        try:
+            await self._pipe.write(item)
+        except PipeAbortedError as exc:
+            raise anyio.BrokenResourceError("the pipe was aborted") from exc.__cause__
+        except PipeClosedError:
+            raise anyio.ClosedResourceError from None
+
+    async def aclose(self) -> None:
+        """Close the pipe: the end of the data.  Idempotent; never blocks."""
+        self._pipe.close()

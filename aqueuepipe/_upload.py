@@ -121,6 +121,8 @@ class Uploader:
         self._full: Hasher | None = None  # the running CRC of a FULL_OBJECT upload
         self._hash_tail: asyncio.Future[None] | None = None
         self._deadline: asyncio.Timeout | None = None
+        #: The destination was written, even if the copy was cancelled after that.
+        self.committed = False
 
     def watch(self, deadline: asyncio.Timeout) -> None:
         """Push ``deadline`` back whenever bytes move: it measures stalls."""
@@ -448,7 +450,15 @@ class Uploader:
                 extra[f"Checksum{s3_algorithm(algorithm)}"] = self._full.b64digest()
                 extra["ChecksumType"] = "FULL_OBJECT"
             with self.errors("destination"):
-                response = await upload.complete(extra)
+                try:
+                    response = await upload.complete(extra)
+                except asyncio.CancelledError:
+                    if upload.completed is not None:
+                        # The object was written before the cancellation could stop
+                        # it: the copy is done, whatever comes of the cancellation.
+                        self.etag = str(upload.completed["ETag"])
+                        self.committed = True
+                    raise
             self._count(response)
         except BaseException:
             await upload.abort()

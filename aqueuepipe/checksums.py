@@ -36,7 +36,6 @@ __all__ = [
     "composite_checksum",
     "etag_evidence",
     "etag_is_md5_based",
-    "full_object_checksum",
     "multipart_etag",
     "new_hasher",
     "normalize_etag",
@@ -446,8 +445,8 @@ def composite_checksum(name: str, part_digests: Sequence[bytes]) -> str:
     The form is ``"<base64 of hash(concatenated raw part digests)>-<number of parts>"``,
     the checksum of the checksums of the parts, in part order.  S3 supports
     ``COMPOSITE`` for crc32, crc32c, sha1 and sha256; for crc64nvme it only keeps
-    ``FULL_OBJECT`` checksums (see :func:`full_object_checksum`), but the value is
-    computed the same way if asked for.
+    ``FULL_OBJECT`` checksums (the base64 of the whole-stream CRC, as for a single
+    PUT), but the value is computed the same way if asked for.
 
     Raises:
         ValueError: ``name`` is unknown or ``md5``, there are no parts, or a digest
@@ -462,26 +461,6 @@ def composite_checksum(name: str, part_digests: Sequence[bytes]) -> str:
         _check_digest(digest, hasher.digest_size, f"the {hasher.name} digest of part {number}")
         hasher.update(digest)
     return f"{hasher.b64digest()}-{len(part_digests)}"
-
-
-def full_object_checksum(name: str, digest: bytes) -> str:
-    """Return S3's ``FULL_OBJECT`` checksum of an object whose whole-stream CRC is ``digest``.
-
-    That is the base64 of the digest, with no part count: the same value as a single
-    PUT's checksum.  Only the CRC algorithms have ``FULL_OBJECT`` checksums.
-
-    Raises:
-        ValueError: ``name`` is unknown or not a CRC, or ``digest`` has the wrong
-            length for it.
-        TypeError: ``name`` is not a str or ``digest`` is not bytes.
-    """
-    canonical = _canonical_name(name)
-    if canonical not in _CRC_SIZES:
-        raise ValueError(
-            f"S3 has FULL_OBJECT checksums only for {', '.join(_CRC_SIZES)}, not {name!r}"
-        )
-    _check_digest(digest, _CRC_SIZES[canonical], f"the {canonical} digest")
-    return base64.b64encode(digest).decode("ascii")
 
 
 # -- reading S3's evidence out of a response ------------------------------------------

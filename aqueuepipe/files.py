@@ -4,11 +4,15 @@
 atomically: the bytes go to a temporary file beside the target, which
 :meth:`FileSink.commit` renames into place.  :func:`safe_join` maps an S3 key to a
 path under a download directory and refuses keys that would land outside it.
+:class:`StandardInput` and :class:`StandardOutput` are the process's standard
+streams as the ends of a copy (``async read(n)``, ``async write(data)``).
 
-Blocking file operations run in worker threads.  A worker thread cannot be
-interrupted, so wherever abandoning one would leak something (an open descriptor, a
-file it creates, a caller's buffer it is still filling) the coroutine waits for it to
-finish before it lets a cancellation propagate.
+Blocking file operations run in the event loop's default executor, through
+aiofiles, on both sides.  A worker thread cannot be interrupted, so no operation
+is ever abandoned: a cancelled coroutine first waits for the operation it started
+(one local I/O call) and only then lets the cancellation propagate.  That way no
+descriptor leaks, no file it creates is left behind, no caller's buffer is filled
+after the call returned, and no file is closed under a write still running.
 """
 
 from __future__ import annotations
@@ -18,20 +22,24 @@ import contextlib
 import enum
 import errno
 import os
+import queue
 import secrets
+import select
 import stat
-from concurrent.futures import ThreadPoolExecutor
-from io import BufferedWriter
+import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final, Self, TypeVar
 
 import aiofiles
-from aiofiles.threadpool.binary import AsyncBufferedReader
+from aiofiles.threadpool.binary import AsyncBufferedIOBase, AsyncBufferedReader
 
-from ._cancel import wait_despite_cancellation
+from ._cancel import run_to_end, wait_despite_cancellation
 
-__all__ = ["FileSink", "FileSource", "safe_join"]
+__all__ = ["FileSink", "FileSource", "StandardInput", "StandardOutput", "safe_join"]
+
+_T = TypeVar("_T")
 
 _TEMP_SUFFIX: Final = ".aqueuepipe-part"
 
@@ -39,11 +47,21 @@ _TEMP_SUFFIX: Final = ".aqueuepipe-part"
 _MAX_TEMP_STEM_BYTES: Final = 200
 _TEMP_NAME_ATTEMPTS: Final = 16
 _TEMP_MODE: Final = 0o600
-# errno values with which link() says "this filesystem has no hard links".
-_NO_HARD_LINKS: Final = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS})
 
 
-# -- cancellation helpers ------------------------------------------------------------
+# -- running file operations to their end ----------------------------------------------
+
+
+async def _finish(
+    operation: Awaitable[_T],
+) -> tuple[asyncio.Future[_T], asyncio.CancelledError | None]:
+    """Run ``operation`` to its end, even if the caller is cancelled meanwhile.
+
+    Returns it done, with the cancellation that arrived while waiting (if any),
+    for the caller to deal with the outcome before re-raising it.
+    """
+    running = asyncio.ensure_future(operation)
+    return running, await wait_despite_cancellation(running)
 
 
 def _succeeded(fut: asyncio.Future[Any]) -> bool:
@@ -57,13 +75,14 @@ def _succeeded(fut: asyncio.Future[Any]) -> bool:
 class FileSource:
     """Reads a local file in chunks.  An async context manager.
 
-    Entering opens the file (in a worker thread, with aiofiles); then :attr:`size`
-    is its size and :meth:`read` / :meth:`readinto` return its bytes in order.
-    Leaving closes the file, on every path.  One task at a time may read from a
-    source, and a source can be entered only once::
+    Entering opens the file; then :attr:`size` is its size and :meth:`readinto`
+    fills buffers with its bytes, in order.  Leaving closes the file, on every
+    path.  One task at a time may read from a source, and a source can be entered
+    only once::
 
         async with FileSource("data.bin") as source:
-            while chunk := await source.read(8 * 1024 * 1024):
+            buf = bytearray(8 * 1024 * 1024)
+            while count := await source.readinto(buf):
                 ...
     """
 
@@ -72,9 +91,7 @@ class FileSource:
         self._file: AsyncBufferedReader | None = None
         self._size: int | None = None
         self._entered = False
-        # Bytes a cancelled read had already taken from the file; the next read
-        # returns them first, so a cancelled read consumes nothing.
-        self._unread = b""
+        self._broken = False
 
     def __repr__(self) -> str:
         return f"FileSource({str(self.path)!r})"
@@ -101,8 +118,8 @@ class FileSource:
             OSError: any other failure to open it.
             RuntimeError: the source was entered before.
 
-        Cancellation: the open runs in a worker thread that is allowed to finish; if
-        it succeeded the file is closed again before ``CancelledError`` propagates.
+        Cancellation: the open is allowed to finish; if it succeeded the file is
+        closed again before ``CancelledError`` propagates.
         """
         if self._entered:
             raise RuntimeError(f"{self!r} can be entered only once")
@@ -112,46 +129,15 @@ class FileSource:
         def opener(path: str, flags: int) -> int:
             return _open_regular_file(path, flags, sizes)
 
-        opening = asyncio.ensure_future(aiofiles.open(str(self.path), "rb", opener=opener))
-        cancelled = await wait_despite_cancellation(opening)
+        opening, cancelled = await _finish(aiofiles.open(str(self.path), "rb", opener=opener))
         if cancelled is not None:
             if _succeeded(opening):
-                closing = asyncio.ensure_future(opening.result().close())
-                await wait_despite_cancellation(closing)
+                closing, _ = await _finish(opening.result().close())
                 _succeeded(closing)
             raise cancelled
-        self._file = opening.result()
+        self._file = opening.result()  # raises the open's error
         self._size = sizes[0]
         return self
-
-    async def read(self, n: int) -> bytes:
-        """Read and return up to ``n`` bytes; ``b""`` only at the end of the file.
-
-        Raises:
-            ValueError: ``n`` is negative.
-            RuntimeError: the source is not open (not entered yet, or already left).
-            OSError: reading failed.
-
-        Cancellation is atomic: the worker thread doing the read cannot be stopped,
-        so a cancelled read waits for it (one chunk of local I/O), keeps the bytes
-        it got for the next read, and then raises ``CancelledError``.  Nothing is
-        consumed.
-        """
-        if n < 0:
-            raise ValueError(f"n must be >= 0, got {n}")
-        file = self._require_open()
-        if n == 0:
-            return b""
-        if self._unread:
-            data, self._unread = self._unread[:n], self._unread[n:]
-            return data
-        reading = asyncio.ensure_future(file.read(n))
-        cancelled = await wait_despite_cancellation(reading)
-        if cancelled is not None:
-            if _succeeded(reading):
-                self._unread = reading.result()
-            raise cancelled
-        return reading.result()
 
     async def readinto(self, buf: bytearray | memoryview) -> int:
         """Fill ``buf`` from the file; return how many bytes were put in it.
@@ -162,27 +148,27 @@ class FileSource:
 
         Raises:
             TypeError: ``buf`` is read-only or not contiguous.
-            RuntimeError: the source is not open (not entered yet, or already left).
+            RuntimeError: the source is not open (not entered yet, or already left),
+                or a failed or cancelled read could not be undone.
             OSError: reading failed; nothing is consumed, as for a cancellation.
 
         Cancellation is atomic for the file: a cancelled ``readinto`` waits until
-        the worker thread has stopped writing into ``buf``, keeps the bytes read so
-        far for the next read, and then raises ``CancelledError``.  What ``buf``
-        holds afterwards is unspecified.
+        the worker thread has stopped writing into ``buf``, steps the file back
+        over what this call read, and then raises ``CancelledError``; the next read
+        starts where this one did.  What ``buf`` holds afterwards is unspecified.
         """
         file = self._require_open()
         with memoryview(buf) as view, view.cast("B") as target:
             if target.readonly:
                 raise TypeError("readinto() needs a writable buffer")
-            filled = self._take_unread(target)
+            filled = 0
             while filled < len(target):
                 with target[filled:] as rest:
-                    reading = asyncio.ensure_future(file.readinto(rest))
-                    cancelled = await wait_despite_cancellation(reading)
+                    reading, cancelled = await _finish(file.readinto(rest))
                 if cancelled is not None or not _succeeded(reading):
                     if _succeeded(reading):
                         filled += reading.result() or 0
-                    self._unread = bytes(target[:filled])
+                    await self._rewind(file, filled)
                     if cancelled is not None:
                         raise cancelled
                     reading.result()  # raises the read's error
@@ -208,11 +194,9 @@ class FileSource:
         propagates, so the descriptor is never leaked.
         """
         file, self._file = self._file, None
-        self._unread = b""
         if file is None:
             return
-        closing = asyncio.ensure_future(file.close())
-        cancelled = await wait_despite_cancellation(closing)
+        closing, cancelled = await _finish(file.close())
         if cancelled is not None:
             _succeeded(closing)
             raise cancelled
@@ -222,16 +206,23 @@ class FileSource:
             _succeeded(closing)
 
     def _require_open(self) -> AsyncBufferedReader:
+        if self._broken:
+            raise RuntimeError(f"{self!r} cannot be read: an earlier read could not be undone")
         if self._file is None:
             raise RuntimeError(f"{self!r} is not open; use it inside 'async with'")
         return self._file
 
-    def _take_unread(self, target: memoryview) -> int:
-        count = min(len(self._unread), len(target))
-        if count:
-            target[:count] = self._unread[:count]
-            self._unread = self._unread[count:]
-        return count
+    async def _rewind(self, file: AsyncBufferedReader, count: int) -> None:
+        """Step back over the ``count`` bytes just read, so the next read gets them again.
+
+        Runs to its end even if cancelled.  If it fails, the source can no longer
+        be read: the next read would skip bytes.
+        """
+        if not count:
+            return
+        seeking, _ = await _finish(file.seek(-count, os.SEEK_CUR))
+        if not _succeeded(seeking):
+            self._broken = True
 
 
 def _open_regular_file(path: str, flags: int, sizes: list[int]) -> int:
@@ -276,7 +267,8 @@ class FileSink:
     Entering checks the destination and creates a temporary file beside it, named
     ``.<name>.<random>.aqueuepipe-part`` and readable by the owner only.
     :meth:`write` appends to it; :meth:`commit` makes it durable and renames it
-    into place, where it gets the mode a new file normally gets
+    into place, where it gets the permissions of the regular file it replaces
+    (a private ``0o600`` file stays private), or those a new file normally gets
     (``0o666 & ~umask``).  Leaving without a commit — by an exception, a
     cancellation, or simply without calling it — removes the temporary file, and
     the destination keeps what it had before::
@@ -289,22 +281,20 @@ class FileSink:
     link, the link is replaced, not the file it points to.  One task at a time
     may use a sink, and a sink can be entered only once.
 
-    All file operations of one sink run, in order, on one worker thread of its
-    own: a write abandoned by a cancellation therefore always finishes before
-    the file is closed, and the descriptor can never be closed under it.
+    Every file operation of a sink runs to its end, even when the coroutine that
+    started it is cancelled, before the next one starts: a write abandoned by a
+    cancellation has finished before the file is closed.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, overwrite: bool = True) -> None:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self.overwrite = overwrite
         self.bytes_written = 0
         self._state = _SinkState.NEW
         self._temp: Path | None = None
-        self._file: BufferedWriter | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._file: AsyncBufferedIOBase | None = None
 
     def __repr__(self) -> str:
-        return f"FileSink({str(self.path)!r}, overwrite={self.overwrite})"
+        return f"FileSink({str(self.path)!r})"
 
     async def __aenter__(self) -> Self:
         """Check the destination, then create the temporary file.
@@ -316,35 +306,38 @@ class FileSink:
                 ``filename`` is that directory).
             NotADirectoryError: the parent is not a directory.
             ValueError: the destination is an existing directory.
-            FileExistsError: the destination exists and ``overwrite`` is false.
             PermissionError: the directory may not be written.
             OSError: any other failure to create the temporary file.
             RuntimeError: the sink was entered before.
 
-        Cancellation: the check and create run in the sink's worker thread, which
-        is allowed to finish; a temporary file it made is removed again before
-        ``CancelledError`` propagates.
+        Cancellation: the check and create are allowed to finish; a temporary file
+        they made is removed again before ``CancelledError`` propagates.
         """
         if self._state is not _SinkState.NEW:
             raise RuntimeError(f"{self!r} can be entered only once")
         self._state = _SinkState.CLOSED  # until the temporary file exists
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aqueuepipe-file-sink")
-        loop = asyncio.get_running_loop()
-        creating = loop.run_in_executor(executor, _create_temp_file, self.path, self.overwrite)
-        cancelled = await wait_despite_cancellation(creating)
-        if cancelled is not None or not _succeeded(creating):
-            executor.shutdown(wait=False)
-            if _succeeded(creating):
-                temp, file = creating.result()
-                file.close()  # just created and empty: closing it cannot block
-                _remove(temp)
+        for _ in range(_TEMP_NAME_ATTEMPTS):
+            temp = _temp_name(self.path)
+
+            def opener(path: str, flags: int, target: Path = self.path) -> int:
+                return _create_temp_file(target, path, flags)
+
+            creating, cancelled = await _finish(aiofiles.open(temp, "wb", opener=opener))
             if cancelled is not None:
+                if _succeeded(creating):
+                    closing, _ = await _finish(creating.result().close())  # empty: quick
+                    _succeeded(closing)
+                    _remove(temp)
                 raise cancelled
-            creating.result()  # raises the check's or the create's error
-        self._temp, self._file = creating.result()
-        self._executor = executor
-        self._state = _SinkState.OPEN
-        return self
+            error = creating.exception()
+            if isinstance(error, FileExistsError) and error.filename == str(temp):
+                continue  # that random name is taken: draw another
+            self._temp, self._file = temp, creating.result()  # raises the error
+            self._state = _SinkState.OPEN
+            return self
+        raise FileExistsError(
+            errno.EEXIST, "no unused temporary file name found", str(self.path.parent)
+        )
 
     async def write(self, data: bytes | bytearray | memoryview) -> None:
         """Append ``data`` to the temporary file.  Empty writes do nothing.
@@ -357,18 +350,18 @@ class FileSink:
             OSError: writing failed (for example, the disk is full); the sink can
                 then only be left.
 
-        Cancellation: the bytes may or may not reach the file, so the sink becomes
-        unusable: a later :meth:`write` or :meth:`commit` raises ``RuntimeError``,
+        Cancellation: the write runs to its end first, then ``CancelledError``
+        propagates and the sink becomes unusable (the caller cannot tell what was
+        written): a later :meth:`write` or :meth:`commit` raises ``RuntimeError``,
         and leaving it removes the temporary file.
         """
-        file, executor = self._require_open("write to")
+        file = self._require_open("write to")
         with memoryview(data) as view:
             size = view.nbytes
         if size == 0:
             return
-        loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(executor, file.write, data)
+            await run_to_end(file.write(data))
         except BaseException:
             self._state = _SinkState.FAILED
             raise
@@ -377,40 +370,37 @@ class FileSink:
     async def commit(self) -> None:
         """Make the file durable and move it into place at :attr:`path`.
 
-        Flushes the temporary file, sets the mode a new file normally gets
-        (``0o666 & ~umask``), calls ``fsync`` and closes it, in the worker thread; then
-        renames it over the destination (``os.replace``; atomic, the directory
-        being the same).  With ``overwrite=False`` the rename is a hard link that
-        fails if the destination appeared meanwhile (on filesystems without hard
-        links, a check just before the rename).  Afterwards the destination is
-        complete.
+        Flushes the temporary file, gives it its final mode (that of the regular
+        file it replaces, else ``0o666 & ~umask``), calls ``fsync`` and closes
+        it, in worker threads; then renames it over the destination (``os.replace``; atomic, the
+        directory being the same).  Afterwards the destination is complete.
 
         Raises:
             RuntimeError: the sink is not open, is already committed, or a write
                 failed or was cancelled.
-            FileExistsError: ``overwrite`` is false and the destination exists now.
             OSError: flushing, syncing or renaming failed; the destination is
                 unchanged and leaving the sink removes the temporary file.
 
-        Cancellation: up to the rename the commit can be cancelled, and then the
-        destination is unchanged and leaving the sink removes the temporary file.
-        The rename itself is one system call made without awaiting, so a
-        cancellation never lands halfway through it.
+        Cancellation: up to the rename the commit can be cancelled (the step under
+        way runs to its end first), and then the destination is unchanged and
+        leaving the sink removes the temporary file.  The rename itself is one
+        system call made without awaiting, so a cancellation never lands halfway
+        through it.
         """
-        file, executor = self._require_open("commit")
+        file = self._require_open("commit")
         temp = self._temp
         assert temp is not None
-        loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(executor, _finish_temp_file, file)
-            _move_into_place(temp, self.path, overwrite=self.overwrite)
+            await run_to_end(file.flush())
+            # The loop's default executor, where aiofiles runs its calls too.
+            await run_to_end(asyncio.to_thread(_make_durable, file.fileno(), self.path))
+            await run_to_end(file.close())
+            os.replace(temp, self.path)
         except BaseException:
             self._state = _SinkState.FAILED
             raise
         self._state = _SinkState.COMMITTED
         self._file = None
-        self._executor = None
-        executor.shutdown(wait=False)
 
     async def __aexit__(
         self,
@@ -428,37 +418,50 @@ class FileSink:
                 leaving without an exception.
 
         Cancellation: the temporary file is removed first, synchronously
-        (``os.unlink``), so no cancellation can leave it behind.  Then the sink
-        waits for its worker thread to close the file, which happens after any
-        write still running there; cancelling that wait leaves the close to
-        finish on its own.
+        (``os.unlink``), so no cancellation can leave it behind.  Then the file is
+        closed, and the close runs to its end before ``CancelledError``
+        propagates, so the descriptor is never leaked.
         """
         state, self._state = self._state, _SinkState.CLOSED
         if state not in (_SinkState.OPEN, _SinkState.FAILED):
             return
-        temp, file, executor = self._temp, self._file, self._executor
-        assert temp is not None and file is not None and executor is not None
-        self._file = self._executor = None
+        temp, file = self._temp, self._file
+        assert temp is not None and file is not None
+        self._file = None
         try:
             _remove(temp)
         except OSError:
             # The file may still be open (Windows refuses to remove open files):
-            # the worker removes it after closing it.
-            closing = executor.submit(_close_and_remove, file, temp)
+            # remove it after closing it.
+            remove_after_close = True
         else:
-            closing = executor.submit(_close_and_remove, file, None)
-        executor.shutdown(wait=False)
-        error = await asyncio.shield(asyncio.wrap_future(closing))
+            remove_after_close = False
+        # The data is being thrown away: a failure to flush it while closing
+        # (a closed file after a failed commit, a full disk) does not matter.
+        closing, cancelled = await _finish(file.close())
+        _succeeded(closing)
+        error: OSError | None = None
+        if remove_after_close:
+            try:
+                _remove(temp)
+            except OSError as removing:
+                error = removing
+        if cancelled is not None:
+            if error is not None:
+                cancelled.add_note(
+                    f"aqueuepipe could not remove the temporary file {temp}: {error}"
+                )
+            raise cancelled
         if error is None:
             return
         if exc is None:
             raise error
         exc.add_note(f"aqueuepipe could not remove the temporary file {temp}: {error}")
 
-    def _require_open(self, action: str) -> tuple[BufferedWriter, ThreadPoolExecutor]:
+    def _require_open(self, action: str) -> AsyncBufferedIOBase:
         if self._state is _SinkState.OPEN:
-            assert self._file is not None and self._executor is not None
-            return self._file, self._executor
+            assert self._file is not None
+            return self._file
         reason = {
             _SinkState.NEW: "it is not entered yet",
             _SinkState.FAILED: "an earlier write or commit failed or was cancelled",
@@ -468,8 +471,20 @@ class FileSink:
         raise RuntimeError(f"cannot {action} {self!r}: {reason}")
 
 
-def _create_temp_file(target: Path, overwrite: bool) -> tuple[Path, BufferedWriter]:
-    """Check ``target`` and create the temporary file beside it (worker thread)."""
+def _temp_name(target: Path) -> Path:
+    """A random name for the temporary file of ``target``, beside it."""
+    stem = target.name
+    while len(os.fsencode(stem)) > _MAX_TEMP_STEM_BYTES:
+        stem = stem[:-1]
+    return target.parent / f".{stem}.{secrets.token_hex(8)}{_TEMP_SUFFIX}"
+
+
+def _create_temp_file(target: Path, temp: str, flags: int) -> int:
+    """Check ``target``, then create its temporary file ``temp`` (worker thread).
+
+    The opener of ``aiofiles.open``: returns the new file's descriptor.  A
+    ``FileExistsError`` naming ``temp`` means only that the random name is taken.
+    """
     parent = target.parent
     try:
         parent_info = os.stat(parent)
@@ -484,40 +499,44 @@ def _create_temp_file(target: Path, overwrite: bool) -> tuple[Path, BufferedWrit
     with contextlib.suppress(FileNotFoundError):
         if stat.S_ISDIR(os.stat(target).st_mode):
             raise ValueError(f"{target} is a directory, not a file")
-    if not overwrite and os.path.lexists(target):
-        raise FileExistsError(errno.EEXIST, "the destination exists (overwrite=False)", str(target))
-
-    stem = target.name
-    while len(os.fsencode(stem)) > _MAX_TEMP_STEM_BYTES:
-        stem = stem[:-1]
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    for _ in range(_TEMP_NAME_ATTEMPTS):
-        temp = parent / f".{stem}.{secrets.token_hex(8)}{_TEMP_SUFFIX}"
-        try:
-            fd = os.open(temp, flags, _TEMP_MODE)
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            # Name the destination the caller knows, not our temporary name.
-            raise OSError(
-                exc.errno, f"{exc.strerror} (creating the temporary file {temp.name})", str(target)
-            ) from exc
-        try:
-            return temp, open(fd, "wb")
-        except BaseException:
-            os.close(fd)
-            _remove(temp)
-            raise
-    raise FileExistsError(errno.EEXIST, "no unused temporary file name found", str(parent))
+    # open() asks for O_CREAT | O_TRUNC; O_EXCL instead never reuses a file.
+    flags = (flags & ~os.O_TRUNC) | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    try:
+        return os.open(temp, flags, _TEMP_MODE)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        # Name the destination the caller knows, not our temporary name.
+        raise OSError(
+            exc.errno,
+            f"{exc.strerror} (creating the temporary file {Path(temp).name})",
+            str(target),
+        ) from exc
 
 
-def _finish_temp_file(file: BufferedWriter) -> None:
-    """Flush, set the final mode, fsync and close the temporary file (worker thread)."""
-    file.flush()
+def _make_durable(fd: int, target: Path) -> None:
+    """Set the final mode of the flushed temporary file and fsync it (worker thread)."""
     if os.name == "posix":
-        os.fchmod(file.fileno(), 0o666 & ~_current_umask())
-    os.fsync(file.fileno())
-    file.close()
+        os.fchmod(fd, _final_mode(target))
+    os.fsync(fd)
+
+
+def _final_mode(target: Path) -> int:
+    """The permissions of the file that will be at ``target``.
+
+    Those of the regular file it replaces, so that overwriting a private file
+    does not publish its new content; the setuid, setgid and sticky bits are not
+    carried over to bytes that came from elsewhere.  Anything else (no file, a
+    symbolic link, which the rename replaces) gives what a new file gets.
+    """
+    try:
+        info = os.stat(target, follow_symlinks=False)
+    except OSError:
+        pass
+    else:
+        if stat.S_ISREG(info.st_mode):
+            return stat.S_IMODE(info.st_mode) & 0o777
+    return 0o666 & ~_current_umask()
 
 
 def _current_umask() -> int:
@@ -534,56 +553,154 @@ def _current_umask() -> int:
     return mask
 
 
-def _move_into_place(temp: Path, target: Path, *, overwrite: bool) -> None:
-    """Rename the finished temporary file to ``target`` (on the event loop thread).
-
-    Each branch is one or two metadata system calls in one directory; making them
-    here, without an await, keeps the commit's last step whole under cancellation.
-    """
-    if overwrite:
-        os.replace(temp, target)
-        return
-    try:
-        # link() fails if the target exists, where replace() would clobber it.
-        os.link(temp, target)
-    except FileExistsError:
-        raise FileExistsError(
-            errno.EEXIST, "the destination exists (overwrite=False)", str(target)
-        ) from None
-    except OSError as exc:
-        if exc.errno not in _NO_HARD_LINKS:
-            raise
-        # No hard links on this filesystem: check, then rename.  A file created in
-        # between would be replaced; nothing better is portable.
-        if os.path.lexists(target):
-            raise FileExistsError(
-                errno.EEXIST, "the destination exists (overwrite=False)", str(target)
-            ) from None
-        os.replace(temp, target)
-    else:
-        _remove(temp)
-
-
 def _remove(path: Path) -> None:
     """Remove ``path``; a file that is already gone is fine."""
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
 
 
-def _close_and_remove(file: BufferedWriter, temp: Path | None) -> OSError | None:
-    """Close a discarded temporary file, then remove it if asked (worker thread).
+# -- standard input and output -----------------------------------------------------------
 
-    Returns the error removing it, if any: the data is being thrown away, so a
-    failure to flush it while closing does not matter.
+#: Bytes asked of standard input at a time when read(n) gets no size.
+_STDIO_READ_SIZE: Final = 1 << 20
+
+_Job = tuple[Callable[[], Any], asyncio.Future[Any], asyncio.AbstractEventLoop]
+
+
+class _DescriptorThread:
+    """Runs blocking calls on one file descriptor, one at a time, in a daemon thread.
+
+    Not the loop's executor: a read of a terminal or an idle pipe may never
+    return, and ``asyncio.run`` (and the interpreter) wait for every executor
+    thread before the process can exit.  A daemon thread is left behind instead.
     """
-    with contextlib.suppress(OSError):
-        file.close()
-    if temp is not None:
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    async def run(self, call: Callable[[], _T]) -> _T:
+        """Run ``call`` in the thread and return its result (or raise its error).
+
+        Cancellation: the call cannot be interrupted; it runs to its end in the
+        thread, after ``CancelledError`` has propagated, and its outcome is
+        dropped.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[_T] = loop.create_future()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name=self._name, daemon=True)
+            self._thread.start()
+        self._jobs.put((call, future, loop))
+        return await future
+
+    def close(self) -> None:
+        """Let the thread end once the call it runs (if any) returns.  Idempotent."""
+        if self._thread is not None:
+            self._jobs.put(None)
+            self._thread = None
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            call, future, loop = job
+            try:
+                outcome: tuple[Any, BaseException | None] = (call(), None)
+            except BaseException as exc:
+                outcome = (None, exc)
+            try:
+                loop.call_soon_threadsafe(_settle, future, outcome)
+            except RuntimeError:  # the loop is closed: nobody waits for it any more
+                return
+
+
+def _settle(future: asyncio.Future[Any], outcome: tuple[Any, BaseException | None]) -> None:
+    if future.done():  # the caller was cancelled
+        return
+    result, error = outcome
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
+
+
+class StandardInput:
+    """This process's standard input as a stream: ``async read(n)``, ``b""`` at its end.
+
+    Whatever it is (a pipe, a file, a terminal, a socket), it is read with
+    blocking reads in a thread of its own, one read at a time; nothing is read
+    ahead, so the bytes it holds are those of the read in progress.  A read
+    cancelled while the thread waits for input loses what that read returns
+    later: cancel only to abandon the stream.
+    """
+
+    def __init__(self, fd: int = 0) -> None:
+        # The descriptor, not sys.stdin: that may be None (closed at startup) or
+        # replaced, and its buffer must not be read around.
+        self._fd = fd
+        self._thread = _DescriptorThread("aqueuepipe-stdin")
+
+    async def read(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes (``-1``: up to 1 MiB) as soon as some are there.
+
+        Raises:
+            OSError: reading failed.
+        """
+        size = _STDIO_READ_SIZE if n < 0 else n
+        fd = self._fd
+        return await self._thread.run(lambda: os.read(fd, size))
+
+    def close(self) -> None:
+        """Stop the reading thread (the descriptor stays open).  Idempotent."""
+        self._thread.close()
+
+
+class StandardOutput:
+    """This process's standard output as a stream: ``async write(data)``.
+
+    Written with unbuffered blocking writes in a thread of its own, so a slow
+    reader holds up the copy (and its memory) rather than the event loop.
+    Nothing is buffered here: when :meth:`write` returns, the bytes are in the
+    pipe or file.
+
+    Python ignores SIGPIPE: when the reader has gone (``| head -c 10``),
+    :meth:`write` raises :class:`BrokenPipeError`.
+    """
+
+    def __init__(self, fd: int = 1) -> None:
+        self._fd = fd
+        self._thread = _DescriptorThread("aqueuepipe-stdout")
+
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Write all of ``data``.
+
+        Raises:
+            BrokenPipeError: the reading end was closed.
+            OSError: writing failed.
+
+        Cancellation: the write runs to its end in the thread; only waiting for
+        it stops.
+        """
+        chunk = data if isinstance(data, bytes) else bytes(data)
+        fd = self._fd
+        await self._thread.run(lambda: _write_all(fd, chunk))
+
+    def close(self) -> None:
+        """Stop the writing thread (the descriptor stays open).  Idempotent."""
+        self._thread.close()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write every byte of ``data`` to ``fd`` (in the stream's thread)."""
+    view = memoryview(data)
+    while len(view):
         try:
-            _remove(temp)
-        except OSError as exc:
-            return exc
-    return None
+            written = os.write(fd, view)
+        except BlockingIOError:
+            # Someone made the descriptor non-blocking: wait until it takes more.
+            select.select([], [fd], [])
+            continue
+        view = view[written:]
 
 
 # -- paths ---------------------------------------------------------------------------

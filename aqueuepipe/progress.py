@@ -36,6 +36,8 @@ from rich.progress import (
 )
 from rich.table import Column
 
+from ._report import printable
+from .s3._secrets import redact
 from .transfer import TransferResult
 
 __all__ = ["BatchProgress", "ProgressDisplay", "TransferProgress"]
@@ -68,7 +70,15 @@ class BatchProgress:
     takes a lock around it for its drawing thread).
     """
 
-    __slots__ = ("_active", "bytes_done", "bytes_total", "failed", "started", "succeeded")
+    __slots__ = (
+        "_active",
+        "bytes_done",
+        "bytes_total",
+        "failed",
+        "skipped",
+        "started",
+        "succeeded",
+    )
 
     def __init__(self) -> None:
         # A list per (src, dst): a batch may hold the same pair twice.
@@ -81,19 +91,23 @@ class BatchProgress:
         self.started = 0
         #: Copies that finished successfully.
         self.succeeded = 0
+        #: Copies not made because the destination already held the object
+        #: (``skip_existing``); their bytes count nowhere.
+        self.skipped = 0
         #: Copies that failed, including those that failed before they started.
         self.failed = 0
 
     def __repr__(self) -> str:
         return (
             f"<BatchProgress {self.bytes_done}/{self.bytes_total} bytes, "
-            f"{self.active_count} active, {self.succeeded} done, {self.failed} failed>"
+            f"{self.active_count} active, {self.succeeded} done, {self.skipped} skipped, "
+            f"{self.failed} failed>"
         )
 
     @property
     def finished(self) -> int:
-        """Copies that ended, successfully or not."""
-        return self.succeeded + self.failed
+        """Copies that ended, successfully, skipped or failed."""
+        return self.succeeded + self.skipped + self.failed
 
     @property
     def active_count(self) -> int:
@@ -135,7 +149,12 @@ class BatchProgress:
         entry = entries.pop(0) if entries else None
         if entries == []:
             del self._active[key]
-        if result.ok:
+        if result.skipped:
+            self.skipped += 1
+            if entry is not None:  # nothing was moved: forget what it was expected to move
+                self.bytes_done -= entry.done
+                self.bytes_total -= entry.expected
+        elif result.ok:
             self.succeeded += 1
             # The result's size is authoritative: it settles a copy whose size was
             # unknown, or whose events did not add up to it.
@@ -153,8 +172,12 @@ _LABEL_WIDTH = 40
 
 
 def _label(src: str) -> str:
-    """What a copy's bar is called: the source key or path, its end kept if too long."""
-    name = src
+    """What a copy's bar is called: the source key or path, its end kept if too long.
+
+    Control characters are escaped: a key must not drive the terminal.  A URL's
+    ``user:password@`` is left out.
+    """
+    name = printable(redact(src))
     if name[:5].lower() == "s3://":
         name = name[5:].partition("/")[2] or name
     if len(name) > _LABEL_WIDTH:
@@ -288,7 +311,9 @@ class ProgressDisplay:
             shown = totals.active[: self.max_bars]
             bars = [(entry, entry.total, entry.done) for entry in shown]
             hidden = totals.active_count - len(shown)
-            description = _overall_description(totals.succeeded, totals.failed, hidden)
+            description = _overall_description(
+                totals.succeeded, totals.skipped, totals.failed, hidden
+            )
             bytes_total, bytes_done = totals.bytes_total, totals.bytes_done
         progress = self._bars
         visible = set(shown)
@@ -314,8 +339,10 @@ class ProgressDisplay:
         return progress.get_renderable()
 
 
-def _overall_description(succeeded: int, failed: int, hidden: int) -> str:
+def _overall_description(succeeded: int, skipped: int, failed: int, hidden: int) -> str:
     parts = [f"{succeeded} done"]
+    if skipped:
+        parts.append(f"{skipped} skipped")
     if failed:
         parts.append(f"{failed} failed")
     if hidden > 0:

@@ -573,6 +573,25 @@ async def _copy_one(
                 else:
                     assert isinstance(src_loc, Path)
                     await job.file_to_s3(src_loc, dst_client, dst_loc)
+    except asyncio.CancelledError:
+        if job.committed:
+            # Cancelled after the object was written: the copy happened, so its
+            # listener hears of it (the command then reports it) before the
+            # cancellation goes on.
+            options.progress.transfer_finished(
+                TransferResult(
+                    src=src,
+                    dst=dst,
+                    size=job.size or 0,
+                    etag=job.etag,
+                    parts=job.parts,
+                    checksums=job.hashes.hexdigests(),
+                    seconds=time.perf_counter() - started,
+                    retries=job.retries,
+                    verified=job.verified,
+                )
+            )
+        raise
     except Exception as exc:
         if isinstance(exc, TimeoutError) and deadline.expired():
             exc = TransferError(

@@ -5,17 +5,22 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aqueuepipe import ByteBudget
 
 from ._sync import run_ready
 
 
-def test_create_with_nonpositive_limit_raises() -> None:
-    with pytest.raises(ValueError, match="limit must be > 0"):
-        ByteBudget(0)
-    with pytest.raises(ValueError, match="limit must be >= 0"):
-        ByteBudget(-1)
+@pytest.mark.parametrize("limit", [0, -1, -(2**40)])
+def test_create_with_nonpositive_limit_says_it_must_be_positive(limit: int) -> None:
+    with pytest.raises(
+        ValueError, match=r"limit must be > 0 \(a positive number of bytes\)"
+    ) as info:
+        ByteBudget(limit)
+    assert ">=" not in str(info.value)
+    assert f"got {limit}" in str(info.value)
 
 
 def test_create_with_non_int_limit_raises() -> None:
@@ -89,9 +94,109 @@ async def test_try_acquire_does_not_jump_the_queue() -> None:
     big = asyncio.create_task(budget.acquire(50))
     await run_ready()
     assert budget.try_acquire(5) is False  # fits, but someone is waiting
+    assert budget.used == 90
     budget.release(90)
     await big
     assert budget.try_acquire(5) is True
+
+
+async def test_try_acquire_is_false_while_a_cancelled_waiter_is_still_queued_ahead() -> None:
+    budget = ByteBudget(100)
+    await budget.acquire(90)
+    first = asyncio.create_task(budget.acquire(50))
+    second = asyncio.create_task(budget.acquire(20))
+    await run_ready()
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    # The cancelled request is gone, but the second still waits (90 + 20 > 100).
+    assert budget.try_acquire(10) is False
+    budget.release(90)
+    await second
+    assert budget.try_acquire(10) is True
+    assert budget.used == 30
+
+
+def test_try_acquire_takes_what_fits_and_updates_peak() -> None:
+    budget = ByteBudget(100)
+    assert budget.try_acquire(60) is True
+    assert budget.try_acquire(40) is True  # exactly the limit
+    assert (budget.used, budget.available, budget.peak) == (100, 0, 100)
+    budget.release(70)
+    assert budget.try_acquire(10) is True
+    assert (budget.used, budget.peak) == (40, 100)
+
+
+def test_try_acquire_refuses_what_does_not_fit_and_changes_nothing() -> None:
+    budget = ByteBudget(100)
+    assert budget.try_acquire(70) is True
+    assert budget.try_acquire(31) is False
+    assert (budget.used, budget.peak) == (70, 70)
+    assert budget.statistics().waiters == 0  # a refusal queues nothing
+
+
+def test_try_acquire_zero_succeeds_even_when_full() -> None:
+    budget = ByteBudget(10)
+    assert budget.try_acquire(10) is True
+    assert budget.try_acquire(0) is True
+    assert budget.used == 10
+
+
+def test_try_acquire_invalid_sizes_raise() -> None:
+    budget = ByteBudget(100)
+    with pytest.raises(ValueError, match=r"cannot acquire 101 bytes .* limit is 100"):
+        budget.try_acquire(101)
+    with pytest.raises(ValueError, match=">= 0"):
+        budget.try_acquire(-1)
+    with pytest.raises(TypeError, match="must be an int"):
+        budget.try_acquire(True)
+    with pytest.raises(TypeError, match="must be an int"):
+        budget.try_acquire(1.0)  # type: ignore[arg-type]
+    assert budget.used == 0
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    limit=st.integers(min_value=1, max_value=1000),
+    steps=st.lists(st.tuples(st.booleans(), st.integers(min_value=0, max_value=1000)), max_size=60),
+)
+def test_try_acquire_never_exceeds_the_limit(limit: int, steps: list[tuple[bool, int]]) -> None:
+    budget = ByteBudget(limit)
+    held: list[int] = []
+    for take, size in steps:
+        if take:
+            n = size % (limit + 1)
+            fits = budget.used + n <= limit
+            assert budget.try_acquire(n) is fits
+            if fits:
+                held.append(n)
+        elif held:
+            budget.release(held.pop(size % len(held)))
+        assert 0 <= budget.used <= budget.limit
+        assert budget.used == sum(held)
+        assert budget.peak <= budget.limit
+
+
+def test_release_rejects_what_is_not_an_int() -> None:
+    budget = ByteBudget(100)
+    assert budget.try_acquire(10)
+    with pytest.raises(TypeError, match="must be an int"):
+        budget.release(True)
+    with pytest.raises(TypeError, match="must be an int"):
+        budget.release(2.0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="must be an int"):
+        budget.release("2")  # type: ignore[arg-type]
+    assert budget.used == 10
+
+
+def test_int_subclass_sizes_are_accepted() -> None:
+    class Size(int):
+        pass
+
+    budget = ByteBudget(100)
+    assert budget.try_acquire(Size(30)) is True
+    budget.release(Size(30))
+    assert budget.used == 0
 
 
 async def test_fifo_large_request_not_starved_by_small_ones() -> None:

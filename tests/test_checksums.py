@@ -22,7 +22,6 @@ from aqueuepipe.checksums import (
     StreamHashes,
     composite_checksum,
     etag_is_md5_based,
-    full_object_checksum,
     multipart_etag,
     new_hasher,
     normalize_etag,
@@ -549,7 +548,7 @@ def test_composite_checksum_matches_moto(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["crc32", "crc64nvme"])
-def test_full_object_checksum_matches_moto(name: str) -> None:
+def test_full_object_checksum_of_moto_is_base64_of_the_stream_crc(name: str) -> None:
     models = pytest.importorskip("moto.s3.models")
     builder = models.MultipartChecksumBuilder(s3_algorithm(name), "FULL_OBJECT")
     hashes = StreamHashes([name])
@@ -558,7 +557,7 @@ def test_full_object_checksum_matches_moto(name: str) -> None:
         hashes.update(part)
     checksum_type, value, _ = builder.build()
     assert checksum_type == "FULL_OBJECT"
-    assert full_object_checksum(name, hashes.digests()[name]) == value
+    assert base64.b64encode(hashes.digests()[name]).decode() == value
 
 
 def test_composite_checksum_of_md5_raises_value_error() -> None:
@@ -574,23 +573,3 @@ def test_composite_checksum_without_parts_raises_value_error() -> None:
 def test_composite_checksum_with_wrong_digest_length_raises_value_error() -> None:
     with pytest.raises(ValueError, match="part 1"):
         composite_checksum("crc32", [hashlib.sha256(b"a").digest()])
-
-
-@pytest.mark.parametrize("name", CRCS)
-def test_full_object_checksum_is_base64_of_stream_crc(name: str) -> None:
-    hasher = new_hasher(name)
-    for part in _parts():
-        hasher.update(part)
-    expected = base64.b64encode(reference_digest(name, b"".join(_parts()))).decode()
-    assert full_object_checksum(name.upper(), hasher.digest()) == expected
-
-
-@pytest.mark.parametrize("name", ["md5", "sha1", "sha256"])
-def test_full_object_checksum_of_non_crc_raises_value_error(name: str) -> None:
-    with pytest.raises(ValueError, match="FULL_OBJECT"):
-        full_object_checksum(name, one_shot(name, b"x"))
-
-
-def test_full_object_checksum_with_wrong_digest_length_raises_value_error() -> None:
-    with pytest.raises(ValueError, match="8 bytes"):
-        full_object_checksum("crc64nvme", one_shot("crc32", b"x"))

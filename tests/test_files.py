@@ -8,17 +8,19 @@ import functools
 import os
 import stat
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import pytest
+from aiofiles.threadpool.binary import AsyncBufferedReader
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aqueuepipe import files
 from aqueuepipe.files import FileSink, FileSource, safe_join
+
+from ._sync import run_ready
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -85,37 +87,34 @@ def gated_default_executor(gate: Gate) -> Gate:
     return gate
 
 
-@pytest.fixture
-def gated_sink_executor(gate: Gate, monkeypatch: pytest.MonkeyPatch) -> Gate:
-    """Route the worker thread of every FileSink through ``gate``."""
-    monkeypatch.setattr(files, "ThreadPoolExecutor", functools.partial(GatedExecutor, gate))
-    return gate
+async def cancel_while_held(
+    gate: Gate, work: Coroutine[Any, Any, object], *, arm: bool = True
+) -> None:
+    """Run ``work`` until a worker-thread job of it is held, cancel it, then let the job run.
+
+    The job held is its first one, or (``arm=False``) the one before which ``work``
+    arms the gate itself.  Returns once ``work`` has raised ``CancelledError``.
+    """
+    gate.armed = gate.armed or arm
+    task = asyncio.create_task(work)
+    await gate.held.wait()
+    task.cancel()
+    await run_ready()
+    assert not task.done()  # the cancellation waits for the job in the worker thread
+    gate.release()
+    with pytest.raises(asyncio.CancelledError):
+        await task
 
 
 async def read_all(source: FileSource, chunk_size: int) -> bytes:
-    chunks = []
-    while chunk := await source.read(chunk_size):
-        assert len(chunk) <= chunk_size
-        chunks.append(chunk)
-    return b"".join(chunks)
+    buf = bytearray(chunk_size)
+    out = bytearray()
+    while count := await source.readinto(buf):
+        out += buf[:count]
+    return bytes(out)
 
 
 # -- FileSource ----------------------------------------------------------------------
-
-
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.binary(max_size=20_000), chunk_size=st.integers(min_value=1, max_value=25_000))
-def test_read_in_chunks_returns_file_bytes(
-    tmp_path_factory: pytest.TempPathFactory, data: bytes, chunk_size: int
-) -> None:
-    path = tmp_path_factory.mktemp("source") / "data.bin"
-    path.write_bytes(data)
-
-    async def main() -> bytes:
-        async with FileSource(path) as source:
-            return await read_all(source, chunk_size)
-
-    assert asyncio.run(main()) == data
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -172,29 +171,21 @@ async def test_size_before_enter_raises_runtime_error(tmp_path: Path) -> None:
         _ = FileSource(tmp_path / "data.bin").size
 
 
-async def test_read_empty_file_returns_eof(tmp_path: Path) -> None:
+async def test_readinto_of_empty_file_returns_zero(tmp_path: Path) -> None:
     path = tmp_path / "empty.bin"
     path.write_bytes(b"")
     async with FileSource(path) as source:
         assert source.size == 0
-        assert await source.read(100) == b""
+        assert await source.readinto(bytearray(100)) == 0
 
 
-async def test_read_negative_size_raises_value_error(tmp_path: Path) -> None:
-    path = tmp_path / "data.bin"
-    path.write_bytes(b"abc")
-    async with FileSource(path) as source:
-        with pytest.raises(ValueError):
-            await source.read(-1)
-
-
-async def test_read_after_exit_raises_runtime_error(tmp_path: Path) -> None:
+async def test_readinto_after_exit_raises_runtime_error(tmp_path: Path) -> None:
     path = tmp_path / "data.bin"
     path.write_bytes(b"abc")
     async with FileSource(path) as source:
         pass
     with pytest.raises(RuntimeError):
-        await source.read(1)
+        await source.readinto(bytearray(1))
 
 
 async def test_enter_directory_source_raises_value_error(tmp_path: Path) -> None:
@@ -229,23 +220,6 @@ async def test_enter_source_twice_raises_runtime_error(tmp_path: Path) -> None:
             pass
 
 
-async def test_read_cancelled_in_worker_consumes_nothing(
-    tmp_path: Path, gated_default_executor: Gate
-) -> None:
-    gate = gated_default_executor
-    path = tmp_path / "data.bin"
-    path.write_bytes(b"0123456789")
-    async with FileSource(path) as source:
-        gate.armed = True
-        reading = asyncio.create_task(source.read(4))
-        await gate.held.wait()
-        reading.cancel()
-        gate.release()
-        with pytest.raises(asyncio.CancelledError):
-            await reading
-        assert await read_all(source, 4) == b"0123456789"
-
-
 async def test_readinto_cancelled_in_worker_consumes_nothing(
     tmp_path: Path, gated_default_executor: Gate
 ) -> None:
@@ -254,16 +228,39 @@ async def test_readinto_cancelled_in_worker_consumes_nothing(
     path.write_bytes(b"0123456789")
     buf = bytearray(6)
     async with FileSource(path) as source:
-        gate.armed = True
-        reading = asyncio.create_task(source.readinto(buf))
-        await gate.held.wait()
-        reading.cancel()
-        gate.release()
-        with pytest.raises(asyncio.CancelledError):
-            await reading
+        await cancel_while_held(gate, source.readinto(buf))
         assert await source.readinto(buf) == 6
         assert buf == b"012345"
-        assert await source.read(100) == b"6789"
+        assert await read_all(source, 100) == b"6789"
+
+
+async def test_readinto_cancelled_after_a_partial_fill_gives_those_bytes_back(
+    tmp_path: Path, gated_default_executor: Gate
+) -> None:
+    gate = gated_default_executor
+    path = tmp_path / "data.bin"
+    path.write_bytes(b"0123456789")
+    async with FileSource(path) as source:
+        assert await source.readinto(bytearray(2)) == 2
+        await cancel_while_held(gate, source.readinto(bytearray(20)))
+        assert await read_all(source, 3) == b"23456789"
+
+
+async def test_readinto_that_cannot_be_undone_leaves_the_source_unusable(
+    tmp_path: Path, gated_default_executor: Gate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def failing_seek(self: object, *args: object) -> int:
+        raise OSError(errno.EIO, "seek failed")
+
+    monkeypatch.setattr(AsyncBufferedReader, "seek", failing_seek)
+    gate = gated_default_executor
+    path = tmp_path / "data.bin"
+    path.write_bytes(b"0123456789")
+    async with FileSource(path) as source:
+        await cancel_while_held(gate, source.readinto(bytearray(4)))
+        # Reading on would skip the bytes the cancelled call took.
+        with pytest.raises(RuntimeError, match="could not be undone"):
+            await source.readinto(bytearray(4))
 
 
 # -- FileSink ------------------------------------------------------------------------
@@ -324,6 +321,53 @@ async def test_commit_sets_umask_derived_mode(tmp_path: Path) -> None:
     assert stat.S_IMODE(target.stat().st_mode) == 0o640
 
 
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+@pytest.mark.parametrize("mode", [0o600, 0o640, 0o755])
+async def test_commit_over_an_existing_file_keeps_its_mode(tmp_path: Path, mode: int) -> None:
+    target = tmp_path / "secret.txt"
+    target.write_bytes(b"old")
+    target.chmod(mode)
+    old_umask = os.umask(0o022)  # would give 0o644 to a new file
+    try:
+        async with FileSink(target) as sink:
+            await sink.write(b"new content")
+            await sink.commit()
+    finally:
+        os.umask(old_umask)
+    assert target.read_bytes() == b"new content"
+    assert stat.S_IMODE(target.stat().st_mode) == mode
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+async def test_commit_over_a_setuid_file_drops_the_setuid_bit(tmp_path: Path) -> None:
+    target = tmp_path / "tool"
+    target.write_bytes(b"old")
+    target.chmod(0o4755)
+    async with FileSink(target) as sink:
+        await sink.write(b"bytes from elsewhere")
+        await sink.commit()
+    assert stat.S_IMODE(target.stat().st_mode) == 0o755
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+async def test_commit_over_a_symlink_gives_a_new_file_mode(tmp_path: Path) -> None:
+    private = tmp_path / "private"
+    private.write_bytes(b"old")
+    private.chmod(0o600)
+    link = tmp_path / "link"
+    link.symlink_to(private)
+    old_umask = os.umask(0o022)
+    try:
+        async with FileSink(link) as sink:
+            await sink.write(b"new")
+            await sink.commit()
+    finally:
+        os.umask(old_umask)
+    assert not link.is_symlink()
+    assert stat.S_IMODE(link.stat().st_mode) == 0o644
+    assert private.read_bytes() == b"old"
+
+
 async def test_commit_with_longest_file_name_succeeds(tmp_path: Path) -> None:
     target = tmp_path / ("n" * 255)
     async with FileSink(target) as sink:
@@ -371,9 +415,9 @@ async def test_cancel_while_writer_blocked_leaves_nothing(tmp_path: Path) -> Non
 
 
 async def test_cancel_during_commit_keeps_old_target(
-    tmp_path: Path, gated_sink_executor: Gate
+    tmp_path: Path, gated_default_executor: Gate
 ) -> None:
-    gate = gated_sink_executor
+    gate = gated_default_executor
     target = tmp_path / "out.bin"
     target.write_bytes(b"old")
 
@@ -383,31 +427,45 @@ async def test_cancel_during_commit_keeps_old_target(
             gate.armed = True  # hold the flush/fsync/close job
             await sink.commit()
 
-    task = asyncio.create_task(writer())
-    await gate.held.wait()
-    task.cancel()
-    gate.release()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await cancel_while_held(gate, writer(), arm=False)
     assert target.read_bytes() == b"old"
     assert list(tmp_path.iterdir()) == [target]
 
 
 async def test_commit_after_cancelled_write_raises_runtime_error(
-    tmp_path: Path, gated_sink_executor: Gate
+    tmp_path: Path, gated_default_executor: Gate
 ) -> None:
-    gate = gated_sink_executor
+    gate = gated_default_executor
     target = tmp_path / "out.bin"
     async with FileSink(target) as sink:
-        gate.armed = True
-        writing = asyncio.create_task(sink.write(b"data"))
-        await gate.held.wait()
-        writing.cancel()
-        gate.release()
-        with pytest.raises(asyncio.CancelledError):
-            await writing
+        await cancel_while_held(gate, sink.write(b"data"))
         with pytest.raises(RuntimeError, match="cancelled"):
             await sink.commit()
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_cancelled_write_finishes_before_the_file_is_closed(
+    tmp_path: Path, gated_default_executor: Gate
+) -> None:
+    gate = gated_default_executor
+    target = tmp_path / "out.bin"
+
+    async def writer() -> None:
+        async with FileSink(target) as sink:
+            gate.armed = True  # hold the write in its worker thread
+            await sink.write(b"x" * 100_000)
+
+    task = asyncio.create_task(writer())
+    await gate.held.wait()
+    [temp] = temp_files(tmp_path)
+    task.cancel()
+    await run_ready()
+    # The cancellation waits for the write: nothing was closed or removed under it.
+    assert not task.done()
+    assert temp.exists()
+    gate.release()
+    with pytest.raises(asyncio.CancelledError):
+        await task
     assert list(tmp_path.iterdir()) == []
 
 
@@ -447,68 +505,6 @@ async def test_enter_target_directory_raises_value_error(tmp_path: Path) -> None
     with pytest.raises(ValueError, match="is a directory, not a file"):
         async with FileSink(target):
             pass
-    assert list(tmp_path.iterdir()) == [target]
-
-
-async def test_enter_existing_target_without_overwrite_raises_file_exists(tmp_path: Path) -> None:
-    target = tmp_path / "out.bin"
-    target.write_bytes(b"old")
-    with pytest.raises(FileExistsError):
-        async with FileSink(target, overwrite=False):
-            pass
-    assert target.read_bytes() == b"old"
-    assert list(tmp_path.iterdir()) == [target]
-
-
-async def test_commit_target_appearing_without_overwrite_raises_file_exists(
-    tmp_path: Path,
-) -> None:
-    target = tmp_path / "out.bin"
-    with pytest.raises(FileExistsError):
-        async with FileSink(target, overwrite=False) as sink:
-            await sink.write(b"ours")
-            target.write_bytes(b"theirs")
-            await sink.commit()
-    assert target.read_bytes() == b"theirs"
-    assert list(tmp_path.iterdir()) == [target]
-
-
-async def test_commit_without_overwrite_creates_new_target(tmp_path: Path) -> None:
-    target = tmp_path / "out.bin"
-    async with FileSink(target, overwrite=False) as sink:
-        await sink.write(b"data")
-        await sink.commit()
-    assert target.read_bytes() == b"data"
-    assert list(tmp_path.iterdir()) == [target]
-
-
-def _no_hard_links(src: object, dst: object) -> None:
-    raise OSError(errno.EPERM, "Operation not permitted")
-
-
-async def test_commit_without_hard_links_refuses_existing_target(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(os, "link", _no_hard_links)
-    target = tmp_path / "out.bin"
-    with pytest.raises(FileExistsError):
-        async with FileSink(target, overwrite=False) as sink:
-            await sink.write(b"ours")
-            target.write_bytes(b"theirs")
-            await sink.commit()
-    assert target.read_bytes() == b"theirs"
-    assert list(tmp_path.iterdir()) == [target]
-
-
-async def test_commit_without_hard_links_creates_new_target(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(os, "link", _no_hard_links)
-    target = tmp_path / "out.bin"
-    async with FileSink(target, overwrite=False) as sink:
-        await sink.write(b"data")
-        await sink.commit()
-    assert target.read_bytes() == b"data"
     assert list(tmp_path.iterdir()) == [target]
 
 

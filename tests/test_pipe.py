@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import array
 import asyncio
 import random
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,13 +18,38 @@ from ._sync import run_ready
 
 
 class CheckedBudget(ByteBudget):
-    """A budget that asserts its invariant every time bytes are taken."""
+    """A budget that asserts its invariant every time bytes are taken or given back."""
 
     __slots__ = ()
 
-    def _take(self, n: int) -> None:
-        super()._take(n)
+    def try_acquire(self, n: int) -> bool:
+        taken = super().try_acquire(n)
         assert self.used <= self.limit, (self.used, self.limit)
+        return taken
+
+    async def acquire(self, n: int) -> None:
+        await super().acquire(n)
+        assert self.used <= self.limit, (self.used, self.limit)
+
+    def release(self, n: int) -> None:
+        super().release(n)  # also grants queued requests
+        assert self.used <= self.limit, (self.used, self.limit)
+
+
+def write_more(pipe: AsyncPipe) -> Awaitable[Any]:
+    return pipe.write(b"more")
+
+
+async def full_pipe_and_blocked_writer(
+    write: Callable[[AsyncPipe], Awaitable[Any]] = write_more,
+) -> tuple[AsyncPipe, asyncio.Future[Any]]:
+    """A pipe of 4 bytes holding 4, and a task whose ``write`` (of 4 more) waits for room."""
+    pipe = AsyncPipe(limit=4)
+    await pipe.write(b"full")
+    writer = asyncio.ensure_future(write(pipe))
+    await run_ready()
+    assert not writer.done()
+    return pipe, writer
 
 
 # -- construction --------------------------------------------------------------
@@ -140,6 +168,39 @@ async def test_write_accepts_bytearray_and_memoryview() -> None:
     assert await pipe.read() == b"abcdef"
 
 
+@pytest.mark.parametrize("item", [5, "text", [1, 2], None])
+async def test_write_of_non_bytes_like_raises_type_error(item: object) -> None:
+    pipe = AsyncPipe(limit=10)
+    with pytest.raises(TypeError):
+        await pipe.write(item)  # type: ignore[arg-type]
+    assert (pipe.buffered, pipe.bytes_written, pipe.budget.used) == (0, 0, 0)
+
+
+async def test_write_of_str_names_str_and_asks_for_bytes() -> None:
+    pipe = AsyncPipe(limit=10)
+    with pytest.raises(TypeError) as info:
+        await pipe.write("text")  # type: ignore[arg-type]
+    message = str(info.value)
+    assert "bytes-like object" in message and "not str" in message
+    assert "encode" in message
+    assert "string argument without an encoding" not in message
+
+
+async def test_write_of_int_names_int_and_writes_nothing() -> None:
+    pipe = AsyncPipe(limit=100)
+    with pytest.raises(TypeError, match=r"bytes-like object .* not int"):
+        await pipe.write(10**9)  # type: ignore[arg-type]
+    assert (pipe.buffered, pipe.bytes_written, pipe.budget.used) == (0, 0, 0)
+
+
+async def test_write_of_wide_item_buffer_counts_bytes() -> None:
+    pipe = AsyncPipe(limit=100)
+    await pipe.write(memoryview(array.array("i", [1, 2, 3])))
+    assert pipe.buffered == 3 * array.array("i").itemsize
+    pipe.close()
+    assert await pipe.read() == array.array("i", [1, 2, 3]).tobytes()
+
+
 async def test_mutating_bytearray_after_write_does_not_change_data() -> None:
     pipe = AsyncPipe(limit=100)
     buf = bytearray(b"original")
@@ -220,14 +281,21 @@ async def test_write_after_close_raises() -> None:
 
 
 async def test_close_while_writer_blocked_fails_the_write() -> None:
-    pipe = AsyncPipe(limit=4)
-    await pipe.write(b"full")
-    writer = asyncio.create_task(pipe.write(b"more"))
-    await run_ready()
+    pipe, writer = await full_pipe_and_blocked_writer()
     pipe.close()
     assert await pipe.read() == b"full"
     with pytest.raises(PipeClosedError):
         await writer
+    assert pipe.budget.used == 0
+
+
+async def test_close_fails_a_blocked_write_without_waiting_for_room() -> None:
+    pipe, writer = await full_pipe_and_blocked_writer()
+    pipe.close()
+    with pytest.raises(PipeClosedError):
+        await writer
+    assert (pipe.buffered, pipe.budget.used) == (4, 4)
+    assert await pipe.read() == b"full"
     assert pipe.budget.used == 0
 
 
@@ -274,11 +342,41 @@ async def test_abort_from_writer_wakes_blocked_reader_with_cause() -> None:
 
 
 async def test_abort_from_reader_wakes_blocked_writer_with_cause() -> None:
-    pipe = AsyncPipe(limit=4)
-    await pipe.write(b"full")
-    writer = asyncio.create_task(pipe.write(b"more"))
-    await run_ready()
+    pipe, writer = await full_pipe_and_blocked_writer()
     cause = RuntimeError("upload failed")
+    pipe.abort(cause)
+    with pytest.raises(PipeAbortedError) as info:
+        await writer
+    assert info.value.__cause__ is cause
+
+
+async def test_abort_of_blocked_writer_leaves_its_task_uncancelled() -> None:
+    async def write_then_report(pipe: AsyncPipe) -> int:
+        with pytest.raises(PipeAbortedError):
+            await pipe.write(b"more")
+        task = asyncio.current_task()
+        assert task is not None
+        await asyncio.sleep(0)  # a pending cancellation would be delivered here
+        return task.cancelling()
+
+    pipe, writer = await full_pipe_and_blocked_writer(write_then_report)
+    pipe.abort()
+    assert await writer == 0
+    assert pipe.budget.used == 0
+
+
+async def test_writer_cancelled_and_aborted_at_once_sees_the_cancellation() -> None:
+    pipe, writer = await full_pipe_and_blocked_writer()
+    writer.cancel()
+    pipe.abort(RuntimeError("gave up"))
+    with pytest.raises(asyncio.CancelledError):
+        await writer
+    assert pipe.budget.used == 0
+
+
+async def test_abort_of_writer_waiting_in_a_shield_raises_aborted() -> None:
+    pipe, writer = await full_pipe_and_blocked_writer(lambda pipe: asyncio.shield(write_more(pipe)))
+    cause = OSError("gone")
     pipe.abort(cause)
     with pytest.raises(PipeAbortedError) as info:
         await writer

@@ -17,7 +17,6 @@ from aqueuepipe.s3._parts import (
     MAX_PARTS,
     MIN_PART_SIZE,
     choose_part_size,
-    part_ranges,
 )
 from aqueuepipe.s3._retry import RetryPolicy
 from aqueuepipe.s3._translate import Side, translate_error
@@ -45,7 +44,6 @@ __all__ = [  # noqa: RUF022  (grouped by topic, as STYLE.md asks)
     "MAX_PART_SIZE",
     "MIN_PART_SIZE",
     "choose_part_size",
-    "part_ranges",
     # Clients
     "DEFAULT_REGION",
     "ChecksumWhen",

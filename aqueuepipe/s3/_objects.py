@@ -270,6 +270,8 @@ class MultipartUpload:
     checksum_algorithm: str | None = None  # S3's name, e.g. "SHA256"
     upload_id: str | None = None
     parts: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: CompleteMultipartUpload's response, once the object exists.
+    completed: Mapping[str, Any] | None = None
 
     async def create(self, extra: Mapping[str, Any] | None = None) -> None:
         kwargs: dict[str, Any] = {"Bucket": self.url.bucket, "Key": self.url.key, **(extra or {})}
@@ -322,9 +324,14 @@ class MultipartUpload:
         return response
 
     async def complete(self, extra: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
-        """Complete the upload with every part uploaded; ``extra`` are more arguments."""
+        """Complete the upload with every part uploaded; ``extra`` are more arguments.
+
+        Runs to the end even if the caller is cancelled meanwhile; then the
+        cancellation is re-raised, and :attr:`completed` holds the response if the
+        object was written all the same (it must not be aborted, nor reported lost).
+        """
         ordered = [self.parts[n] for n in sorted(self.parts)]
-        response: Mapping[str, Any] = await run_to_end(
+        task = asyncio.ensure_future(
             self.client.complete_multipart_upload(
                 Bucket=self.url.bucket,
                 Key=self.url.key,
@@ -333,7 +340,15 @@ class MultipartUpload:
                 **(extra or {}),
             )
         )
+        try:
+            response: Mapping[str, Any] = await run_to_end(task)
+        except asyncio.CancelledError:
+            if not task.cancelled() and task.exception() is None:
+                self.completed = task.result()
+                self.upload_id = None
+            raise
         self.upload_id = None
+        self.completed = response
         return response
 
     async def abort(self) -> None:

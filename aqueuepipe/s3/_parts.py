@@ -13,7 +13,6 @@ __all__ = [
     "MAX_PART_SIZE",
     "MIN_PART_SIZE",
     "choose_part_size",
-    "part_ranges",
 ]
 
 _MiB = 1024**2
@@ -61,19 +60,3 @@ def choose_part_size(object_size: int | None, part_size: int = DEFAULT_PART_SIZE
     smallest = -(-object_size // MAX_PARTS)
     # At most 525 MiB for a 5 TiB object, so always within MAX_PART_SIZE.
     return -(-smallest // _MiB) * _MiB
-
-
-def part_ranges(size: int, part_size: int) -> list[tuple[int, int]]:
-    """Split ``size`` bytes into consecutive half-open ``(start, stop)`` byte ranges.
-
-    Every range is ``part_size`` long except possibly the last.  An empty object has
-    no ranges.  The HTTP ``Range`` header of a part is ``bytes={start}-{stop - 1}``.
-
-    Raises:
-        ValueError: ``size`` is negative or ``part_size`` is not positive.
-    """
-    if size < 0:
-        raise ValueError(f"size {size} is negative")
-    if part_size <= 0:
-        raise ValueError(f"part size {part_size} must be positive")
-    return [(start, min(start + part_size, size)) for start in range(0, size, part_size)]

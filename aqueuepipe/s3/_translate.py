@@ -25,6 +25,7 @@ from aqueuepipe._errors import (
     Side,
     TransferError,
 )
+from aqueuepipe.s3._secrets import redact
 
 __all__ = ["Side", "translate_error"]
 
@@ -71,9 +72,6 @@ _CODE_REASONS: dict[str, str] = {
 }
 _NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 _PRECONDITION_CODES = frozenset({"PreconditionFailed", "412"})
-# Access key ids have a fixed shape; secret keys and tokens are caught by value below.
-_ACCESS_KEY_ID_RE = re.compile(r"\b(?:AKIA|ASIA|AIDA|AROA)[A-Z0-9]{16}\b")
-_CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 _MAX_FOREIGN_TEXT = 300
 _FLEXIBLE_CHECKSUM_RE = re.compile(
     r"Expected checksum (\S+) did not match calculated checksum: (\S+)"
@@ -280,13 +278,8 @@ def _origin(url: object) -> str:
 
 
 def _scrub(text: str) -> str:
-    """Remove credential-shaped text and the configured keys; cap the length."""
-    text = _ACCESS_KEY_ID_RE.sub("<redacted>", text)
-    for name in _CREDENTIAL_VARIABLES:
-        value = os.environ.get(name, "")
-        # Short values (test fakes such as "testing") would redact ordinary words.
-        if len(value) >= 16:
-            text = text.replace(value, "<redacted>")
+    """Foreign text fit for a message: credentials redacted, the length capped."""
+    text = redact(text)
     if len(text) > _MAX_FOREIGN_TEXT:
         text = f"{text[: _MAX_FOREIGN_TEXT - 3]}..."
     return text

@@ -1,8 +1,7 @@
-"""Part size choice and part ranges: S3's 10,000-part, 5 GiB and 5 TiB limits."""
+"""Part size choice: S3's 10,000-part, 5 GiB and 5 TiB limits."""
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import pytest
@@ -14,10 +13,10 @@ from aqueuepipe.s3 import (
     MAX_PARTS,
     MIN_PART_SIZE,
     choose_part_size,
-    part_ranges,
 )
 
-MiB = 1024**2
+from .._helpers import MiB
+
 GiB = 1024**3
 TiB = 1024**4
 
@@ -104,41 +103,3 @@ def test_choose_part_size_accepts_exactly_max_object_size() -> None:
 def test_choose_part_size_rejects_object_over_5_tib() -> None:
     with pytest.raises(ValueError, match=r"exceeds the S3 maximum .* \(5 TiB\)"):
         choose_part_size(MAX_OBJECT_SIZE + 1)
-
-
-def test_part_ranges_cover_the_object_contiguously() -> None:
-    ranges = part_ranges(25, 10)
-    assert ranges == [(0, 10), (10, 20), (20, 25)]
-
-
-def test_part_ranges_exact_multiple_has_no_empty_tail() -> None:
-    assert part_ranges(20, 10) == [(0, 10), (10, 20)]
-
-
-def test_part_ranges_smaller_than_one_part() -> None:
-    assert part_ranges(3, 10) == [(0, 3)]
-
-
-def test_part_ranges_empty_object_has_no_parts() -> None:
-    assert part_ranges(0, 10) == []
-
-
-def test_part_ranges_real_sizes() -> None:
-    size = 50 * MiB + 7
-    ranges = part_ranges(size, DEFAULT_PART_SIZE)
-    assert len(ranges) == math.ceil(size / DEFAULT_PART_SIZE) == 7
-    assert ranges[0] == (0, DEFAULT_PART_SIZE)
-    assert ranges[-1] == (6 * DEFAULT_PART_SIZE, size)
-    assert sum(stop - start for start, stop in ranges) == size
-    assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
-
-
-def test_part_ranges_rejects_negative_size() -> None:
-    with pytest.raises(ValueError, match=r"size -1 is negative"):
-        part_ranges(-1, 10)
-
-
-@pytest.mark.parametrize("part_size", [0, -5])
-def test_part_ranges_rejects_non_positive_part_size(part_size: int) -> None:
-    with pytest.raises(ValueError, match=r"must be positive"):
-        part_ranges(10, part_size)
