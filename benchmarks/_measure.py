@@ -8,9 +8,10 @@ CPU of every thread of this process: s3transfer's and ``asyncio.to_thread``'s
 workers count, the moto server does not).  VmHWM afterwards less VmRSS before is
 the peak RSS growth of the transfer.
 
-Only the standard library is imported at the top: the aioboto3 contender runs
-under another interpreter (a venv of its own), where aqueuepipe is not installed.
-Each contender imports what it needs.
+Only the standard library (and ``_machine.py`` beside it, which imports nothing
+else) is imported at the top: the aioboto3 contender runs under another interpreter
+(a venv of its own), where aqueuepipe is not installed.  Each contender imports what
+it needs.
 
 SPEC_JSON keys: ``contender``; ``src_bucket``, ``dst_bucket``, ``key`` (the
 object), ``dst_key``, ``size``; ``warm_key``, ``warm_dst_key`` (the tiny object);
@@ -23,43 +24,17 @@ there).  The endpoint and fake credentials come from the environment
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import os
-import resource
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from _machine import cpu_seconds, process_cpu_seconds, reset_peak, status_kib
+
 READ_SIZE = 1024 * 1024  # the ceiling GET's reads, into one reused buffer
-
-
-def _status_kib(*names: str) -> dict[str, int]:
-    found: dict[str, int] = {}
-    with open("/proc/self/status", encoding="ascii") as f:
-        for line in f:
-            name, _, value = line.partition(":")
-            if name in names:
-                found[name] = int(value.split()[0])
-    return found
-
-
-def _cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _process_cpu_seconds(pid: int | None) -> float | None:
-    if pid is None:
-        return None
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            fields = f.read().rpartition(")")[2].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Meter:
@@ -76,12 +51,9 @@ class Meter:
             import cProfile
 
             profiler = cProfile.Profile()
-        gc.collect()
-        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
-            f.write("5")  # VmHWM := VmRSS
-        before = _status_kib("VmRSS", "VmHWM")
-        server_before = _process_cpu_seconds(self.spec.get("server_pid"))
-        cpu_before = _cpu_seconds()
+        before = reset_peak()
+        server_before = process_cpu_seconds(self.spec.get("server_pid"))
+        cpu_before = cpu_seconds()
         if profiler is not None:
             profiler.enable()
         start = time.perf_counter()
@@ -89,9 +61,9 @@ class Meter:
         seconds = time.perf_counter() - start
         if profiler is not None:
             profiler.disable()
-        cpu = _cpu_seconds() - cpu_before
-        server_after = _process_cpu_seconds(self.spec.get("server_pid"))
-        after = _status_kib("VmRSS", "VmHWM")
+        cpu = cpu_seconds() - cpu_before
+        server_after = process_cpu_seconds(self.spec.get("server_pid"))
+        after = status_kib("VmRSS", "VmHWM")
         if profiler is not None:
             profiler.dump_stats(self.spec["profile"])
         self.result = {

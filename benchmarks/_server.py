@@ -18,7 +18,9 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
+
+from _machine import process_cpu_seconds
 
 HOST = "127.0.0.1"
 
@@ -38,7 +40,9 @@ _ISOLATION: Mapping[str, str] = {
 
 # ``python -m moto.server`` less one header: werkzeug sends "Server: Werkzeug/..."
 # and moto its own "Server: amazon.com"; aiohttp's strict parser (Python's dev
-# mode, PYTHONASYNCIODEBUG) rejects a response with two Server headers.
+# mode, PYTHONASYNCIODEBUG) rejects a response with two Server headers.  ``{setup}``
+# runs before the server starts (bench_distributed.py fills buckets there).
+# (tests/_helpers.py has its own copy: benchmarks never import from the tests.)
 _SERVER_MAIN = """
 import sys
 from moto import server
@@ -50,6 +54,7 @@ def send_response(self, code, message=None):
     self.send_header("Date", self.date_time_string())
 
 MotoRequestHandler.send_response = send_response
+{setup}
 server.main(sys.argv[1:])
 """
 
@@ -67,22 +72,35 @@ class MotoServer:
 
     def cpu_seconds(self) -> float | None:
         """User + system CPU the server process has used so far (Linux only)."""
-        try:
-            with open(f"/proc/{self.process.pid}/stat", encoding="ascii") as f:
-                fields = f.read().rpartition(")")[2].split()
-        except OSError:
-            return None
-        # Fields 14 and 15 of stat (utime, stime), counted after "pid (comm)".
-        ticks = int(fields[11]) + int(fields[12])
-        return ticks / os.sysconf("SC_CLK_TCK")
+        return process_cpu_seconds(self.process.pid)
+
+    def boto3_client(self, *, max_pool_connections: int = 16) -> Any:
+        """A boto3 S3 client of this server with the fake credentials, for set-up and checks."""
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name=FAKE_CREDENTIALS["AWS_DEFAULT_REGION"],
+            aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            config=Config(max_pool_connections=max_pool_connections),
+        )
 
 
-def client_environment(endpoint_url: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """``base`` (default ``os.environ``) with every ``AWS_*`` replaced by fakes and the endpoint."""
+def client_environment(
+    endpoint_url: str | None, base: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """``base`` (default ``os.environ``) with every ``AWS_*`` replaced by fakes and the endpoint.
+
+    With ``endpoint_url`` None, no ``AWS_ENDPOINT_URL`` either.
+    """
     env = {k: v for k, v in (base or os.environ).items() if not k.startswith("AWS_")}
     env.update(FAKE_CREDENTIALS)
     env.update(_ISOLATION)
-    env["AWS_ENDPOINT_URL"] = endpoint_url
+    if endpoint_url is not None:
+        env["AWS_ENDPOINT_URL"] = endpoint_url
     return env
 
 
@@ -123,28 +141,32 @@ def _tail(log: IO[bytes], limit: int = 4000) -> str:
 
 
 @contextlib.contextmanager
-def moto_server() -> Iterator[MotoServer]:
+def moto_server(
+    setup: str = "", *, startup_timeout: float = _STARTUP_TIMEOUT
+) -> Iterator[MotoServer]:
     """Run ``python -m moto.server -H 127.0.0.1 -p PORT`` until the block exits.
 
-    Waits (at most 30 s) until it answers HTTP; its log goes to a temporary file,
-    quoted if it fails to start.
+    ``setup`` is Python source the server process runs first, with moto imported
+    (say, to put objects straight into its backend).  Waits (at most
+    ``startup_timeout`` seconds) until it answers HTTP; its log goes to a temporary
+    file, quoted if it fails to start.
     """
-    env = client_environment("")
-    del env["AWS_ENDPOINT_URL"]
+    env = client_environment(None)
+    script = _SERVER_MAIN.replace("{setup}", setup)
     with tempfile.TemporaryFile() as log:
         # Another process may take the port between _free_port() and the
         # server's bind; then the server exits at once and we try another.
         for _ in range(3):
             port = _free_port()
             process = subprocess.Popen(
-                [sys.executable, "-c", _SERVER_MAIN, "-H", HOST, "-p", str(port)],
+                [sys.executable, "-c", script, "-H", HOST, "-p", str(port)],
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
             try:
-                deadline = time.monotonic() + _STARTUP_TIMEOUT
+                deadline = time.monotonic() + startup_timeout
                 while process.poll() is None and not _answers(port):
                     if time.monotonic() > deadline:
                         raise RuntimeError(f"moto server did not answer:\n{_tail(log)}")

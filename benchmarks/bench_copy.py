@@ -52,7 +52,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import hashlib
-import importlib.metadata
 import json
 import os
 import pstats
@@ -66,10 +65,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
-from _machine import machine_info
+from _machine import machine_info, machine_line, print_table, versions, write_report
 from _server import MotoServer, client_environment, moto_server
-from botocore.config import Config
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -102,6 +99,10 @@ ATTEMPTS = 3
 # The server's CPU is read from /proc in clock ticks (10 ms); below this many
 # seconds per copy the table shows "-" (the JSON keeps the readings).
 SERVER_CPU_RESOLUTION = 0.1
+
+# Distributions whose versions the report records.
+VERSIONS = ("aqueuepipe", "aiobotocore", "botocore", "aiohttp", "boto3", "s3transfer", "awscrt")
+VERSIONS += ("moto", "werkzeug")
 
 # The issue's targets, at TARGET_SIZE (or the largest size run).
 TARGET_SIZE = 100 * MIB
@@ -403,17 +404,6 @@ def _top_entries(stats: pstats.Stats, order: str, top: int) -> list[dict[str, An
 # -- reporting ----------------------------------------------------------------------
 
 
-def versions() -> dict[str, str]:
-    found = {}
-    names = ("aqueuepipe", "aiobotocore", "botocore", "aiohttp", "boto3", "s3transfer")
-    for name in (*names, "awscrt", "moto", "werkzeug"):
-        try:
-            found[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            found[name] = "not installed"
-    return found
-
-
 def _rows(report: dict[str, Any]) -> Iterator[tuple[str, list[str] | None]]:
     """(size label, row) per table row; a None row starts a new size."""
     for size_key, entry in report["results"].items():
@@ -475,38 +465,10 @@ def print_report(report: dict[str, Any]) -> None:
         f"S3 copy bucket to bucket: median of {params['rounds']} round(s), "
         f"{params['part_size'] // MIB} MiB parts, {params['concurrency']} at a time"
     )
-    rows = list(_rows(report))
-    try:
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:
-        body = [row for _, row in rows if row is not None]
-        widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(HEADER)]
-        print(title)
-        print("  ".join(h.ljust(w) for h, w in zip(HEADER, widths, strict=True)))
-        for row in body:
-            print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
-    else:
-        table = Table(title=title)
-        for i, h in enumerate(HEADER):
-            table.add_column(h, justify="left" if i < 2 else "right")
-        first = True
-        for _, row in rows:
-            if row is None:
-                if not first:
-                    table.add_section()
-                first = False
-            else:
-                table.add_row(*row)
-        # Not on a terminal (CI logs, a file), rich would squeeze it into 80 columns.
-        Console(width=None if sys.stdout.isatty() else 150).print(table)
+    print_table(title, HEADER, (row for _, row in _rows(report)), left=2, width=150)
     for key, reason in report["not_installed"].items():
         print(f"{key}: not installed: {reason}")
-    machine = report["machine"]
-    print(
-        f"{machine['cpu_model']}, {machine['nproc']} CPUs, Python {machine['python']}, "
-        f"{report['elapsed_seconds']:.0f} s in all"
-    )
+    print(machine_line(report))
     targets = report["targets"]
     size = _label(targets["size"])
     for name, target in (("ceiling", targets["ceiling"]), ("boto3", targets["boto3"])):
@@ -590,14 +552,7 @@ def main(argv: list[str] | None = None) -> int:
         reason, aioboto3_versions = probe_aioboto3(args.aioboto3_python, env)
         missing = {"aioboto3": reason} if reason is not None else {}
         runnable = tuple(c for c in every if c.key not in missing)
-        client = boto3.client(
-            "s3",
-            endpoint_url=server.endpoint_url,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            config=Config(max_pool_connections=4),
-        )
+        client = server.boto3_client(max_pool_connections=4)
         try:
             md5s = make_objects(client, sizes)
             raw = run_rounds(
@@ -608,7 +563,7 @@ def main(argv: list[str] | None = None) -> int:
                 "benchmark": "copy",
                 "date": date,
                 "machine": machine,
-                "versions": versions(),
+                "versions": versions(*VERSIONS),
                 "aioboto3_versions": aioboto3_versions or {"not_installed": reason},
                 "parameters": {
                     "sizes": list(sizes),
@@ -638,10 +593,7 @@ def main(argv: list[str] | None = None) -> int:
     print_report(report)
     if args.markdown:
         print(markdown_table(report))
-    if args.output is not None:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {args.output}")
+    write_report(report, args.output)
     return 0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib.util
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,17 +18,29 @@ from typing import Any, ClassVar
 
 import aiohttp
 import pytest
+import pytest_asyncio
 from aiohttp import web
 
 import aqueuepipe._options
 from aqueuepipe import ByteBudget
 from aqueuepipe.s3 import S3Client
 
-from .conftest import MakeBucket, MotoServer
-from .s3.test_copy import get, key_exists, open_uploads, payload, put
+from ._helpers import (
+    MakeBucket,
+    MiB,
+    MotoServer,
+    chunks,
+    get,
+    key_exists,
+    open_uploads,
+    payload,
+    put,
+)
 
-MiB = 1024 * 1024
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "streaming_service.py"
+# Request bodies go as chunks(data, BODY_CHUNK): of unknown length (sent chunked), as a
+# streaming client sends them.
+BODY_CHUNK = 256 * 1024
 
 
 def _load_example() -> ModuleType:
@@ -41,6 +54,21 @@ def _load_example() -> ModuleType:
 
 
 service = _load_example()
+
+
+MakeApp = Callable[..., web.Application]
+
+
+@pytest_asyncio.fixture
+async def bucket(make_bucket: MakeBucket) -> str:
+    """A fresh bucket for the service to serve."""
+    return await make_bucket()
+
+
+@pytest.fixture
+def make_app(moto_server: MotoServer, bucket: str) -> MakeApp:
+    """``service.make_app`` for ``bucket`` on the moto server; keywords go through."""
+    return functools.partial(service.make_app, bucket=bucket, endpoint_url=moto_server.endpoint_url)
 
 
 @contextlib.asynccontextmanager
@@ -59,24 +87,17 @@ async def serving(
         await runner.cleanup()
 
 
-async def chunks(data: bytes, size: int = 256 * 1024) -> AsyncIterator[bytes]:
-    """A request body of unknown length (sent chunked), as a streaming client sends it."""
-    for start in range(0, len(data), size):
-        yield data[start : start + size]
-
-
 async def test_concurrent_uploads_beyond_the_budget_all_succeed_within_it(
-    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+    s3_client: S3Client, bucket: str, make_app: MakeApp
 ) -> None:
-    bucket = await make_bucket()
-    app = service.make_app(bucket=bucket, endpoint_url=moto_server.endpoint_url, limit=24 * MiB)
+    app = make_app(limit=24 * MiB)
     budget: ByteBudget = app[service.BUDGET]
     bodies = {f"dir/upload-{i}.bin": payload(12 * MiB, seed=i) for i in range(6)}  # 72 MiB
 
     async with serving(app) as base, aiohttp.ClientSession() as http:
 
         async def upload(key: str, data: bytes) -> dict[str, Any]:
-            async with http.put(f"{base}/objects/{key}", data=chunks(data)) as response:
+            async with http.put(f"{base}/objects/{key}", data=chunks(data, BODY_CHUNK)) as response:
                 assert response.status == 201, await response.text()
                 answer: dict[str, Any] = await response.json()
                 return answer
@@ -98,12 +119,11 @@ async def test_concurrent_uploads_beyond_the_budget_all_succeed_within_it(
 
 @pytest.mark.parametrize("size", [0, 1, 10 * MiB + 3])
 async def test_get_streams_the_object_back(
-    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket, size: int
+    s3_client: S3Client, bucket: str, make_app: MakeApp, size: int
 ) -> None:
-    bucket = await make_bucket()
     data = payload(size, seed=size)
     await put(s3_client, bucket, "a key/with spaces", data)
-    app = service.make_app(bucket=bucket, endpoint_url=moto_server.endpoint_url, limit=16 * MiB)
+    app = make_app(limit=16 * MiB)
     budget: ByteBudget = app[service.BUDGET]
 
     async with (
@@ -120,25 +140,19 @@ async def test_get_streams_the_object_back(
     assert budget.used == 0
 
 
-async def test_uploaded_object_comes_back_identical(
-    moto_server: MotoServer, make_bucket: MakeBucket
-) -> None:
-    bucket = await make_bucket()
+async def test_uploaded_object_comes_back_identical(make_app: MakeApp) -> None:
     data = payload(9 * MiB + 7, seed=9)
-    app = service.make_app(bucket=bucket, endpoint_url=moto_server.endpoint_url)
+    app = make_app()
     async with serving(app) as base, aiohttp.ClientSession() as http:
-        async with http.put(f"{base}/objects/k", data=chunks(data)) as response:
+        async with http.put(f"{base}/objects/k", data=chunks(data, BODY_CHUNK)) as response:
             assert response.status == 201
         async with http.get(f"{base}/objects/k") as response:
             assert response.status == 200
             assert await response.read() == data
 
 
-async def test_get_of_a_missing_key_is_404(
-    moto_server: MotoServer, make_bucket: MakeBucket
-) -> None:
-    bucket = await make_bucket()
-    app = service.make_app(bucket=bucket, endpoint_url=moto_server.endpoint_url)
+async def test_get_of_a_missing_key_is_404(make_app: MakeApp) -> None:
+    app = make_app()
     async with (
         serving(app) as base,
         aiohttp.ClientSession() as http,
@@ -158,11 +172,8 @@ async def test_a_missing_bucket_is_502_for_put_and_get(moto_server: MotoServer) 
             assert response.status == 502
 
 
-async def test_a_key_too_long_for_s3_is_400(
-    moto_server: MotoServer, make_bucket: MakeBucket
-) -> None:
-    bucket = await make_bucket()
-    app = service.make_app(bucket=bucket, endpoint_url=moto_server.endpoint_url)
+async def test_a_key_too_long_for_s3_is_400(make_app: MakeApp) -> None:
+    app = make_app()
     async with (
         serving(app) as base,
         aiohttp.ClientSession() as http,
@@ -198,7 +209,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @pytest.mark.parametrize("handler_cancellation", [False, True], ids=["default", "cancelling"])
 async def test_client_disconnecting_mid_upload_leaves_no_object_and_no_upload(
-    s3_client: S3Client, make_bucket: MakeBucket, handler_cancellation: bool
+    s3_client: S3Client, bucket: str, handler_cancellation: bool
 ) -> None:
     """The client sends 9 MiB of a 20 MiB body, waits until the service has begun the
     multipart upload (its first UploadPart), then resets the connection.
@@ -206,7 +217,6 @@ async def test_client_disconnecting_mid_upload_leaves_no_object_and_no_upload(
     ``default`` is ``web.run_app``'s setting (the handler goes on, its body raises);
     ``cancelling`` is ``handler_cancellation=True`` (the handler is cancelled).
     """
-    bucket = await make_bucket()
     spy = SpyClient(s3_client)
     app = service.make_app(bucket=bucket, client=spy, limit=24 * MiB)
     handled = asyncio.Event()
@@ -260,24 +270,23 @@ class TrackedBudget(ByteBudget):
 
 @pytest.mark.parametrize("method", ["PUT", "GET"])
 async def test_no_bytes_are_held_outside_the_shared_budget(
-    moto_server: MotoServer,
     s3_client: S3Client,
-    make_bucket: MakeBucket,
+    bucket: str,
+    make_app: MakeApp,
     monkeypatch: pytest.MonkeyPatch,
     method: str,
 ) -> None:
     """Every byte a request holds is counted in the app's budget: any budget a copy
     the service starts makes of its own holds nothing (a download into a pipe needs
     no part buffers)."""
-    bucket = await make_bucket()
     data = payload(9 * MiB, seed=4)
     await put(s3_client, bucket, "k", data)
-    app = service.make_app(bucket=bucket, endpoint_url=moto_server.endpoint_url, limit=16 * MiB)
+    app = make_app(limit=16 * MiB)
     monkeypatch.setattr(TrackedBudget, "made", [])
     monkeypatch.setattr(aqueuepipe._options, "ByteBudget", TrackedBudget)
 
     async with serving(app) as base, aiohttp.ClientSession() as http:
-        body = chunks(data) if method == "PUT" else None
+        body = chunks(data, BODY_CHUNK) if method == "PUT" else None
         async with http.request(method, f"{base}/objects/k", data=body) as response:
             assert response.status in (200, 201)
             received = await response.read()

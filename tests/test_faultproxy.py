@@ -26,7 +26,7 @@ from botocore.exceptions import (
 
 from aqueuepipe.s3 import S3Client, create_client
 
-from .conftest import MakeBucket, MotoServer
+from ._helpers import MakeBucket, MiB, MotoServer, get, payload
 from .faultproxy import (
     DelayBody,
     Exchange,
@@ -43,16 +43,10 @@ from .faultproxy import (
     s3_operation,
 )
 
-MiB = 1024 * 1024
-
 # What a broken body raises from StreamingBody.read(): aiobotocore wraps aiohttp's
 # connection errors in ResponseStreamingError but lets aiohttp.ClientPayloadError
 # (what aiohttp raises for both a reset and a short body) through as it is.
 BROKEN_BODY = (aiohttp.ClientPayloadError, ResponseStreamingError)
-
-
-def payload(size: int, seed: int = 0) -> bytes:
-    return random.Random(seed).randbytes(size)
 
 
 @contextlib.asynccontextmanager
@@ -61,13 +55,6 @@ async def proxied(proxy: FaultProxy, **options: Any) -> AsyncIterator[S3Client]:
     options.setdefault("max_attempts", 1)
     async with create_client(endpoint_url=proxy.endpoint_url, **options) as client:
         yield client
-
-
-async def get(client: S3Client, bucket: str, key: str, **kwargs: Any) -> bytes:
-    response = await client.get_object(Bucket=bucket, Key=key, **kwargs)
-    async with response["Body"] as body:
-        data: bytes = await body.read()
-    return data
 
 
 async def read_until_error(

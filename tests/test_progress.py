@@ -146,6 +146,27 @@ def test_display_renders_bars_with_object_names() -> None:
     assert display.totals.bytes_done == 405
 
 
+def test_display_escapes_control_characters_in_object_names() -> None:
+    console, out = terminal()
+    key = "s3://src/evil-\x1b]0;title\x07\x1b[2J.bin"
+    with ProgressDisplay(console=console) as display:
+        display.transfer_started(key, "s3://dst/x", 1000)
+        display.refresh()
+    text = out.getvalue()
+    assert "evil-\\x1b]0;title\\x07\\x1b[2J.bin" in text
+    for sequence in ("\x1b]0;", "\x07", "\x1b[2J"):
+        assert sequence not in text
+
+
+def test_display_leaves_out_userinfo_of_urls() -> None:
+    console, out = terminal()
+    with ProgressDisplay(console=console) as display:
+        display.transfer_started("https://user:SECRET@host/file.bin", "s3://dst/x", 10)
+        display.refresh()
+    assert "file.bin" in out.getvalue()
+    assert "SECRET" not in out.getvalue()
+
+
 def test_display_shows_failures_and_limits_the_bars() -> None:
     console, out = terminal()
     with ProgressDisplay(console=console, max_bars=2) as display:

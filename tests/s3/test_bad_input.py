@@ -10,16 +10,7 @@ import pytest
 from aqueuepipe import NoSuchBucketError, NoSuchKeyError, TransferError, copy
 from aqueuepipe.s3 import S3Client
 
-from ..conftest import MakeBucket, MotoServer
-from .test_copy import key_exists, open_uploads, put
-
-MiB = 1024 * 1024
-
-
-@pytest.fixture
-def endpoint(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint_url)
-    return moto_server.endpoint_url
+from .._helpers import MakeBucket, MiB, key_exists, open_uploads, put
 
 
 @pytest.mark.parametrize(

@@ -12,16 +12,7 @@ import pytest
 from aqueuepipe import ByteBudget, copy_many
 from aqueuepipe.s3 import S3Client
 
-from ..conftest import MakeBucket, MotoServer
-from .test_copy import open_uploads, payload, put
-
-MiB = 1024 * 1024
-
-
-@pytest.fixture
-def endpoint(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint_url)
-    return moto_server.endpoint_url
+from .._helpers import MakeBucket, MiB, open_uploads, payload, put
 
 
 async def cancel_batch_after(

@@ -7,7 +7,6 @@ import base64
 import hashlib
 import json
 import os
-import random
 import subprocess
 import sys
 from pathlib import Path
@@ -24,42 +23,19 @@ from aqueuepipe import (
 from aqueuepipe.s3 import S3Client, create_client
 from aqueuepipe.transfer import TransferResult, copy
 
-from ..conftest import MakeBucket, MotoServer, free_port
-
-MiB = 1024 * 1024
-
-
-def payload(size: int, seed: int = 0) -> bytes:
-    return random.Random(seed).randbytes(size)
-
-
-async def put(client: S3Client, bucket: str, key: str, data: bytes) -> None:
-    await client.put_object(Bucket=bucket, Key=key, Body=data)
-
-
-async def get(client: S3Client, bucket: str, key: str) -> bytes:
-    response = await client.get_object(Bucket=bucket, Key=key)
-    async with response["Body"] as body:
-        data: bytes = await body.read()
-    return data
-
-
-async def open_uploads(client: S3Client, bucket: str) -> list[Any]:
-    response = await client.list_multipart_uploads(Bucket=bucket)
-    return list(response.get("Uploads", []))
-
-
-async def key_exists(client: S3Client, bucket: str, key: str) -> bool:
-    response = await client.list_objects_v2(Bucket=bucket, Prefix=key)
-    return any(obj["Key"] == key for obj in response.get("Contents", []))
-
-
-@pytest.fixture
-def endpoint(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Point the default clients of copy() at the moto server, as a user would."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint_url)
-    return moto_server.endpoint_url
-
+from .._helpers import (
+    MakeBucket,
+    MiB,
+    MotoServer,
+    cancel_once,
+    free_port,
+    get,
+    key_exists,
+    open_uploads,
+    payload,
+    progress_event,
+    put,
+)
 
 # -- scenarios -----------------------------------------------------------------
 
@@ -298,19 +274,11 @@ async def test_cancelled_multipart_copy_aborts_upload(
 ) -> None:
     src, dst = await make_bucket(), await make_bucket()
     await put(s3_client, src, "obj", payload(20 * MiB))
-    first_part_sent = asyncio.Event()
-
-    def on_progress(src_: str, dst_: str, done: int, total: int | None) -> None:
-        if done > 0:
-            first_part_sent.set()
-
-    task = asyncio.create_task(
-        copy(f"s3://{src}/obj", f"s3://{dst}/obj", concurrency=1, progress=on_progress)
+    first_part_sent, on_progress = progress_event()
+    await cancel_once(
+        first_part_sent,
+        copy(f"s3://{src}/obj", f"s3://{dst}/obj", concurrency=1, progress=on_progress),
     )
-    await first_part_sent.wait()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
     assert await open_uploads(s3_client, dst) == []
     assert not await key_exists(s3_client, dst, "obj")
 
@@ -357,19 +325,11 @@ async def test_cancelled_download_leaves_no_partial_file(
 ) -> None:
     bucket = await make_bucket()
     await put(s3_client, bucket, "obj", payload(16 * MiB))
-    started = asyncio.Event()
-
-    def on_progress(src: str, dst: str, done: int, total: int | None) -> None:
-        if done > 0:
-            started.set()
-
-    task = asyncio.create_task(
-        copy(f"s3://{bucket}/obj", str(tmp_path / "obj"), limit=8 * MiB, progress=on_progress)
+    started, on_progress = progress_event()
+    await cancel_once(
+        started,
+        copy(f"s3://{bucket}/obj", str(tmp_path / "obj"), limit=8 * MiB, progress=on_progress),
     )
-    await started.wait()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
     assert list(tmp_path.iterdir()) == []
 
 

@@ -15,21 +15,7 @@ import pytest
 from aqueuepipe import ByteBudget, NoSuchBucketError, NoSuchKeyError, TransferResult, copy_many
 from aqueuepipe.s3 import S3Client
 
-from ..conftest import MakeBucket, MotoServer
-from .test_copy import get, key_exists, open_uploads, payload, put
-
-MiB = 1024 * 1024
-
-
-@pytest.fixture
-def endpoint(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint_url)
-    return moto_server.endpoint_url
-
-
-async def collect(results: AsyncIterator[TransferResult]) -> list[TransferResult]:
-    async with contextlib.aclosing(results) as iterator:
-        return [r async for r in iterator]
+from .._helpers import MakeBucket, MiB, collect, get, key_exists, open_uploads, payload, put
 
 
 def test_bad_options_raise_at_the_call() -> None:

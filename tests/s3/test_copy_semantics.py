@@ -9,22 +9,13 @@ import stat
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from aqueuepipe import TransferResult, copy, copy_many
 from aqueuepipe.s3 import S3Client
 
-from ..conftest import MakeBucket, MotoServer
-from .test_copy import get, key_exists, payload, put
-
-MiB = 1024 * 1024
-
-
-async def collect(results: Any) -> list[TransferResult]:
-    async with contextlib.aclosing(results) as iterator:
-        return [result async for result in iterator]
+from .._helpers import MakeBucket, MiB, MotoServer, collect, get, key_exists, payload, put
 
 
 async def test_recursive_copy_into_its_own_prefix_copies_each_object_once(

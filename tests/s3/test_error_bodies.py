@@ -12,9 +12,8 @@ from pathlib import Path
 from aqueuepipe import copy
 from aqueuepipe.s3 import S3Client
 
-from ..conftest import MakeBucket
+from .._helpers import MakeBucket, get, payload, put
 from ..faultproxy import FaultProxy, Status
-from .test_copy import get, payload, put
 
 
 async def test_get_object_retried_when_error_body_breaks(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import random
 from pathlib import Path
@@ -16,25 +15,16 @@ from aqueuepipe import (
     ObjectChangedError,
     RetryPolicy,
     TransferError,
-    TransferResult,
     copy,
     copy_many,
 )
 from aqueuepipe.s3 import S3Client
 
-from ..conftest import MakeBucket
+from .._helpers import MakeBucket, MiB, collect, get, key_exists, open_uploads, payload, put
 from ..faultproxy import Exchange, FaultProxy, Match
-from .test_copy import get, key_exists, open_uploads, payload, put
-
-MiB = 1024 * 1024
 
 # Short waits so faults cost little time; enough attempts for ~5% faults.
 FAST = RetryPolicy(attempts=6, base_delay=0.01, max_delay=0.2, read_timeout=2, stall_timeout=60)
-
-
-async def collect(results: Any) -> list[TransferResult]:
-    async with contextlib.aclosing(results) as iterator:
-        return [r async for r in iterator]
 
 
 async def test_broken_download_body_resumes_from_the_next_byte(
@@ -135,15 +125,17 @@ async def test_fault_that_never_clears_fails_and_leaves_nothing(
     await put(s3_client, dst, "kept", b"previous content")
     await put(s3_client, src, "big", payload(12 * MiB, seed=5))
     await put(s3_client, src, "small", b"small object")
+    await put(s3_client, src, "download", payload(3 * MiB, seed=6))
     fault_proxy.fail("UploadPart", status=500, times=None)
     fault_proxy.fail("PutObject", status=503, times=None)
-    fault_proxy.reset("GetObject", after_bytes=100, times=None, skip=2)
+    # Only the download's body breaks, whenever its GET comes.
+    fault_proxy.reset(Match(operation="GetObject", key="download"), after_bytes=100, times=None)
     results = await collect(
         copy_many(
             [
                 (f"s3://{src}/big", f"s3://{dst}/big"),
                 (f"s3://{src}/small", f"s3://{dst}/kept"),
-                (f"s3://{src}/big", str(tmp_path / "download.bin")),
+                (f"s3://{src}/download", str(tmp_path / "download.bin")),
             ],
             endpoint_url=fault_proxy.endpoint_url,
             retries=RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05),

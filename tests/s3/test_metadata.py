@@ -10,10 +10,7 @@ import pytest
 from aqueuepipe import copy
 from aqueuepipe.s3 import S3Client
 
-from ..conftest import MakeBucket, MotoServer
-from .test_copy import payload
-
-MiB = 1024 * 1024
+from .._helpers import MakeBucket, MiB, MotoServer, payload
 
 HEADERS = {
     "ContentType": "text/html; charset=utf-8",

@@ -8,7 +8,7 @@ import pytest
 
 from aqueuepipe import copy_many
 
-from ..conftest import MotoServer
+from .._helpers import MotoServer
 
 ACCESS_KEY = "AKIAAQUEUEPIPETEST01"
 SECRET_KEY = "aqueuepipe/Secret+Key/never-shown-0123456789"

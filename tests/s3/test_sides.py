@@ -17,11 +17,9 @@ import pytest
 from aqueuepipe import NoSuchBucketError, RetryPolicy, TransferError, copy
 from aqueuepipe.s3 import S3Client, create_client
 
-from ..conftest import MakeBucket, MotoServer
+from .._helpers import MakeBucket, MiB, MotoServer, key_exists, open_uploads, payload, put
 from ..faultproxy import FaultProxy, Match
-from .test_copy import key_exists, open_uploads, payload, put
 
-MiB = 1024 * 1024
 FAST = RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.05, read_timeout=5)
 
 

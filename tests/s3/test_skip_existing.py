@@ -9,10 +9,7 @@ from typing import Any
 from aqueuepipe import TransferResult, copy_many
 from aqueuepipe.s3 import S3Client
 
-from ..conftest import MakeBucket, MotoServer
-from .test_copy import get, payload, put
-
-MiB = 1024 * 1024
+from .._helpers import MakeBucket, MiB, MotoServer, get, payload, put
 
 
 async def run(pairs: Any, endpoint: str, **options: Any) -> list[TransferResult]:

@@ -23,17 +23,21 @@ from aqueuepipe import (
 )
 from aqueuepipe.s3 import S3Client
 
-from ..conftest import MakeBucket, MotoServer
+from .._helpers import (
+    MakeBucket,
+    MiB,
+    MotoServer,
+    cancel_once,
+    chunks,
+    get,
+    key_exists,
+    open_uploads,
+    payload,
+    put,
+)
 from ..faultproxy import FaultProxy, Match
-from .test_copy import get, key_exists, open_uploads, payload, put
 
-MiB = 1024 * 1024
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.1, read_timeout=10)
-
-
-async def chunks(data: bytes, size: int = 64 * 1024) -> AsyncIterator[bytes]:
-    for start in range(0, len(data), size):
-        yield data[start : start + size]
 
 
 class Reader:
@@ -343,11 +347,7 @@ async def test_cancelled_open_writer_leaves_no_object_and_no_upload(
             wrote.set()
             await asyncio.Event().wait()
 
-    task = asyncio.create_task(write_forever())
-    await wrote.wait()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await cancel_once(wrote, write_forever())
     assert await open_uploads(s3_client, bucket) == []
     assert not await key_exists(s3_client, bucket, "k")
 

@@ -7,8 +7,7 @@ import base64
 import hashlib
 import pickle
 import socket
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ from aqueuepipe._errors import (
 )
 from aqueuepipe.s3 import S3Client, create_client, translate_error
 
-MakeBucket = Callable[..., Awaitable[str]]
+from .._helpers import MakeBucket, bucket_name
 
 # Distinctive fake credentials: if they leak into a message, the test sees them.
 ACCESS_KEY_ID = "AKIAAQUEUEPIPETEST01"
@@ -52,17 +51,15 @@ def distinctive_credentials(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
-@pytest_asyncio.fixture
-async def client(moto_server: Any) -> AsyncIterator[S3Client]:
-    async with create_client(endpoint_url=moto_server.endpoint_url) as c:
-        yield c
+@pytest.fixture
+def client(s3_client: S3Client) -> S3Client:
+    """conftest's client of the moto server, made with the credentials above."""
+    return s3_client
 
 
 @pytest_asyncio.fixture
-async def bucket(client: S3Client) -> str:
-    name = f"translate-{uuid.uuid4().hex}"
-    await client.create_bucket(Bucket=name)
-    return name
+async def bucket(make_bucket: MakeBucket) -> str:
+    return await make_bucket(prefix="translate")
 
 
 async def failure(awaitable: Awaitable[object]) -> Exception:
@@ -106,7 +103,7 @@ async def test_head_missing_key_is_no_such_key(client: S3Client, bucket: str) ->
 
 
 async def test_get_missing_bucket_is_no_such_bucket(client: S3Client) -> None:
-    name = f"absent-{uuid.uuid4().hex}"
+    name = bucket_name("absent")
     exc = await failure(client.get_object(Bucket=name, Key="k"))
     err = translate_error(exc, src=SRC, dst=DST, bucket=name, key="k", side="source")
     assert type(err) is NoSuchBucketError
@@ -116,7 +113,7 @@ async def test_get_missing_bucket_is_no_such_bucket(client: S3Client) -> None:
 
 
 async def test_head_missing_bucket_without_key_is_no_such_bucket(client: S3Client) -> None:
-    name = f"absent-{uuid.uuid4().hex}"
+    name = bucket_name("absent")
     exc = await failure(client.head_bucket(Bucket=name))
     err = translate_error(exc, src=SRC, dst=DST, bucket=name, key=None, side="destination")
     assert type(err) is NoSuchBucketError
@@ -125,7 +122,7 @@ async def test_head_missing_bucket_without_key_is_no_such_bucket(client: S3Clien
 
 
 async def test_put_to_missing_bucket_names_destination(client: S3Client) -> None:
-    name = f"absent-{uuid.uuid4().hex}"
+    name = bucket_name("absent")
     exc = await failure(client.put_object(Bucket=name, Key="k", Body=b"x"))
     err = translate_error(exc, src=SRC, dst=DST, bucket=name, key="k", side="destination")
     assert type(err) is NoSuchBucketError

@@ -23,11 +23,9 @@ import pytest
 from aqueuepipe import ChecksumMismatchError, RetryPolicy, TransferError, TransferResult, copy
 from aqueuepipe.s3 import S3Client
 
-from ..conftest import MakeBucket
+from .._helpers import MakeBucket, MiB, get, key_exists, open_uploads, payload, put
 from ..faultproxy import FaultProxy, Match
-from .test_copy import get, key_exists, open_uploads, payload, put
 
-MiB = 1024 * 1024
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.1, read_timeout=10)
 
 GETS = Match(operation="GetObject")
@@ -173,6 +171,12 @@ def make_trip(s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path) -> M
     return make
 
 
+@pytest.fixture
+async def trip(make_trip: MakeTrip, direction: Direction, source: Source) -> Trip:
+    """A trip from the test's parameters: ``direction`` and ``source``."""
+    return await make_trip(direction, source)
+
+
 def _flip_offset(source: Source) -> int:
     return source.size - 1000  # in the last part of every source
 
@@ -183,13 +187,8 @@ def _flip_offset(source: Source) -> int:
 @pytest.mark.parametrize("source", SOURCES, ids=lambda s: s.name)
 @pytest.mark.parametrize("direction", ["s3-to-s3", "s3-to-file"])
 async def test_flipped_byte_in_source_read_once_is_read_again(
-    fault_proxy: FaultProxy,
-    s3_client: S3Client,
-    make_trip: MakeTrip,
-    direction: Direction,
-    source: Source,
+    fault_proxy: FaultProxy, s3_client: S3Client, trip: Trip, source: Source
 ) -> None:
-    trip = await make_trip(direction, source)
     fault_proxy.flip(GETS, offset=_flip_offset(source), times=1)
     result = await trip.run(fault_proxy)
     await trip.assert_holds_source(s3_client)
@@ -205,13 +204,8 @@ async def test_flipped_byte_in_source_read_once_is_read_again(
 @pytest.mark.parametrize("source", SOURCES, ids=lambda s: s.name)
 @pytest.mark.parametrize("direction", ["s3-to-s3", "s3-to-file"])
 async def test_flipped_byte_in_every_source_read_fails_on_the_source_side(
-    fault_proxy: FaultProxy,
-    s3_client: S3Client,
-    make_trip: MakeTrip,
-    direction: Direction,
-    source: Source,
+    fault_proxy: FaultProxy, s3_client: S3Client, trip: Trip, source: Source
 ) -> None:
-    trip = await make_trip(direction, source)
     fault_proxy.flip(GETS, offset=_flip_offset(source), times=None)
     with pytest.raises(ChecksumMismatchError) as caught:
         await trip.run(fault_proxy)
@@ -249,13 +243,8 @@ async def test_persistent_bad_read_of_a_single_put_sends_nothing(
 @pytest.mark.parametrize("source", [SOURCES[1], SOURCES[2], SOURCES[3]], ids=lambda s: s.name)
 @pytest.mark.parametrize("direction", ["s3-to-s3", "file-to-s3"])
 async def test_flipped_byte_in_an_upload_once_is_sent_again(
-    fault_proxy: FaultProxy,
-    s3_client: S3Client,
-    make_trip: MakeTrip,
-    direction: Direction,
-    source: Source,
+    fault_proxy: FaultProxy, s3_client: S3Client, trip: Trip
 ) -> None:
-    trip = await make_trip(direction, source)
     fault_proxy.flip(UPLOADS, offset=100, direction="request", times=1)
     result = await trip.run(fault_proxy)
     await trip.assert_holds_source(s3_client)
@@ -267,13 +256,8 @@ async def test_flipped_byte_in_an_upload_once_is_sent_again(
 @pytest.mark.parametrize("source", [SOURCES[0], SOURCES[2]], ids=lambda s: s.name)
 @pytest.mark.parametrize("direction", ["s3-to-s3", "file-to-s3"])
 async def test_flipped_byte_in_every_upload_fails_on_the_destination_side(
-    fault_proxy: FaultProxy,
-    s3_client: S3Client,
-    make_trip: MakeTrip,
-    direction: Direction,
-    source: Source,
+    fault_proxy: FaultProxy, s3_client: S3Client, trip: Trip
 ) -> None:
-    trip = await make_trip(direction, source)
     fault_proxy.flip(UPLOADS, offset=100, direction="request", times=None)
     with pytest.raises(ChecksumMismatchError) as caught:
         await trip.run(fault_proxy)
@@ -303,13 +287,8 @@ def _whole_md5_for_multipart(data: bytes) -> Callable[[str], str]:
 @pytest.mark.parametrize("source", [SOURCES[0], SOURCES[2], SOURCES[3]], ids=lambda s: s.name)
 @pytest.mark.parametrize("direction", ["s3-to-s3", "s3-to-file", "file-to-s3"])
 async def test_whole_object_md5_etags_on_multipart_objects_never_fail_a_good_copy(
-    fault_proxy: FaultProxy,
-    s3_client: S3Client,
-    make_trip: MakeTrip,
-    direction: Direction,
-    source: Source,
+    fault_proxy: FaultProxy, s3_client: S3Client, trip: Trip
 ) -> None:
-    trip = await make_trip(direction, source)
     fault_proxy.rewrite_etags(_whole_md5_for_multipart(trip.data))
     result = await trip.run(fault_proxy)
     await trip.assert_holds_source(s3_client)
