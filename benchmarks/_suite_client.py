@@ -43,7 +43,6 @@ import json
 import logging
 import os
 import random
-import resource
 import sys
 import threading
 import time
@@ -52,35 +51,11 @@ from contextlib import contextmanager
 from functools import partial
 from typing import IO, Any
 
+from _machine import cpu_seconds, process_cpu_seconds, status_kib
+
 READ_SIZE = 1024 * 1024  # the ceiling GET's reads, into one reused buffer per object
 
 Pair = tuple[str, str, int]
-
-
-def _status_kib(*names: str) -> dict[str, int]:
-    found: dict[str, int] = {}
-    with open("/proc/self/status", encoding="ascii") as f:
-        for line in f:
-            name, _, value = line.partition(":")
-            if name in names:
-                found[name] = int(value.split()[0])
-    return found
-
-
-def _cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _process_cpu_seconds(pid: int | None) -> float | None:
-    if pid is None:
-        return None
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            fields = f.read().rpartition(")")[2].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class RssSampler(threading.Thread):
@@ -100,7 +75,7 @@ class RssSampler(threading.Thread):
             self._sample()
 
     def _sample(self) -> None:
-        rss = _status_kib("VmRSS")["VmRSS"]
+        rss = status_kib("VmRSS")["VmRSS"]
         self.samples.append((round(time.perf_counter() - self._start, 4), rss))
 
     def stop(self) -> None:
@@ -126,10 +101,10 @@ class Meter:
         gc.collect()
         with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
             f.write("5")  # VmHWM := VmRSS
-        before = _status_kib("VmRSS", "VmHWM")
-        server_before = _process_cpu_seconds(self.spec.get("server_pid"))
+        before = status_kib("VmRSS", "VmHWM")
+        server_before = process_cpu_seconds(self.spec.get("server_pid"))
         sampler = RssSampler(self.spec["sample_interval"])
-        cpu_before = _cpu_seconds()
+        cpu_before = cpu_seconds()
         sampler.start()
         if profiler is not None:
             profiler.enable()
@@ -138,10 +113,10 @@ class Meter:
         seconds = time.perf_counter() - start
         if profiler is not None:
             profiler.disable()
-        cpu = _cpu_seconds() - cpu_before
+        cpu = cpu_seconds() - cpu_before
         sampler.stop()
-        server_after = _process_cpu_seconds(self.spec.get("server_pid"))
-        after = _status_kib("VmRSS", "VmHWM")
+        server_after = process_cpu_seconds(self.spec.get("server_pid"))
+        after = status_kib("VmRSS", "VmHWM")
         if profiler is not None:
             profiler.dump_stats(self.spec["profile"])
         self.result = {
