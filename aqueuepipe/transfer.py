@@ -42,11 +42,15 @@ from ._streams import (
     is_stream_source,
     special_file,
 )
-from .s3._client import ChecksumWhen, S3Client
-from .s3._parts import DEFAULT_PART_SIZE
-from .s3._retry import RetryPolicy
-from .s3._translate import translate_error
-from .s3._urls import S3Url, parse_location
+from .s3 import (
+    DEFAULT_PART_SIZE,
+    ChecksumWhen,
+    RetryPolicy,
+    S3Client,
+    S3Url,
+    parse_location,
+    translate_error,
+)
 
 #: An end of a copy as the engine sees it.
 Location = S3Url | Path | StreamSource | StreamSink

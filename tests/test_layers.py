@@ -56,14 +56,7 @@ KNOWN_UPWARD: dict[tuple[str, str], str] = {
     ("aqueuepipe.cli", "aqueuepipe.distributed"): "cli runs copy_prefix for --scheduler/--dask",
 }
 KNOWN_CYCLE_EDGES: dict[tuple[str, str], str] = {}  # none left
-KNOWN_PRIVATE: dict[tuple[str, str], str] = {
-    # transfer.py takes names that aqueuepipe.s3 exports from its private modules.
-    ("aqueuepipe.transfer", "aqueuepipe.s3._client"): "ChecksumWhen, S3Client",
-    ("aqueuepipe.transfer", "aqueuepipe.s3._parts"): "DEFAULT_PART_SIZE",
-    ("aqueuepipe.transfer", "aqueuepipe.s3._retry"): "RetryPolicy",
-    ("aqueuepipe.transfer", "aqueuepipe.s3._translate"): "translate_error",
-    ("aqueuepipe.transfer", "aqueuepipe.s3._urls"): "S3Url, parse_location",
-}
+KNOWN_PRIVATE: dict[tuple[str, str], str] = {}
 
 
 @dataclass(frozen=True, slots=True)
