@@ -106,22 +106,28 @@ async def already_there(
         botocore.exceptions.ClientError, OSError: the source cannot be examined
             (the copy would fail the same way, and reports it).
     """
-    if isinstance(src, S3Url):
-        assert src_client is not None
+    if isinstance(src, S3Url) and isinstance(dst, S3Url):
+        assert src_client is not None and dst_client is not None
+        # The destination first: an object not there yet (the common case of a
+        # first run) costs one request, not two.
+        dst_head = await head(dst_client, dst)
+        if dst_head is None:
+            return None
         src_head = await head(src_client, src)
-        if src_head is None:
-            return None  # the copy reports the missing source
-        size = int(src_head["ContentLength"])
-        if isinstance(dst, S3Url):
-            assert dst_client is not None
-            dst_head = await head(dst_client, dst)
-            if dst_head is None or int(dst_head["ContentLength"]) != size:
-                return None
-            if _same_evidence(src_head, dst_head):
-                return size, str(dst_head["ETag"])
+        if src_head is None or src_head["ContentLength"] != dst_head["ContentLength"]:
+            return None  # the copy reports a missing source
+        if _same_evidence(src_head, dst_head):
+            return int(dst_head["ContentLength"]), str(dst_head["ETag"])
+        return None
+    if isinstance(src, S3Url):
+        assert src_client is not None and isinstance(dst, Path)
+        # The file first: a file not there yet costs no request at all.
+        size = await asyncio.to_thread(_file_size, dst)
+        if size is None:
             return None
-        if await asyncio.to_thread(_file_size, dst) != size:
-            return None
+        src_head = await head(src_client, src)
+        if src_head is None or int(src_head["ContentLength"]) != size:
+            return None  # the copy reports a missing source
         if await _file_matches(dst, src_client, src, src_head):
             return size, str(src_head["ETag"])
         return None

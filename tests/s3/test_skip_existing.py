@@ -10,6 +10,7 @@ from aqueuepipe import TransferResult, copy_many
 from aqueuepipe.s3 import S3Client
 
 from .._helpers import MakeBucket, MiB, MotoServer, get, payload, put
+from ..faultproxy import FaultProxy
 
 
 async def run(pairs: Any, endpoint: str, **options: Any) -> list[TransferResult]:
@@ -89,3 +90,21 @@ async def test_upload_is_skipped_when_the_object_holds_the_file(
     (third,) = await run(pairs, moto_server.endpoint_url)
     assert not third.skipped
     assert await get(s3_client, dst, "f") == payload(9 * MiB, seed=4)
+
+
+async def test_first_run_asks_one_head_per_object_and_a_rerun_two(
+    fault_proxy: FaultProxy, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    src, dst = await make_bucket(), await make_bucket()
+    for i in range(3):
+        await put(s3_client, src, f"d/{i}", payload(100, seed=i))
+    pairs = [(f"s3://{src}/d/{i}", f"s3://{dst}/d/{i}") for i in range(3)]
+    first = await run(pairs, fault_proxy.endpoint_url)
+    assert not any(r.skipped for r in first)
+    # Not at the destination yet: only its HEAD is asked, not the source's.
+    assert len(fault_proxy.exchanges("HeadObject")) == 3
+    fault_proxy.log.clear()
+    second = await run(pairs, fault_proxy.endpoint_url)
+    assert all(r.skipped for r in second)
+    assert len(fault_proxy.exchanges("HeadObject")) == 6
+    assert fault_proxy.exchanges("GetObject") == []
