@@ -13,7 +13,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -156,14 +156,12 @@ class Uploader:
             yield
         except (TransferError, SourceMismatch, ChecksumRefused):
             raise
-        except botocore.exceptions.FlexibleChecksumError as exc:
-            if side != "source":
-                raise
-            # The client validated a body against its checksum itself (a caller's
-            # client with checksum_when="when_supported"): the bad read our own
-            # check finds, so it is read again the same way.
-            raise SourceMismatch("x-amz-checksum", "unknown", "unknown") from exc
         except Exception as exc:
+            if side == "source" and isinstance(exc, botocore.exceptions.FlexibleChecksumError):
+                # The client validated a body against its checksum itself (a caller's
+                # client with checksum_when="when_supported"): the bad read our own
+                # check finds, so it is read again the same way.
+                raise SourceMismatch("x-amz-checksum", "unknown", "unknown") from exc
             bucket, key = self.object_on(side)
             raise translate_error(
                 exc,
@@ -259,12 +257,14 @@ class Uploader:
     async def _send_put(
         self, client: S3Client, dst: S3Url, part: _Part, digests: _Digests
     ) -> Mapping[str, Any]:
-        """PutObject the part until the server's answer proves it stored the bytes."""
-        attempts = self.options.policy.attempts
-        refused = False
-        attempt = 0
-        while True:
-            attempt += 1
+        """PutObject the part until the server's answer proves it stored the bytes.
+
+        A server that refuses the checksum header gets the same PUT on the MD5
+        path; a key found holding wrong bytes, or unproven under
+        ``verify="required"``, is deleted.
+        """
+
+        async def send() -> Mapping[str, Any]:
             sending = self._sending
             kwargs: dict[str, Any] = {
                 **self._headers,
@@ -281,34 +281,66 @@ class Uploader:
                     digests.md5 = await _md5(part)
                 kwargs["ContentMD5"] = digests.content_md5
             part.body.seek(0)
+            response: Mapping[str, Any] = await client.put_object(**kwargs)
+            return response
+
+        endpoint = client.meta.endpoint_url
+        try:
+            try:
+                response = await self._until_stored(send, digests, None, endpoint)
+            except ChecksumRefused:
+                self._sending = self._sending.without_flexible_checksum()
+                response = await self._until_stored(send, digests, None, endpoint)
+                forget_flexible_checksums(endpoint)
+        except ChecksumMismatchError:
+            # The server kept something else under the key: never leave it there.
+            await self._delete(client, dst)
+            raise
+        try:
+            self._verify_destination()
+        except TransferError:
+            await self._delete(client, dst)
+            raise
+        return response
+
+    async def _until_stored(
+        self,
+        send: Callable[[], Awaitable[Mapping[str, Any]]],
+        digests: _Digests,
+        part: int | None,
+        endpoint_url: str,
+    ) -> Mapping[str, Any]:
+        """Send an upload request again until the answer proves the bytes stored.
+
+        A server that refused the body (BadDigest) or answered with the wrong
+        checksum or MD5 ETag gets it again, within the retry policy.
+
+        Raises:
+            ChecksumRefused: the server refuses the checksum header itself.
+            ChecksumMismatchError: the answer stayed wrong (side "destination").
+            TransferError: any other failure of the request.
+        """
+        attempts = self.options.policy.attempts
+        attempt = 0
+        while True:
+            attempt += 1
             with self.errors("destination"):
                 try:
-                    response = await client.put_object(**kwargs)
+                    response: Mapping[str, Any] = await send()
                 except botocore.exceptions.ClientError as exc:
                     code = _error_code(exc)
-                    if self._may_fall_back(code, sending):
-                        refused = True
-                        self._sending = sending.without_flexible_checksum()
-                        attempt -= 1
-                        continue
+                    if self._may_fall_back(code, self._sending):
+                        raise ChecksumRefused(endpoint_url) from exc
                     if code in _BAD_DIGEST and attempt < attempts:
                         self.retries += 1
                         continue
                     raise
             self._count(response)
-            if refused:
-                forget_flexible_checksums(client.meta.endpoint_url)
-            mismatch = self._stored_mismatch(response, digests, None)
+            self._progressed()
+            mismatch = self._stored_mismatch(response, digests, part)
             if mismatch is None:
-                try:
-                    self._verify_destination()
-                except TransferError:
-                    await self._delete(client, dst)
-                    raise
                 return response
             if attempt >= attempts:
-                # The server kept something else under the key: never leave it there.
-                await self._delete(client, dst)
                 raise mismatch
             self.retries += 1
 
@@ -533,31 +565,14 @@ class Uploader:
         """Hash and upload one part until it is proven stored; then free its bytes."""
         try:
             digests = await self._hash_part(part)
-            attempts = self.options.policy.attempts
-            attempt = 0
-            while True:
-                attempt += 1
-                with self.errors("destination"):
-                    try:
-                        response = await upload.upload_part(
-                            number, part.body, part.size, digests.checksum, digests.content_md5
-                        )
-                    except botocore.exceptions.ClientError as exc:
-                        code = _error_code(exc)
-                        if self._may_fall_back(code, self._sending):
-                            raise ChecksumRefused(upload.client.meta.endpoint_url) from exc
-                        if code in _BAD_DIGEST and attempt < attempts:
-                            self.retries += 1
-                            continue
-                        raise
-                self._count(response)
-                self._progressed()
-                mismatch = self._stored_mismatch(response, digests, number)
-                if mismatch is None:
-                    break
-                if attempt >= attempts:
-                    raise mismatch
-                self.retries += 1
+            await self._until_stored(
+                lambda: upload.upload_part(
+                    number, part.body, part.size, digests.checksum, digests.content_md5
+                ),
+                digests,
+                number,
+                upload.client.meta.endpoint_url,
+            )
             if digests.md5 is not None:
                 part_md5s[number] = digests.md5
             if digests.checksum is not None:
