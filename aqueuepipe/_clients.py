@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from typing import Literal
 
 from ._errors import Side
@@ -78,7 +78,7 @@ class ClientPool:
         else:
             self._sizes = {"source": copies + 1, "destination": uploads + 1}
         self._made: dict[str, asyncio.Task[S3Client]] = {}
-        self._slots: dict[int, asyncio.Semaphore] = {}
+        self._slots: dict[object, asyncio.Semaphore] = {}
         self._stack = contextlib.AsyncExitStack()
 
     async def __aenter__(self) -> ClientPool:
@@ -129,17 +129,12 @@ class ClientPool:
         if src is not dst:
             yield
             return
-        made = any(
-            task.done() and not task.cancelled() and task.result() is src
-            for task in self._made.values()
+        given = any(src is client for client in self._given.values())
+        registry: MutableMapping[object, asyncio.Semaphore] = (
+            _SHARED_SLOTS if given else self._slots
         )
-        if made:
-            slots = self._slots.get(id(src))
-            if slots is None:
-                slots = self._slots[id(src)] = asyncio.Semaphore(max(1, _pool_size(src) - 1))
-        else:
-            slots = _SHARED_SLOTS.get(src)
-            if slots is None:
-                slots = _SHARED_SLOTS[src] = asyncio.Semaphore(max(1, _pool_size(src) - 1))
+        slots = registry.get(src)
+        if slots is None:
+            slots = registry[src] = asyncio.Semaphore(max(1, _pool_size(src) - 1))
         async with slots:
             yield

@@ -78,8 +78,11 @@ class Copy(Uploader):
         dst: S3Url,
         body_slot: contextlib.AbstractAsyncContextManager[None],
     ) -> None:
-        """Copy between objects; ``body_slot`` is held while the source's body is open."""
-        self._sending = self._choose_sending(dst_client)
+        """Copy between objects; ``body_slot`` is held while the source's body is open.
+
+        What the uploads carry is chosen once the source answered (it keeps the
+        source's CRC), on every read.
+        """
         async with body_slot:
 
             async def once() -> None:

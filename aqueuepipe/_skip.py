@@ -29,12 +29,12 @@ from ._verify import SourceCheck, SourceMismatch, needs_layout
 from .checksums import etag_evidence, stored_checksum
 from .s3._client import S3Client
 from .s3._objects import part_layout
+from .s3._translate import is_missing_object
 from .s3._urls import S3Url
 
 __all__ = ["already_there"]
 
 _READ_SIZE = 1 << 20
-_MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
 
 
 async def head(client: S3Client, url: S3Url) -> Mapping[str, Any] | None:
@@ -48,7 +48,7 @@ async def head(client: S3Client, url: S3Url) -> Mapping[str, Any] | None:
             Bucket=url.bucket, Key=url.key, ChecksumMode="ENABLED"
         )
     except botocore.exceptions.ClientError as exc:
-        if str(exc.response.get("Error", {}).get("Code")) in _MISSING:
+        if is_missing_object(exc):
             return None
         raise
     return response

@@ -152,10 +152,10 @@ class Sending:
 
         ``etags_matched``: every ETag the server gave was an MD5 equal to ours.
         """
-        if self.trusted and self.algorithm is not None:
-            return f"destination:{self.algorithm}"
-        if self.trusted or (self.md5 and etags_matched):
-            return "destination:content-md5" if self.trusted else "destination:etag-md5"
+        if self.trusted:  # the server refused any body that disagreed with a header
+            return f"destination:{self.algorithm or 'content-md5'}"
+        if self.md5 and etags_matched:
+            return "destination:etag-md5"
         return None
 
 

@@ -582,19 +582,7 @@ async def _copy_one(
             # Cancelled after the object was written: the copy happened, so its
             # listener hears of it (the command then reports it) before the
             # cancellation goes on.
-            options.progress.transfer_finished(
-                TransferResult(
-                    src=src,
-                    dst=dst,
-                    size=job.size or 0,
-                    etag=job.etag,
-                    parts=job.parts,
-                    checksums=job.hashes.hexdigests(),
-                    seconds=time.perf_counter() - started,
-                    retries=job.retries,
-                    verified=job.verified,
-                )
-            )
+            options.progress.transfer_finished(_done(job, started))
         raise
     except Exception as exc:
         if isinstance(exc, TimeoutError) and deadline.expired():
@@ -618,16 +606,21 @@ async def _copy_one(
             error=error,
         )
     else:
-        result = TransferResult(
-            src=src,
-            dst=dst,
-            size=job.size or 0,
-            etag=job.etag,
-            parts=job.parts,
-            checksums=job.hashes.hexdigests(),
-            seconds=time.perf_counter() - started,
-            retries=job.retries,
-            verified=job.verified,
-        )
+        result = _done(job, started)
     options.progress.transfer_finished(result)
     return result
+
+
+def _done(job: Copy, started: float) -> TransferResult:
+    """The result of a copy that wrote its destination."""
+    return TransferResult(
+        src=job.src,
+        dst=job.dst,
+        size=job.size or 0,
+        etag=job.etag,
+        parts=job.parts,
+        checksums=job.hashes.hexdigests(),
+        seconds=time.perf_counter() - started,
+        retries=job.retries,
+        verified=job.verified,
+    )

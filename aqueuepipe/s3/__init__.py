@@ -19,7 +19,7 @@ from aqueuepipe.s3._parts import (
     choose_part_size,
 )
 from aqueuepipe.s3._retry import RetryPolicy
-from aqueuepipe.s3._translate import Side, translate_error
+from aqueuepipe.s3._translate import Side, is_missing_object, translate_error
 from aqueuepipe.s3._urls import (
     MAX_KEY_BYTES,
     Location,
@@ -56,5 +56,6 @@ __all__ = [  # noqa: RUF022  (grouped by topic, as STYLE.md asks)
     # Errors and retries
     "RetryPolicy",
     "Side",
+    "is_missing_object",
     "translate_error",
 ]

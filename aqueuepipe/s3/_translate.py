@@ -27,7 +27,7 @@ from aqueuepipe._errors import (
 )
 from aqueuepipe.s3._secrets import redact
 
-__all__ = ["Side", "translate_error"]
+__all__ = ["Side", "is_missing_object", "translate_error"]
 
 # Fixed descriptions of the S3 error codes a copy meets, grouped by what the user
 # should do about them.  The server's own message is left out for these: some
@@ -76,6 +76,11 @@ _MAX_FOREIGN_TEXT = 300
 _FLEXIBLE_CHECKSUM_RE = re.compile(
     r"Expected checksum (\S+) did not match calculated checksum: (\S+)"
 )
+
+
+def is_missing_object(exc: boto.ClientError) -> bool:
+    """Whether S3 answered that the object (or the bucket's key) does not exist."""
+    return str(exc.response.get("Error", {}).get("Code") or "") in _NOT_FOUND_CODES
 
 
 def translate_error(
