@@ -32,9 +32,26 @@ class ByteBudget:
     """A limit on the bytes held at once, shared by any number of holders.
 
     ``acquire(n)`` waits until ``n`` more bytes fit under :attr:`limit`;
-    ``release(n)`` gives them back.  Waiters are served strictly in the order
-    they arrived, so a large request is never starved by a stream of small ones:
-    while it waits, later requests wait behind it even if they would fit.
+    ``release(n)`` gives them back.
+
+    **Fairness.**  Waiters are served in the order they arrived, so a large request
+    is never starved by a stream of small ones: while it waits, later requests of
+    any size wait behind it.  One exception keeps a large request that cannot fit
+    (because holders that stopped moving, such as a stalled reader's pipe, keep
+    the bytes it needs) from blocking everybody else: while the first waiter does
+    not fit, a *small* request (at most ``limit // 16`` bytes) that fits in the free
+    bytes is granted at once, until the bytes granted that way during that
+    waiter's wait reach ``limit // 8``.  So:
+
+    - the first waiter is delayed by at most ``limit // 8`` bytes of later, small
+      requests (it is never starved: once the allowance is spent, every later
+      request queues behind it, and each release serves it first when it fits);
+    - a stalled large waiter lets small requests (a 5-byte read, a 4-byte upload,
+      a pipe's chunk) through until they have taken ``limit // 8`` bytes; after that
+      they queue.  Each new first waiter starts with a fresh allowance.
+
+    A stalled holder is bounded by its own share (a pipe's own limit), never by
+    this budget: give the holders that may stall a share well below the limit.
 
     One budget may be shared by many :class:`~aqueuepipe.AsyncPipe` objects and
     in-flight part buffers; that is how a batch of copies obeys one global limit.
@@ -42,7 +59,7 @@ class ByteBudget:
     from that loop only.
     """
 
-    __slots__ = ("_limit", "_peak", "_used", "_waiters")
+    __slots__ = ("_allowance", "_limit", "_passed", "_peak", "_small", "_used", "_waiters")
 
     def __init__(self, limit: int) -> None:
         """Create a budget of ``limit`` bytes.
@@ -56,6 +73,12 @@ class ByteBudget:
         if limit <= 0:
             raise ValueError(f"limit must be > 0 (a positive number of bytes), got {limit}")
         self._limit = limit
+        #: Requests of at most this many bytes may pass a first waiter that does not fit...
+        self._small = limit // 16
+        #: ... until this many bytes were granted that way during its wait.
+        self._allowance = limit // 8
+        #: Bytes granted past the current first waiter since it began to wait.
+        self._passed = 0
         self._used = 0
         self._peak = 0
         # Each waiter is (bytes wanted, future); the future is resolved only once
@@ -98,8 +121,9 @@ class ByteBudget:
         """Take ``n`` bytes if they fit now and nobody is waiting; never blocks.
 
         Returns whether the bytes were taken.  A request that fits is still
-        refused while an :meth:`acquire` is queued, so a caller polling with
-        ``try_acquire`` never overtakes a waiter (the queue stays FIFO-fair).
+        refused while an :meth:`acquire` is queued, unless it is small enough to
+        pass a first waiter that does not fit (see the class's "Fairness"), so a
+        caller polling with ``try_acquire`` never overtakes a waiter otherwise.
 
         Raises:
             TypeError: ``n`` is not an int.
@@ -110,8 +134,10 @@ class ByteBudget:
         if type(n) is not int or n < 0:
             self._check_request(n)
         used = self._used + n
-        if used > self._limit or self._waiters:
+        if used > self._limit:
             self._check_request(n)  # n > limit: it could never fit
+            return False
+        if self._waiters and not self._may_pass(n):
             return False
         self._used = used
         if used > self._peak:
@@ -176,6 +202,22 @@ class ByteBudget:
 
     # -- internals -----------------------------------------------------------
 
+    def _may_pass(self, n: int) -> bool:
+        """Whether a request for ``n`` bytes (which fit) may go before the waiters.
+
+        Only while the first waiter cannot fit, only a small request, and only
+        within the first waiter's allowance; a small request refused here spends
+        the allowance, so no later one overtakes it.
+        """
+        if n > self._small:
+            return False
+        passed = self._passed + n
+        if passed > self._allowance:
+            self._passed = self._allowance
+            return False
+        self._passed = passed
+        return True
+
     def _check_request(self, n: int) -> None:
         _check_size(n, "request size")
         if n > self._limit:
@@ -201,19 +243,47 @@ class ByteBudget:
         if waiter.done() and not waiter.cancelled():
             self.release(n)
             return
+        first = bool(self._waiters) and self._waiters[0][1] is waiter
         with contextlib.suppress(ValueError):
             self._waiters.remove((n, waiter))
-        self._wake()
+        self._wake(new_first=first)
 
-    def _wake(self) -> None:
+    def _wake(self, *, new_first: bool = False) -> None:
         waiters = self._waiters
+        served = new_first
         while waiters:
             n, waiter = waiters[0]
             if waiter.done():  # its acquire was cancelled
                 waiters.popleft()
+                served = True
                 continue
             if self._used + n > self._limit:
-                return
+                break
             waiters.popleft()
+            self._take(n)
+            waiter.set_result(None)
+            served = True
+        if served:
+            # A new first waiter (or none): a fresh allowance, and the small
+            # requests queued behind it may now pass it.
+            self._passed = 0
+            if len(waiters) > 1:
+                self._pass_queued()
+
+    def _pass_queued(self) -> None:
+        """Grant, in order, the queued small requests that may pass the first waiter.
+
+        Stops at the first one that may not, so the queue keeps its order.
+        """
+        waiters = self._waiters
+        i = 1
+        while i < len(waiters):
+            n, waiter = waiters[i]
+            if waiter.done():
+                del waiters[i]
+                continue
+            if self._used + n > self._limit or not self._may_pass(n):
+                return
+            del waiters[i]
             self._take(n)
             waiter.set_result(None)

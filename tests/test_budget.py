@@ -93,7 +93,7 @@ async def test_try_acquire_does_not_jump_the_queue() -> None:
     await budget.acquire(90)
     big = asyncio.create_task(budget.acquire(50))
     await run_ready()
-    assert budget.try_acquire(5) is False  # fits, but someone is waiting
+    assert budget.try_acquire(7) is False  # fits, but someone is waiting (and 7 > 100 // 16)
     assert budget.used == 90
     budget.release(90)
     await big
@@ -211,9 +211,10 @@ async def test_fifo_large_request_not_starved_by_small_ones() -> None:
 
     big = asyncio.create_task(take("big", limit))
     await run_ready()
-    smalls = [asyncio.create_task(take(f"small{i}", 1024)) for i in range(5)]
+    # Above limit // 16: not small enough to pass a waiter, so they queue.
+    smalls = [asyncio.create_task(take(f"small{i}", 1_300_000)) for i in range(5)]
     await run_ready()
-    # The small requests would fit, but they queued behind the big one.
+    # The requests would fit, but they queued behind the big one.
     assert order == []
     assert budget.statistics().waiters == 6
     budget.release(1024)
@@ -221,6 +222,7 @@ async def test_fifo_large_request_not_starved_by_small_ones() -> None:
     assert order == ["big"]
     budget.release(limit)
     await asyncio.gather(*smalls)
+    assert budget.used == 5 * 1_300_000
     assert order == ["big", *(f"small{i}" for i in range(5))]
 
 
@@ -310,3 +312,69 @@ async def test_many_waiters_served_in_arrival_order() -> None:
     assert order == list(range(20))
     assert budget.used == 0
     assert budget.peak == 10
+
+
+async def test_small_requests_pass_a_large_waiter_that_cannot_fit() -> None:
+    """A stalled holder keeps the bytes a large request needs: small requests that
+    fit still go through, within the first waiter's allowance (limit // 8)."""
+    budget = ByteBudget(1600)
+    await budget.acquire(1000)  # a stalled reader's pipe, say
+    large = asyncio.create_task(budget.acquire(800))  # cannot fit while it stalls
+    await run_ready()
+    await asyncio.wait_for(budget.acquire(100), 1)  # small (<= 1600 // 16): passes
+    assert budget.try_acquire(100) is True  # so does a polled one
+    assert not large.done() and budget.used == 1200
+    budget.release(200)
+    assert not large.done()
+    budget.release(1000)  # the stall ends: the large request is served first
+    await large
+    assert budget.used == 800
+
+
+async def test_large_waiter_is_delayed_by_at_most_its_allowance_of_small_ones() -> None:
+    budget = ByteBudget(1600)
+    await budget.acquire(1000)
+    large = asyncio.create_task(budget.acquire(800))
+    await run_ready()
+    for _ in range(2):  # 2 x 100 = 200 = 1600 // 8: the allowance
+        await budget.acquire(100)
+    third = asyncio.create_task(budget.acquire(100))  # would fit, but the allowance is spent
+    await run_ready()
+    assert not third.done()
+    assert budget.try_acquire(1) is False
+    budget.release(1000 + 200)  # the large one is served before the queued small one
+    await large
+    await third
+    assert budget.used == 900
+
+
+async def test_requests_above_the_small_size_never_pass() -> None:
+    budget = ByteBudget(1600)
+    await budget.acquire(1000)
+    large = asyncio.create_task(budget.acquire(800))
+    await run_ready()
+    medium = asyncio.create_task(budget.acquire(101))  # > 1600 // 16
+    await run_ready()
+    assert not medium.done()
+    budget.release(1000)
+    await large
+    await medium
+    assert budget.used == 901
+
+
+async def test_queued_small_request_passes_a_new_first_waiter_that_cannot_fit() -> None:
+    budget = ByteBudget(1600)
+    await budget.acquire(1550)
+    first = asyncio.create_task(budget.acquire(200))
+    second = asyncio.create_task(budget.acquire(1500))
+    small = asyncio.create_task(budget.acquire(100))  # does not fit yet: queued
+    await run_ready()
+    assert not small.done()
+    budget.release(250)  # first fits and is served; second cannot fit ...
+    await first
+    await small  # ... and the queued small request passes it
+    assert not second.done()
+    assert budget.used == 1600
+    budget.release(1600)
+    await second
+    assert budget.used == 1500
