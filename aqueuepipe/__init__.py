@@ -5,7 +5,7 @@ unless documented otherwise.
 """
 
 from .__about__ import __version__
-from ._budget import BudgetStatistics, ByteBudget
+from ._budget import BudgetLease, BudgetStatistics, ByteBudget
 from ._errors import (
     AqueuepipeError,
     ChecksumMismatchError,
@@ -27,6 +27,7 @@ __all__ = [
     "AqueuepipeError",
     # streaming core
     "AsyncPipe",
+    "BudgetLease",
     "BudgetStatistics",
     "ByteBudget",
     "ChecksumMismatchError",

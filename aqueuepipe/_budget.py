@@ -8,7 +8,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-__all__ = ["BudgetStatistics", "ByteBudget"]
+__all__ = ["BudgetLease", "BudgetStatistics", "ByteBudget"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,7 +59,19 @@ class ByteBudget:
     from that loop only.
     """
 
-    __slots__ = ("_allowance", "_limit", "_passed", "_peak", "_small", "_used", "_waiters")
+    __slots__ = (
+        "_allowance",
+        "_claims",
+        "_growable",
+        "_growers",
+        "_limit",
+        "_passed",
+        "_peak",
+        "_small",
+        "_starting",
+        "_used",
+        "_waiters",
+    )
 
     def __init__(self, limit: int) -> None:
         """Create a budget of ``limit`` bytes.
@@ -84,6 +96,12 @@ class ByteBudget:
         # Each waiter is (bytes wanted, future); the future is resolved only once
         # those bytes have been counted as used on the waiter's behalf.
         self._waiters: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
+        # Growable leases (see lease()): the bytes they hold before they grow, the
+        # growth each may still ask for, and the growths waiting (served first).
+        self._growable = 0
+        self._claims: collections.Counter[int] = collections.Counter()
+        self._growers: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
+        self._starting: list[asyncio.Future[None]] = []
 
     def __repr__(self) -> str:
         return (
@@ -114,7 +132,10 @@ class ByteBudget:
     def statistics(self) -> BudgetStatistics:
         """Return a snapshot of the budget's state."""
         return BudgetStatistics(
-            limit=self._limit, used=self._used, peak=self._peak, waiters=len(self._waiters)
+            limit=self._limit,
+            used=self._used,
+            peak=self._peak,
+            waiters=len(self._waiters) + len(self._growers) + len(self._starting),
         )
 
     def try_acquire(self, n: int) -> bool:
@@ -181,7 +202,7 @@ class ByteBudget:
             if used < 0:
                 raise ValueError(f"cannot release {n} bytes: only {self._used} are held")
         self._used = used
-        if self._waiters:
+        if self._waiters or self._growers:
             self._wake()
 
     @contextlib.asynccontextmanager
@@ -200,7 +221,86 @@ class ByteBudget:
         finally:
             self.release(n)
 
+    async def lease(self, n: int, *, up_to: int | None = None) -> BudgetLease:
+        """Hold ``n`` bytes until the returned lease is closed.
+
+        With ``up_to``, the lease may later :meth:`~BudgetLease.grow` to ``up_to``
+        bytes while it holds its first ``n``: what a buffer needs when it cannot
+        know its size before it has read a little (a stream's first part).  Such
+        holding while waiting could deadlock a budget filled by leases that all
+        wait to grow, so a growable lease is granted only while every open one
+        could still grow (the bytes held by growable leases plus the largest growth
+        any of them may ask for stay within :attr:`limit`), and a growth is
+        served before every other waiter.  A lease that cannot start yet waits,
+        in arrival order like :meth:`acquire`.
+
+        Raises:
+            ValueError: as :meth:`acquire`, or ``up_to`` is below ``n`` or above
+                :attr:`limit`.
+        """
+        if up_to is None or up_to == n:
+            await self.acquire(n)
+            return BudgetLease(self, n, n)
+        self._check_request(up_to)
+        if up_to < n:
+            raise ValueError(f"a lease of {n} bytes cannot grow to {up_to}")
+        claim = up_to - n
+        # Wait for the bytes, then for room among the growable leases; each wait is
+        # one that a release or a lease's end wakes, in arrival order.
+        while True:
+            await self.acquire(n)
+            if self._growable + n + max(claim, self._max_claim()) <= self._limit:
+                break
+            self.release(n)
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._starting.append(waiter)  # woken when a growable lease ends
+            try:
+                await waiter
+            finally:
+                with contextlib.suppress(ValueError):
+                    self._starting.remove(waiter)
+        self._growable += n
+        self._claims[claim] += 1
+        return BudgetLease(self, n, up_to)
+
     # -- internals -----------------------------------------------------------
+
+    def _max_claim(self) -> int:
+        return max(self._claims, default=0)
+
+    def _end_growable(self, held: int, claim: int) -> None:
+        """A growable lease grew or closed: it no longer counts among them."""
+        self._growable -= held
+        self._claims[claim] -= 1
+        if not self._claims[claim]:
+            del self._claims[claim]
+        # Leases waiting to start among the growable ones may now fit: they try again.
+        starting, self._starting = self._starting, []
+        for waiter in starting:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _grow(self, n: int) -> None:
+        """``acquire(n)`` for a lease that grows: served before every other waiter."""
+        used = self._used + n
+        if used <= self._limit and not self._growers:
+            self._take(n)
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._growers.append((n, waiter))
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release(n)
+            else:
+                self._forget_grower(waiter, n)
+            raise
+
+    def _forget_grower(self, waiter: asyncio.Future[None], n: int) -> None:
+        with contextlib.suppress(ValueError):
+            self._growers.remove((n, waiter))
+        self._wake()
 
     def _may_pass(self, n: int) -> bool:
         """Whether a request for ``n`` bytes (which fit) may go before the waiters.
@@ -249,6 +349,17 @@ class ByteBudget:
         self._wake(new_first=first)
 
     def _wake(self, *, new_first: bool = False) -> None:
+        growers = self._growers
+        while growers:
+            n, waiter = growers[0]
+            if waiter.done():
+                growers.popleft()
+                continue
+            if self._used + n > self._limit:
+                return  # growths go first: nothing else until this one fits
+            growers.popleft()
+            self._take(n)
+            waiter.set_result(None)
         waiters = self._waiters
         served = new_first
         while waiters:
@@ -287,3 +398,60 @@ class ByteBudget:
             del waiters[i]
             self._take(n)
             waiter.set_result(None)
+
+
+class BudgetLease:
+    """Bytes held from a :class:`ByteBudget` by one owner, given back when closed.
+
+    One owner per buffer: whatever holds the buffer holds the lease, and closing
+    it (idempotent) returns every byte it holds, so no error path has to pair a
+    release with an acquire by hand.
+    """
+
+    __slots__ = ("_budget", "_growable", "_held", "_up_to")
+
+    def __init__(self, budget: ByteBudget, held: int, up_to: int) -> None:
+        self._budget = budget
+        self._held = held
+        self._up_to = up_to
+        self._growable = up_to > held
+
+    def __repr__(self) -> str:
+        return f"<BudgetLease held={self._held} up_to={self._up_to}>"
+
+    @property
+    def held(self) -> int:
+        """The bytes this lease holds now."""
+        return self._held
+
+    async def grow(self) -> None:
+        """Hold ``up_to`` bytes: wait for the rest, before every other waiter.
+
+        Cancellation is atomic: a cancelled ``grow`` holds what it held before.
+
+        Raises:
+            RuntimeError: the lease is closed, or was not made growable.
+        """
+        if not self._growable:
+            raise RuntimeError("this lease cannot grow (closed, grown, or made without up_to)")
+        more = self._up_to - self._held
+        await self._budget._grow(more)
+        self._growable = False
+        self._budget._end_growable(self._held, more)
+        self._held = self._up_to
+
+    def shrink(self, n: int) -> None:
+        """Hold only ``n`` bytes from now on (the rest goes back at once)."""
+        if not 0 <= n <= self._held:
+            raise ValueError(f"cannot shrink a lease of {self._held} bytes to {n}")
+        if self._growable:
+            self._growable = False
+            self._budget._end_growable(self._held, self._up_to - self._held)
+        give, self._held = self._held - n, n
+        self._up_to = n
+        if give:
+            self._budget.release(give)
+
+    def close(self) -> None:
+        """Give every byte back.  Idempotent; never blocks."""
+        self.shrink(0)

@@ -378,3 +378,88 @@ async def test_queued_small_request_passes_a_new_first_waiter_that_cannot_fit() 
     budget.release(1600)
     await second
     assert budget.used == 1500
+
+
+async def test_lease_holds_its_bytes_until_closed_and_close_is_idempotent() -> None:
+    budget = ByteBudget(100)
+    lease = await budget.lease(40)
+    assert (lease.held, budget.used) == (40, 40)
+    lease.shrink(10)
+    assert (lease.held, budget.used) == (10, 10)
+    lease.close()
+    lease.close()
+    assert (lease.held, budget.used) == (0, 0)
+
+
+async def test_growable_lease_grows_to_up_to() -> None:
+    budget = ByteBudget(100)
+    lease = await budget.lease(5, up_to=60)
+    assert budget.used == 5
+    await lease.grow()
+    assert (lease.held, budget.used) == (60, 60)
+    with pytest.raises(RuntimeError, match="cannot grow"):
+        await lease.grow()
+    lease.close()
+    assert budget.used == 0
+
+
+async def test_lease_that_cannot_grow_to_more_than_the_limit_is_refused() -> None:
+    budget = ByteBudget(100)
+    with pytest.raises(ValueError, match="limit is 100"):
+        await budget.lease(5, up_to=101)
+    with pytest.raises(ValueError, match="cannot grow to 4"):
+        await budget.lease(5, up_to=4)
+    assert budget.used == 0
+
+
+async def test_growth_is_served_before_earlier_waiters() -> None:
+    budget = ByteBudget(100)
+    lease = await budget.lease(10, up_to=50)
+    await budget.acquire(80)  # 90 held
+    plain = asyncio.create_task(budget.acquire(60))
+    await run_ready()
+    grow = asyncio.create_task(lease.grow())
+    await run_ready()
+    budget.release(80)  # 10 held: the growth (40) goes first, then 60 cannot fit
+    await grow
+    assert not plain.done() and budget.used == 50
+    lease.close()
+    await plain
+
+
+async def test_many_growable_leases_never_deadlock_a_budget() -> None:
+    """16 streams under 16 units, each reading a little before it knows it needs a
+    part of 8: if all took their first bytes and then waited to grow, none could.
+    The leases that would make that possible wait to start instead."""
+    budget = ByteBudget(16 * 1024)
+    finished: list[int] = []
+
+    async def stream(i: int) -> None:
+        lease = await budget.lease(1024, up_to=8 * 1024)
+        try:
+            await run_ready()  # everybody else starts meanwhile
+            await lease.grow()
+            assert budget.used <= budget.limit
+        finally:
+            lease.close()
+        finished.append(i)
+
+    async with asyncio.timeout(5):
+        await asyncio.gather(*(stream(i) for i in range(16)))
+    assert sorted(finished) == list(range(16))
+    assert budget.used == 0
+
+
+async def test_cancelled_growth_keeps_what_the_lease_held() -> None:
+    budget = ByteBudget(100)
+    lease = await budget.lease(10, up_to=50)
+    await budget.acquire(90)
+    grow = asyncio.create_task(lease.grow())
+    await run_ready()
+    grow.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await grow
+    assert (lease.held, budget.used) == (10, 100)
+    budget.release(90)
+    lease.close()
+    assert budget.used == 0
