@@ -48,6 +48,7 @@ from .checksums import (
 )
 from .files import FileSink, FileSource
 from .s3._client import S3Client
+from .s3._endpoints import validates_digests
 from .s3._objects import (
     ObjectStream,
     open_object,
@@ -87,7 +88,7 @@ class Copy(Uploader):
 
             async def once() -> None:
                 async with self._open(src_client, src) as stream:
-                    self._sending = self._choose_sending(dst_client, stream.response)
+                    self._sending = await self._choose_sending(dst_client, stream.response)
                     self._headers = self.options.settings.headers(
                         source=stream.response, tag_set=await self._source_tags(src_client, src)
                     )
@@ -99,7 +100,7 @@ class Copy(Uploader):
             await self._reading_again(once)
 
     async def file_to_s3(self, src: Path, dst_client: S3Client, dst: S3Url) -> None:
-        self._sending = self._choose_sending(dst_client)
+        self._sending = await self._choose_sending(dst_client)
 
         async def once() -> None:
             async with contextlib.AsyncExitStack() as stack:
@@ -115,9 +116,10 @@ class Copy(Uploader):
     async def stream_to_s3(self, source: StreamSource, dst_client: S3Client, dst: S3Url) -> None:
         """Upload a stream of unknown length; it cannot be read twice, so a server
         refusing checksum headers mid-upload fails the copy instead of restarting it."""
-        self._sending = self._choose_sending(dst_client)
+        self._sending = await self._choose_sending(dst_client)
         self._headers = self.options.settings.headers()
         self.options.progress.transfer_started(self.src, self.dst, None)
+        source.on_progress = self._progressed
         try:
             await self._upload_stream(source, dst_client, dst)
         except ChecksumRefused as refused:
@@ -208,8 +210,16 @@ class Copy(Uploader):
             response = await client.get_object_tagging(Bucket=url.bucket, Key=url.key)
         return list(response.get("TagSet", []))
 
-    def _choose_sending(self, client: S3Client, source: Mapping[str, Any] | None = None) -> Sending:
-        return Sending.choose(client.meta.endpoint_url, self.options.checksum_algorithm, source)
+    async def _choose_sending(
+        self, client: S3Client, source: Mapping[str, Any] | None = None
+    ) -> Sending:
+        """What the uploads carry: it depends on whether the destination's server
+        checks digests (asked once per endpoint) and on the source's checksum."""
+        bucket, key = self.object_on("destination")
+        trusted = await validates_digests(client, bucket, key or "")
+        return Sending.choose(
+            client.meta.endpoint_url, self.options.checksum_algorithm, source, trusted=trusted
+        )
 
     def _restart(self) -> None:
         self.hashes = StreamHashes(self.options.checksums)

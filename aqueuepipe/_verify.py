@@ -119,7 +119,12 @@ class Sending:
 
     @classmethod
     def choose(
-        cls, endpoint_url: str, requested: str | None, source: Mapping[str, object] | None = None
+        cls,
+        endpoint_url: str,
+        requested: str | None,
+        source: Mapping[str, object] | None = None,
+        *,
+        trusted: bool | None = None,
     ) -> Sending:
         """The sending for a copy to ``endpoint_url``; ``requested`` is the caller's
         ``checksum_algorithm`` (None: the default, ``"md5"``: the MD5 path only).
@@ -140,7 +145,8 @@ class Sending:
                 algorithm = DEFAULT_ALGORITHM
         else:
             algorithm = None
-        trusted = endpoint_validates_checksums(endpoint_url)
+        if trusted is None:
+            trusted = endpoint_validates_checksums(endpoint_url)
         return cls(algorithm=algorithm, md5=algorithm is None or not trusted, trusted=trusted)
 
     def without_flexible_checksum(self) -> Sending:

@@ -10,6 +10,13 @@ from aqueuepipe.s3._client import (
     resolve_endpoint_url,
     resolve_region,
 )
+from aqueuepipe.s3._endpoints import (
+    PROBE_SUFFIX,
+    REMEMBERED_ENDPOINTS,
+    forget_endpoints,
+    is_amazon_s3,
+    validates_digests,
+)
 from aqueuepipe.s3._parts import (
     DEFAULT_PART_SIZE,
     MAX_OBJECT_SIZE,
@@ -53,6 +60,12 @@ __all__ = [  # noqa: RUF022  (grouped by topic, as STYLE.md asks)
     "create_client",
     "resolve_endpoint_url",
     "resolve_region",
+    # What servers check
+    "PROBE_SUFFIX",
+    "REMEMBERED_ENDPOINTS",
+    "forget_endpoints",
+    "is_amazon_s3",
+    "validates_digests",
     # Errors and retries
     "RetryPolicy",
     "Side",
