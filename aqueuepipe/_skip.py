@@ -56,7 +56,7 @@ async def head(client: S3Client, url: S3Url) -> Mapping[str, Any] | None:
 
 def _same_evidence(src: Mapping[str, Any], dst: Mapping[str, Any]) -> bool:
     src_etag, dst_etag = etag_evidence(src), etag_evidence(dst)
-    if src_etag is not None and src_etag == dst_etag:
+    if src_etag is not None and dst_etag is not None and src_etag.same_bytes(dst_etag):
         return True
     src_sum, dst_sum = stored_checksum(src), stored_checksum(dst)
     return src_sum is not None and src_sum == dst_sum

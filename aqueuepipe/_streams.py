@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import os
 import stat
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
 
@@ -60,11 +60,13 @@ _READ_SIZE = 1 << 20
 class StreamSource:
     """Reads a stream into part buffers: ``readinto`` fills them, short only at the end."""
 
-    __slots__ = ("_chunks", "_done", "_leftover", "_reader", "bytes_read", "name")
+    __slots__ = ("_chunks", "_done", "_leftover", "_reader", "bytes_read", "name", "on_progress")
 
     def __init__(self, stream: StreamSourceLike, name: str) -> None:
         self.name = name
         self.bytes_read = 0
+        #: Called whenever bytes arrive, however few: stalls are measured in bytes.
+        self.on_progress: Callable[[], None] | None = None
         self._leftover = memoryview(b"")
         self._done = False
         self._reader: ByteReader | None = None
@@ -76,9 +78,11 @@ class StreamSource:
         else:
             self._reader = stream  # type: ignore[assignment]
 
-    async def _next_chunk(self) -> memoryview:
+    async def _next_chunk(self, want: int) -> memoryview:
         if self._reader is not None:
-            data = await self._reader.read(_READ_SIZE)
+            # Never more than the buffer has room for: what is read is held in the
+            # budget's buffer at once, nothing is left over outside it.
+            data = await self._reader.read(min(want, _READ_SIZE))
             if not isinstance(data, bytes | bytearray | memoryview):
                 raise TypeError(f"{self.name}.read() returned {type(data).__name__}, not bytes")
             return memoryview(data).cast("B")
@@ -105,10 +109,12 @@ class StreamSource:
         filled = 0
         while filled < len(buf) and not self._done:
             if not len(self._leftover):
-                self._leftover = await self._next_chunk()
+                self._leftover = await self._next_chunk(len(buf) - filled)
                 if not len(self._leftover):
                     self._done = True
                     break
+                if self.on_progress is not None:
+                    self.on_progress()
             n = min(len(self._leftover), len(buf) - filled)
             buf[filled : filled + n] = self._leftover[:n]
             self._leftover = self._leftover[n:]

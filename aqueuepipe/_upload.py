@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import botocore.exceptions
 
+from ._budget import BudgetLease, ByteBudget
 from ._cancel import run_to_end
 from ._errors import ChecksumMismatchError, Side, TransferError
 from ._options import Options
@@ -54,6 +55,10 @@ from .s3._urls import S3Url
 
 __all__ = ["ChecksumRefused", "Uploader", "signals_unwrapped"]
 
+
+#: The most a stream's first read takes from the budget before the stream shows
+#: it has more (then its first part grows to a whole part).
+_FIRST_READ = 1024 * 1024
 
 # S3 error codes of a body that disagrees with its Content-MD5 or checksum header:
 # the server refused to store it, so it is sent again.
@@ -174,10 +179,12 @@ class Uploader:
             ) from exc
 
     def _verify_source(self) -> None:
-        """Compare what was read with the source's evidence (raises SourceMismatch)."""
-        if self._check is not None:
-            self._check.verify()
-            self.verified = (*self.verified, self._check.label)
+        """Compare what was read with the source's evidence (raises SourceMismatch);
+        once per attempt."""
+        check, self._check = self._check, None
+        if check is not None:
+            check.verify()
+            self.verified = (*self.verified, check.label)
 
     def _verify_destination(self) -> None:
         label = self._sending.evidence(self._etags_matched)
@@ -213,46 +220,65 @@ class Uploader:
         else:
             await self._multipart(source, size, part_size, client, dst)
 
-    async def _read(self, part: _Part, source: _PartSource) -> int:
+    async def _read(self, part: _Part, source: _PartSource, start: int = 0) -> int:
         with self.errors("source"):
-            return await part.fill(source)
+            got = await part.fill(source, start)
+        self._progressed()
+        return got
 
     async def _put(self, source: _PartSource, size: int, client: S3Client, dst: S3Url) -> None:
-        async with self.budget.reserve(size):
-            part = _Part(size)
+        part = await _Part.take(self.budget, size)
+        try:
             self._check_length(await self._read(part, source), size)
             await self._check_eof(source)
             await self._put_part(part, client, dst)
+        finally:
+            part.close()
 
     async def _put_part(self, part: _Part, client: S3Client, dst: S3Url) -> None:
-        """PutObject a part that is the whole object (its bytes are the caller's)."""
+        """Store a part that is the whole object (the caller closes it).
+
+        A PutObject replaces what the key held before the answer can prove
+        anything, so it is sent only to a server known to refuse a body that
+        disagrees with its digests; elsewhere the bytes go as a one-part multipart
+        upload, checked before CompleteMultipartUpload, so a failed copy never
+        destroys what the key held.  (An empty object has no bytes to get wrong.)
+        """
         digests = await self._hash_part(part, whole=True)
         self._verify_source()  # before anything is sent
+        if not self._sending.trusted and part.size:
+            await self._multipart(
+                None, part.size, part.size, client, dst, first=part, first_digests=digests
+            )
+            return
         response = await self._send_put(client, dst, part, digests)
         self.etag = str(response["ETag"])
         self.options.progress.transfer_advanced(self.src, self.dst, part.size)
 
     async def _upload_stream(self, source: _PartSource, client: S3Client, dst: S3Url) -> None:
         """Upload a stream of unknown length: its first ``part_size`` bytes decide
-        between one PutObject and a multipart upload."""
+        between one PutObject and a multipart upload.
+
+        The first part starts small (a growable lease of at most 1 MiB) and grows
+        to a whole part only once the stream has filled it: a 4-byte stream never
+        waits for 8 MiB of a busy budget.
+        """
         part_size = choose_part_size(None, self.options.part_size)
-        await self.budget.acquire(part_size)
+        first = min(part_size, _FIRST_READ, max(1, self.budget.limit // 64))
+        part = await _Part.take(self.budget, first, up_to=part_size)
         try:
-            part = _Part(part_size)
             got = await self._read(part, source)
-        except BaseException:
-            self.budget.release(part_size)
-            raise
-        if got == part_size:
-            await self._multipart(source, None, part_size, client, dst, first=part)
-            return
-        part.shrink(got)
-        self.budget.release(part_size - got)
-        try:
+            if got == first < part_size:
+                await part.grow()
+                got += await self._read(part, source, got)
+            if got == part_size:
+                await self._multipart(source, None, part_size, client, dst, first=part)
+                return
+            part.shrink(got)
             self.size = got
             await self._put_part(part, client, dst)
         finally:
-            self.budget.release(got)
+            part.close()  # idempotent: the upload closed it once the server had it
 
     async def _send_put(
         self, client: S3Client, dst: S3Url, part: _Part, digests: _Digests
@@ -285,6 +311,7 @@ class Uploader:
             return response
 
         endpoint = client.meta.endpoint_url
+        part.body.on_sent = self._progressed
         try:
             try:
                 response = await self._until_stored(send, digests, None, endpoint)
@@ -391,39 +418,61 @@ class Uploader:
 
     async def _multipart(
         self,
-        source: _PartSource,
+        source: _PartSource | None,
         size: int | None,
         part_size: int,
         client: S3Client,
         dst: S3Url,
         *,
         first: _Part | None = None,
+        first_digests: _Digests | None = None,
     ) -> None:
         """Upload ``size`` bytes (None: until the source ends) in parts.
 
-        ``first`` is a first part already read, its bytes already in the budget.
+        ``first`` is a first part already read (the caller's to close as well),
+        ``first_digests`` its digests if it was hashed already (then it is the
+        whole object); ``source`` None means it is all there is.  Every part owns its buffer,
+        its bytes in the budget and its slot among the parts in flight: the task
+        that sends it closes it once the server has it, and whatever was not
+        sent is closed here, so nothing outlives the upload.
         """
         upload = MultipartUpload(client, dst)
         part_md5s: dict[int, bytes] = {}
         part_checksums: dict[int, bytes] = {}
         slots = asyncio.Semaphore(self.options.part_concurrency)
+        live: set[_Part] = set()
         try:
             await self._create(upload)
             algorithm = self._sending.algorithm
+            # The checksum of every byte, sent with CompleteMultipartUpload: one part
+            # hashed already has it; else it is computed as the parts are hashed.
+            whole: str | None = None
             if algorithm is not None and full_object(algorithm):
-                self._full = new_hasher(algorithm)
+                if first_digests is not None:
+                    whole = first_digests.checksum
+                else:
+                    self._full = new_hasher(algorithm)
+            if first_digests is not None and algorithm is None:
+                first_digests = _Digests(first_digests.md5, None)  # the MD5 path now
             with signals_unwrapped():
                 async with asyncio.TaskGroup() as tg:
+
+                    def send(number: int, part: _Part, digests: _Digests | None = None) -> None:
+                        live.add(part)
+                        tg.create_task(
+                            self._send_part(
+                                upload, number, part, part_md5s, part_checksums, live, digests
+                            )
+                        )
+
                     offset = 0
                     number = 0
                     if first is not None:
                         await slots.acquire()
+                        first.slot = slots
                         number, offset = 1, first.size
-                        tg.create_task(
-                            self._send_part(upload, 1, first, slots, part_md5s, part_checksums)
-                        )
-                        del first
-                    while size is None or offset < size:
+                        send(1, first, first_digests)
+                    while source is not None and (size is None or offset < size):
                         number += 1
                         if number > MAX_PARTS:
                             raise TransferError(
@@ -434,52 +483,33 @@ class Uploader:
                                 side="source",
                             )
                         length = part_size if size is None else min(part_size, size - offset)
-                        # A slot, then the part's bytes; both are given back by
-                        # _send_part once the server has the part, or here on failure.
-                        await slots.acquire()
-                        try:
-                            await self.budget.acquire(length)
-                        except BaseException:
-                            slots.release()
-                            raise
-                        try:
-                            part = _Part(length)
-                            got = await self._read(part, source)
-                            self._progressed()
-                            if size is not None:
-                                self._check_length(offset + got, size, offset + length)
-                            elif got < length:  # the end of the stream
-                                part.shrink(got)
-                                self.budget.release(length - got)
-                                length = got
-                        except BaseException:
-                            self.budget.release(length)
-                            slots.release()
-                            raise
-                        if length == 0:  # ended exactly at a part boundary
-                            slots.release()
+                        part = await _Part.take(self.budget, length, slot=slots)
+                        live.add(part)
+                        got = await self._read(part, source)
+                        if size is not None:
+                            self._check_length(offset + got, size, offset + length)
+                        if got == 0:  # the stream ended exactly at a part boundary
+                            part.close()
                             number -= 1
                             break
-                        tg.create_task(
-                            self._send_part(upload, number, part, slots, part_md5s, part_checksums)
-                        )
-                        # The task owns the part now.  Kept here, it would stay alive while
-                        # the loop waits for the next part's bytes, after _send_part gave
-                        # its bytes back: one part per copy held outside the budget.
-                        del part
-                        offset += length
-                        if size is None and length < part_size:
+                        if got < length:  # the end of the stream
+                            part.shrink(got)
+                        send(number, part)
+                        offset += got
+                        if got < part_size:
                             break
-                    if size is not None:
+                    if size is not None and source is not None:
                         await self._check_eof(source)
                     self.size = offset
             self.parts = number
             self._verify_source()  # before the object exists
             self._verify_destination()
             extra: dict[str, Any] = {}
-            if self._full is not None and algorithm is not None:
+            if self._full is not None:
+                whole = self._full.b64digest()
+            if whole is not None and algorithm is not None:
                 # The server checks the object against it before the object exists.
-                extra[f"Checksum{s3_algorithm(algorithm)}"] = self._full.b64digest()
+                extra[f"Checksum{s3_algorithm(algorithm)}"] = whole
                 extra["ChecksumType"] = "FULL_OBJECT"
             with self.errors("destination"):
                 try:
@@ -495,8 +525,11 @@ class Uploader:
         except BaseException:
             await upload.abort()
             raise
+        finally:
+            for part in list(live):  # parts whose task never ran (cancelled early)
+                part.close()
         try:
-            self._check_completed(response, part_md5s, part_checksums)
+            self._check_completed(response, part_md5s, part_checksums, whole)
         except ChecksumMismatchError:
             await self._delete(client, dst)
             raise
@@ -527,8 +560,10 @@ class Uploader:
         response: Mapping[str, Any],
         part_md5s: dict[int, bytes],
         part_checksums: dict[int, bytes],
+        whole: str | None,
     ) -> None:
-        """Compare the object's ETag and checksum with ours, under S3's rules."""
+        """Compare the object's ETag and checksum with ours, under S3's rules
+        (``whole``: the FULL_OBJECT checksum we computed, if any)."""
         etag = etag_evidence(response)
         if etag is not None and etag.parts is not None and len(part_md5s) == self.parts:
             expected = multipart_etag([part_md5s[n] for n in sorted(part_md5s)])
@@ -540,8 +575,8 @@ class Uploader:
         algorithm = self._sending.algorithm
         if stored is None or stored.algorithm != algorithm:
             return
-        if stored.parts is None and self._full is not None:
-            expected = self._full.b64digest()
+        if stored.parts is None and whole is not None:
+            expected = whole
         elif stored.parts is not None and len(part_checksums) == self.parts:
             expected = composite_checksum(
                 algorithm, [part_checksums[n] for n in sorted(part_checksums)]
@@ -558,13 +593,17 @@ class Uploader:
         upload: MultipartUpload,
         number: int,
         part: _Part,
-        slots: asyncio.Semaphore,
         part_md5s: dict[int, bytes],
         part_checksums: dict[int, bytes],
+        live: set[_Part],
+        digests: _Digests | None = None,
     ) -> None:
-        """Hash and upload one part until it is proven stored; then free its bytes."""
+        """Hash (unless ``digests`` are known) and upload one part until it is
+        proven stored; then close it."""
+        part.body.on_sent = self._progressed
         try:
-            digests = await self._hash_part(part)
+            if digests is None:
+                digests = await self._hash_part(part)
             await self._until_stored(
                 lambda: upload.upload_part(
                     number, part.body, part.size, digests.checksum, digests.content_md5
@@ -579,8 +618,8 @@ class Uploader:
                 part_checksums[number] = base64.b64decode(digests.checksum)
             self.options.progress.transfer_advanced(self.src, self.dst, part.size)
         finally:
-            self.budget.release(part.size)
-            slots.release()
+            live.discard(part)
+            part.close()
 
     async def _hash_part(self, part: _Part, *, whole: bool = False) -> _Digests:
         """Hash a part: the stream hashes and the source check in order, plus its own
@@ -684,30 +723,81 @@ async def _md5(part: _Part) -> bytes:
 
 
 class _Part:
-    """One part's bytes, in the :class:`PartBody` the HTTP client streams the request from.
+    """One part's bytes and everything they hold: one owner.
 
-    The body is sent in slices with flow control (a raw bytes body would be
-    copied into the socket buffer whole), and botocore rewinds it to resend the
-    part on a retry.  The buffer is sized once and filled in place through
-    ``getbuffer()``, so the part exists in memory exactly once.
+    The bytes live in the :class:`PartBody` the HTTP client streams the request
+    from (sent in slices with flow control; botocore rewinds it to resend the
+    part), sized once and filled in place through ``getbuffer()``, so the part
+    exists in memory exactly once.  The part owns the budget lease that pays for
+    those bytes and, in a multipart upload, its slot among the parts in flight.
+    :meth:`close` frees the buffer and gives back the lease and the slot
+    (idempotent), so a reference to a closed part, left in a local or a finished
+    task, holds no memory outside the budget.
     """
 
-    __slots__ = ("body", "size")
+    __slots__ = ("body", "lease", "size", "slot")
 
-    def __init__(self, size: int) -> None:
-        self.size = size
+    def __init__(self, lease: BudgetLease, slot: asyncio.Semaphore | None = None) -> None:
+        self.lease = lease
+        self.slot = slot
+        self.size = lease.held
         self.body = PartBody()
+        self._resize(self.size)
+
+    @classmethod
+    async def take(
+        cls,
+        budget: ByteBudget,
+        size: int,
+        *,
+        up_to: int | None = None,
+        slot: asyncio.Semaphore | None = None,
+    ) -> _Part:
+        """A part of ``size`` bytes (growable to ``up_to``), once ``slot`` and the
+        budget allow; the buffer is made only once its bytes are in the budget."""
+        if slot is not None:
+            await slot.acquire()
+        try:
+            lease = await budget.lease(size, up_to=up_to)
+        except BaseException:
+            if slot is not None:
+                slot.release()
+            raise
+        return cls(lease, slot)
+
+    def _resize(self, size: int) -> None:
         if size:
             self.body.seek(size - 1)
             self.body.write(b"\0")
             self.body.seek(0)
 
+    async def grow(self) -> None:
+        """Grow to the lease's ``up_to`` (the bytes read so far are kept)."""
+        await self.lease.grow()
+        self.size = self.lease.held
+        self._resize(self.size)
+
     def shrink(self, size: int) -> None:
         """Keep only the first ``size`` bytes (the last part of a stream)."""
         self.body.truncate(size)
+        self.lease.shrink(size)
         self.size = size
 
-    async def fill(self, source: _PartSource) -> int:
-        """Read the source into the part; return the bytes read (fewer only at EOF)."""
-        with self.body.getbuffer() as view:
-            return await source.readinto(view)
+    async def fill(self, source: _PartSource, start: int = 0) -> int:
+        """Read the source into the part from ``start``; return the bytes read
+        (fewer than asked only at the end of the source)."""
+        with self.body.getbuffer() as view, view[start:] as rest:
+            return await source.readinto(rest)
+
+    def close(self) -> None:
+        """Free the buffer, give back its bytes and its slot.  Idempotent."""
+        try:
+            self.body.close()
+        except BufferError:
+            # A view of it outlives the read that made it (in the traceback of the
+            # error being raised): let go of the buffer, which goes with that view.
+            self.body = PartBody()
+        self.lease.close()
+        slot, self.slot = self.slot, None
+        if slot is not None:
+            slot.release()

@@ -522,6 +522,23 @@ class ETagEvidence:
     md5_hex: str
     parts: int | None
 
+    def same_bytes(self, other: ETagEvidence) -> bool:
+        """Whether the two ETags prove the same bytes.
+
+        Equal ETags do; so does the MD5 of a whole object and the ETag of a
+        one-part multipart upload of it (the MD5 of that one MD5), which is how
+        a copy is stored where a single PUT could not be proven before it
+        replaced the key.
+        """
+        if self == other:
+            return True
+        single, one_part = (self, other) if self.parts is None else (other, self)
+        return (
+            single.parts is None
+            and one_part.parts == 1
+            and multipart_etag([bytes.fromhex(single.md5_hex)]) == f"{one_part.md5_hex}-1"
+        )
+
 
 def etag_evidence(response: Mapping[str, object]) -> ETagEvidence | None:
     """The evidence in ``response``'s ETag; None where the ETag proves nothing.

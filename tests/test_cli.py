@@ -180,7 +180,7 @@ def test_cp_json_prints_one_result_per_line(
         assert set(line) >= {"src", "dst", "size", "etag", "parts", "checksums", "seconds"}
         assert set(line["checksums"]) == {"sha256", "md5"}
         assert line["size"] == len(objects[line["src"].split("/", 3)[3]])
-        assert line["parts"] == 0 and line["throughput"] >= 0
+        assert line["parts"] == 1 and line["throughput"] >= 0  # one part: see test_copy.py
         ends = {label.partition(":")[0] for label in line["verified"]}
         assert ends == {"source", "destination"}
     assert "copied" not in done.stdout  # no summary in JSON mode
@@ -379,7 +379,10 @@ def open_uploads(s3: Any, bucket: str) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    ("size", "parts"), [(3 * MiB, None), (9 * MiB, 2)], ids=["put", "multipart"]
+    # One part below a part's size: plain moto does not check digests (see test_copy.py).
+    ("size", "parts"),
+    [(3 * MiB, 1), (9 * MiB, 2)],
+    ids=["one-part", "multipart"],
 )
 def test_cp_from_standard_input_uploads_its_bytes(
     endpoint: str, s3: Any, bucket: str, size: int, parts: int | None

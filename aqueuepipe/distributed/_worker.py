@@ -259,9 +259,10 @@ class ShardCopy:
 
         They can only be left by an earlier attempt at these keys that died (a
         lost worker, a killed run): a finished or failed copy completes or aborts
-        its own upload.  Only objects of at least 5 MiB can have been multipart.
+        its own upload.  Any object but an empty one may have been: a server that
+        does not check digests gets even small objects as one-part uploads.
         """
-        keys = {self.job.dst_key(key) for key, size, _ in self.shard if size >= MIN_PART_SIZE}
+        keys = {self.job.dst_key(key) for key, size, _ in self.shard if size > 0}
         if keys:
             # Best effort: without s3:ListBucketMultipartUploads (or with the bucket
             # gone) the copies go on, and report what is wrong themselves.

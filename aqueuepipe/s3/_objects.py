@@ -56,7 +56,13 @@ class PartBody(io.BytesIO):
     slice beyond what the socket takes.
     """
 
-    __slots__ = ()
+    __slots__ = ("on_sent",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: Called after each slice goes out, so a slow destination that still takes
+        #: bytes is never taken for a stalled one.
+        self.on_sent: Callable[[], None] | None = None
 
 
 class _PartPayload(aiohttp.payload.BytesIOPayload):
@@ -71,8 +77,11 @@ class _PartPayload(aiohttp.payload.BytesIOPayload):
         start = value.tell()
         with value.getbuffer() as view:
             end = len(view) if content_length is None else min(len(view), start + content_length)
+            on_sent = value.on_sent if isinstance(value, PartBody) else None
             for offset in range(start, end, WRITE_SIZE):
                 await writer.write(view[offset : min(offset + WRITE_SIZE, end)])
+                if on_sent is not None:
+                    on_sent()
         value.seek(end)
 
 

@@ -31,16 +31,16 @@ async def test_get_object_retried_when_error_body_breaks(
     assert gets[0].response_bytes == 20
 
 
-async def test_put_object_retried_when_error_body_breaks(
+async def test_upload_part_retried_when_error_body_breaks(
     fault_proxy: FaultProxy, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
 ) -> None:
     bucket = await make_bucket()
     data = payload(100_000, seed=2)
     source = tmp_path / "f"
     source.write_bytes(data)
-    fault_proxy.fail("PutObject", status=503, cut_after=20)
+    fault_proxy.fail("UploadPart", status=503, cut_after=20)
     await copy(str(source), f"s3://{bucket}/k", endpoint_url=fault_proxy.endpoint_url)
     assert await get(s3_client, bucket, "k") == data
-    puts = fault_proxy.exchanges("PutObject")
+    puts = fault_proxy.exchanges("UploadPart")
     assert [(e.status, e.fault) for e in puts] == [(503, Status(503, cut_after=20)), (200, None)]
     assert puts[0].response_bytes == 20

@@ -314,16 +314,6 @@ async def test_opaque_etags_never_fail_a_good_copy_and_prove_nothing(
     assert "source:etag-md5" not in result.verified
 
 
-async def test_opaque_etag_of_a_single_put_proves_nothing(
-    fault_proxy: FaultProxy, s3_client: S3Client, make_trip: MakeTrip
-) -> None:
-    trip = await make_trip("file-to-s3", SOURCES[0])
-    fault_proxy.rewrite_etags(OPAQUE)
-    result = await trip.run(fault_proxy)
-    await trip.assert_holds_source(s3_client)
-    assert result.verified == ()
-
-
 @pytest.mark.parametrize("direction", ["s3-to-s3", "s3-to-file", "file-to-s3"])
 async def test_unquoted_etags_are_evidence_like_quoted_ones(
     fault_proxy: FaultProxy, s3_client: S3Client, make_trip: MakeTrip, direction: Direction

@@ -1,0 +1,127 @@
+"""The memory promise, measured from outside: peak RSS growth of a fresh process.
+
+Every byte the library holds for a copy is in the budget while it is referenced,
+so N concurrent copies under one budget of L bytes grow a process by about L, not
+N parts.  The slack allowed beyond the limit (:data:`SLACK`) covers what is not
+the copies' bodies: aiohttp's and the kernel's socket buffers, the threads that
+hash, and the allocator's free lists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from aqueuepipe import ByteBudget, copy
+from aqueuepipe.s3 import S3Client
+
+from .._helpers import MakeBucket, MiB, MotoServer, get, payload, put
+from .._memory import measure_growth
+
+pytestmark = pytest.mark.slow
+
+LIMIT = 16 * MiB
+SLACK = 20 * MiB
+
+_STREAMS = """
+import os
+from aqueuepipe import ByteBudget, copy
+from aqueuepipe.s3 import create_client
+
+BLOCK = os.urandom(64 * 1024)
+
+async def chunks(size):
+    for _ in range(size // len(BLOCK)):
+        yield BLOCK  # the producer's own block, never a new allocation
+
+async def run(count, size, name):
+    budget = ByteBudget(int(sys.argv[2]))
+    async with create_client(endpoint_url=sys.argv[1], max_pool_connections=64) as client:
+        results = await asyncio.gather(*(
+            copy(chunks(size), f"s3://{sys.argv[3]}/{name}{i}", budget=budget, client=client)
+            for i in range(count)
+        ))
+    assert all(r.ok for r in results)
+    return sum(r.size for r in results)
+
+async def warm_up():
+    await run(2, 64 * 1024, "warm")
+
+async def workload():
+    return await run(int(sys.argv[4]), 24 * 1024 * 1024, "s")
+"""
+
+_S3_TO_S3 = """
+from aqueuepipe import ByteBudget, copy
+from aqueuepipe.s3 import create_client
+
+async def run(keys, dst_prefix):
+    budget = ByteBudget(int(sys.argv[2]))
+    async with create_client(endpoint_url=sys.argv[1], max_pool_connections=64) as client:
+        results = await asyncio.gather(*(
+            copy(f"s3://{sys.argv[3]}/{k}", f"s3://{sys.argv[3]}/{dst_prefix}{k}",
+                 budget=budget, client=client, part_concurrency=2)
+            for k in keys
+        ))
+    assert all(r.ok for r in results)
+    return sum(r.size for r in results)
+
+async def warm_up():
+    await run(["warm"], "w-")
+
+async def workload():
+    return await run([f"o{i}" for i in range(int(sys.argv[4]))], "copy-")
+"""
+
+
+@pytest.mark.parametrize("count", [1, 4, 16])
+async def test_concurrent_stream_uploads_stay_within_the_limit(
+    moto_server: MotoServer, make_bucket: MakeBucket, count: int
+) -> None:
+    """16 x 24 MiB streams under 16 MiB added 145 MiB before each part's buffer
+    was freed with its bytes in the budget."""
+    bucket = await make_bucket()
+    measured = await measure_growth(
+        _STREAMS, moto_server.endpoint_url, str(LIMIT), bucket, str(count)
+    )
+    assert measured.report == count * 24 * MiB
+    print(f"peak RSS growth {measured.mib:.1f} MiB")  # for the record (pytest -s)
+    assert measured.growth <= LIMIT + SLACK, f"{measured.mib:.1f} MiB"
+
+
+async def test_concurrent_s3_to_s3_copies_stay_within_the_limit(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    bucket = await make_bucket()
+    data = payload(24 * MiB, seed=1)
+    await asyncio.gather(*(put(s3_client, bucket, f"o{i}", data) for i in range(16)))
+    await put(s3_client, bucket, "warm", b"w" * 1000)
+    measured = await measure_growth(_S3_TO_S3, moto_server.endpoint_url, str(LIMIT), bucket, "16")
+    assert measured.report == 16 * 24 * MiB
+    print(f"peak RSS growth {measured.mib:.1f} MiB")  # for the record (pytest -s)
+    assert measured.growth <= LIMIT + SLACK, f"{measured.mib:.1f} MiB"
+    assert await get(s3_client, bucket, "copy-o15") == data
+
+
+async def test_tiny_stream_does_not_wait_for_a_whole_part_of_a_busy_budget(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    """Holders that stopped moving keep 12 of 16 MiB: a 4-byte upload needs 4
+    bytes, not the 8 MiB of a part."""
+    bucket = await make_bucket()
+    budget = ByteBudget(LIMIT)
+    await budget.acquire(12 * MiB)
+
+    async def four_bytes():  # type: ignore[no-untyped-def]
+        yield b"tiny"
+
+    async with asyncio.timeout(10):
+        result = await copy(
+            four_bytes(),
+            f"s3://{bucket}/tiny",
+            budget=budget,
+            endpoint_url=moto_server.endpoint_url,
+        )
+    assert result.ok and await get(s3_client, bucket, "tiny") == b"tiny"
+    assert budget.used == 12 * MiB

@@ -1,0 +1,143 @@
+"""A failed copy never destroys what the destination key held.
+
+Plain moto stores a body whatever its digests say and answers with what it
+computed, so a single PutObject's answer proves what was stored only after the
+object replaced the key.  There (and wherever an answer proves nothing, as with
+SSE-KMS ETags) the bytes go as a one-part multipart upload, checked before
+CompleteMultipartUpload: a key that existed keeps its content, a new key gets no
+object, and no upload is left open.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from aqueuepipe import ChecksumMismatchError, RetryPolicy, TransferError, copy, open_writer
+from aqueuepipe.s3 import S3Client
+
+from .._helpers import MakeBucket, MiB, MotoServer, get, key_exists, open_uploads, payload, put
+from ..faultproxy import FaultProxy, Match
+
+UPLOADS = Match(operation=("PutObject", "UploadPart"))
+FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.1, read_timeout=10)
+PRECIOUS = b"what was there before " * 1000
+
+
+@pytest.fixture
+async def precious(s3_client: S3Client, make_bucket: MakeBucket) -> str:
+    """A bucket whose key ``precious`` holds :data:`PRECIOUS`."""
+    bucket = await make_bucket()
+    await put(s3_client, bucket, "precious", PRECIOUS)
+    return bucket
+
+
+async def assert_kept(client: S3Client, bucket: str) -> None:
+    assert await get(client, bucket, "precious") == PRECIOUS
+    assert await open_uploads(client, bucket) == []
+
+
+async def test_unprovable_sse_kms_upload_required_to_verify_keeps_the_old_object(
+    moto_server: MotoServer, s3_client: S3Client, precious: str, tmp_path: Path
+) -> None:
+    """SSE-KMS ETags are no MD5s: nothing proves what the server stored, so
+    verify="required" fails, and it fails before the key is replaced."""
+    source = tmp_path / "new.bin"
+    source.write_bytes(payload(100_000, seed=1))
+    with pytest.raises(TransferError, match="no evidence"):
+        await copy(
+            str(source),
+            f"s3://{precious}/precious",
+            endpoint_url=moto_server.endpoint_url,
+            sse="aws:kms",
+            verify="required",
+        )
+    await assert_kept(s3_client, precious)
+
+
+async def test_unprovable_stream_into_open_writer_keeps_the_old_object(
+    moto_server: MotoServer, s3_client: S3Client, precious: str
+) -> None:
+    with pytest.raises(TransferError, match="no evidence"):
+        async with open_writer(
+            f"s3://{precious}/precious",
+            endpoint_url=moto_server.endpoint_url,
+            sse="aws:kms",
+            verify="required",
+        ) as writer:
+            await writer.write(b"new bytes")
+    await assert_kept(s3_client, precious)
+
+
+async def test_sse_kms_upload_without_verify_required_is_ok_but_unproven(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+) -> None:
+    bucket = await make_bucket()
+    data = payload(100_000, seed=2)
+    source = tmp_path / "new.bin"
+    source.write_bytes(data)
+    result = await copy(
+        str(source), f"s3://{bucket}/k", endpoint_url=moto_server.endpoint_url, sse="aws:kms"
+    )
+    assert result.ok and result.verified == ()
+    assert await get(s3_client, bucket, "k") == data
+
+
+@pytest.mark.parametrize("size", [1, 100_000, 5 * MiB - 1])
+async def test_body_corrupted_on_every_send_keeps_the_old_object(
+    fault_proxy: FaultProxy, s3_client: S3Client, precious: str, tmp_path: Path, size: int
+) -> None:
+    """The server stores a flipped byte every time: the copy fails on the
+    destination side, and the key still holds what it held."""
+    source = tmp_path / "new.bin"
+    source.write_bytes(payload(size, seed=3))
+    fault_proxy.flip(UPLOADS, offset=0, direction="request", times=None)
+    with pytest.raises(ChecksumMismatchError) as caught:
+        await copy(
+            str(source),
+            f"s3://{precious}/precious",
+            endpoint_url=fault_proxy.endpoint_url,
+            retries=FAST,
+        )
+    assert caught.value.side == "destination"
+    await assert_kept(s3_client, precious)
+
+
+async def test_body_corrupted_on_every_send_leaves_no_new_key(
+    fault_proxy: FaultProxy, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+) -> None:
+    bucket = await make_bucket()
+    source = tmp_path / "new.bin"
+    source.write_bytes(payload(100_000, seed=4))
+    fault_proxy.flip(UPLOADS, offset=0, direction="request", times=None)
+    with pytest.raises(ChecksumMismatchError):
+        await copy(
+            str(source), f"s3://{bucket}/k", endpoint_url=fault_proxy.endpoint_url, retries=FAST
+        )
+    assert not await key_exists(s3_client, bucket, "k")
+    assert await open_uploads(s3_client, bucket) == []
+
+
+async def test_metadata_name_the_server_mangles_leaves_no_wrong_object(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+) -> None:
+    """A metadata name with a space: moto answered the PUT with 200 and stored an
+    empty object, then refused the re-send; the empty object stayed.  Now the
+    copy either stores the right bytes or leaves no key."""
+    bucket = await make_bucket()
+    data = b"hello world"
+    source = tmp_path / "new.bin"
+    source.write_bytes(data)
+    try:
+        await copy(
+            str(source),
+            f"s3://{bucket}/k",
+            endpoint_url=moto_server.endpoint_url,
+            metadata={"bad name": "v"},
+        )
+    except TransferError:
+        assert not await key_exists(s3_client, bucket, "k")
+    else:
+        assert await get(s3_client, bucket, "k") == data
+    assert await open_uploads(s3_client, bucket) == []
