@@ -20,6 +20,8 @@ import pytest
 import pytest_asyncio
 
 from aqueuepipe.s3 import S3Client, create_client
+from aqueuepipe.testing import MotoServer as ServerProcess
+from aqueuepipe.testing import moto_server as testing_moto_server
 
 from ._helpers import (
     FAKE_CREDENTIALS,
@@ -80,6 +82,14 @@ def moto_server_with_auth(fake_aws_environment: Mapping[str, str]) -> Iterator[M
     Access keys unknown to its IAM get ``InvalidAccessKeyId``, as on AWS.
     """
     with start_moto_server({"INITIAL_NO_AUTH_ACTION_COUNT": "0"}) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def validating_server(fake_aws_environment: Mapping[str, str]) -> Iterator[ServerProcess]:
+    """A moto server that refuses a body disagreeing with its digests (400 BadDigest),
+    as Amazon S3, MinIO, Ceph and LocalStack do."""
+    with testing_moto_server(validate_digests=True) as server:
         yield server
 
 
