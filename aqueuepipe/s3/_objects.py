@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import io
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -286,6 +288,7 @@ class MultipartUpload:
         kwargs: dict[str, Any] = {"Bucket": self.url.bucket, "Key": self.url.key, **(extra or {})}
         if self.checksum_algorithm is not None:
             kwargs["ChecksumAlgorithm"] = self.checksum_algorithm
+        started = time.monotonic()
         task = asyncio.ensure_future(self.client.create_multipart_upload(**kwargs))
         try:
             response = await run_to_end(task)
@@ -295,6 +298,42 @@ class MultipartUpload:
                 self.upload_id = str(task.result()["UploadId"])
             raise
         self.upload_id = str(response["UploadId"])
+        if response.get("ResponseMetadata", {}).get("RetryAttempts"):
+            await run_to_end(self._abort_lost_attempts(time.monotonic() - started))
+
+    async def _abort_lost_attempts(self, elapsed: float) -> None:
+        """Abort the uploads that earlier attempts of a retried create made.
+
+        An attempt whose answer was lost (a reset connection, a cut body) may have
+        created an upload the client never learned the id of; left open, it costs
+        storage until a lifecycle rule removes it.  They are the uploads of this
+        key initiated, by the server's clock, within the time the retried call
+        took before this upload.  (A writer of the same key that started in that
+        same window would see its upload aborted and fail; it never gets a wrong
+        object.)  Best effort: without ListMultipartUploads permission nothing
+        is aborted.
+        """
+        with contextlib.suppress(
+            botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError
+        ):
+            listed = await self.client.list_multipart_uploads(
+                Bucket=self.url.bucket, Prefix=self.url.key
+            )
+            uploads = [u for u in listed.get("Uploads", []) if u.get("Key") == self.url.key]
+            ours = next((u for u in uploads if u.get("UploadId") == self.upload_id), None)
+            if ours is None or not isinstance(ours.get("Initiated"), datetime.datetime):
+                return
+            since = ours["Initiated"] - datetime.timedelta(seconds=elapsed + 1)
+            for upload in uploads:
+                initiated = upload.get("Initiated")
+                if (
+                    upload.get("UploadId") != self.upload_id
+                    and isinstance(initiated, datetime.datetime)
+                    and since <= initiated <= ours["Initiated"]
+                ):
+                    await self.client.abort_multipart_upload(
+                        Bucket=self.url.bucket, Key=self.url.key, UploadId=upload["UploadId"]
+                    )
 
     async def upload_part(
         self,

@@ -141,3 +141,30 @@ async def test_metadata_name_the_server_mangles_leaves_no_wrong_object(
     else:
         assert await get(s3_client, bucket, "k") == data
     assert await open_uploads(s3_client, bucket) == []
+
+
+@pytest.mark.parametrize("fault", ["reset", "truncate"])
+async def test_create_whose_answer_is_lost_leaves_no_upload_open(
+    fault_proxy: FaultProxy,
+    s3_client: S3Client,
+    make_bucket: MakeBucket,
+    tmp_path: Path,
+    fault: str,
+) -> None:
+    """The server made the upload, its answer never arrived, the client asked again:
+    the first upload, whose id the client never saw, is aborted too."""
+    bucket = await make_bucket()
+    data = payload(6 * MiB, seed=5)
+    source = tmp_path / "new.bin"
+    source.write_bytes(data)
+    getattr(fault_proxy, fault)("CreateMultipartUpload", after_bytes=10)
+    result = await copy(
+        str(source),
+        f"s3://{bucket}/k",
+        endpoint_url=fault_proxy.endpoint_url,
+        retries=FAST,
+        part_size=5 * MiB,
+    )
+    assert result.ok and len(fault_proxy.exchanges("CreateMultipartUpload")) == 2
+    assert await get(s3_client, bucket, "k") == data
+    assert await open_uploads(s3_client, bucket) == []
