@@ -197,13 +197,19 @@ def same_etag(copy: str, source: str) -> bool:
     return None not in evidence and evidence[0].same_bytes(evidence[1])  # type: ignore[union-attr]
 
 
+def assert_same_objects(
+    copies: dict[str, tuple[int, str]], objects: dict[str, tuple[int, str]]
+) -> None:
+    """The same keys, each with the same size and an ETag proving the same bytes."""
+    assert copies.keys() == objects.keys()
+    for key, (size, etag) in copies.items():
+        assert size == objects[key][0], key
+        assert same_etag(etag, objects[key][1]), key
+
+
 def check_copies(s3: Any, source: Source, bucket: str, prefix: str = "copy/") -> None:
     """Every object at the destination, with the source's size and ETag, and nothing else."""
-    copies = listing(s3, bucket, prefix)
-    assert copies.keys() == source.objects.keys()
-    for key, (size, etag) in copies.items():
-        assert size == source.objects[key][0]
-        assert same_etag(etag, source.objects[key][1]), key
+    assert_same_objects(listing(s3, bucket, prefix), source.objects)
     assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
 
 
@@ -398,7 +404,8 @@ class OutcomeRejected(Exception):
 
 @dataclass
 class StalledUploads:
-    """The proxy the workers copy through, holding every UploadPart to ``bucket``."""
+    """The proxy the workers copy through, holding every UploadPart of a large
+    object to ``bucket``."""
 
     proxy: FaultProxy
     bucket: str
@@ -419,6 +426,10 @@ async def stalled(fault_proxy: FaultProxy, s3: Any) -> StalledUploads:
     first = asyncio.Event()
 
     def arrived(exchange: Exchange) -> bool:
+        # Only the large objects' parts: on plain moto small objects go as one-part
+        # uploads too, and they must keep finishing.
+        if "/large/" not in (exchange.key or ""):
+            return False
         first.set()
         return True
 
@@ -529,7 +540,7 @@ def test_copy_prefix_writes_manifest_to_s3(
     )
     assert (summary.objects, summary.failures, summary.shards) == (41, 0, 6)
     assert summary.manifest == f"s3://{bucket}/manifests/few.jsonl"
-    assert listing(s3, bucket, "out/") == source.few
+    assert_same_objects(listing(s3, bucket, "out/"), source.few)
     body = s3.get_object(Bucket=bucket, Key="manifests/few.jsonl")["Body"].read()
     lines = [json.loads(line) for line in io.StringIO(body.decode())]
     assert sorted(line["dst_key"] for line in lines) == sorted(f"out/{k}" for k in source.few)
@@ -547,7 +558,7 @@ async def test_copy_prefix_async_with_an_asynchronous_client(
         per_worker_limit=LIMIT,
     )
     assert (summary.objects, summary.failures, summary.shards) == (41, 0, 5)
-    assert listing(s3, bucket, "few/") == source.few
+    assert_same_objects(listing(s3, bucket, "few/"), source.few)
 
 
 def test_preserve_etags_off_copies_with_aqueuepipe_part_size(
@@ -588,7 +599,7 @@ def test_object_differing_at_destination_is_copied_again(
         f"s3://{source.bucket}/few/", f"s3://{bucket}/few/", client=client, per_worker_limit=LIMIT
     )
     assert (summary.objects, summary.skipped) == (41, 0)
-    assert listing(s3, bucket, "few/") == source.few
+    assert_same_objects(listing(s3, bucket, "few/"), source.few)
 
 
 def test_skip_existing_off_copies_everything_again(
@@ -690,7 +701,7 @@ def test_cli_copies_a_prefix_on_a_scheduler(
     out = capsys.readouterr().out
     assert status == 0
     assert "copied 41 objects" in out and "0 failed" in out
-    assert listing(s3, bucket, "few/") == source.few
+    assert_same_objects(listing(s3, bucket, "few/"), source.few)
 
 
 def test_cli_reports_failures_with_exit_status_1(
@@ -732,4 +743,4 @@ def test_cli_dask_starts_a_local_cluster(
     status = main(["cp", "-r", "--dask", "1", f"s3://{source.bucket}/few/", f"s3://{bucket}/"])
     assert status == 0
     assert "copied 41 objects" in capsys.readouterr().out
-    assert listing(s3, bucket, "") == source.few
+    assert_same_objects(listing(s3, bucket, ""), source.few)

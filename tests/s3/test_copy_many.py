@@ -147,12 +147,13 @@ async def test_async_iterable_of_pairs(
 async def test_generator_of_many_tiny_pairs_is_consumed_lazily(
     endpoint: str, make_bucket: MakeBucket, tmp_path: Path
 ) -> None:
-    """10,000 pairs: the generator is read only as fast as copies start, and the
-    memory held does not grow with the number of pairs."""
+    """2,000 pairs (6,000 requests: one-part uploads on plain moto): the generator
+    is read only as fast as copies start, and the memory held does not grow with
+    the number of pairs."""
     dst = await make_bucket()
     tiny = tmp_path / "tiny.txt"
     tiny.write_bytes(b"x")
-    count, concurrency = 10_000, 16
+    count, concurrency = 2_000, 16
     pulled = 0
 
     def pairs() -> Iterator[tuple[str, str]]:
@@ -173,14 +174,14 @@ async def test_generator_of_many_tiny_pairs_is_consumed_lazily(
                 assert result.ok, result.error
                 seen += 1
                 max_ahead = max(max_ahead, pulled - seen)
-                if seen in (1_000, count):
+                if seen in (500, count):
                     memory_at[seen] = tracemalloc.get_traced_memory()[0]
     finally:
         tracemalloc.stop()
     assert seen == count
     # Started-but-unreported copies, plus results waiting to be taken, plus one.
     assert max_ahead <= 2 * concurrency + 1
-    assert memory_at[count] - memory_at[1_000] < 2 * MiB
+    assert memory_at[count] - memory_at[500] < 2 * MiB
 
 
 async def test_cancelling_a_batch_releases_budget_and_aborts_uploads(
