@@ -20,8 +20,6 @@ import pytest
 import pytest_asyncio
 
 from aqueuepipe.s3 import S3Client, create_client
-from aqueuepipe.testing import MotoServer as ServerProcess
-from aqueuepipe.testing import moto_server as testing_moto_server
 
 from ._helpers import (
     FAKE_CREDENTIALS,
@@ -86,10 +84,10 @@ def moto_server_with_auth(fake_aws_environment: Mapping[str, str]) -> Iterator[M
 
 
 @pytest.fixture(scope="session")
-def validating_server(fake_aws_environment: Mapping[str, str]) -> Iterator[ServerProcess]:
+def validating_server(fake_aws_environment: Mapping[str, str]) -> Iterator[MotoServer]:
     """A moto server that refuses a body disagreeing with its digests (400 BadDigest),
     as Amazon S3, MinIO, Ceph and LocalStack do."""
-    with testing_moto_server(validate_digests=True) as server:
+    with start_moto_server(validate_digests=True) as server:
         yield server
 
 

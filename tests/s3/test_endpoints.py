@@ -9,15 +9,14 @@ from pathlib import Path
 
 from aqueuepipe import copy
 from aqueuepipe.s3 import PROBE_SUFFIX, create_client, is_amazon_s3, validates_digests
-from aqueuepipe.testing import MotoServer as ServerProcess
 from aqueuepipe.testing import moto_server
 
-from .._helpers import bucket_name, payload
+from .._helpers import MotoServer, bucket_name, payload
 
 PROBE_REQUESTS = {"CreateMultipartUpload": 1, "UploadPart": 1, "AbortMultipartUpload": 1}
 
 
-async def probe(server: ServerProcess) -> tuple[bool, dict[str, int], list[object], int]:
+async def probe(server: MotoServer) -> tuple[bool, dict[str, int], list[object], int]:
     """validates_digests on a fresh bucket: (answer, requests, open uploads, keys)."""
     async with create_client(endpoint_url=server.endpoint_url) as client:
         bucket = bucket_name()
@@ -31,7 +30,7 @@ async def probe(server: ServerProcess) -> tuple[bool, dict[str, int], list[objec
 
 
 async def test_server_that_refuses_a_wrong_digest_is_trusted_and_keeps_no_trace(
-    validating_server: ServerProcess,
+    validating_server: MotoServer,
 ) -> None:
     answer, counts, uploads, keys = await probe(validating_server)
     assert answer is True
@@ -62,7 +61,7 @@ async def test_endpoint_is_asked_once_per_process(tmp_path: Path) -> None:
 
 
 async def test_copy_to_a_validating_server_is_one_put_proven_by_the_server(
-    validating_server: ServerProcess, tmp_path: Path
+    validating_server: MotoServer, tmp_path: Path
 ) -> None:
     """The server's acceptance is the evidence: no MD5 to compare, no one-part upload."""
     async with create_client(endpoint_url=validating_server.endpoint_url) as client:
