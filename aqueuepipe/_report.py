@@ -86,3 +86,42 @@ def peak_rss() -> int | None:
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # Linux reports KiB, macOS (and the BSDs' ru_maxrss on darwin) bytes.
     return int(maxrss) if sys.platform == "darwin" else int(maxrss) * 1024
+
+
+class PeakGrowth:
+    """How much this process's peak RSS grew from the moment it was made.
+
+    On Linux the kernel's peak (``VmHWM``) is reset to the current RSS first, so
+    the figure is the growth of whatever ran since, measured from outside the
+    library's own counters; elsewhere :meth:`bytes` is None.
+    """
+
+    __slots__ = ("_baseline",)
+
+    def __init__(self) -> None:
+        self._baseline: int | None = None
+        try:
+            with open("/proc/self/clear_refs", "w") as clear:
+                clear.write("5")  # VmHWM starts again from VmRSS
+            self._baseline = _status_bytes("VmRSS")
+        except OSError:
+            self._baseline = None
+
+    def bytes(self) -> int | None:
+        """Peak RSS now minus the RSS when this was made; None where unknown."""
+        if self._baseline is None:
+            return None
+        peak = _status_bytes("VmHWM")
+        return None if peak is None else max(0, peak - self._baseline)
+
+
+def _status_bytes(field: str) -> int | None:
+    """A ``kB`` field of /proc/self/status, in bytes."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
