@@ -10,6 +10,7 @@ copy without source evidence, never a false corruption error.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import hashlib
@@ -17,7 +18,7 @@ import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import pytest
 
@@ -30,8 +31,8 @@ from aqueuepipe import (
     copy_many,
 )
 from aqueuepipe._verify import SourceCheck, SourceMismatch
-from aqueuepipe.s3 import S3Client
-from aqueuepipe.s3._objects import PartLayout
+from aqueuepipe.s3 import S3Client, parse_s3_url
+from aqueuepipe.s3._objects import LAYOUT_CONCURRENCY, PartLayout, part_layout
 
 from .._helpers import MakeBucket, MiB, get, key_exists, open_uploads, payload
 from ..faultproxy import FaultProxy, Match
@@ -161,7 +162,8 @@ async def test_copy_of_parts_part_one_cannot_describe_reads_once(
     assert await _holds(s3_client, source, direction)
     assert "source:etag-md5" in result.verified
     assert len(fault_proxy.exchanges(GETS)) == 1
-    assert [e.params["partNumber"] for e in fault_proxy.exchanges(PART_HEADS)] == ["1", "2", "3"]
+    asked = sorted(e.params["partNumber"] for e in fault_proxy.exchanges(PART_HEADS))
+    assert asked == ["1", "2", "3"]
 
 
 async def test_copy_of_uniform_parts_asks_one_layout_head(
@@ -328,3 +330,43 @@ def test_source_check_without_a_layout_adding_up_has_no_part_evidence(
 ) -> None:
     parts = [b"a" * 6, b"b" * 5, b"c" * 2]
     assert SourceCheck.for_object({"ETag": _etag_of(parts)}, 13, layout) is None
+
+
+class _PartHeads:
+    """A client whose HeadObject of a part reports ``sizes``, counting requests in flight."""
+
+    def __init__(self, sizes: tuple[int, ...], bound: int) -> None:
+        self.sizes = sizes
+        self.in_flight = 0
+        self.most = 0
+        self.full = asyncio.Event()  # set once ``bound`` requests are in flight
+        self.bound = bound
+
+    async def head_object(self, *, Bucket: str, Key: str, PartNumber: int) -> dict[str, Any]:
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        if PartNumber > 1:
+            if self.in_flight == self.bound:
+                self.full.set()
+            await self.full.wait()
+        self.in_flight -= 1
+        size = self.sizes[PartNumber - 1]
+        return {"ContentLength": size, "PartsCount": len(self.sizes), "ETag": '"e-20"'}
+
+
+async def test_part_layout_asks_every_part_with_bounded_concurrency() -> None:
+    sizes = (5 * MiB, *[6 * MiB] * 18, 1)
+    client = _PartHeads(sizes, bound=LAYOUT_CONCURRENCY)
+    async with asyncio.timeout(10):  # a bound below LAYOUT_CONCURRENCY never fills it
+        layout = await part_layout(
+            cast(S3Client, client), parse_s3_url("s3://bucket/k"), sum(sizes), '"e-20"'
+        )
+    assert layout == PartLayout(sizes)
+    assert client.most == LAYOUT_CONCURRENCY
+
+
+async def test_part_layout_of_sizes_not_adding_up_is_none() -> None:
+    sizes = (5 * MiB, 7 * MiB, 7 * MiB)
+    client = _PartHeads(sizes, bound=2)
+    url = parse_s3_url("s3://bucket/k")
+    assert await part_layout(cast(S3Client, client), url, sum(sizes) + 1) is None
