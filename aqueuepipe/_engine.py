@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import ChecksumMismatchError, TransferError
+from ._options import Options
 from ._pipe import AsyncPipe
 from ._streams import StreamSink, StreamSource
 from ._verify import (
@@ -51,6 +52,7 @@ from .s3._client import S3Client
 from .s3._endpoints import validates_digests
 from .s3._objects import (
     ObjectStream,
+    PartLayout,
     open_object,
     part_layout,
 )
@@ -68,6 +70,15 @@ from ._upload import (
 
 class Copy(Uploader):
     """One copy in one direction: S3 to S3, a file or a stream to S3, S3 to a file or a stream."""
+
+    def __init__(
+        self, src: str, dst: str, src_loc: object, dst_loc: object, options: Options
+    ) -> None:
+        super().__init__(src, dst, src_loc, dst_loc, options)
+        #: The source's part layout, asked once per copy (re-reads are pinned to
+        #: the same ETag), and where it was asked, to confirm it after a mismatch.
+        self._layout: PartLayout | None = None
+        self._layout_asked: tuple[S3Client, S3Url] | None = None
 
     # -- the three directions ---------------------------------------------------
 
@@ -136,7 +147,9 @@ class Copy(Uploader):
         """Stream an object into a consumer: verified at the end, before a pipe is
         closed.  What was passed on cannot be taken back, so a bad read fails."""
         try:
-            async with self._open(src_client, src) as stream:
+            # Required evidence cannot wait for a second read: the layout is asked whole.
+            required = self.options.verify == "required"
+            async with self._open(src_client, src, confirm=required) as stream:
                 try:
                     await self._download(stream, sink)
                 finally:
@@ -145,9 +158,12 @@ class Copy(Uploader):
             try:
                 self._verify_source()
             except SourceMismatch as exc:
-                raise ChecksumMismatchError(
-                    self.src, self.dst, exc.evidence, exc.expected, exc.actual, "source"
-                ) from None
+                if exc.layout_confirmed or not await self._layout_was_not_the_objects():
+                    raise ChecksumMismatchError(
+                        self.src, self.dst, exc.evidence, exc.expected, exc.actual, "source"
+                    ) from None
+                # What was passed on cannot be read again in the object's layout.
+                self._require_source_evidence()
         except BaseException as exc:
             await sink.fail(exc)
             raise
@@ -186,6 +202,9 @@ class Copy(Uploader):
                 await once()
                 return
             except SourceMismatch as exc:
+                if not exc.layout_confirmed and await self._layout_was_not_the_objects():
+                    self.retries += 1  # not a bad read: read again in the object's layout
+                    continue
                 reads += 1
                 if reads >= self.options.policy.attempts:
                     raise ChecksumMismatchError(
@@ -202,6 +221,29 @@ class Copy(Uploader):
                     ) from None
                 forget_flexible_checksums(refused.endpoint_url)
                 self._sending = self._sending.without_flexible_checksum()
+
+    async def _layout_was_not_the_objects(self) -> bool:
+        """After a mismatch in a layout inferred from part 1, ask the server for every
+        part's size; whether the inferred layout was wrong (then the mismatch proves
+        nothing).  Later reads use what the server said (None: no part evidence)."""
+        assumed, asked = self._layout, self._layout_asked
+        assert asked is not None and assumed is not None and self.size is not None
+        client, url = asked
+        with self.errors("source"):
+            self._layout = await part_layout(client, url, self.size, self.source_etag, confirm=True)
+        return self._layout is None or self._layout.sizes != assumed.sizes
+
+    def _require_source_evidence(self) -> None:
+        """Fail a copy with ``verify='required'`` whose source gives no evidence."""
+        if self.options.verify == "required":
+            raise TransferError(
+                self.src,
+                self.dst,
+                "source: no evidence to verify the bytes read against: the object has "
+                "no checksum and no MD5 ETag, or its part layout is not reported "
+                "(verify='required')",
+                side="source",
+            )
 
     async def _source_tags(self, client: S3Client, url: S3Url) -> list[Mapping[str, str]] | None:
         if not self.options.settings.tags:
@@ -231,27 +273,27 @@ class Copy(Uploader):
         self._hash_tail = None
 
     @contextlib.asynccontextmanager
-    async def _open(self, client: S3Client, url: S3Url) -> AsyncIterator[ObjectStream]:
+    async def _open(
+        self, client: S3Client, url: S3Url, *, confirm: bool = False
+    ) -> AsyncIterator[ObjectStream]:
+        """GetObject ``url`` and build the check of what it reads; ``confirm``: ask
+        every part's size rather than infer a uniform layout from part 1."""
         async with contextlib.AsyncExitStack() as stack:
             with self.errors("source"):
                 stream = await stack.enter_async_context(
                     open_object(client, url, policy=self.options.policy, if_match=self.source_etag)
                 )
-                layout = None
-                if _needs_layout(stream.response):
-                    layout = await part_layout(client, url)
+                if _needs_layout(stream.response) and self._layout_asked is None:
+                    self._layout = await part_layout(
+                        client, url, stream.size, stream.etag, confirm=confirm
+                    )
+                    self._layout_asked = (client, url)
             stream.on_progress = self._progressed
             self.size = stream.size
             self.source_etag = stream.etag
-            self._check = SourceCheck.for_object(stream.response, stream.size, layout)
-            if self._check is None and self.options.verify == "required":
-                raise TransferError(
-                    self.src,
-                    self.dst,
-                    "source: the object has no checksum and no MD5 ETag to verify it "
-                    "against (verify='required')",
-                    side="source",
-                )
+            self._check = SourceCheck.for_object(stream.response, stream.size, self._layout)
+            if self._check is None:
+                self._require_source_evidence()
             self.options.progress.transfer_started(self.src, self.dst, stream.size)
             yield stream
 

@@ -28,7 +28,7 @@ import botocore.exceptions
 from ._verify import SourceCheck, SourceMismatch, needs_layout
 from .checksums import etag_evidence, stored_checksum
 from .s3._client import S3Client
-from .s3._objects import part_layout
+from .s3._objects import PartLayout, part_layout
 from .s3._translate import is_missing_object
 from .s3._urls import S3Url
 
@@ -76,19 +76,33 @@ async def _file_matches(
 ) -> bool:
     """Whether the file holds the bytes the object's evidence describes."""
     size = int(response["ContentLength"])
-    layout = await part_layout(client, url) if needs_layout(response) else None
+    etag = str(response["ETag"])
+    layout = await part_layout(client, url, size, etag) if needs_layout(response) else None
+    matches = await _file_matches_in(path, response, size, layout)
+    if matches is None and layout is not None:  # inferred from part 1: ask every part
+        reported = await part_layout(client, url, size, etag, confirm=True)
+        if reported is not None and reported.sizes != layout.sizes:
+            matches = await _file_matches_in(path, response, size, reported)
+    return bool(matches)
+
+
+async def _file_matches_in(
+    path: Path, response: Mapping[str, Any], size: int, layout: PartLayout | None
+) -> bool | None:
+    """Whether the file holds the object's bytes, its part evidence cut in ``layout``;
+    None when they differ in a layout that was inferred, not reported."""
     check = SourceCheck.for_object(response, size, layout)
     if check is None:
         return False
 
-    def feed() -> bool:
+    def feed() -> bool | None:
         with path.open("rb") as file:
             while chunk := file.read(_READ_SIZE):
                 check.update(chunk)
         try:
             check.verify()
-        except SourceMismatch:
-            return False
+        except SourceMismatch as exc:
+            return False if exc.layout_confirmed else None
         return True
 
     return await asyncio.to_thread(feed)

@@ -37,6 +37,7 @@ from .checksums import (
     new_hasher,
     stored_checksum,
 )
+from .s3._objects import PartLayout
 
 __all__ = [
     "DEFAULT_ALGORITHM",
@@ -94,12 +95,21 @@ def endpoint_validates_checksums(endpoint_url: str) -> bool:
 
 
 class SourceMismatch(Exception):  # an internal signal, never raised to users
-    """The bytes read disagree with the source's evidence: read the object again."""
+    """The bytes read disagree with the source's evidence: read the object again.
 
-    def __init__(self, evidence: str, expected: str, actual: str) -> None:
+    ``layout_confirmed`` is False when the evidence was per part in a layout
+    inferred from part 1 (:class:`~aqueuepipe.s3._objects.PartLayout`): then
+    the mismatch may be the layout's, not the bytes', and the next read asks the
+    server for every part's size before it counts as a bad read.
+    """
+
+    def __init__(
+        self, evidence: str, expected: str, actual: str, *, layout_confirmed: bool = True
+    ) -> None:
         self.evidence = evidence
         self.expected = expected
         self.actual = actual
+        self.layout_confirmed = layout_confirmed
         super().__init__(evidence, expected, actual)
 
 
@@ -179,29 +189,33 @@ class SourceCheck:
     Feed every byte, in order, to :meth:`update`; :meth:`verify` then raises
     :class:`SourceMismatch` if they are not the object's.  Build one with
     :meth:`for_object`; ``None`` from it means the object has no usable evidence.
+    Evidence per part is computed at the boundaries of the object's own
+    :class:`PartLayout`, equal parts or not.
     """
 
-    __slots__ = ("_digests", "_expected", "_hasher", "_in_part", "_part_size", "label")
+    __slots__ = ("_digests", "_expected", "_hasher", "_in_part", "_layout", "label")
 
     def __init__(
-        self, algorithm: str, expected: str, *, label: str, part_size: int | None = None
+        self, algorithm: str, expected: str, *, label: str, layout: PartLayout | None = None
     ) -> None:
         self.label = label
         self._expected = expected
         self._hasher: Hasher = new_hasher(algorithm)
-        self._part_size = part_size  # None: one digest of every byte
+        self._layout = layout  # None: one digest of every byte
         self._in_part = 0
         self._digests: list[bytes] = []
 
     @classmethod
     def for_object(
-        cls, response: Mapping[str, object], size: int, layout: tuple[int, int] | None
+        cls, response: Mapping[str, object], size: int, layout: PartLayout | None
     ) -> SourceCheck | None:
         """The check for the object GetObject (``ChecksumMode=ENABLED``) answered with.
 
-        ``layout`` is ``(part_size, parts)`` from a HeadObject of part 1 when the
-        object is a multipart upload (see :func:`needs_layout`); a checksum or
-        ETag of the parts whose layout does not fit the size proves nothing.
+        ``layout`` is the object's part layout when it is a multipart upload (see
+        :func:`needs_layout` and :func:`~aqueuepipe.s3._objects.part_layout`); a
+        checksum or ETag of the parts proves nothing without a layout of as many
+        parts adding up to ``size``, so such an object gets no check (None) from
+        its part evidence.
         """
         checksum = stored_checksum(response)
         if checksum is not None:
@@ -211,43 +225,47 @@ class SourceCheck:
                     checksum.value,
                     label=f"source:{checksum.algorithm}",
                 )
-            part_size = _part_size(layout, checksum.parts, size)
-            if part_size is not None:
+            if _fits(layout, checksum.parts, size):
                 return cls(
                     checksum.algorithm,
                     checksum.header_value,
                     label=f"source:{checksum.algorithm}",
-                    part_size=part_size,
+                    layout=layout,
                 )
         etag = etag_evidence(response)
         if etag is None:
             return None
         if etag.parts is None:
             return cls("md5", etag.md5_hex, label="source:etag-md5")
-        part_size = _part_size(layout, etag.parts, size)
-        if part_size is None:
+        if not _fits(layout, etag.parts, size):
             return None
         expected = f"{etag.md5_hex}-{etag.parts}"
-        return cls("md5", expected, label="source:etag-md5", part_size=part_size)
+        return cls("md5", expected, label="source:etag-md5", layout=layout)
 
     @property
-    def part_size(self) -> int | None:
-        """The source's part size when the evidence is per part, else None."""
-        return self._part_size
+    def layout(self) -> PartLayout | None:
+        """The source's part layout when the evidence is per part, else None."""
+        return self._layout
 
     def update(self, data: Buffer) -> None:
         """Feed the next bytes of the object (any split)."""
-        part_size = self._part_size
-        if part_size is None:
+        layout = self._layout
+        if layout is None:
             self._hasher.update(data)
             return
+        sizes = layout.sizes
         view = memoryview(data).cast("B")
         while len(view):
-            room = part_size - self._in_part
+            number = len(self._digests)
+            if number >= len(sizes):  # more bytes than the layout: never a match
+                self._hasher.update(view)
+                self._in_part += len(view)
+                return
+            room = sizes[number] - self._in_part
             piece, view = view[:room], view[room:]
             self._hasher.update(piece)
             self._in_part += len(piece)
-            if self._in_part == part_size:
+            if self._in_part == sizes[number]:
                 self._end_part()
 
     def verify(self) -> None:
@@ -258,7 +276,10 @@ class SourceCheck:
         """
         actual = self._result()
         if actual != self._expected:
-            raise SourceMismatch(self.label.partition(":")[2], actual, self._expected)
+            confirmed = self._layout is None or self._layout.confirmed
+            raise SourceMismatch(
+                self.label.partition(":")[2], actual, self._expected, layout_confirmed=confirmed
+            )
 
     def _end_part(self) -> None:
         self._digests.append(self._hasher.digest())
@@ -267,11 +288,12 @@ class SourceCheck:
 
     def _result(self) -> str:
         name = self._hasher.name
-        if self._part_size is None:
+        layout = self._layout
+        if layout is None:
             digest = self._hasher.digest()
             return digest.hex() if name == "md5" else base64.b64encode(digest).decode()
         digests = list(self._digests)
-        if self._in_part or not digests:
+        if self._in_part or len(digests) < layout.parts:  # a part cut short (or empty)
             digests.append(self._hasher.digest())
         if name == "md5":
             combined = hashlib.md5(b"".join(digests), usedforsecurity=False).hexdigest()
@@ -293,18 +315,15 @@ def needs_layout(response: Mapping[str, object]) -> bool:
     return etag is not None and etag.parts is not None
 
 
-def _part_size(layout: tuple[int, int] | None, parts: int, size: int) -> int | None:
-    """The part size of ``layout`` if it is consistent with ``parts`` parts of ``size`` bytes.
+def _fits(layout: PartLayout | None, parts: int, size: int) -> bool:
+    """Whether ``layout`` is one of ``parts`` parts adding up to ``size`` bytes.
 
-    Every part but the last has the first part's size (what every uploader we know
-    of does; S3 does not require it, and an object that differs fails its check
-    and is read again, then reported).
+    Any other layout (or none: a server that does not report parts) makes the
+    evidence of the parts impossible to compare, which proves nothing either way.
     """
-    if layout is None:
-        return None
-    part_size, count = layout
-    if part_size <= 0 or count != parts:
-        return None
-    if not (parts - 1) * part_size < size <= parts * part_size and not (size == 0 == parts - 1):
-        return None
-    return part_size
+    return (
+        layout is not None
+        and layout.parts == parts
+        and layout.size == size
+        and min(layout.sizes) >= 0
+    )

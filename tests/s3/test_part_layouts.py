@@ -1,0 +1,372 @@
+"""A source's part layout is read as the object has it, never guessed from part 1.
+
+S3 lets the parts of a multipart upload differ in size (every part but the last of
+at least 5 MiB).  The source check cuts the bytes read at the object's own part
+boundaries (its MD5-of-part-MD5s ETag, its COMPOSITE checksum), so a valid object
+with parts of 6, 5 and 2 MiB is copied and verified like any other, a corrupted
+read of it is still caught, and a server that does not report the layout gives a
+copy without source evidence, never a false corruption error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import zlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import pytest
+
+from aqueuepipe import (
+    ChecksumMismatchError,
+    RetryPolicy,
+    TransferError,
+    TransferResult,
+    copy,
+    copy_many,
+)
+from aqueuepipe._verify import SourceCheck, SourceMismatch
+from aqueuepipe.s3 import S3Client, parse_s3_url
+from aqueuepipe.s3._objects import LAYOUT_CONCURRENCY, PartLayout, part_layout
+
+from .._helpers import MakeBucket, MiB, get, key_exists, open_uploads, payload
+from ..faultproxy import FaultProxy, Match
+
+FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.1, read_timeout=10)
+
+GETS = Match(operation="GetObject")
+PART_HEADS = Match(operation="HeadObject", query="partNumber")
+
+Algorithm = Literal["SHA256", "CRC32"] | None
+
+UNEQUAL = (6 * MiB, 5 * MiB, 2 * MiB)  # part 1 allows 6+6+1: it does not tell
+GROWING = (5 * MiB, 7 * MiB, 7 * MiB)  # part 1 allows no uniform layout of 19 MiB
+UNIFORM = (5 * MiB, 5 * MiB, 1 * MiB + 3)
+
+
+def _digest(algorithm: str, data: bytes) -> str:
+    raw = zlib.crc32(data).to_bytes(4, "big") if algorithm == "CRC32" else None
+    return base64.b64encode(raw or hashlib.sha256(data).digest()).decode()
+
+
+async def write_parts(
+    client: S3Client, bucket: str, key: str, sizes: tuple[int, ...], algorithm: Algorithm = None
+) -> bytes:
+    """A multipart object of parts of ``sizes``, uploaded as boto3 would; its bytes."""
+    data = payload(sum(sizes), seed=len(sizes) + sizes[1])
+    created = await client.create_multipart_upload(
+        Bucket=bucket, Key=key, **({"ChecksumAlgorithm": algorithm} if algorithm else {})
+    )
+    parts, start = [], 0
+    for number, size in enumerate(sizes, start=1):
+        chunk = data[start : start + size]
+        start += size
+        extra = {f"Checksum{algorithm}": _digest(algorithm, chunk)} if algorithm else {}
+        response = await client.upload_part(
+            Bucket=bucket,
+            Key=key,
+            UploadId=created["UploadId"],
+            PartNumber=number,
+            Body=chunk,
+            **extra,
+        )
+        parts.append({"PartNumber": number, "ETag": response["ETag"], **extra})
+    await client.complete_multipart_upload(
+        Bucket=bucket, Key=key, UploadId=created["UploadId"], MultipartUpload={"Parts": parts}
+    )
+    return data
+
+
+def _evidence(algorithm: Algorithm) -> str:
+    return "source:etag-md5" if algorithm is None else f"source:{algorithm.lower()}"
+
+
+@dataclass
+class Source:
+    """A source object and where the tests copy it."""
+
+    url: str
+    data: bytes
+    dst_bucket: str
+    local: Path
+
+
+MakeSource = Callable[..., Awaitable[Source]]
+
+
+@pytest.fixture
+def make_source(s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path) -> MakeSource:
+    async def make(sizes: tuple[int, ...], algorithm: Algorithm = None) -> Source:
+        src_bucket, dst_bucket = await make_bucket(), await make_bucket()
+        data = await write_parts(s3_client, src_bucket, "obj", sizes, algorithm)
+        local = tmp_path / "out" / "copy.bin"
+        local.parent.mkdir(exist_ok=True)
+        return Source(f"s3://{src_bucket}/obj", data, dst_bucket, local)
+
+    return make
+
+
+async def _copy(
+    proxy: FaultProxy, source: Source, direction: str, **options: Any
+) -> TransferResult:
+    dst = f"s3://{source.dst_bucket}/copy" if direction == "s3-to-s3" else str(source.local)
+    return await copy(
+        source.url,
+        dst,
+        endpoint_url=proxy.endpoint_url,
+        retries=FAST,
+        **options,
+    )
+
+
+async def _holds(client: S3Client, source: Source, direction: str) -> bool:
+    if direction == "s3-to-s3":
+        return await get(client, source.dst_bucket, "copy") == source.data
+    return source.local.read_bytes() == source.data
+
+
+ALGORITHMS = [None, "SHA256", "CRC32"]
+DIRECTIONS = ["s3-to-s3", "s3-to-file"]
+
+
+# -- unequal parts are verified ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS, ids=str)
+@pytest.mark.parametrize("direction", DIRECTIONS)
+async def test_copy_of_unequal_parts_is_verified_against_the_source(
+    fault_proxy: FaultProxy,
+    s3_client: S3Client,
+    make_source: MakeSource,
+    direction: str,
+    algorithm: Algorithm,
+) -> None:
+    source = await make_source(UNEQUAL, algorithm)
+    result = await _copy(fault_proxy, source, direction)
+    assert result.ok
+    assert await _holds(s3_client, source, direction)
+    assert _evidence(algorithm) in result.verified
+
+
+@pytest.mark.parametrize("direction", DIRECTIONS)
+async def test_copy_of_parts_part_one_cannot_describe_reads_once(
+    fault_proxy: FaultProxy, s3_client: S3Client, make_source: MakeSource, direction: str
+) -> None:
+    source = await make_source(GROWING)
+    result = await _copy(fault_proxy, source, direction)
+    assert await _holds(s3_client, source, direction)
+    assert "source:etag-md5" in result.verified
+    assert len(fault_proxy.exchanges(GETS)) == 1
+    asked = sorted(e.params["partNumber"] for e in fault_proxy.exchanges(PART_HEADS))
+    assert asked == ["1", "2", "3"]
+
+
+async def test_copy_of_uniform_parts_asks_one_layout_head(
+    fault_proxy: FaultProxy, s3_client: S3Client, make_source: MakeSource
+) -> None:
+    source = await make_source(UNIFORM)
+    result = await _copy(fault_proxy, source, "s3-to-s3")
+    assert await _holds(s3_client, source, "s3-to-s3")
+    assert "source:etag-md5" in result.verified
+    assert len(fault_proxy.exchanges(PART_HEADS)) == 1
+    assert len(fault_proxy.exchanges(GETS)) == 1
+
+
+async def test_stream_of_unequal_parts_with_verify_required_is_verified(
+    fault_proxy: FaultProxy, make_source: MakeSource
+) -> None:
+    source = await make_source(UNEQUAL, "SHA256")
+    received: list[bytes] = []
+
+    class Writer:
+        async def write(self, data: bytes) -> None:
+            received.append(data)
+
+    result = await copy(
+        source.url, Writer(), endpoint_url=fault_proxy.endpoint_url, verify="required"
+    )
+    assert b"".join(received) == source.data
+    assert "source:sha256" in result.verified
+    assert len(fault_proxy.exchanges(GETS)) == 1
+
+
+# -- bad reads are still caught ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("algorithm", [None, "SHA256"], ids=str)
+@pytest.mark.parametrize("direction", DIRECTIONS)
+async def test_flipped_byte_in_every_read_of_unequal_parts_fails_on_the_source_side(
+    fault_proxy: FaultProxy,
+    s3_client: S3Client,
+    make_source: MakeSource,
+    direction: str,
+    algorithm: Algorithm,
+) -> None:
+    source = await make_source(UNEQUAL, algorithm)
+    fault_proxy.flip(GETS, offset=7 * MiB, times=None)
+    with pytest.raises(ChecksumMismatchError) as caught:
+        await _copy(fault_proxy, source, direction)
+    assert caught.value.side == "source"
+    # The first read, checked in the layout part 1 allows, does not count as bad.
+    assert len(fault_proxy.exchanges(GETS)) == FAST.attempts + 1
+    assert await open_uploads(s3_client, source.dst_bucket) == []
+    assert not await key_exists(s3_client, source.dst_bucket, "copy")
+    assert not source.local.exists()
+
+
+@pytest.mark.parametrize("direction", DIRECTIONS)
+async def test_flipped_byte_in_one_read_of_unequal_parts_is_read_again(
+    fault_proxy: FaultProxy, s3_client: S3Client, make_source: MakeSource, direction: str
+) -> None:
+    source = await make_source(GROWING)
+    fault_proxy.flip(GETS, offset=12 * MiB + 5, times=1)
+    result = await _copy(fault_proxy, source, direction)
+    assert await _holds(s3_client, source, direction)
+    assert "source:etag-md5" in result.verified
+    assert len(fault_proxy.exchanges(GETS)) == 2
+
+
+# -- layouts that cannot be compared ----------------------------------------------------
+
+
+@pytest.mark.parametrize("direction", DIRECTIONS)
+async def test_copy_from_server_without_part_numbers_is_ok_without_source_evidence(
+    fault_proxy: FaultProxy, s3_client: S3Client, make_source: MakeSource, direction: str
+) -> None:
+    source = await make_source(UNEQUAL)
+    fault_proxy.fail(PART_HEADS, status=501, s3_code="NotImplemented", times=None)
+    result = await _copy(fault_proxy, source, direction)
+    assert result.ok
+    assert await _holds(s3_client, source, direction)
+    assert not any(label.startswith("source:") for label in result.verified)
+    assert len(fault_proxy.exchanges(GETS)) == 1
+
+
+async def test_copy_from_server_reporting_only_part_one_is_ok_without_source_evidence(
+    fault_proxy: FaultProxy, s3_client: S3Client, make_source: MakeSource
+) -> None:
+    source = await make_source(UNEQUAL)
+    fault_proxy.fail(
+        Match(operation="HeadObject", query="partNumber=[^1]"),
+        status=501,
+        s3_code="NotImplemented",
+        times=None,
+    )
+    result = await _copy(fault_proxy, source, "s3-to-s3")
+    assert result.ok
+    assert await _holds(s3_client, source, "s3-to-s3")
+    assert not any(label.startswith("source:") for label in result.verified)
+
+
+async def test_copy_without_reported_layout_and_verify_required_fails_for_lack_of_evidence(
+    fault_proxy: FaultProxy, s3_client: S3Client, make_source: MakeSource
+) -> None:
+    source = await make_source(UNEQUAL)
+    fault_proxy.fail(PART_HEADS, status=501, s3_code="NotImplemented", times=None)
+    with pytest.raises(TransferError) as caught:
+        await _copy(fault_proxy, source, "s3-to-s3", verify="required")
+    assert not isinstance(caught.value, ChecksumMismatchError)
+    assert "no evidence" in str(caught.value)
+    assert len(fault_proxy.exchanges(GETS)) == 1
+    assert not await key_exists(s3_client, source.dst_bucket, "copy")
+
+
+# -- skip_existing ------------------------------------------------------------------------
+
+
+async def test_skip_existing_download_of_unequal_parts_skips_the_same_file(
+    fault_proxy: FaultProxy, make_source: MakeSource
+) -> None:
+    source = await make_source(UNEQUAL)
+    source.local.write_bytes(source.data)
+    pairs = [(source.url, str(source.local))]
+    async with contextlib.aclosing(
+        copy_many(pairs, endpoint_url=fault_proxy.endpoint_url, skip_existing=True)
+    ) as results:
+        (result,) = [r async for r in results]
+    assert result.ok
+    assert result.skipped
+    assert fault_proxy.exchanges(GETS) == []
+
+
+# -- the check itself ----------------------------------------------------------------------
+
+
+def _etag_of(parts: list[bytes]) -> str:
+    inner = b"".join(hashlib.md5(p).digest() for p in parts)
+    return f'"{hashlib.md5(inner).hexdigest()}-{len(parts)}"'
+
+
+def test_source_check_cuts_the_etag_at_unequal_boundaries() -> None:
+    parts = [b"a" * 6, b"b" * 5, b"c" * 2]
+    check = SourceCheck.for_object({"ETag": _etag_of(parts)}, 13, PartLayout((6, 5, 2)))
+    assert check is not None
+    for byte in b"".join(parts):  # one byte at a time: any split
+        check.update(bytes([byte]))
+    check.verify()
+
+
+def test_source_check_mismatch_in_an_inferred_layout_is_unconfirmed() -> None:
+    parts = [b"a" * 6, b"b" * 5, b"c" * 2]
+    inferred = PartLayout((6, 6, 1), confirmed=False)
+    check = SourceCheck.for_object({"ETag": _etag_of(parts)}, 13, inferred)
+    assert check is not None
+    check.update(b"".join(parts))
+    with pytest.raises(SourceMismatch) as caught:
+        check.verify()
+    assert not caught.value.layout_confirmed
+
+
+@pytest.mark.parametrize(
+    "layout", [PartLayout((6, 5)), PartLayout((6, 5, 3)), None], ids=["count", "size", "none"]
+)
+def test_source_check_without_a_layout_adding_up_has_no_part_evidence(
+    layout: PartLayout | None,
+) -> None:
+    parts = [b"a" * 6, b"b" * 5, b"c" * 2]
+    assert SourceCheck.for_object({"ETag": _etag_of(parts)}, 13, layout) is None
+
+
+class _PartHeads:
+    """A client whose HeadObject of a part reports ``sizes``, counting requests in flight."""
+
+    def __init__(self, sizes: tuple[int, ...], bound: int) -> None:
+        self.sizes = sizes
+        self.in_flight = 0
+        self.most = 0
+        self.full = asyncio.Event()  # set once ``bound`` requests are in flight
+        self.bound = bound
+
+    async def head_object(self, *, Bucket: str, Key: str, PartNumber: int) -> dict[str, Any]:
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        if PartNumber > 1:
+            if self.in_flight == self.bound:
+                self.full.set()
+            await self.full.wait()
+        self.in_flight -= 1
+        size = self.sizes[PartNumber - 1]
+        return {"ContentLength": size, "PartsCount": len(self.sizes), "ETag": '"e-20"'}
+
+
+async def test_part_layout_asks_every_part_with_bounded_concurrency() -> None:
+    sizes = (5 * MiB, *[6 * MiB] * 18, 1)
+    client = _PartHeads(sizes, bound=LAYOUT_CONCURRENCY)
+    async with asyncio.timeout(10):  # a bound below LAYOUT_CONCURRENCY never fills it
+        layout = await part_layout(
+            cast(S3Client, client), parse_s3_url("s3://bucket/k"), sum(sizes), '"e-20"'
+        )
+    assert layout == PartLayout(sizes)
+    assert client.most == LAYOUT_CONCURRENCY
+
+
+async def test_part_layout_of_sizes_not_adding_up_is_none() -> None:
+    sizes = (5 * MiB, 7 * MiB, 7 * MiB)
+    client = _PartHeads(sizes, bound=2)
+    url = parse_s3_url("s3://bucket/k")
+    assert await part_layout(cast(S3Client, client), url, sum(sizes) + 1) is None
