@@ -19,6 +19,11 @@ import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+SLACK = 20 * 1024 * 1024
+"""What a measured workload may grow beyond its memory limit: what is not the
+copies' bodies (aiohttp's and the kernel's socket buffers, the threads that hash,
+the allocator's free lists).  A fixed amount, whatever the number of copies."""
+
 _HARNESS = """
 import asyncio, json, sys
 

@@ -4,12 +4,13 @@ Every byte the library holds for a copy is in the budget while it is referenced,
 so N concurrent copies under one budget of L bytes grow a process by about L, not
 N parts.  The slack allowed beyond the limit (:data:`SLACK`) covers what is not
 the copies' bodies: aiohttp's and the kernel's socket buffers, the threads that
-hash, and the allocator's free lists.
+hash, and the allocator's free lists; it does not grow with the number of copies.
 """
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -17,12 +18,11 @@ from aqueuepipe import ByteBudget, copy
 from aqueuepipe.s3 import S3Client
 
 from .._helpers import MakeBucket, MiB, MotoServer, get, payload, put
-from .._memory import measure_growth
+from .._memory import SLACK, measure_growth
 
 pytestmark = pytest.mark.slow
 
 LIMIT = 16 * MiB
-SLACK = 20 * MiB
 
 _STREAMS = """
 import os
@@ -72,6 +72,81 @@ async def warm_up():
 
 async def workload():
     return await run([f"o{i}" for i in range(int(sys.argv[4]))], "copy-")
+"""
+
+_WRITERS = """
+from aqueuepipe import ByteBudget, open_writer
+from aqueuepipe.s3 import create_client
+
+# A buffer the producer reuses, as a socket reader does: every write is copied by
+# the writer's pipe, so what the library holds is its own bytes.
+BLOCK = bytearray(64 * 1024)
+
+async def write(client, budget, url, size):
+    async with open_writer(url, budget=budget, client=client) as body:
+        for _ in range(size // len(BLOCK)):
+            await body.write(BLOCK)
+    return body.result
+
+async def run(count, size, name):
+    budget = ByteBudget(int(sys.argv[2]))
+    async with create_client(endpoint_url=sys.argv[1], max_pool_connections=64) as client:
+        results = await asyncio.gather(*(
+            write(client, budget, f"s3://{sys.argv[3]}/{name}{i}", size) for i in range(count)
+        ))
+    assert all(r is not None and r.ok for r in results)
+    return sum(r.size for r in results)
+
+async def warm_up():
+    await run(2, 64 * 1024, "warm")
+
+async def workload():
+    return await run(int(sys.argv[4]), 24 * 1024 * 1024, "w")
+"""
+
+_DOWNLOADS = """
+import os
+from aqueuepipe import ByteBudget, copy
+from aqueuepipe.s3 import create_client
+
+async def run(keys, directory):
+    budget = ByteBudget(int(sys.argv[2]))
+    os.makedirs(directory, exist_ok=True)
+    async with create_client(endpoint_url=sys.argv[1], max_pool_connections=64) as client:
+        results = await asyncio.gather(*(
+            copy(f"s3://{sys.argv[3]}/{k}", os.path.join(directory, k), budget=budget,
+                 client=client)
+            for k in keys
+        ))
+    assert all(r.ok for r in results)
+    return sum(r.size for r in results)
+
+async def warm_up():
+    await run(["warm"], os.path.join(sys.argv[4], "warm"))
+
+async def workload():
+    return await run([f"o{i}" for i in range(int(sys.argv[5]))], sys.argv[4])
+"""
+
+_COPY_MANY = """
+from aqueuepipe import copy_many
+from aqueuepipe.s3 import create_client
+
+async def run(keys, dst_prefix):
+    bucket = sys.argv[3]
+    async with create_client(endpoint_url=sys.argv[1], max_pool_connections=64) as client:
+        results = [r async for r in copy_many(
+            [(f"s3://{bucket}/{k}", f"s3://{bucket}/{dst_prefix}{k}") for k in keys],
+            limit=int(sys.argv[2]), concurrency=16, client=client,
+        )]
+    assert len(results) == len(keys) and all(r.ok for r in results), results
+    return sum(r.size for r in results)
+
+async def warm_up():
+    await run(["warm"], "w-")
+
+async def workload():
+    return await run([f"o{i}" for i in range(int(sys.argv[4]))], "many-")
 """
 
 
@@ -125,3 +200,46 @@ async def test_tiny_stream_does_not_wait_for_a_whole_part_of_a_busy_budget(
         )
     assert result.ok and await get(s3_client, bucket, "tiny") == b"tiny"
     assert budget.used == 12 * MiB
+
+
+async def test_concurrent_writers_stay_within_the_limit(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    """16 open_writer blocks, each writing 24 MiB in 64 KiB writes, share 16 MiB."""
+    bucket = await make_bucket()
+    measured = await measure_growth(_WRITERS, moto_server.endpoint_url, str(LIMIT), bucket, "16")
+    assert measured.report == 16 * 24 * MiB
+    print(f"peak RSS growth {measured.mib:.1f} MiB")  # for the record (pytest -s)
+    assert measured.growth <= LIMIT + SLACK, f"{measured.mib:.1f} MiB"
+    head = await s3_client.head_object(Bucket=bucket, Key="w15")
+    assert head["ContentLength"] == 24 * MiB
+
+
+async def test_concurrent_downloads_to_files_stay_within_the_limit(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+) -> None:
+    bucket = await make_bucket()
+    data = payload(24 * MiB, seed=2)
+    await asyncio.gather(*(put(s3_client, bucket, f"o{i}", data) for i in range(16)))
+    await put(s3_client, bucket, "warm", b"w" * 1000)
+    measured = await measure_growth(
+        _DOWNLOADS, moto_server.endpoint_url, str(LIMIT), bucket, str(tmp_path), "16"
+    )
+    assert measured.report == 16 * 24 * MiB
+    print(f"peak RSS growth {measured.mib:.1f} MiB")  # for the record (pytest -s)
+    assert measured.growth <= LIMIT + SLACK, f"{measured.mib:.1f} MiB"
+    assert (tmp_path / "o15").read_bytes() == data
+
+
+async def test_copy_many_sixteen_at_once_stays_within_the_limit(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    bucket = await make_bucket()
+    data = payload(24 * MiB, seed=3)
+    await asyncio.gather(*(put(s3_client, bucket, f"o{i}", data) for i in range(16)))
+    await put(s3_client, bucket, "warm", b"w" * 1000)
+    measured = await measure_growth(_COPY_MANY, moto_server.endpoint_url, str(LIMIT), bucket, "16")
+    assert measured.report == 16 * 24 * MiB
+    print(f"peak RSS growth {measured.mib:.1f} MiB")  # for the record (pytest -s)
+    assert measured.growth <= LIMIT + SLACK, f"{measured.mib:.1f} MiB"
+    assert await get(s3_client, bucket, "many-o15") == data
