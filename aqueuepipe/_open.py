@@ -10,28 +10,48 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any, Self
 
 from ._budget import ByteBudget
 from ._cancel import wait_despite_cancellation
-from ._errors import PipeAbortedError, TransferError
+from ._errors import PipeAbortedError
 from ._options import TransferResult
 from ._pipe import AsyncPipe
+from .s3 import DEFAULT_PART_SIZE
 from .transfer import copy
 
 __all__ = ["ObjectReader", "ObjectWriter", "open_reader", "open_writer"]
 
-#: What a reader buffers ahead of its consumer when no limit is given.
-DEFAULT_READ_AHEAD = 8 * 1024 * 1024
+#: What a reader buffers ahead of its consumer when no limit is given: one part.
+DEFAULT_READ_AHEAD = DEFAULT_PART_SIZE
 #: What a writer's pipe buffers before the copy takes it into a part.
 WRITE_BUFFER = 1024 * 1024
 
 
 def _unwrap(exc: PipeAbortedError) -> BaseException:
-    """The copy's own error behind a pipe it aborted, else ``exc``."""
+    """The copy's own error behind a pipe it aborted (a bad option, a missing key,
+    a stall...), else ``exc`` (the pipe was aborted without one, or by a
+    cancellation, which is not this task's to raise)."""
     cause = exc.__cause__
-    return cause if isinstance(cause, TransferError) else exc
+    return cause if isinstance(cause, Exception) else exc
+
+
+def _share(limit: int | None, budget: ByteBudget | None) -> int:
+    """The most a reader's pipe holds: ``limit``, else one part, but never more than
+    half of a shared budget, so a reader that stops reading cannot hold it all."""
+    if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"limit must be a positive number of bytes, got {limit!r}")
+        if budget is not None and limit > budget.limit:
+            raise ValueError(
+                f"limit (the reader's share, {limit} bytes) cannot exceed the shared "
+                f"budget's limit ({budget.limit} bytes)"
+            )
+        return limit
+    if budget is None:
+        return DEFAULT_READ_AHEAD
+    return max(1, min(DEFAULT_READ_AHEAD, budget.limit // 2))
 
 
 class ObjectReader:
@@ -111,9 +131,12 @@ class ObjectWriter:
             raise _unwrap(exc) from None
 
 
-def _start(coro: Any, pipe: AsyncPipe) -> asyncio.Task[TransferResult]:
-    """Run the copy; if it fails before it took the pipe in hand (a bad option, a
-    missing bucket), abort the pipe so the other side is not left waiting."""
+def _start(
+    coro: Coroutine[object, object, TransferResult], pipe: AsyncPipe
+) -> asyncio.Task[TransferResult]:
+    """Run the copy (its arguments were checked when ``coro`` was made); if it fails
+    before it took the pipe in hand (a missing bucket), abort the pipe with its
+    error so the other side is not left waiting."""
     task: asyncio.Task[TransferResult] = asyncio.ensure_future(coro)
 
     def ended(task: asyncio.Task[TransferResult]) -> None:
@@ -147,19 +170,23 @@ async def open_reader(
                 ...
 
     The download runs while the block reads; broken bodies are resumed, and the
-    bytes are verified at the end.  ``budget`` (a shared :class:`ByteBudget`)
-    replaces ``limit``; the other options are :func:`~aqueuepipe.copy`'s.  Leaving
-    the block early cancels the download and releases its connection.
+    bytes are verified at the end.  Leaving the block early cancels the download
+    and releases its connection.  The other options are :func:`~aqueuepipe.copy`'s.
+
+    ``budget`` (a shared :class:`ByteBudget`) counts the bytes read ahead with
+    those of every other holder, and ``limit`` is then this reader's share of it:
+    a consumer that stops reading holds at most its share, and the others sharing
+    the budget go on.  The share is one part (8 MiB) by default, or half the
+    budget if that is less; a service with many slow clients should give each a
+    smaller one.  Without ``budget``, ``limit`` (8 MiB by default) bounds the
+    reader alone.
 
     Raises:
-        ValueError: a bad URL or option, at once.
-        TransferError: from the body's reads, when the download fails.
+        ValueError: a bad URL or option, at once (before the block runs).
+        TransferError: from the body's reads, when the download fails; the copy's
+            own error (:class:`~aqueuepipe.NoSuchKeyError`, a stall...).
     """
-    if budget is not None and limit is not None:
-        raise ValueError("pass either limit or budget, not both")
-    pipe = (
-        AsyncPipe(budget=budget) if budget is not None else AsyncPipe(limit or DEFAULT_READ_AHEAD)
-    )
+    pipe = AsyncPipe(_share(limit, budget), budget=budget)
     task = _start(copy(url, pipe, **options), pipe)
     try:
         yield ObjectReader(pipe)

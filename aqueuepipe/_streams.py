@@ -151,10 +151,13 @@ class StreamSink:
             await self._stream.aclose()
 
     async def fail(self, exc: BaseException) -> None:
-        """The copy failed: a pipe is aborted with ``exc``, so its reader sees why."""
-        if isinstance(self._stream, AsyncPipe) and not self._stream.aborted:
-            self._stream.abort(exc)
-        elif isinstance(self._stream, SpecialFile):
+        """The copy failed with ``exc``: a special file is closed.
+
+        A pipe is left open here: the copy aborts it with the error it reports
+        (translated, naming its side and URL, a stall as a stall), so the pipe's
+        reader sees the same exception as the copy's caller, not this raw one.
+        """
+        if isinstance(self._stream, SpecialFile):
             await self._stream.aclose()
 
 

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncGenerator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Coroutine, Iterable, Mapping
 from pathlib import Path
 
 from ._budget import ByteBudget
@@ -30,6 +30,7 @@ from ._options import (
     build_options,
     positive_int,
 )
+from ._pipe import AsyncPipe
 from ._skip import already_there
 from ._streams import (
     SpecialFile,
@@ -73,7 +74,7 @@ DEFAULT_CONCURRENCY = 4
 DEFAULT_BATCH_CONCURRENCY = 16
 
 
-async def copy(
+def copy(
     src: str | os.PathLike[str] | StreamSourceLike,
     dst: str | os.PathLike[str] | StreamSinkLike,
     *,
@@ -98,7 +99,7 @@ async def copy(
     sse: str | None = None,
     sse_kms_key_id: str | None = None,
     tags: bool = False,
-) -> TransferResult:
+) -> Coroutine[object, object, TransferResult]:
     """Copy ``src`` to ``dst`` by streaming, holding at most ``limit`` bytes.
 
     ``src`` and ``dst`` are ``s3://bucket/key`` URLs or local paths (at least one
@@ -146,42 +147,66 @@ async def copy(
     On failure or cancellation a multipart upload is aborted (no parts are left
     on the server) and a local destination is not created.
     """
-    if part_concurrency is not None and concurrency is not None:
-        raise ValueError("pass part_concurrency or its alias concurrency, not both")
-    options = build_options(
-        limit=limit,
-        budget=budget,
-        part_size=part_size,
-        part_concurrency=_first_given(part_concurrency, concurrency, DEFAULT_CONCURRENCY),
-        checksums=checksums,
-        checksum_algorithm=checksum_algorithm,
-        progress=progress,
-        retries=retries,
-        verify=verify,
-        metadata=metadata,
-        content_type=content_type,
-        storage_class=storage_class,
-        sse=sse,
-        sse_kms_key_id=sse_kms_key_id,
-        tags=tags,
-    )
-    _check_pair(src, into_directory(src, dst))  # ValueError before anything runs
-    pool = ClientPool(
-        client=client,
-        src_client=src_client,
-        dst_client=dst_client,
-        endpoint_url=endpoint_url,
-        checksum_when=checksum_when,
-        policy=options.policy,
-        copies=1,
-        part_concurrency=options.part_concurrency,
-        shape="one",
-    )
-    async with pool:
-        result = await _copy_expanded(src, dst, None, pool, options)
+    try:
+        if part_concurrency is not None and concurrency is not None:
+            raise ValueError("pass part_concurrency or its alias concurrency, not both")
+        options = build_options(
+            limit=limit,
+            budget=budget,
+            part_size=part_size,
+            part_concurrency=_first_given(part_concurrency, concurrency, DEFAULT_CONCURRENCY),
+            checksums=checksums,
+            checksum_algorithm=checksum_algorithm,
+            progress=progress,
+            retries=retries,
+            verify=verify,
+            metadata=metadata,
+            content_type=content_type,
+            storage_class=storage_class,
+            sse=sse,
+            sse_kms_key_id=sse_kms_key_id,
+            tags=tags,
+        )
+        _check_pair(src, into_directory(src, dst))  # ValueError before anything runs
+        pool = ClientPool(
+            client=client,
+            src_client=src_client,
+            dst_client=dst_client,
+            endpoint_url=endpoint_url,
+            checksum_when=checksum_when,
+            policy=options.policy,
+            copies=1,
+            part_concurrency=options.part_concurrency,
+            shape="one",
+        )
+    except BaseException as exc:
+        _abort_stream(dst, exc)  # a task reading the pipe learns why nothing comes
+        raise
+    return _copy(src, dst, pool, options)
+
+
+async def _copy(src: Endpoint, dst: Endpoint, pool: ClientPool, options: Options) -> TransferResult:
+    """The copy :func:`copy` checked: run it in ``pool``; raise its error."""
+    try:
+        async with pool:
+            result = await _copy_expanded(src, dst, None, pool, options)
+    except BaseException as exc:  # the pool failed to open or close, or a cancellation
+        _abort_stream(dst, exc)
+        raise
     if result.error is not None:
         raise result.error
     return result
+
+
+def _abort_stream(dst: object, error: BaseException) -> None:
+    """Abort a pipe destination with the copy's ``error``, unless it already ended.
+
+    The copy's reader then sees the same exception as the copy's caller (as the
+    ``__cause__`` of its :class:`~aqueuepipe.PipeAbortedError`), whatever failed:
+    a bad option, a missing key, a stall, a cancellation.
+    """
+    if isinstance(dst, AsyncPipe) and not dst.closed:
+        dst.abort(error)
 
 
 def copy_many(
@@ -386,8 +411,27 @@ async def _copy_expanded(
     """One pair: checked, its directory made, then copied.
 
     ``local_targets`` are the local files the pairs of a batch write so far: two
-    pairs aimed at one file are refused (the second gets an error result).
+    pairs aimed at one file are refused (the second gets an error result).  A pipe
+    destination is aborted with the pair's error, whatever step failed.
     """
+    try:
+        result = await _check_and_copy(src_end, dst_end, dst_dir, pool, options, local_targets)
+    except BaseException as exc:  # a cancellation: the pipe's reader must not wait on
+        _abort_stream(dst_end, exc)
+        raise
+    if result.error is not None:
+        _abort_stream(dst_end, result.error)
+    return result
+
+
+async def _check_and_copy(
+    src_end: Endpoint,
+    dst_end: Endpoint,
+    dst_dir: Path | None,
+    pool: ClientPool,
+    options: Options,
+    local_targets: set[Path] | None,
+) -> TransferResult:
     directory = isinstance(dst_end, str) and dst_end.endswith(("/", os.sep))
     dst_end = into_directory(src_end, dst_end)
     src, dst = describe(src_end), describe(dst_end)

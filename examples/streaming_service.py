@@ -12,12 +12,16 @@ never logged)::
     curl -o copy.iso http://127.0.0.1:8080/objects/big.iso
 
 A client that disconnects in the middle of an upload leaves no object and no open
-multipart upload: the copy fails (or is cancelled) and aborts the upload.
+multipart upload: the copy fails (or is cancelled) and aborts the upload.  A client
+that stops reading a download holds at most ``READER_SHARE`` bytes of the budget
+(plus the chunk in its socket's buffer), so the other requests go on.  A client
+that goes away is logged as one line, not a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -31,14 +35,30 @@ CLIENT = web.AppKey("client", S3Client)
 
 DEFAULT_LIMIT = 64 * 1024 * 1024
 CHUNK = 1024 * 1024  # the most bytes taken from a body at once
+#: The most a download reads ahead of its client, in the shared budget: a client
+#: that stops reading holds this much, never the whole budget.
+READER_SHARE = 2 * CHUNK
+
+log = logging.getLogger("streaming_service")
 
 
 def s3_url(request: web.Request) -> str:
-    """``s3://bucket/key`` for the request's key; 400 for a key S3 cannot hold."""
+    """``s3://bucket/key`` for the request's key; 400 for a key this service cannot
+    hold: one S3 refuses, or one ending in ``/`` (a prefix, not an object)."""
+    key = request.match_info["key"]
     try:
-        return str(S3Url(request.app[BUCKET], request.match_info["key"]))
+        url = S3Url(request.app[BUCKET], key)
     except ValueError as exc:
         raise web.HTTPBadRequest(text=str(exc)) from None
+    if url.is_prefix:
+        raise web.HTTPBadRequest(text=f"{key!r} ends in '/': a prefix, not an object")
+    return str(url)
+
+
+def client_gone(request: web.Request) -> bool:
+    """Whether the client closed or reset its connection."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 def http_error(exc: TransferError, *, client_side: Side | None = None) -> web.HTTPException:
@@ -62,6 +82,8 @@ async def put_object(request: web.Request) -> web.Response:
             client=request.app[CLIENT],
         )
     except TransferError as exc:  # a client gone mid-upload lands here too: nothing is left in S3
+        if exc.side == "source" and client_gone(request):
+            log.info("PUT %s: the client went away mid-body; nothing stored", request.path)
         raise http_error(exc, client_side="source") from exc
     return web.json_response(
         {
@@ -83,17 +105,26 @@ async def get_object(request: web.Request) -> web.StreamResponse:
     so the client sees a truncated body rather than a complete wrong one.
     """
     url = s3_url(request)
-    async with open_reader(url, budget=request.app[BUDGET], client=request.app[CLIENT]) as body:
+    async with open_reader(
+        url, limit=READER_SHARE, budget=request.app[BUDGET], client=request.app[CLIENT]
+    ) as body:
         try:
             chunk = await body.read(CHUNK)  # a missing key or bucket raises here, before any answer
         except TransferError as exc:
             raise http_error(exc) from exc
         response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
         await response.prepare(request)
-        while chunk:
-            await response.write(chunk)
-            chunk = await body.read(CHUNK)
-        await response.write_eof()
+        sent = 0
+        try:
+            while chunk:
+                await response.write(chunk)
+                sent += len(chunk)
+                chunk = await body.read(CHUNK)
+            await response.write_eof()
+        except ConnectionError:
+            # Leaving the block cancels the download; the answer cannot be completed
+            # (its end cannot be written to a closed connection).
+            log.info("GET %s: the client went away after %d bytes", request.path, sent)
     return response
 
 
@@ -143,6 +174,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     app = make_app(bucket=args.bucket, endpoint_url=args.endpoint_url, limit=args.limit)
     web.run_app(app, host=args.host, port=args.port)
 

@@ -18,9 +18,11 @@ from aqueuepipe import (
     ByteBudget,
     ChecksumMismatchError,
     NoSuchBucketError,
+    NoSuchKeyError,
     PipeAbortedError,
     RetryPolicy,
     TransferError,
+    TransferResult,
     copy,
     open_reader,
     open_writer,
@@ -357,6 +359,107 @@ async def test_open_reader_of_a_missing_bucket_raises_from_read(
     ) as body:
         with pytest.raises(NoSuchBucketError):
             await body.read()
+
+
+async def test_open_reader_of_a_missing_key_raises_no_such_key_from_the_read(
+    moto_server: MotoServer, make_bucket: MakeBucket
+) -> None:
+    bucket = await make_bucket()
+    async with open_reader(
+        f"s3://{bucket}/no/such/key", endpoint_url=moto_server.endpoint_url
+    ) as body:
+        with pytest.raises(NoSuchKeyError):
+            await body.read()
+
+
+@pytest.mark.parametrize(
+    ("url", "options", "message"),
+    [
+        ("s3://bucket/dir/", {}, "stream destination needs an s3:// object"),
+        ("http://bucket/k", {}, "s3://"),
+        ("s3://bucket/k", {"part_size": 1}, "part_size"),
+    ],
+    ids=["prefix", "not-s3", "bad-option"],
+)
+async def test_open_reader_with_bad_arguments_raises_value_error_at_entry(
+    url: str, options: dict[str, object], message: str
+) -> None:
+    entered = False
+    with pytest.raises(ValueError, match=message):
+        async with open_reader(url, endpoint_url="http://127.0.0.1:9", **options):
+            entered = True
+    assert not entered
+
+
+async def test_open_reader_with_a_share_larger_than_its_budget_is_refused() -> None:
+    with pytest.raises(ValueError, match="share"):
+        async with open_reader("s3://bucket/k", limit=2 * MiB, budget=ByteBudget(MiB)):
+            pass
+
+
+async def test_copy_into_a_pipe_with_a_bad_option_aborts_the_pipe_with_the_error() -> None:
+    """The pipe's reader, in another task, learns why no byte comes, instead of waiting."""
+    pipe = AsyncPipe(limit=MiB)
+    reader = asyncio.create_task(pipe.read())
+    with pytest.raises(ValueError, match="part_size") as caught:
+        await copy("s3://bucket/k", pipe, part_size=1)
+    with pytest.raises(PipeAbortedError) as aborted:
+        await asyncio.wait_for(reader, timeout=10)
+    assert aborted.value.__cause__ is caught.value
+
+
+async def test_copy_into_a_pipe_of_a_missing_key_aborts_the_pipe_with_the_error(
+    moto_server: MotoServer, make_bucket: MakeBucket
+) -> None:
+    bucket = await make_bucket()
+    pipe = AsyncPipe(limit=MiB)
+    with pytest.raises(NoSuchKeyError) as caught:
+        await copy(f"s3://{bucket}/gone", pipe, endpoint_url=moto_server.endpoint_url)
+    with pytest.raises(PipeAbortedError) as aborted:
+        await pipe.read()
+    assert aborted.value.__cause__ is caught.value
+
+
+class Finished:
+    """A progress listener with an event set when the copy ends, and its result."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.result: TransferResult | None = None
+
+    def transfer_started(self, src: str, dst: str, total: int | None) -> None:
+        pass
+
+    def transfer_advanced(self, src: str, dst: str, nbytes: int) -> None:
+        pass
+
+    def transfer_finished(self, result: TransferResult) -> None:
+        self.result = result
+        self.event.set()
+
+
+async def test_stalled_reader_gets_the_stall_error_from_its_next_read(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    """A consumer that stops reading stalls its download; when it reads again it gets
+    the copy's TransferError ("stalled"), not a bare PipeAbortedError."""
+    bucket = await make_bucket()
+    await put(s3_client, bucket, "k", payload(6 * MiB, seed=19))
+    finished = Finished()
+    policy = RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.1, stall_timeout=0.5)
+    async with open_reader(
+        f"s3://{bucket}/k",
+        limit=MiB,
+        retries=policy,
+        progress=finished,
+        endpoint_url=moto_server.endpoint_url,
+    ) as body:
+        assert len(await body.read(10)) == 10
+        await asyncio.wait_for(finished.event.wait(), timeout=30)  # the reader stops meanwhile
+        with pytest.raises(TransferError, match="stalled") as caught:
+            while await body.read(MiB):
+                pass
+    assert finished.result is not None and caught.value is finished.result.error
 
 
 # -- open_writer ---------------------------------------------------------------------
