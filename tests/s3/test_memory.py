@@ -4,7 +4,14 @@ Every byte the library holds for a copy is in the budget while it is referenced,
 so N concurrent copies under one budget of L bytes grow a process by about L, not
 N parts.  The slack allowed beyond the limit (:data:`SLACK`) covers what is not
 the copies' bodies: aiohttp's and the kernel's socket buffers, the threads that
-hash, and the allocator's free lists; it does not grow with the number of copies.
+hash, and the allocator's free lists.
+
+Two workloads also hold a little per copy outside the budget, by design or as a
+known gap, allowed as :data:`OUTSIDE_PER_COPY` each: an ``open_writer``'s own pipe
+(at most 1 MiB: sharing the budget with the upload's parts could deadlock), and a
+download's open response, which aiohttp reads ahead into its buffer (up to twice
+the 256 KiB read size) while the copy waits for budget (benchmarks/README.md,
+"Memory under concurrency").
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from .._memory import SLACK, measure_growth
 pytestmark = pytest.mark.slow
 
 LIMIT = 16 * MiB
+OUTSIDE_PER_COPY = 1 * MiB
 
 _STREAMS = """
 import os
@@ -210,7 +218,7 @@ async def test_concurrent_writers_stay_within_the_limit(
     measured = await measure_growth(_WRITERS, moto_server.endpoint_url, str(LIMIT), bucket, "16")
     assert measured.report == 16 * 24 * MiB
     print(f"peak RSS growth {measured.mib:.1f} MiB")  # for the record (pytest -s)
-    assert measured.growth <= LIMIT + SLACK, f"{measured.mib:.1f} MiB"
+    assert measured.growth <= LIMIT + SLACK + 16 * OUTSIDE_PER_COPY, f"{measured.mib:.1f} MiB"
     head = await s3_client.head_object(Bucket=bucket, Key="w15")
     assert head["ContentLength"] == 24 * MiB
 
@@ -227,7 +235,7 @@ async def test_concurrent_downloads_to_files_stay_within_the_limit(
     )
     assert measured.report == 16 * 24 * MiB
     print(f"peak RSS growth {measured.mib:.1f} MiB")  # for the record (pytest -s)
-    assert measured.growth <= LIMIT + SLACK, f"{measured.mib:.1f} MiB"
+    assert measured.growth <= LIMIT + SLACK + 16 * OUTSIDE_PER_COPY, f"{measured.mib:.1f} MiB"
     assert (tmp_path / "o15").read_bytes() == data
 
 
