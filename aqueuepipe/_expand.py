@@ -8,18 +8,21 @@ import os
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 
+from ._errors import TransferError
 from ._streams import is_stream_sink, is_stream_source
-from .files import safe_join
+from .files import safe_join, special_kind
 from .s3._client import S3Client
 from .s3._translate import Side, translate_error
 from .s3._urls import S3Url, parse_location
 
-__all__ = ["Expanded", "Pairs", "expand"]
+__all__ = ["Expanded", "Pairs", "expand", "not_copied"]
 
 #: An end of a copy: a URL, a path, or a stream (see :mod:`aqueuepipe._streams`).
 Endpoint = object
 Pairs = Iterable[tuple[Endpoint, Endpoint]] | AsyncIterable[tuple[Endpoint, Endpoint]]
-#: (src, dst, download root or None, error or None)
+#: (src, dst, root or None, error or None).  The root is the local directory the
+#: pair was expanded from (an upload) or into (a download); None for a pair as
+#: given.  Only a pair as given reads or writes a special file as a stream.
 Expanded = tuple[Endpoint, Endpoint, Path | None, BaseException | None]
 GetClient = Callable[[Side], Awaitable[S3Client]]
 
@@ -34,7 +37,7 @@ async def _aiter_pairs(pairs: Pairs) -> AsyncIterator[tuple[Endpoint, Endpoint]]
 
 
 async def expand(pairs: Pairs, recursive: bool, get_client: GetClient) -> AsyncIterator[Expanded]:
-    """Yield (src, dst, download root or None, error or None) per object to copy."""
+    """Yield (src, dst, root or None, error or None) per object to copy."""
     async for pair in _aiter_pairs(pairs):
         try:
             src_end, dst_end = pair
@@ -139,26 +142,44 @@ async def _replay(entries: list[dict[str, object]]) -> AsyncIterator[dict[str, o
 async def _expand_directory(
     src: str, dst: str, root: Path, dst_loc: S3Url | Path
 ) -> AsyncIterator[Expanded]:
+    """One pair per file under ``root``.  A special file found there (a FIFO, a
+    device, a socket) is never opened: it gets a failed result of its own saying
+    it was not copied, as ``aws s3 cp --recursive`` and rclone skip them."""
     walker = _walk_files(root)
     while batch := await asyncio.to_thread(_take, walker, 1000):
-        for path in batch:
+        for path, kind in batch:
             relative = path.relative_to(root).as_posix()
             try:
                 target, _ = _join_dst(dst_loc, relative)
             except ValueError as exc:
                 yield str(path), dst, None, exc
                 continue
-            yield str(path), target, None, None
+            if kind is not None:
+                yield str(path), target, root, not_copied(str(path), target, kind)
+                continue
+            yield str(path), target, root, None
 
 
-def _walk_files(root: Path) -> Iterator[Path]:
-    """Every file under ``root``, and every symbolic link to a directory (not followed:
-    the copy of such a path fails with a result that says so)."""
+def not_copied(src: str, dst: str, kind: str, side: Side = "source") -> TransferError:
+    """The error of a special file met in a directory expansion."""
+    return TransferError(src, dst, f"special file ({kind}), not copied", side=side)
+
+
+def _walk_files(root: Path) -> Iterator[tuple[Path, str | None]]:
+    """Every file under ``root`` with what it is when it is special (see
+    :func:`~aqueuepipe.files.special_kind`), and every symbolic link to a directory
+    (not followed: the copy of such a path fails with a result that says so)."""
     for directory, dirs, files in os.walk(root):
         linked = [name for name in dirs if os.path.islink(os.path.join(directory, name))]
         for name in sorted([*files, *linked]):
-            yield Path(directory, name)
+            path = Path(directory, name)
+            try:
+                mode = os.stat(path).st_mode  # a link to a FIFO is special too
+            except OSError:
+                yield path, None  # a broken link: its copy says what is wrong
+                continue
+            yield path, special_kind(mode)
 
 
-def _take(iterator: Iterator[Path], n: int) -> list[Path]:
+def _take(iterator: Iterator[tuple[Path, str | None]], n: int) -> list[tuple[Path, str | None]]:
     return list(itertools.islice(iterator, n))

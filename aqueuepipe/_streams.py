@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import inspect
 import os
-import stat
 from collections.abc import AsyncIterable, AsyncIterator, Callable
-from pathlib import Path
-from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
-
-import aiofiles
+from typing import Protocol, TypeAlias, runtime_checkable
 
 from ._pipe import AsyncPipe
+from .files import SpecialFile, special_file
 
 __all__ = [
     "ByteReader",
@@ -122,6 +119,12 @@ class StreamSource:
         self.bytes_read += filled
         return filled
 
+    def close(self) -> None:
+        """Close the special file this library opened as the source, if it is one
+        (a caller's stream is the caller's to close).  Idempotent."""
+        if isinstance(self._reader, SpecialFile):
+            self._reader.close()
+
 
 class StreamSink:
     """Writes a copy's bytes to a stream; closes an :class:`AsyncPipe` at the end."""
@@ -160,55 +163,11 @@ class StreamSink:
         if isinstance(self._stream, SpecialFile):
             await self._stream.aclose()
 
-
-class SpecialFile:
-    """A FIFO, a character device or another non-regular file, read or written in
-    place as a stream (never replaced by a renamed temporary file)."""
-
-    __slots__ = ("_file", "_mode", "path")
-
-    def __init__(self, path: Path, mode: Literal["rb", "wb"]) -> None:
-        self.path = path
-        self._mode = mode
-        self._file: Any = None
-
-    async def _opened(self) -> Any:
-        if self._file is None:
-            # Opening a FIFO waits for its other end: in aiofiles' worker thread.
-            self._file = await aiofiles.open(self.path, self._mode, buffering=0)
-        return self._file
-
-    async def read(self, n: int = -1) -> bytes:
-        data: bytes = await (await self._opened()).read(n)
-        if not data:
-            await self.aclose()
-        return data
-
-    async def write(self, data: bytes) -> None:
-        file = await self._opened()
-        view = memoryview(data)
-        while len(view):  # unbuffered: a pipe may take part of it
-            written = await file.write(view)
-            view = view[written or 0 :]
-
-    async def aclose(self) -> None:
-        file, self._file = self._file, None
-        if file is not None:
-            await file.close()
-
-
-def special_file(end: object) -> Path | None:
-    """``end`` as a path if it names an existing file that is not a regular file
-    (a FIFO, a character device...), else None."""
-    if not isinstance(end, str | os.PathLike):
-        return None
-    try:
-        info = os.stat(end)
-    except (OSError, ValueError):
-        return None
-    if stat.S_ISFIFO(info.st_mode) or stat.S_ISCHR(info.st_mode):
-        return Path(end)
-    return None
+    def close(self) -> None:
+        """Close the special file this library opened as the destination, if it is
+        one (a caller's stream is the caller's to close).  Idempotent."""
+        if isinstance(self._stream, SpecialFile):
+            self._stream.close()
 
 
 def _has_async_read(value: object) -> bool:

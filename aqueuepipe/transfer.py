@@ -20,7 +20,7 @@ from ._cancel import wait_despite_cancellation
 from ._clients import ClientPool
 from ._engine import Copy
 from ._errors import TransferError
-from ._expand import Endpoint, Pairs, expand
+from ._expand import Endpoint, Pairs, expand, not_copied
 from ._options import (
     Options,
     ProgressCallback,
@@ -43,6 +43,7 @@ from ._streams import (
     is_stream_source,
     special_file,
 )
+from .files import special_kind
 from .s3 import (
     DEFAULT_PART_SIZE,
     ChecksumWhen,
@@ -323,9 +324,9 @@ async def _run_batch(
     async with pool:
         local_targets: set[Path] = set()
 
-        async def run_one(src: Endpoint, dst: Endpoint, dst_dir: Path | None) -> None:
+        async def run_one(src: Endpoint, dst: Endpoint, root: Path | None) -> None:
             try:
-                result = await _copy_expanded(src, dst, dst_dir, pool, options, local_targets)
+                result = await _copy_expanded(src, dst, root, pool, options, local_targets)
                 await results.put(result)
             finally:
                 slots.release()
@@ -335,14 +336,14 @@ async def _run_batch(
             try:
                 async with asyncio.TaskGroup() as copies:
                     try:
-                        async for src, dst, dst_dir, error in expand(pairs, recursive, pool.get):
+                        async for src, dst, root, error in expand(pairs, recursive, pool.get):
                             await slots.acquire()
                             if error is not None:
                                 slots.release()
                                 failed = _failed(describe(src), describe(dst), error, options)
                                 await results.put(failed)
                                 continue
-                            copies.create_task(run_one(src, dst, dst_dir))
+                            copies.create_task(run_one(src, dst, root))
                     except Exception as exc:
                         # The pairs iterator failed: the copies it started still
                         # finish and report; then the batch raises its error.
@@ -403,13 +404,15 @@ def _failed(src: str, dst: str, error: BaseException, options: Options) -> Trans
 async def _copy_expanded(
     src_end: Endpoint,
     dst_end: Endpoint,
-    dst_dir: Path | None,
+    root: Path | None,
     pool: ClientPool,
     options: Options,
     local_targets: set[Path] | None = None,
 ) -> TransferResult:
     """One pair: checked, its directory made, then copied.
 
+    ``root`` is the local directory the pair was expanded from or into (None for a
+    pair as given): such a pair never reads or writes a special file.
     ``local_targets`` are the local files the pairs of a batch write so far: two
     pairs aimed at one file are refused (the second gets an error result).  A pipe
     destination is aborted with the pair's error, whatever step failed.
@@ -436,18 +439,24 @@ async def _check_and_copy(
     dst_end = into_directory(src_end, dst_end)
     src, dst = describe(src_end), describe(dst_end)
     try:
-        src_loc, dst_loc = _check_pair(src_end, dst_end)
+        src_loc, dst_loc = _check_pair(src_end, dst_end, expanded=root is not None)
         if isinstance(dst_loc, Path):
             if local_targets is not None:
                 target = await asyncio.to_thread(dst_loc.resolve)
                 if target in local_targets:
                     raise ValueError(f"another pair of this batch already writes {dst!r}")
                 local_targets.add(target)
-            if dst_dir is not None or directory:
+            if root is not None or directory:
                 await _make_parent(dst_loc)
     except Exception as exc:
         return _failed(src, dst, _as_transfer_error(exc, src, dst), options)
-    return await _copy_pair(src, dst, src_loc, dst_loc, pool, options)
+    try:
+        return await _copy_pair(src, dst, src_loc, dst_loc, pool, options)
+    finally:
+        # A special file this library opened is closed however the copy ended.
+        for end in (src_loc, dst_loc):
+            if isinstance(end, StreamSource | StreamSink):
+                end.close()
 
 
 async def _make_parent(path: Path) -> None:
@@ -490,15 +499,23 @@ def _as_transfer_error(exc: Exception, src: str, dst: str) -> BaseException:
     return translate_error(exc, src=src, dst=dst, bucket="", key=None, side="source")
 
 
-def _check_pair(src_end: object, dst_end: object) -> tuple[Location, Location]:
+def _check_pair(
+    src_end: object, dst_end: object, *, expanded: bool = False
+) -> tuple[Location, Location]:
     """The ends of a copy, checked; raises ValueError naming what is wrong.
 
-    A FIFO or a character device is a stream: read, or written in place.
+    A FIFO or a character device named by the caller is a stream: read, or
+    written in place.  In a pair an expansion made (``expanded``) it is not
+    copied: TransferError, before anything is opened.
     """
     src, dst = describe(src_end), describe(dst_end)
     if (fifo := special_file(src_end)) is not None:
+        if expanded:
+            raise not_copied(src, dst, _kind(fifo))
         src_end = SpecialFile(fifo, "rb")
     if (fifo := special_file(dst_end)) is not None:
+        if expanded:
+            raise not_copied(src, dst, _kind(fifo), side="destination")
         dst_end = SpecialFile(fifo, "wb")
     if is_stream_source(src_end):
         dst_loc = parse_location(_as_path(dst_end))
@@ -523,6 +540,13 @@ def _check_pair(src_end: object, dst_end: object) -> tuple[Location, Location]:
     if isinstance(src_loc, Path) and src_loc.is_symlink() and src_loc.is_dir():
         raise ValueError(f"source {src!r} is a symbolic link to a directory (not followed)")
     return src_loc, dst_loc
+
+
+def _kind(path: Path) -> str:
+    try:
+        return special_kind(os.stat(path).st_mode) or "a special file"
+    except OSError:
+        return "a special file"
 
 
 def into_directory(src_end: object, dst_end: object) -> object:
