@@ -418,7 +418,7 @@ async def _copy_expanded(
     destination is aborted with the pair's error, whatever step failed.
     """
     try:
-        result = await _check_and_copy(src_end, dst_end, dst_dir, pool, options, local_targets)
+        result = await _check_and_copy(src_end, dst_end, root, pool, options, local_targets)
     except BaseException as exc:  # a cancellation: the pipe's reader must not wait on
         _abort_stream(dst_end, exc)
         raise
@@ -430,7 +430,7 @@ async def _copy_expanded(
 async def _check_and_copy(
     src_end: Endpoint,
     dst_end: Endpoint,
-    dst_dir: Path | None,
+    root: Path | None,
     pool: ClientPool,
     options: Options,
     local_targets: set[Path] | None,
