@@ -183,7 +183,7 @@ async def test_concurrent_s3_to_s3_copies_stay_within_the_limit(
     measured = await measure_growth(_S3_TO_S3, moto_server.endpoint_url, str(LIMIT), bucket, "16")
     assert measured.report == 16 * 24 * MiB
     print(f"peak RSS growth {measured.mib:.1f} MiB")  # for the record (pytest -s)
-    assert measured.growth <= LIMIT + SLACK, f"{measured.mib:.1f} MiB"
+    assert measured.growth <= LIMIT + SLACK + 16 * OUTSIDE_PER_COPY, f"{measured.mib:.1f} MiB"
     assert await get(s3_client, bucket, "copy-o15") == data
 
 
@@ -249,5 +249,5 @@ async def test_copy_many_sixteen_at_once_stays_within_the_limit(
     measured = await measure_growth(_COPY_MANY, moto_server.endpoint_url, str(LIMIT), bucket, "16")
     assert measured.report == 16 * 24 * MiB
     print(f"peak RSS growth {measured.mib:.1f} MiB")  # for the record (pytest -s)
-    assert measured.growth <= LIMIT + SLACK, f"{measured.mib:.1f} MiB"
+    assert measured.growth <= LIMIT + SLACK + 16 * OUTSIDE_PER_COPY, f"{measured.mib:.1f} MiB"
     assert await get(s3_client, bucket, "many-o15") == data
