@@ -34,10 +34,16 @@ BUCKET = web.AppKey("bucket", str)
 CLIENT = web.AppKey("client", S3Client)
 
 DEFAULT_LIMIT = 64 * 1024 * 1024
-CHUNK = 1024 * 1024  # the most bytes taken from a body at once
+CHUNK = 256 * 1024  # the most bytes a GET takes from its reader, and writes, at once
 #: The most a download reads ahead of its client, in the shared budget: a client
 #: that stops reading holds this much, never the whole budget.
-READER_SHARE = 2 * CHUNK
+READER_SHARE = 4 * CHUNK
+
+#: The S3 connections the service may open.  A download holds its connection while
+#: it waits for room in the budget, and an upload's part holds its bytes while it
+#: waits for a connection: with fewer connections than requests in flight, the two
+#: can wait on each other for good.  Connections are opened only as needed.
+MAX_CONNECTIONS = 1024
 
 log = logging.getLogger("streaming_service")
 
@@ -76,7 +82,10 @@ async def put_object(request: web.Request) -> web.Response:
     """``PUT /objects/{key}``: stream the request body into the object, of any size."""
     try:
         result = await copy(
-            request.content,  # the body, read as it arrives
+            # The body, chunk by chunk as it arrives.  Not request.content itself:
+            # copy() would read it with read(1 MiB), and aiohttp then buffers up to
+            # twice that per request, outside the budget.
+            request.content.iter_any(),
             s3_url(request),
             budget=request.app[BUDGET],
             client=request.app[CLIENT],
@@ -113,9 +122,9 @@ async def get_object(request: web.Request) -> web.StreamResponse:
         except TransferError as exc:
             raise http_error(exc) from exc
         response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
-        await response.prepare(request)
         sent = 0
         try:
+            await response.prepare(request)
             while chunk:
                 await response.write(chunk)
                 sent += len(chunk)
@@ -155,7 +164,9 @@ def make_app(
             app[CLIENT] = client
             yield
             return
-        async with create_client(endpoint_url=endpoint_url) as made:
+        async with create_client(
+            endpoint_url=endpoint_url, max_pool_connections=MAX_CONNECTIONS
+        ) as made:
             app[CLIENT] = made
             yield
 

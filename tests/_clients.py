@@ -3,19 +3,26 @@ answer, one that stops sending a body, one that resets its connection mid-body.
 
 aiohttp's client reads ahead and cannot be told to stop, so these speak HTTP/1.1
 themselves.  A stalled client's socket has a tiny receive buffer and a reader that
-pauses after a few KiB, so what it does not read stays on the server's side.  Only
-the standard library is used: the measured subprocesses of tests/_memory.py import
-this module too.
+pauses after a few KiB, so what it does not read stays on the server's side.  The
+workloads at the end run in a process of their own, beside a measured service.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import math
+import os
+import random
 import socket
 import struct
+import sys
+import time
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
+
+import aiohttp
 
 #: The receive buffer of a client that stops reading (the kernel may round it up).
 TINY_BUFFER = 4096
@@ -114,3 +121,152 @@ async def get_cut_short(base: str, key: str, read: int) -> int:
     finally:
         reset(writer)
     return got
+
+
+# -- workloads, run as ``python -m tests._clients NAME BASE ARGS...`` -------------------
+#
+# The service runs in a measured process of its own (tests/_memory.py) and these
+# clients in another, so the growth measured is the service's alone.  Each workload
+# prints one JSON report.
+
+_BLOCK = os.urandom(256 * 1024)
+
+
+async def _body(size: int) -> AsyncIterator[bytes]:
+    """``size`` bytes, sent chunked: the same block over and over."""
+    while size > 0:
+        yield _BLOCK if size >= len(_BLOCK) else _BLOCK[:size]
+        size -= len(_BLOCK)
+
+
+async def _put(http: aiohttp.ClientSession, base: str, key: str, size: int) -> int:
+    async with http.put(f"{base}/objects/{key}", data=_body(size)) as response:
+        if response.status != 201:
+            raise AssertionError(f"PUT {key}: {response.status} {await response.text()}")
+        stored: int = (await response.json())["size"]
+        return stored
+
+
+async def _get(http: aiohttp.ClientSession, base: str, key: str) -> int:
+    got = 0
+    async with http.get(f"{base}/objects/{key}") as response:
+        if response.status != 200:
+            raise AssertionError(f"GET {key}: {response.status}")
+        async for chunk in response.content.iter_chunked(256 * 1024):
+            got += len(chunk)
+    return got
+
+
+def _session() -> aiohttp.ClientSession:
+    # No pool limit: every client has its own connection, as separate clients would.
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+
+
+async def warm(base: str) -> dict[str, object]:
+    """A little of everything, so the service's first-use costs precede its baseline."""
+    async with _session() as http, stalled_get(base, "warm") as status:
+        assert status.startswith(b"HTTP/1.1 200"), status
+        await asyncio.gather(*(_put(http, base, f"warm{i}", 256 * 1024) for i in range(4)))
+        await asyncio.gather(*(_get(http, base, "warm") for _ in range(4)))
+        await put_cut_short(base, "warm-cut", 1 << 20, _BLOCK, chunked=False)
+    return {}
+
+
+async def stalled_readers(
+    base: str, stalled: str, puts: str, gets: str, bound: str
+) -> dict[str, object]:
+    """``stalled`` clients GET ``big{i}`` and stop reading; meanwhile ``puts`` clients
+    PUT 20 MiB to ``up{i}`` and ``gets`` clients GET ``obj{i}``, all within ``bound``
+    seconds.  Reports what each fast client moved and how long they took."""
+    async with _session() as http, contextlib.AsyncExitStack() as stack:
+        for i in range(int(stalled)):
+            status = await stack.enter_async_context(stalled_get(base, f"big{i}"))
+            assert status.startswith(b"HTTP/1.1 200"), status
+        started = time.monotonic()
+        async with asyncio.timeout(float(bound)):
+            sizes = await asyncio.gather(
+                *(_put(http, base, f"up{i}", 20 << 20) for i in range(int(puts))),
+                *(_get(http, base, f"obj{i}") for i in range(int(gets))),
+            )
+        seconds = time.monotonic() - started
+    return {"sizes": sizes, "seconds": seconds}
+
+
+def _size(rng: random.Random, low: int, high: int) -> int:
+    """A size between ``low`` and ``high``, uniform in its logarithm."""
+    return int(math.exp(rng.uniform(math.log(low), math.log(high))))
+
+
+async def soak(
+    base: str, seconds: str, seed: str, fast: str, stalling: str, cutting: str, bound: str
+) -> dict[str, object]:
+    """For ``seconds``: ``fast`` clients PUT and GET their own key (1 KiB to 20 MiB,
+    seeded), each request within ``bound`` seconds; ``stalling`` clients GET
+    ``big{i}`` and stop reading until the end; ``cutting`` clients reset their
+    connection mid-body, over and over (PUTs to ``cut/...``, GETs of ``big{i}``).
+    Reports the fast requests' count, their longest time, and every failure."""
+    deadline = time.monotonic() + float(seconds)
+    root = random.Random(int(seed))
+    latencies: list[float] = []
+    failures: list[str] = []
+    cuts = 0
+
+    async def fast_client(i: int, rng: random.Random, http: aiohttp.ClientSession) -> None:
+        stored: int | None = None
+        while time.monotonic() < deadline:
+            started = time.monotonic()
+            try:
+                async with asyncio.timeout(float(bound)):
+                    if stored is None or rng.random() < 0.5:
+                        size = _size(rng, 1024, 20 << 20)
+                        assert await _put(http, base, f"soak/c{i}", size) == size
+                        stored = size
+                    else:
+                        got = await _get(http, base, f"soak/c{i}")
+                        assert got == stored, (got, stored)
+            except (AssertionError, TimeoutError, aiohttp.ClientError) as exc:
+                failures.append(f"client {i}: {exc!r}")
+                return
+            latencies.append(time.monotonic() - started)
+
+    async def cutting_client(i: int, rng: random.Random) -> None:
+        nonlocal cuts
+        n = 0
+        while time.monotonic() < deadline:
+            n += 1
+            size = _size(rng, 1 << 20, 20 << 20)
+            if n % 2:
+                body = _BLOCK * (rng.randrange(1, max(2, size // len(_BLOCK))))
+                await put_cut_short(base, f"cut/{i}-{n}", size, body, chunked=n % 4 == 1)
+            else:
+                await get_cut_short(base, f"big{i % int(stalling)}", rng.randrange(1, 8 << 20))
+            cuts += 1
+
+    async with _session() as http, contextlib.AsyncExitStack() as stack:
+        for i in range(int(stalling)):
+            status = await stack.enter_async_context(stalled_get(base, f"big{i}"))
+            assert status.startswith(b"HTTP/1.1 200"), status
+        async with asyncio.TaskGroup() as tasks:
+            for i in range(int(fast)):
+                tasks.create_task(fast_client(i, random.Random(root.random()), http))
+            for i in range(int(cutting)):
+                tasks.create_task(cutting_client(i, random.Random(root.random())))
+    return {
+        "requests": len(latencies),
+        "longest": max(latencies, default=0.0),
+        "failures": failures,
+        "cuts": cuts,
+    }
+
+
+_WORKLOADS = {"warm": warm, "stalled-readers": stalled_readers, "soak": soak}
+
+
+def main(argv: list[str]) -> None:
+    name, base, *args = argv
+    report = asyncio.run(_WORKLOADS[name](base, *args))
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -41,6 +42,7 @@ from .._helpers import (
     payload,
     put,
 )
+from .._memory import measure_growth
 from ..faultproxy import FaultProxy, Match
 
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.1, read_timeout=10)
@@ -524,3 +526,52 @@ async def test_stream_to_a_local_file_is_refused(tmp_path: Path) -> None:
         pipe = AsyncPipe(limit=10)
         pipe.abort()
         await pipe.read()
+
+
+# -- open_reader under one shared budget, measured -------------------------------------
+
+_READERS = """
+import zlib
+from aqueuepipe import ByteBudget, open_reader
+from aqueuepipe.s3 import create_client
+
+async def read_slowly(url, budget, client):
+    crc, size = 0, 0
+    async with open_reader(url, budget=budget, client=client) as body:
+        while chunk := await body.read(64 * 1024):
+            crc, size = zlib.crc32(chunk, crc), size + len(chunk)
+            await asyncio.sleep(0.001)  # a consumer slower than the download
+    return [size, crc]
+
+async def run(keys):
+    budget = ByteBudget(int(sys.argv[2]))
+    async with create_client(endpoint_url=sys.argv[1], max_pool_connections=64) as client:
+        return await asyncio.gather(
+            *(read_slowly(f"s3://{sys.argv[3]}/{key}", budget, client) for key in keys)
+        )
+
+async def warm_up():
+    await run(["warm", "warm"])
+
+async def workload():
+    return await run([f"r{i}" for i in range(int(sys.argv[4]))])
+"""
+
+
+async def test_sixteen_slow_readers_sharing_a_budget_stay_within_it(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    """16 open_readers of 12 MiB objects share one 16 MiB budget, their consumers
+    slower than the downloads: the process grows by at most the budget plus 20 MiB
+    (sockets, the clients' buffers, the allocator), not 16 read-aheads."""
+    bucket = await make_bucket()
+    data = payload(12 * MiB, seed=20)
+    await asyncio.gather(*(put(s3_client, bucket, f"r{i}", data) for i in range(16)))
+    await put(s3_client, bucket, "warm", payload(256 * 1024, seed=21))
+    limit = 16 * MiB
+
+    measured = await measure_growth(_READERS, moto_server.endpoint_url, str(limit), bucket, "16")
+
+    assert measured.report == [[len(data), zlib.crc32(data)]] * 16
+    print(f"peak RSS growth {measured.mib:.1f} MiB")  # for the record (pytest -s)
+    assert measured.growth <= limit + 20 * MiB, f"{measured.mib:.1f} MiB"
