@@ -50,8 +50,24 @@ class ByteBudget:
       a pipe's chunk) through until they have taken ``limit // 8`` bytes; after that
       they queue.  Each new first waiter starts with a fresh allowance.
 
-    A stalled holder is bounded by its own share (a pipe's own limit), never by
-    this budget: give the holders that may stall a share well below the limit.
+    **Growable leases** (:meth:`lease` with ``up_to``: a stream's part, which
+    cannot know its size before its bytes arrive) hold what they have while they
+    wait for more, which could deadlock a budget they all fill.  So the budget
+    keeps the largest growth any open growable lease may still ask for
+    (:attr:`kept`) from every request that came after that lease and is not a
+    growth, and lets one of them at a time (the *head*) take any step that fits.
+    The head therefore grows to its whole size as soon as the holders that were
+    there before it give back what it lacks, even beside later holders that
+    never give anything back (stalled readers); once it is whole the next one
+    becomes head, and the other growable leases grow only while what is kept
+    stays free.  Growths are served before other waiters.  The price is paid by
+    plain requests: they see :attr:`kept` fewer free bytes (small ones may still
+    take them within the allowance above), so give a budget room for a part
+    beside what its stalled holders may keep.
+
+    A stalled holder is bounded by its own share (a pipe's own limit, a stream's
+    part, which grows only as its bytes arrive), never by this budget: give the
+    holders that may stall a share well below the limit.
 
     One budget may be shared by many :class:`~aqueuepipe.AsyncPipe` objects and
     in-flight part buffers; that is how a batch of copies obeys one global limit.
@@ -62,13 +78,13 @@ class ByteBudget:
     __slots__ = (
         "_allowance",
         "_claims",
-        "_growable",
-        "_growers",
+        "_growing",
+        "_growths",
+        "_head",
         "_limit",
         "_passed",
         "_peak",
         "_small",
-        "_starting",
         "_used",
         "_waiters",
     )
@@ -93,20 +109,21 @@ class ByteBudget:
         self._passed = 0
         self._used = 0
         self._peak = 0
-        # Each waiter is (bytes wanted, future); the future is resolved only once
-        # those bytes have been counted as used on the waiter's behalf.
-        self._waiters: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
-        # Growable leases (see lease()): the bytes they hold before they grow, the
-        # growth each may still ask for, and the growths waiting (served first).
-        self._growable = 0
+        # Each waiter is a _Request; its future is resolved only once its bytes have
+        # been counted as used on its behalf.
+        self._waiters: collections.deque[_Request] = collections.deque()
+        # Growable leases (see lease()): the open ones in arrival order, the growth
+        # each may still ask for (the largest is the reserve), the one whose
+        # growth is always kept possible (the head), and the growths waiting.
+        self._growing: dict[BudgetLease, None] = {}
         self._claims: collections.Counter[int] = collections.Counter()
-        self._growers: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
-        self._starting: list[asyncio.Future[None]] = []
+        self._head: BudgetLease | None = None
+        self._growths: collections.deque[_Growth] = collections.deque()
 
     def __repr__(self) -> str:
         return (
             f"<ByteBudget limit={self._limit} used={self._used} peak={self._peak} "
-            f"waiters={len(self._waiters)}>"
+            f"waiters={len(self._waiters) + len(self._growths)}>"
         )
 
     @property
@@ -121,8 +138,13 @@ class ByteBudget:
 
     @property
     def available(self) -> int:
-        """Bytes that could be acquired now (ignoring queued waiters)."""
+        """Bytes that could be acquired now (ignoring queued waiters and the reserve)."""
         return self._limit - self._used
+
+    @property
+    def kept(self) -> int:
+        """Bytes kept free for the growth of open growable leases (see :meth:`lease`)."""
+        return max(self._claims, default=0)
 
     @property
     def peak(self) -> int:
@@ -135,16 +157,18 @@ class ByteBudget:
             limit=self._limit,
             used=self._used,
             peak=self._peak,
-            waiters=len(self._waiters) + len(self._growers) + len(self._starting),
+            waiters=len(self._waiters) + len(self._growths),
         )
 
     def try_acquire(self, n: int) -> bool:
         """Take ``n`` bytes if they fit now and nobody is waiting; never blocks.
 
         Returns whether the bytes were taken.  A request that fits is still
-        refused while an :meth:`acquire` is queued, unless it is small enough to
-        pass a first waiter that does not fit (see the class's "Fairness"), so a
-        caller polling with ``try_acquire`` never overtakes a waiter otherwise.
+        refused while an :meth:`acquire` or a growth is queued, unless it is small
+        enough to pass a first waiter that does not fit (see the class's
+        "Fairness"), so a caller polling with ``try_acquire`` never overtakes a
+        waiter otherwise.  Bytes kept for growable leases (:attr:`kept`) do not
+        count as free.
 
         Raises:
             TypeError: ``n`` is not an int.
@@ -158,7 +182,8 @@ class ByteBudget:
         if used > self._limit:
             self._check_request(n)  # n > limit: it could never fit
             return False
-        if self._waiters and not self._may_pass(n):
+        blocked = self._waiters or self._growths or used + self.kept > self._limit
+        if blocked and not self._may_pass(n):
             return False
         self._used = used
         if used > self._peak:
@@ -178,12 +203,7 @@ class ByteBudget:
         """
         if self.try_acquire(n):
             return
-        waiter = self._enqueue(n)
-        try:
-            await waiter
-        except asyncio.CancelledError:
-            self._cancel_waiter(waiter, n)
-            raise
+        await self._wait(_Request(n, 0, None))
 
     def release(self, n: int) -> None:
         """Give back ``n`` bytes and wake the waiters that now fit.  Never blocks.
@@ -202,7 +222,7 @@ class ByteBudget:
             if used < 0:
                 raise ValueError(f"cannot release {n} bytes: only {self._used} are held")
         self._used = used
-        if self._waiters or self._growers:
+        if self._waiters or self._growths:
             self._wake()
 
     @contextlib.asynccontextmanager
@@ -224,15 +244,20 @@ class ByteBudget:
     async def lease(self, n: int, *, up_to: int | None = None) -> BudgetLease:
         """Hold ``n`` bytes until the returned lease is closed.
 
-        With ``up_to``, the lease may later :meth:`~BudgetLease.grow` to ``up_to``
-        bytes while it holds its first ``n``: what a buffer needs when it cannot
-        know its size before it has read a little (a stream's first part).  Such
-        holding while waiting could deadlock a budget filled by leases that all
-        wait to grow, so a growable lease is granted only while every open one
-        could still grow (the bytes held by growable leases plus the largest growth
-        any of them may ask for stay within :attr:`limit`), and a growth is
-        served before every other waiter.  A lease that cannot start yet waits,
-        in arrival order like :meth:`acquire`.
+        With ``up_to``, the lease may later :meth:`~BudgetLease.grow` towards
+        ``up_to`` bytes, in one step or several, while it holds what it has: what a
+        buffer needs when it cannot know its size before it has read a little (a
+        stream's part).  Holding while waiting for more could deadlock a budget
+        whose holders all wait to grow, so the budget keeps a *reserve*: the
+        largest growth any open growable lease may still ask for is kept free from
+        every other request (plain ones, new leases, other leases' steps).  One
+        growable lease at a time, the *head* (the oldest of those whose remaining
+        growth was the largest when it became head), may take any step that fits;
+        it can therefore always grow all the way, and once it is whole and closed
+        the next head can.  A lease is granted in arrival order, like
+        :meth:`acquire`, once its ``n`` bytes fit beside what is kept: it does not
+        wait for its own growth (a 4-byte stream never waits for a part's worth of
+        a busy budget), but from then on its growth is kept from later requests.
 
         Raises:
             ValueError: as :meth:`acquire`, or ``up_to`` is below ``n`` or above
@@ -241,66 +266,125 @@ class ByteBudget:
         if up_to is None or up_to == n:
             await self.acquire(n)
             return BudgetLease(self, n, n)
+        self._check_request(n)
         self._check_request(up_to)
         if up_to < n:
             raise ValueError(f"a lease of {n} bytes cannot grow to {up_to}")
-        claim = up_to - n
-        # Wait for the bytes, then for room among the growable leases; each wait is
-        # one that a release or a lease's end wakes, in arrival order.
-        while True:
-            await self.acquire(n)
-            if self._growable + n + max(claim, self._max_claim()) <= self._limit:
-                break
-            self.release(n)
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._starting.append(waiter)  # woken when a growable lease ends
-            try:
-                await waiter
-            finally:
-                with contextlib.suppress(ValueError):
-                    self._starting.remove(waiter)
-        self._growable += n
-        self._claims[claim] += 1
-        return BudgetLease(self, n, up_to)
+        lease = BudgetLease(self, n, up_to)
+        request = _Request(n, up_to - n, lease)
+        if not (self._waiters or self._growths) and self._fits(request):
+            self._grant(request)
+        else:
+            await self._wait(request)
+        return lease
 
     # -- internals -----------------------------------------------------------
 
-    def _max_claim(self) -> int:
-        return max(self._claims, default=0)
+    def _fits(self, request: _Request) -> bool:
+        """Whether a request fits beside what is kept for the open growable leases.
 
-    def _end_growable(self, held: int, claim: int) -> None:
-        """A growable lease grew or closed: it no longer counts among them."""
-        self._growable -= held
-        self._claims[claim] -= 1
-        if not self._claims[claim]:
-            del self._claims[claim]
-        # Leases waiting to start among the growable ones may now fit: they try again.
-        starting, self._starting = self._starting, []
-        for waiter in starting:
-            if not waiter.done():
-                waiter.set_result(None)
+        A new growable lease needs only its first bytes: its own growth is kept
+        from the requests that come after it, but it does not wait for it (a
+        4-byte stream never waits for a part's worth of a busy budget).
+        """
+        return self._used + request.n + self.kept <= self._limit
 
-    async def _grow(self, n: int) -> None:
-        """``acquire(n)`` for a lease that grows: served before every other waiter."""
-        used = self._used + n
-        if used <= self._limit and not self._growers:
-            self._take(n)
-            return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._growers.append((n, waiter))
+    def _grant(self, request: _Request) -> None:
+        self._take(request.n)
+        lease = request.lease
+        if lease is not None:  # a growable lease starts
+            self._growing[lease] = None
+            self._claims[request.claim] += 1
+            if self._head is None:
+                self._head = lease
+
+    async def _wait(self, request: _Request) -> None:
+        waiter = request.future = asyncio.get_running_loop().create_future()
+        self._waiters.append(request)
         try:
             await waiter
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
-                self.release(n)
-            else:
-                self._forget_grower(waiter, n)
+                if request.lease is not None:
+                    request.lease.close()
+                else:
+                    self.release(request.n)
+                raise
+            first = bool(self._waiters) and self._waiters[0] is request
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(request)
+            self._wake(new_first=first)
             raise
 
-    def _forget_grower(self, waiter: asyncio.Future[None], n: int) -> None:
-        with contextlib.suppress(ValueError):
-            self._growers.remove((n, waiter))
-        self._wake()
+    def _step(self, lease: BudgetLease, old_claim: int, more: int) -> None:
+        """Count a growth of ``more`` bytes of ``lease`` (whose claim was ``old_claim``)."""
+        self._take(more)
+        lease._held += more
+        self._forget_claim(old_claim)
+        left = old_claim - more
+        if left:
+            self._claims[left] += 1
+        else:
+            self._end_growable(lease, 0, counted=False, wake=False)
+
+    def _forget_claim(self, claim: int) -> None:
+        self._claims[claim] -= 1
+        if not self._claims[claim]:
+            del self._claims[claim]
+
+    def _end_growable(
+        self, lease: BudgetLease, claim: int, *, counted: bool = True, wake: bool = True
+    ) -> None:
+        """``lease`` can grow no more: it no longer counts among the growable ones."""
+        if counted:
+            self._forget_claim(claim)
+        del self._growing[lease]
+        if self._head is lease:
+            self._head = None
+            best = 0
+            for other in self._growing:  # the oldest of the largest claims
+                if other._claim > best:
+                    self._head, best = other, other._claim
+        if wake and (self._waiters or self._growths):
+            self._wake()
+
+    async def _grow(self, lease: BudgetLease, more: int) -> None:
+        """Wait until ``lease`` may take ``more`` bytes, then count them."""
+        claim = lease._claim
+        growth = _Growth(lease, more)
+        if (lease is self._head or not self._growths) and self._may_grow(growth, claim):
+            self._step(lease, claim, more)
+            return
+        waiter = growth.future = asyncio.get_running_loop().create_future()
+        self._growths.append(growth)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                # Granted as the cancellation came: the lease keeps the step, as
+                # if it had returned (its owner closes or shrinks it).
+                raise
+            with contextlib.suppress(ValueError):
+                self._growths.remove(growth)
+            self._wake()
+            raise
+
+    def _may_grow(self, growth: _Growth, claim: int) -> bool:
+        """Whether ``growth`` (of a lease whose claim is ``claim``) may be granted:
+        the head's step when it fits; another's only if the reserve stays free."""
+        used = self._used + growth.more
+        if growth.lease is self._head:
+            return used <= self._limit
+        # The reserve after the step: this lease's claim goes down by the step.
+        self._forget_claim(claim)
+        left = claim - growth.more
+        if left:
+            self._claims[left] += 1
+        keep = max(self._claims, default=0)
+        if left:
+            self._forget_claim(left)
+        self._claims[claim] += 1
+        return used + keep <= self._limit
 
     def _may_pass(self, n: int) -> bool:
         """Whether a request for ``n`` bytes (which fit) may go before the waiters.
@@ -328,76 +412,95 @@ class ByteBudget:
         if self._used > self._peak:
             self._peak = self._used
 
-    def _enqueue(self, n: int) -> asyncio.Future[None]:
-        """Queue a request for ``n`` bytes; the future resolves once granted."""
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append((n, waiter))
-        return waiter
-
-    def _cancel_waiter(self, waiter: asyncio.Future[None], n: int) -> None:
-        """Undo a request whose waiting was interrupted.
-
-        If the bytes had already been granted, they are given back; otherwise the
-        request leaves the queue.  Either way, waiters behind it are re-examined.
-        """
-        if waiter.done() and not waiter.cancelled():
-            self.release(n)
-            return
-        first = bool(self._waiters) and self._waiters[0][1] is waiter
-        with contextlib.suppress(ValueError):
-            self._waiters.remove((n, waiter))
-        self._wake(new_first=first)
-
     def _wake(self, *, new_first: bool = False) -> None:
-        growers = self._growers
-        while growers:
-            n, waiter = growers[0]
-            if waiter.done():
-                growers.popleft()
-                continue
-            if self._used + n > self._limit:
-                return  # growths go first: nothing else until this one fits
-            growers.popleft()
-            self._take(n)
-            waiter.set_result(None)
-        waiters = self._waiters
         served = new_first
-        while waiters:
-            n, waiter = waiters[0]
-            if waiter.done():  # its acquire was cancelled
+        waiters, growths = self._waiters, self._growths
+        progress = True
+        while progress:
+            progress = False
+            # Growths first, the head's before the others', each in arrival order
+            # (a step may end a head and so let another grow: go round again).
+            for growth in sorted(growths, key=lambda g: g.lease is not self._head):
+                waiter = growth.future
+                assert waiter is not None
+                if waiter.done():  # its grow was cancelled
+                    growths.remove(growth)
+                    continue
+                claim = growth.lease._claim
+                if self._may_grow(growth, claim):
+                    growths.remove(growth)
+                    self._step(growth.lease, claim, growth.more)
+                    waiter.set_result(None)
+                    served = progress = True
+            while waiters and not growths:
+                request = waiters[0]
+                waiter = request.future
+                assert waiter is not None
+                if waiter.done():  # its wait was cancelled
+                    waiters.popleft()
+                    served = True
+                    continue
+                if not self._fits(request):
+                    break
                 waiters.popleft()
-                served = True
-                continue
-            if self._used + n > self._limit:
-                break
-            waiters.popleft()
-            self._take(n)
-            waiter.set_result(None)
-            served = True
+                self._grant(request)
+                waiter.set_result(None)
+                served = progress = True
         if served:
             # A new first waiter (or none): a fresh allowance, and the small
             # requests queued behind it may now pass it.
             self._passed = 0
-            if len(waiters) > 1:
-                self._pass_queued()
+        if waiters:
+            # The first waiter does not fit (or a growth waits): small requests may
+            # pass it, within its allowance.
+            self._pass_queued()
 
     def _pass_queued(self) -> None:
-        """Grant, in order, the queued small requests that may pass the first waiter.
-
-        Stops at the first one that may not, so the queue keeps its order.
+        """Grant, in order, the queued small plain requests that may pass the first
+        waiter (or what is kept for growths).  Stops at the first one that may not,
+        so the queue keeps its order.
         """
         waiters = self._waiters
-        i = 1
+        i = 0
         while i < len(waiters):
-            n, waiter = waiters[i]
+            request = waiters[i]
+            waiter = request.future
+            assert waiter is not None
             if waiter.done():
                 del waiters[i]
                 continue
-            if self._used + n > self._limit or not self._may_pass(n):
-                return
+            passes = (
+                request.lease is None
+                and self._used + request.n <= self._limit
+                and self._may_pass(request.n)
+            )
+            if not passes:
+                if i:
+                    return
+                i = 1  # the first waiter itself: the ones behind it may pass it
+                continue
             del waiters[i]
-            self._take(n)
+            self._grant(request)
             waiter.set_result(None)
+
+
+@dataclass(slots=True, eq=False)
+class _Request:
+    """A queued request: ``n`` bytes now, and for a growable lease, its ``claim``."""
+
+    n: int
+    claim: int
+    lease: BudgetLease | None
+    future: asyncio.Future[None] | None = None
+
+
+@dataclass(slots=True, eq=False)
+class _Growth:
+    """A queued growth of ``lease`` by ``more`` bytes."""
+
+    lease: BudgetLease
+    more: int
+    future: asyncio.Future[None] | None = None
 
 
 class BudgetLease:
@@ -408,13 +511,12 @@ class BudgetLease:
     release with an acquire by hand.
     """
 
-    __slots__ = ("_budget", "_growable", "_held", "_up_to")
+    __slots__ = ("_budget", "_held", "_up_to")
 
     def __init__(self, budget: ByteBudget, held: int, up_to: int) -> None:
         self._budget = budget
         self._held = held
         self._up_to = up_to
-        self._growable = up_to > held
 
     def __repr__(self) -> str:
         return f"<BudgetLease held={self._held} up_to={self._up_to}>"
@@ -424,33 +526,51 @@ class BudgetLease:
         """The bytes this lease holds now."""
         return self._held
 
-    async def grow(self) -> None:
-        """Hold ``up_to`` bytes: wait for the rest, before every other waiter.
+    @property
+    def up_to(self) -> int:
+        """The most bytes this lease may grow to (its :attr:`held` if it cannot grow)."""
+        return self._up_to
 
-        Cancellation is atomic: a cancelled ``grow`` holds what it held before.
+    @property
+    def _claim(self) -> int:
+        return self._up_to - self._held
+
+    async def grow(self, to: int | None = None) -> None:
+        """Hold ``to`` bytes (default: ``up_to``): wait for the rest, before every
+        waiter that is not a growth.
+
+        A lease may grow in as many steps as it likes; it stops being growable once
+        it holds ``up_to``.  Cancellation is atomic: a cancelled ``grow`` holds what
+        it held before.
 
         Raises:
-            RuntimeError: the lease is closed, or was not made growable.
+            RuntimeError: the lease cannot grow (made without ``up_to``, grown
+                whole, shrunk or closed).
+            ValueError: ``to`` is not above what it holds, or above ``up_to``.
         """
-        if not self._growable:
+        if self not in self._budget._growing:
             raise RuntimeError("this lease cannot grow (closed, grown, or made without up_to)")
-        more = self._up_to - self._held
-        await self._budget._grow(more)
-        self._growable = False
-        self._budget._end_growable(self._held, more)
-        self._held = self._up_to
+        target = self._up_to if to is None else to
+        if not self._held < target <= self._up_to:
+            raise ValueError(
+                f"a lease holding {self._held} bytes cannot grow to {target} "
+                f"(at most {self._up_to})"
+            )
+        await self._budget._grow(self, target - self._held)  # counts the bytes held
 
     def shrink(self, n: int) -> None:
-        """Hold only ``n`` bytes from now on (the rest goes back at once)."""
+        """Hold only ``n`` bytes from now on (the rest goes back at once); the lease
+        can grow no more."""
         if not 0 <= n <= self._held:
             raise ValueError(f"cannot shrink a lease of {self._held} bytes to {n}")
-        if self._growable:
-            self._growable = False
-            self._budget._end_growable(self._held, self._up_to - self._held)
+        budget = self._budget
+        claim = self._claim
         give, self._held = self._held - n, n
         self._up_to = n
+        if self in budget._growing:
+            budget._end_growable(self, claim)
         if give:
-            self._budget.release(give)
+            budget.release(give)
 
     def close(self) -> None:
         """Give every byte back.  Idempotent; never blocks."""

@@ -51,6 +51,7 @@ from .files import FileSink, FileSource
 from .s3._client import S3Client
 from .s3._endpoints import validates_digests
 from .s3._objects import (
+    CHUNK_READ_SIZE,
     ObjectStream,
     PartLayout,
     open_object,
@@ -304,12 +305,13 @@ class Copy(Uploader):
 
         A file is written through a pipe on the copy's budget, so the network
         never waits for the disk; a stream consumer is written directly (its own
-        pipe or pace bounds what is held).
+        pipe or pace bounds what is held), in small chunks so that little of the
+        body waits in aiohttp's buffer (:func:`~aqueuepipe.s3._objects.read_ahead`).
         """
         if isinstance(sink, StreamSink):
             while True:
                 with self.errors("source"):
-                    chunk = await stream.read()
+                    chunk = await stream.read(CHUNK_READ_SIZE)
                 if not chunk:
                     break
                 await self._take(chunk, sink)

@@ -19,6 +19,7 @@ from ._errors import PipeAbortedError
 from ._options import TransferResult
 from ._pipe import AsyncPipe
 from .s3 import DEFAULT_PART_SIZE
+from .s3._objects import CHUNK_READ_SIZE, read_ahead
 from .transfer import copy
 
 __all__ = ["ObjectReader", "ObjectWriter", "open_reader", "open_writer"]
@@ -176,26 +177,40 @@ async def open_reader(
     ``budget`` (a shared :class:`ByteBudget`) counts the bytes read ahead with
     those of every other holder, and ``limit`` is then this reader's share of it:
     a consumer that stops reading holds at most its share, and the others sharing
-    the budget go on.  The share is one part (8 MiB) by default, or half the
-    budget if that is less; a service with many slow clients should give each a
-    smaller one.  Without ``budget``, ``limit`` (8 MiB by default) bounds the
-    reader alone.
+    the budget go on.  The reader takes its share from the budget before the
+    download starts (with about 0.7 MiB more for what the HTTP client buffers of
+    the body) and holds it until the block ends, so it never waits for the budget
+    while holding part of it.  The share is one part (8 MiB) by default, or half
+    the budget if that is less; a service with many clients should give each a
+    smaller one, since the shares held at once bound how many read at once.
+    Without ``budget``, ``limit`` (8 MiB by default) bounds the reader alone.
 
     Raises:
         ValueError: a bad URL or option, at once (before the block runs).
         TransferError: from the body's reads, when the download fails; the copy's
             own error (:class:`~aqueuepipe.NoSuchKeyError`, a stall...).
     """
-    pipe = AsyncPipe(_share(limit, budget), budget=budget)
-    task = _start(copy(url, pipe, **options), pipe)
+    share = _share(limit, budget)
+    pipe = AsyncPipe(share)
+    held = None
+    if budget is not None:
+        # The reader's whole share, and what the HTTP client buffers of the body,
+        # taken at once: a reader never waits for the shared budget while it holds
+        # part of it, so readers that stop reading cannot freeze the others.
+        held = await budget.lease(min(budget.limit, share + read_ahead(CHUNK_READ_SIZE)))
     try:
-        yield ObjectReader(pipe)
+        task = _start(copy(url, pipe, **options), pipe)
+        try:
+            yield ObjectReader(pipe)
+        finally:
+            if not task.done():
+                task.cancel()
+            await _finish(task)
+            if not pipe.closed:
+                pipe.abort()
     finally:
-        if not task.done():
-            task.cancel()
-        await _finish(task)
-        if not pipe.closed:
-            pipe.abort()
+        if held is not None:
+            held.close()
 
 
 @contextlib.asynccontextmanager

@@ -56,8 +56,8 @@ from .s3._urls import S3Url
 __all__ = ["ChecksumRefused", "Uploader", "signals_unwrapped"]
 
 
-#: The most a stream's first read takes from the budget before the stream shows
-#: it has more (then its first part grows to a whole part).
+#: The most a stream's part takes from the budget before the stream shows it has
+#: more (then the part doubles each time it is full, up to a whole part).
 _FIRST_READ = 1024 * 1024
 
 # S3 error codes of a body that disagrees with its Content-MD5 or checksum header:
@@ -259,18 +259,15 @@ class Uploader:
         """Upload a stream of unknown length: its first ``part_size`` bytes decide
         between one PutObject and a multipart upload.
 
-        The first part starts small (a growable lease of at most 1 MiB) and grows
-        to a whole part only once the stream has filled it: a 4-byte stream never
-        waits for 8 MiB of a busy budget.
+        Every part of a stream starts small and grows as its bytes arrive
+        (:meth:`_fill_stream_part`): a 4-byte stream never waits for 8 MiB of a
+        busy budget, and a client that stops sending mid-part holds about twice
+        what it sent, not a whole part.
         """
         part_size = choose_part_size(None, self.options.part_size)
-        first = min(part_size, _FIRST_READ, max(1, self.budget.limit // 64))
-        part = await _Part.take(self.budget, first, up_to=part_size)
+        part = await self._stream_part(part_size)
         try:
-            got = await self._read(part, source)
-            if got == first < part_size:
-                await part.grow()
-                got += await self._read(part, source, got)
+            got = await self._fill_stream_part(part, source)
             if got == part_size:
                 await self._multipart(source, None, part_size, client, dst, first=part)
                 return
@@ -279,6 +276,20 @@ class Uploader:
             await self._put_part(part, client, dst)
         finally:
             part.close()  # idempotent: the upload closed it once the server had it
+
+    async def _stream_part(self, part_size: int, slot: asyncio.Semaphore | None = None) -> _Part:
+        """A part for a stream: a growable lease of at most 1 MiB, up to ``part_size``."""
+        first = min(part_size, _FIRST_READ, max(1, self.budget.limit // 64))
+        return await _Part.take(self.budget, first, up_to=part_size, slot=slot)
+
+    async def _fill_stream_part(self, part: _Part, source: _PartSource) -> int:
+        """Fill a stream's part, doubling it each time it is full, until it holds a
+        whole part or the stream ends; return the bytes read."""
+        got = await self._read(part, source)
+        while got == part.size < part.lease.up_to:
+            await part.grow(min(part.lease.up_to, 2 * part.size))
+            got += await self._read(part, source, got)
+        return got
 
     async def _send_put(
         self, client: S3Client, dst: S3Url, part: _Part, digests: _Digests
@@ -482,10 +493,16 @@ class Uploader:
                                 "bytes; pass a larger part_size",
                                 side="source",
                             )
-                        length = part_size if size is None else min(part_size, size - offset)
-                        part = await _Part.take(self.budget, length, slot=slots)
-                        live.add(part)
-                        got = await self._read(part, source)
+                        if size is None:
+                            length = part_size
+                            part = await self._stream_part(part_size, slots)
+                            live.add(part)
+                            got = await self._fill_stream_part(part, source)
+                        else:
+                            length = min(part_size, size - offset)
+                            part = await _Part.take(self.budget, length, slot=slots)
+                            live.add(part)
+                            got = await self._read(part, source)
                         if size is not None:
                             self._check_length(offset + got, size, offset + length)
                         if got == 0:  # the stream ended exactly at a part boundary
@@ -771,9 +788,10 @@ class _Part:
             self.body.write(b"\0")
             self.body.seek(0)
 
-    async def grow(self) -> None:
-        """Grow to the lease's ``up_to`` (the bytes read so far are kept)."""
-        await self.lease.grow()
+    async def grow(self, to: int) -> None:
+        """Grow to ``to`` bytes, at most the lease's ``up_to`` (the bytes read so
+        far are kept)."""
+        await self.lease.grow(to)
         self.size = self.lease.held
         self._resize(self.size)
 

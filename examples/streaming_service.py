@@ -13,8 +13,9 @@ never logged)::
 
 A client that disconnects in the middle of an upload leaves no object and no open
 multipart upload: the copy fails (or is cancelled) and aborts the upload.  A client
-that stops reading a download holds at most ``READER_SHARE`` bytes of the budget
-(plus the chunk in its socket's buffer), so the other requests go on.  A client
+that stops reading a download holds at most ``READER_SHARE`` bytes of the budget,
+and what the S3 client buffers of the body (about 0.7 MiB, in the budget too; plus
+the chunk in its socket's buffer), so the other requests go on.  A client
 that goes away is logged as one line, not a traceback.
 """
 
@@ -36,8 +37,10 @@ CLIENT = web.AppKey("client", S3Client)
 DEFAULT_LIMIT = 64 * 1024 * 1024
 CHUNK = 256 * 1024  # the most bytes a GET takes from its reader, and writes, at once
 #: The most a download reads ahead of its client, in the shared budget: a client
-#: that stops reading holds this much, never the whole budget.
-READER_SHARE = 4 * CHUNK
+#: that stops reading holds this much (and the S3 body's buffer), never the whole
+#: budget.  Each GET takes it from the budget when it starts, so it is small: the
+#: shares of clients that stop reading must leave room for an upload's part.
+READER_SHARE = 2 * CHUNK
 
 #: The S3 connections the service may open.  A download holds its connection while
 #: it waits for room in the budget, and an upload's part holds its bytes while it

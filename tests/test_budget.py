@@ -414,17 +414,103 @@ async def test_lease_that_cannot_grow_to_more_than_the_limit_is_refused() -> Non
 
 async def test_growth_is_served_before_earlier_waiters() -> None:
     budget = ByteBudget(100)
-    lease = await budget.lease(10, up_to=50)
-    await budget.acquire(80)  # 90 held
-    plain = asyncio.create_task(budget.acquire(60))
+    head = await budget.lease(10, up_to=50)
+    other = await budget.lease(10, up_to=50)  # 20 held, 40 kept for a growth
+    await budget.acquire(40)
+    plain = asyncio.create_task(budget.acquire(30))
     await run_ready()
-    grow = asyncio.create_task(lease.grow())
+    grow = asyncio.create_task(other.grow())
     await run_ready()
-    budget.release(80)  # 10 held: the growth (40) goes first, then 60 cannot fit
+    assert not plain.done() and not grow.done()
+    budget.release(40)  # 20 held: the growth goes first, then 30 cannot fit beside 40 kept
     await grow
-    assert not plain.done() and budget.used == 50
-    lease.close()
+    assert not plain.done() and budget.used == 60
+    head.close()  # nothing kept any more
     await plain
+    assert budget.used == 80
+    other.close()
+    budget.release(30)
+
+
+async def test_plain_requests_and_new_leases_leave_the_largest_growth_free() -> None:
+    budget = ByteBudget(100)
+    lease = await budget.lease(10, up_to=50)
+    assert budget.kept == 40
+    assert budget.try_acquire(51) is False  # 10 + 51 would leave less than 40
+    assert budget.try_acquire(50) is True
+    late = asyncio.create_task(budget.lease(1, up_to=2))  # 61 + 1 + 40 > 100
+    await run_ready()
+    assert not late.done()
+    await lease.grow(30)  # the head's steps always fit: 20 of its growth still kept
+    assert (lease.held, budget.kept, budget.used) == (30, 20, 80)
+    await lease.grow()
+    assert budget.kept == 0 and budget.used == 100
+    budget.release(50)
+    second = await late
+    assert budget.kept == 1
+    lease.close()
+    second.close()
+    assert budget.used == 0
+
+
+async def test_a_lease_grows_in_steps_and_checks_them() -> None:
+    budget = ByteBudget(100)
+    lease = await budget.lease(4, up_to=64)
+    for size in (8, 16, 32, 64):
+        await lease.grow(size)
+        assert (lease.held, budget.used, budget.kept) == (size, size, 64 - size)
+    with pytest.raises(RuntimeError, match="cannot grow"):
+        await lease.grow()
+    other = await budget.lease(4, up_to=8)
+    with pytest.raises(ValueError, match="cannot grow to 9"):
+        await other.grow(9)
+    with pytest.raises(ValueError, match="cannot grow to 4"):
+        await other.grow(4)
+    lease.close()
+    other.close()
+    assert (budget.used, budget.kept) == (0, 0)
+
+
+@pytest.mark.parametrize("in_steps", [True, False], ids=["doubling", "at-once"])
+async def test_growable_leases_beside_holders_that_never_let_go_all_complete(
+    in_steps: bool,
+) -> None:
+    """The soak's freeze in small: 5 stalled readers hold 1 MiB each of 16 MiB, and
+    20 streams each read 256 KiB before they know they need a part of 8 MiB.  Each
+    stream grows by doubling as its bytes arrive, and closes its part once sent.
+    The budget keeps the largest growth free, so all 20 complete, one head at a
+    time, while the readers never give anything back; a 5-byte request gets through
+    meanwhile.  (Admitting the streams against the limit alone, as before, let
+    them take the bytes the growths needed and froze them all.)"""
+    mib = 1 << 20
+    budget = ByteBudget(16 * mib)
+    for _ in range(5):
+        await budget.acquire(mib)  # stalled readers' shares: never released
+    done: list[int] = []
+
+    async def stream(i: int) -> None:
+        lease = await budget.lease(mib // 4, up_to=8 * mib)
+        try:
+            while lease.held < 8 * mib:
+                await run_ready()  # the rest of the part arrives meanwhile
+                if in_steps:
+                    await lease.grow(min(8 * mib, 2 * lease.held))
+                else:
+                    await lease.grow()
+                assert budget.used <= budget.limit
+            await run_ready()  # the part is sent
+        finally:
+            lease.close()
+        done.append(i)
+
+    async with asyncio.timeout(5):
+        tasks = [asyncio.create_task(stream(i)) for i in range(20)]
+        await run_ready()
+        await budget.acquire(5)  # a small request is not frozen out
+        budget.release(5)
+        await asyncio.gather(*tasks)
+    assert sorted(done) == list(range(20))
+    assert budget.used == 5 * mib and budget.kept == 0
 
 
 async def test_many_growable_leases_never_deadlock_a_budget() -> None:
@@ -452,14 +538,17 @@ async def test_many_growable_leases_never_deadlock_a_budget() -> None:
 
 async def test_cancelled_growth_keeps_what_the_lease_held() -> None:
     budget = ByteBudget(100)
+    head = await budget.lease(10, up_to=50)
     lease = await budget.lease(10, up_to=50)
-    await budget.acquire(90)
+    await budget.acquire(40)  # the growth of the other would take what is kept for the head
     grow = asyncio.create_task(lease.grow())
     await run_ready()
     grow.cancel()
     with pytest.raises(asyncio.CancelledError):
         await grow
-    assert (lease.held, budget.used) == (10, 100)
-    budget.release(90)
+    assert (lease.held, budget.used, budget.kept) == (10, 60, 40)
+    budget.release(40)
+    head.close()
+    await lease.grow()  # still growable, and now the head
     lease.close()
     assert budget.used == 0

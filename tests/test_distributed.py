@@ -39,6 +39,7 @@ from aqueuepipe.distributed import (  # noqa: E402
 )
 
 from ._helpers import MiB, MotoServer, bucket_name  # noqa: E402
+from ._memory import SLACK  # noqa: E402
 from .faultproxy import MAX_STALL_SECONDS, Exchange, FaultProxy, Match  # noqa: E402
 
 pytestmark = pytest.mark.dask
@@ -240,6 +241,38 @@ class FirstCopy:
     summary: CopySummary
     bucket: str
     manifest: Path
+    #: Each worker's peak RSS growth during the copy (VmHWM over its RSS before).
+    worker_growth: dict[str, int]
+
+
+def _worker_memory() -> tuple[Any, Any]:
+    """Two functions for ``client.run``, made here so that they are sent by value
+    (a worker need not import this module): one warms a worker up with a copy of
+    one object, restarts its peak RSS from now and returns its RSS; the other
+    returns its peak RSS."""
+
+    def status(field: str) -> int:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+        raise RuntimeError(field)
+
+    async def baseline(src: str, dst: str) -> int:
+        import os
+
+        import aqueuepipe
+
+        # A warm-up of the same kind: imports, the client's models, thread pools.
+        await aqueuepipe.copy(src, f"{dst}{os.getpid()}", limit=LIMIT)
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return status("VmRSS")
+
+    def peak() -> int:
+        return status("VmHWM")
+
+    return baseline, peak
 
 
 @pytest.fixture(scope="module")
@@ -248,6 +281,9 @@ def first_copy(
 ) -> FirstCopy:
     bucket = new_bucket(s3, "dst")
     manifest = tmp_path_factory.mktemp("manifest") / "copy.jsonl"
+    baseline, peak = _worker_memory()
+    warm = f"s3://{source.bucket}/data/large/0.bin", f"s3://{bucket}/warm/"
+    baselines = client.run(baseline, *warm)
     summary = copy_data(
         client,
         source,
@@ -256,7 +292,9 @@ def first_copy(
         manifest=manifest,
         endpoint_url=moto_server.endpoint_url,
     )
-    return FirstCopy(summary, bucket, manifest)
+    peaks = client.run(peak)
+    growth = {worker: peaks[worker] - baselines[worker] for worker in baselines}
+    return FirstCopy(summary, bucket, manifest, growth)
 
 
 # -- a whole prefix -------------------------------------------------------------------
@@ -294,12 +332,17 @@ def test_manifest_has_one_line_per_key(first_copy: FirstCopy, source: Source) ->
             assert hashlib.md5(md5).hexdigest() + "-1" == line["etag"]
 
 
-def test_worker_budget_peaks_stay_within_limit(first_copy: FirstCopy) -> None:
+def test_workers_grow_by_at_most_their_limit_plus_the_slack(first_copy: FirstCopy) -> None:
+    """Measured from outside the library: each worker process's peak RSS growth
+    during the copy (the kernel's VmHWM over its RSS before), not the budget's own
+    count (which cannot exceed the limit by construction)."""
     summary = first_copy.summary
     assert summary.worker_limit == LIMIT
-    assert len(summary.worker_peaks) == 2
-    for peak in summary.worker_peaks.values():
-        assert 0 < peak <= LIMIT
+    assert len(summary.worker_peaks) == 2 and all(summary.worker_peaks.values())
+    assert len(first_copy.worker_growth) == 2
+    for worker, growth in first_copy.worker_growth.items():
+        print(f"{worker}: peak RSS growth {growth / MiB:.1f} MiB")  # pytest -s
+        assert growth <= LIMIT + SLACK, f"{worker}: {growth / MiB:.1f} MiB"
 
 
 def test_rerun_after_completion_copies_nothing(

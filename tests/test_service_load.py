@@ -140,13 +140,6 @@ SOAK_REQUEST_BOUND = 30
 
 @pytest.mark.slow
 @pytest.mark.timeout(SOAK_SECONDS + 120)  # its service process is stopped at +50 s
-@pytest.mark.xfail(
-    reason="ByteBudget.lease admits growable first parts against the limit, not against "
-    "what other holders (stalled readers' shares) leave: ~20 uploads each holding "
-    "256 KiB and waiting to grow by 7.75 MiB, served before every other waiter, freeze "
-    "the service",
-    strict=False,
-)
 async def test_service_soak_stays_within_the_limit_and_leaves_nothing_behind(
     moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
 ) -> None:

@@ -27,6 +27,7 @@ from ._retry import RetryPolicy
 from ._urls import S3Url
 
 __all__ = [
+    "CHUNK_READ_SIZE",
     "LAYOUT_CONCURRENCY",
     "READ_SIZE",
     "WRITE_SIZE",
@@ -36,6 +37,7 @@ __all__ = [
     "PartLayout",
     "open_object",
     "part_layout",
+    "read_ahead",
     "retry_attempts",
 ]
 
@@ -43,6 +45,18 @@ __all__ = [
 #: buffer to twice the largest read, so reading a whole part in one call would let
 #: it buffer two parts' worth outside the budget; this keeps it at 512 KiB.
 READ_SIZE = 256 * 1024
+
+#: The bytes asked of a body at once when it is passed on chunk by chunk (to a
+#: stream's consumer): aiohttp then buffers less of it ahead.
+CHUNK_READ_SIZE = 64 * 1024
+
+
+def read_ahead(read_size: int) -> int:
+    """What aiohttp holds of an open body read ``read_size`` bytes at a time, beyond
+    what the reader took: twice the largest read (its high-water mark), one socket
+    read (256 KiB) and the response's own objects.  Measured with tracemalloc over
+    20 bodies left unread: 0.65 MiB at 64 KiB reads, 1.3 MiB at 256 KiB."""
+    return 4 * read_size + 448 * 1024
 
 
 #: The most bytes of a :class:`PartBody` handed to the connection at once.

@@ -43,6 +43,7 @@ from .._helpers import (
     put,
 )
 from .._memory import measure_growth
+from .._sync import run_ready
 from ..faultproxy import FaultProxy, Match
 
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.1, read_timeout=10)
@@ -575,3 +576,58 @@ async def test_sixteen_slow_readers_sharing_a_budget_stay_within_it(
     assert measured.report == [[len(data), zlib.crc32(data)]] * 16
     print(f"peak RSS growth {measured.mib:.1f} MiB")  # for the record (pytest -s)
     assert measured.growth <= limit + 20 * MiB, f"{measured.mib:.1f} MiB"
+
+
+# -- what a stream holds of a shared budget -------------------------------------------
+
+
+async def test_a_stream_part_grows_only_as_its_bytes_arrive(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    """A client that stops sending after 1.5 MiB of an 8 MiB part holds about twice
+    what it sent of the shared budget, not the whole part (the first part used to
+    grow to 8 MiB at its first 1 MiB), and the rest of the budget stays free."""
+    bucket = await make_bucket()
+    budget = ByteBudget(32 * MiB)
+    paused, resume = asyncio.Event(), asyncio.Event()
+    data = os.urandom(12 * MiB)
+
+    async def client() -> AsyncIterator[bytes]:
+        yield data[: 3 * MiB // 2]
+        paused.set()
+        await resume.wait()
+        yield data[3 * MiB // 2 :]
+
+    task = asyncio.create_task(
+        copy(client(), f"s3://{bucket}/k", budget=budget, endpoint_url=moto_server.endpoint_url)
+    )
+    await paused.wait()
+    await run_ready()  # the copy takes what it would take of the bytes it has
+    assert budget.used <= 2 * MiB, budget.used
+    resume.set()
+    result = await task
+    assert result.size == len(data) and budget.used == 0
+    assert await get(s3_client, bucket, "k") == data
+
+
+async def test_open_reader_takes_its_share_and_the_bodys_buffer_when_it_starts(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    """A reader holds its share (and what the HTTP client buffers of the body) from
+    the start to the end of its block, and never asks the budget for more: so
+    readers that stop reading cannot leave another holding part of the budget
+    while it waits for the rest."""
+    bucket = await make_bucket()
+    data = payload(3 * MiB, seed=5)
+    await put(s3_client, bucket, "k", data)
+    budget = ByteBudget(16 * MiB)
+    async with open_reader(
+        f"s3://{bucket}/k", limit=MiB, budget=budget, endpoint_url=moto_server.endpoint_url
+    ) as body:
+        held = budget.used
+        assert MiB < held <= 2 * MiB
+        got = await body.read(64 * 1024)
+        while chunk := await body.read(64 * 1024):
+            got += chunk
+            assert budget.used == held
+    assert got == data and budget.used == 0
