@@ -49,7 +49,7 @@ from .s3._objects import (
     PartBody,
     retry_attempts,
 )
-from .s3._parts import MAX_PARTS, choose_part_size
+from .s3._parts import MAX_PARTS, choose_part_size, stream_part_size
 from .s3._translate import translate_error
 from .s3._urls import S3Url
 
@@ -483,19 +483,26 @@ class Uploader:
                         first.slot = slots
                         number, offset = 1, first.size
                         send(1, first, first_digests)
+                    # A stream's parts grow with it, up to what half the budget holds.
+                    most = max(part_size, self.budget.limit // 2)
                     while source is not None and (size is None or offset < size):
                         number += 1
                         if number > MAX_PARTS:
+                            if size is None and await self._at_end(source):
+                                number -= 1
+                                break
                             raise TransferError(
                                 self.src,
                                 self.dst,
-                                f"the stream is longer than {MAX_PARTS} parts of {part_size} "
-                                "bytes; pass a larger part_size",
+                                f"the stream is longer than the {MAX_PARTS} parts of an upload "
+                                f"can hold ({offset} bytes): its parts grow from {part_size} "
+                                f"bytes to at most {most} (half the memory limit); pass a "
+                                "larger limit or part_size",
                                 side="source",
                             )
                         if size is None:
-                            length = part_size
-                            part = await self._stream_part(part_size, slots)
+                            length = stream_part_size(number, part_size, most)
+                            part = await self._stream_part(length, slots)
                             live.add(part)
                             got = await self._fill_stream_part(part, source)
                         else:
@@ -513,7 +520,7 @@ class Uploader:
                             part.shrink(got)
                         send(number, part)
                         offset += got
-                        if got < part_size:
+                        if got < length:
                             break
                     if size is not None and source is not None:
                         await self._check_eof(source)
@@ -699,11 +706,14 @@ class Uploader:
                 self.src, self.dst, f"the source ended after {got} of {size} bytes", side="source"
             )
 
-    async def _check_eof(self, source: _PartSource) -> None:
+    async def _at_end(self, source: _PartSource) -> bool:
+        """Whether the source has no byte left (one is read to know)."""
         probe = bytearray(1)
         with self.errors("source"):
-            grew = await source.readinto(memoryview(probe))
-        if grew:
+            return not await source.readinto(memoryview(probe))
+
+    async def _check_eof(self, source: _PartSource) -> None:
+        if not await self._at_end(source):
             raise TransferError(
                 self.src,
                 self.dst,

@@ -306,7 +306,8 @@ def _add_copy_options(parser: argparse.ArgumentParser) -> None:
         type=_size,
         metavar="SIZE",
         help=f"size of multipart parts, 5MiB to 5GiB (default {DEFAULT_PART_SIZE}; "
-        "grown for objects that would need more than 10,000 parts)",
+        "grown for objects that would need more than 10,000 parts, and every 1,000 "
+        "parts of a stream, up to half the limit)",
     )
     limits.add_argument(
         "--concurrency",

@@ -109,7 +109,9 @@ def copy(
     while the source still streams, at most ``part_concurrency`` at a time (4 by
     default; ``concurrency`` is another name for it, as a single copy has no other
     concurrency).  ``part_size`` grows automatically so no object needs more than
-    10,000 parts.
+    10,000 parts; a stream of unknown length doubles its part size every 1,000
+    parts, up to half the memory limit, and fails with a clear error (nothing
+    left behind) only past what 10,000 such parts hold.
 
     ``limit`` (bytes) or a shared ``budget`` bounds the memory the copy holds;
     the default fits ``part_concurrency + 1`` parts.  ``checksums`` (none by

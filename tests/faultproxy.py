@@ -61,10 +61,12 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection,
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Final, Literal, NoReturn
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 from xml.sax.saxutils import escape, unescape
 
 from aqueuepipe.s3 import PROBE_SUFFIX
+from aqueuepipe.testing import s3_operation
+from aqueuepipe.testing._server import _bucket_and_key
 
 try:  # The kernel's count of unacknowledged bytes; Linux (and some BSDs) only.
     import fcntl
@@ -376,72 +378,11 @@ class Exchange:
         )
 
 
-def s3_operation(method: str, path: str, query: str, headers: Mapping[str, str]) -> str:
-    """The S3 operation a path-style request is, e.g. ``"UploadPart"``; ``"Unknown"``.
-
-    ``headers`` are keyed by lower-cased name.  Covers the operations aqueuepipe and
-    its tests send; sub-resources it does not know (``?tagging``...) give ``"Unknown"``.
-    """
-    params = dict(parse_qsl(query, keep_blank_values=True))
-    if "x-id" in params:  # newer botocore names the operation itself
-        return params["x-id"]
-    bucket, key = _bucket_and_key(path)
-    copy = "x-amz-copy-source" in headers
-    if bucket is None:
-        return "ListBuckets" if method == "GET" else "Unknown"
-    if key is None:
-        table = {
-            "PUT": "CreateBucket",
-            "HEAD": "HeadBucket",
-            "DELETE": "DeleteBucket",
-            "POST": "DeleteObjects" if "delete" in params else "Unknown",
-        }
-        if method == "GET":
-            if "uploads" in params:
-                return "ListMultipartUploads"
-            if "location" in params:
-                return "GetBucketLocation"
-            if "versions" in params:
-                return "ListObjectVersions"
-            if params.keys() - {"list-type", "prefix", "delimiter", "encoding-type",
-                                "continuation-token", "start-after", "max-keys",
-                                "marker", "fetch-owner"}:  # fmt: skip
-                return "Unknown"
-            return "ListObjectsV2" if params.get("list-type") == "2" else "ListObjects"
-        return table.get(method, "Unknown")
-    if method in ("GET", "HEAD"):
-        if "uploadId" in params:
-            return "ListParts" if method == "GET" else "Unknown"
-        if params.keys() - {"partNumber", "versionId"} and method == "GET":
-            return "Unknown"
-        return "GetObject" if method == "GET" else "HeadObject"
-    if method == "PUT":
-        if "uploadId" in params and "partNumber" in params:
-            return "UploadPartCopy" if copy else "UploadPart"
-        if params:
-            return "Unknown"
-        return "CopyObject" if copy else "PutObject"
-    if method == "POST":
-        if "uploads" in params:
-            return "CreateMultipartUpload"
-        if "uploadId" in params:
-            return "CompleteMultipartUpload"
-        return "Unknown"
-    if method == "DELETE":
-        return "AbortMultipartUpload" if "uploadId" in params else "DeleteObject"
-    return "Unknown"
-
-
 def _is_probe(exchange: Exchange) -> bool:
     """Whether ``exchange`` belongs to the library's probe of whether the server
     checks digests: it passes untouched and unlogged, so the faults a test scripts
     meet the copy's own requests."""
     return exchange.key is not None and exchange.key.endswith(PROBE_SUFFIX)
-
-
-def _bucket_and_key(path: str) -> tuple[str | None, str | None]:
-    bucket, _, key = unquote(path).lstrip("/").partition("/")
-    return bucket or None, key or None
 
 
 # --- Rules --------------------------------------------------------------------------

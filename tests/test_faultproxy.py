@@ -937,7 +937,8 @@ def test_random_faults_retry_draws_again() -> None:
         ("POST", "/b/k?uploadId=u", {}, "CompleteMultipartUpload"),
         ("DELETE", "/b/k?uploadId=u", {}, "AbortMultipartUpload"),
         ("DELETE", "/b/k", {}, "DeleteObject"),
-        ("GET", "/b/k?tagging", {}, "Unknown"),
+        ("GET", "/b/k?tagging", {}, "GetObjectTagging"),
+        ("GET", "/b/k?acl", {}, "Unknown"),
         ("GET", "/b/k?x-id=GetObject", {}, "GetObject"),
     ],
 )

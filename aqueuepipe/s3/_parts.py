@@ -12,7 +12,9 @@ __all__ = [
     "MAX_PARTS",
     "MAX_PART_SIZE",
     "MIN_PART_SIZE",
+    "STREAM_TIER_PARTS",
     "choose_part_size",
+    "stream_part_size",
 ]
 
 _MiB = 1024**2
@@ -27,6 +29,8 @@ MAX_OBJECT_SIZE = 5 * 1024**4
 """Largest object S3 stores (5 TiB)."""
 DEFAULT_PART_SIZE = 8 * _MiB
 """Part size used unless the caller asks for another (the AWS CLI's default too)."""
+STREAM_TIER_PARTS = 1000
+"""Parts of a stream of unknown length at one size before the size doubles."""
 
 
 def choose_part_size(object_size: int | None, part_size: int = DEFAULT_PART_SIZE) -> int:
@@ -60,3 +64,17 @@ def choose_part_size(object_size: int | None, part_size: int = DEFAULT_PART_SIZE
     smallest = -(-object_size // MAX_PARTS)
     # At most 525 MiB for a 5 TiB object, so always within MAX_PART_SIZE.
     return -(-smallest // _MiB) * _MiB
+
+
+def stream_part_size(number: int, part_size: int, most: int) -> int:
+    """The size of part ``number`` (from 1) of a stream of unknown length.
+
+    ``part_size`` for the first :data:`STREAM_TIER_PARTS` parts, then twice that
+    for as many more, and so on, but never more than ``most`` (what the memory
+    limit lets one part hold) nor :data:`MAX_PART_SIZE`, and never less than
+    ``part_size``.  A stream's length is known only at its end, so its parts grow
+    with it: at 8 MiB, the 10,000 parts S3 allows hold 78 GiB at one size, and
+    8 TiB (more than the largest object, 5 TiB) when parts may grow to 4 GiB.
+    """
+    tier = min((number - 1) // STREAM_TIER_PARTS, 32)
+    return max(part_size, min(part_size << tier, most, MAX_PART_SIZE))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from aqueuepipe.s3 import (
     DEFAULT_PART_SIZE,
@@ -14,6 +16,7 @@ from aqueuepipe.s3 import (
     MIN_PART_SIZE,
     choose_part_size,
 )
+from aqueuepipe.s3._parts import STREAM_TIER_PARTS, stream_part_size
 
 from .._helpers import MiB
 
@@ -103,3 +106,48 @@ def test_choose_part_size_accepts_exactly_max_object_size() -> None:
 def test_choose_part_size_rejects_object_over_5_tib() -> None:
     with pytest.raises(ValueError, match=r"exceeds the S3 maximum .* \(5 TiB\)"):
         choose_part_size(MAX_OBJECT_SIZE + 1)
+
+
+# -- parts of a stream of unknown length -------------------------------------------
+
+
+def _capacity(part_size: int, most: int) -> int:
+    """What the 10,000 parts of a stream hold, tier by tier."""
+    return sum(
+        stream_part_size(first, part_size, most) * STREAM_TIER_PARTS
+        for first in range(1, MAX_PARTS + 1, STREAM_TIER_PARTS)
+    )
+
+
+def test_stream_parts_keep_their_size_for_a_tier_then_double() -> None:
+    sizes = [stream_part_size(n, 8 * MiB, 4 * GiB) for n in (1, 1000, 1001, 2000, 2001, 10_000)]
+    assert sizes == [8 * MiB, 8 * MiB, 16 * MiB, 16 * MiB, 32 * MiB, 4 * GiB]
+
+
+def test_stream_parts_never_outgrow_what_the_budget_holds_nor_s3s_largest() -> None:
+    assert stream_part_size(10_000, 8 * MiB, 15 * MiB) == 15 * MiB
+    assert stream_part_size(10_000, 16 * MiB, 100 * GiB) == MAX_PART_SIZE
+    assert stream_part_size(10_000, 8 * MiB, MiB) == 8 * MiB  # never below part_size
+
+
+def test_a_stream_of_default_parts_can_reach_the_largest_object_when_memory_allows() -> None:
+    """At one size, 10,000 parts of 8 MiB stop at 78 GiB; growing, they pass 5 TiB
+    once parts may be 4 GiB, and hold about 136 GiB under the default 30 MB limit."""
+    assert 80 * GiB > MAX_PARTS * DEFAULT_PART_SIZE
+    assert _capacity(DEFAULT_PART_SIZE, 4 * GiB) >= MAX_OBJECT_SIZE
+    assert 130 * GiB < _capacity(DEFAULT_PART_SIZE, 30_000_000 // 2) < 140 * GiB
+
+
+@given(
+    part_size=st.integers(MIN_PART_SIZE, 64 * MiB),
+    most=st.integers(1, 8 * GiB),
+    a=st.integers(1, MAX_PARTS),
+    b=st.integers(1, MAX_PARTS),
+)
+def test_stream_part_sizes_grow_monotonically_within_their_bounds(
+    part_size: int, most: int, a: int, b: int
+) -> None:
+    low, high = sorted((a, b))
+    size = stream_part_size(high, part_size, most)
+    assert stream_part_size(low, part_size, most) <= size
+    assert part_size <= size <= max(part_size, min(most, MAX_PART_SIZE))

@@ -631,3 +631,70 @@ async def test_open_reader_takes_its_share_and_the_bodys_buffer_when_it_starts(
             got += chunk
             assert budget.used == held
     assert got == data and budget.used == 0
+
+
+# -- streams longer than 10,000 parts of one size ---------------------------------------
+
+
+@pytest.fixture
+def few_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Streams' parts double every 2 parts, and an upload has at most 6 (the internal
+    settings behind S3's 10,000 parts and their tiers of 1,000)."""
+    monkeypatch.setattr("aqueuepipe.s3._parts.STREAM_TIER_PARTS", 2)
+    monkeypatch.setattr("aqueuepipe._upload.MAX_PARTS", 6)
+
+
+@pytest.mark.usefixtures("few_parts")
+async def test_a_stream_longer_than_the_parts_of_one_size_grows_its_parts(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    """Parts of 5, 5, 10, 10 and 20 MiB for a 45 MiB stream of unknown length: it
+    fits where 6 parts of 5 MiB (30 MiB) would not, verified."""
+    bucket = await make_bucket()
+    data = os.urandom(45 * MiB)
+    result = await copy(
+        chunks(data, 1 << 20),
+        f"s3://{bucket}/k",
+        part_size=5 * MiB,
+        limit=40 * MiB,
+        endpoint_url=moto_server.endpoint_url,
+    )
+    assert (result.size, result.parts) == (len(data), 5)
+    assert result.verified
+    assert await get(s3_client, bucket, "k") == data
+    sizes = [
+        (await s3_client.head_object(Bucket=bucket, Key="k", PartNumber=n))["ContentLength"]
+        for n in range(1, 6)
+    ]
+    assert sizes == [5 * MiB, 5 * MiB, 10 * MiB, 10 * MiB, 15 * MiB]
+
+
+@pytest.mark.usefixtures("few_parts")
+async def test_a_stream_longer_than_its_parts_can_hold_fails_clearly_and_leaves_nothing(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    """Parts may grow to half the limit (10 MiB under 20 MiB): 6 parts hold 5, 5,
+    10, 10, 10 and 10 MiB.  A 60 MiB stream fails once they are full, naming the
+    bound and what to change, and leaves no object and no open upload."""
+    bucket = await make_bucket()
+    with pytest.raises(TransferError, match=r"longer than the 6 parts .* pass a larger limit"):
+        await copy(
+            chunks(os.urandom(60 * MiB), 1 << 20),
+            f"s3://{bucket}/k",
+            part_size=5 * MiB,
+            limit=20 * MiB,
+            endpoint_url=moto_server.endpoint_url,
+        )
+    assert not await key_exists(s3_client, bucket, "k")
+    assert await open_uploads(s3_client, bucket) == []
+    # Exactly what the parts hold is no error: the end is found without a 7th part.
+    data = os.urandom(50 * MiB)
+    result = await copy(
+        chunks(data, 1 << 20),
+        f"s3://{bucket}/k",
+        part_size=5 * MiB,
+        limit=20 * MiB,
+        endpoint_url=moto_server.endpoint_url,
+    )
+    assert (result.size, result.parts) == (len(data), 6)
+    assert await get(s3_client, bucket, "k") == data
