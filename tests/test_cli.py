@@ -501,6 +501,8 @@ def test_cp_bad_limit_exits_2_before_copying(endpoint: str) -> None:
         (["cp", "s3://b-1/k", "s3://b-2/k", "--verify", "always"], "invalid choice"),
         (["cp", "s3://B_AD/k", "s3://b-2/k"], "bucket name"),
         (["cp", "gs://b-1/k", "s3://b-2/k"], "unsupported scheme 'gs'"),
+        (["cp", "s3:/b-1/k", "./k"], "did you mean 's3://b-1/k'?"),
+        (["cp", "./k", " s3://b-1/k"], "did you mean 's3://b-1/k'?"),
         (["cp", "./a", "./b"], "must be an s3:// URL"),
         (["cp", "s3://b-1/dir/", "s3://b-2/k"], "add --recursive"),
         (["cp", "s3://b-1/k", "s3://b-1/k"], "same object"),

@@ -535,6 +535,17 @@ async def test_enter_read_only_directory_raises_permission_error(tmp_path: Path)
         directory.chmod(0o755)
 
 
+@pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="needs Linux's sysfs")
+async def test_enter_a_directory_nobody_may_create_in_raises_even_as_root() -> None:
+    """sysfs refuses new files to root too (EACCES, or EROFS where it is mounted
+    read-only): the failure the test above checks, where CI runs as root."""
+    with pytest.raises(OSError) as caught:
+        async with FileSink(Path("/sys/aqueuepipe-out.bin")):
+            pass
+    assert caught.value.errno in (errno.EACCES, errno.EROFS, errno.EPERM)
+    assert not [p for p in Path("/sys").iterdir() if "aqueuepipe-out" in p.name]
+
+
 # -- safe_join -----------------------------------------------------------------------
 
 

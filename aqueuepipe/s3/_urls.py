@@ -28,6 +28,8 @@ MAX_KEY_BYTES = 1024
 _SCHEME = "s3://"
 # Any "scheme://" prefix (RFC 3986 scheme syntax); used to tell URLs from paths.
 _URL_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+#: ``s3:`` or ``s3:/`` before something that is not a slash: an s3:// URL mistyped.
+_NEAR_S3_RE = re.compile(r"^s3:/?(?=[^/])", re.IGNORECASE)
 _BUCKET_CHARS_RE = re.compile(r"^[a-z0-9.-]+$")
 _IPV4_LIKE_RE = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
 # Names S3 reserves for other things (punycode, access point and Object Lambda
@@ -123,10 +125,15 @@ def parse_location(s: str | os.PathLike[str]) -> Location:
     :class:`os.PathLike`, is a local :class:`~pathlib.Path`, returned as given
     (neither resolved nor checked for existence).
 
+    A string that looks like a mistyped ``s3://`` URL (``s3:/b/k``, ``s3:b/k``,
+    ``" s3://b/k"``) is refused with the URL it was likely meant to be; a local
+    file of such a name is reached as ``./s3:b/k`` or with a :class:`~pathlib.Path`.
+
     Raises:
         ValueError: the location is empty, is an ``s3://`` URL that
-            :func:`parse_s3_url` rejects, or is a URL with another scheme
-            (``http://``, ``gs://``, ``file://``...), which aqueuepipe does not read.
+            :func:`parse_s3_url` rejects, looks like a mistyped one, or is a URL
+            with another scheme (``http://``, ``gs://``, ``file://``...), which
+            aqueuepipe does not read.
     """
     if isinstance(s, os.PathLike):
         # A path object is always local, even if its text looks like a URL.
@@ -137,6 +144,12 @@ def parse_location(s: str | os.PathLike[str]) -> Location:
         raise ValueError("invalid location '': an empty string is neither a path nor a URL")
     if is_s3_url(s):
         return parse_s3_url(s, require_key=False)
+    suggestion = _meant_s3_url(s)
+    if suggestion is not None:
+        raise ValueError(
+            f"invalid location {_shown(s)}: did you mean {_shown(suggestion)}? (for a "
+            f"local path of that name, write {_shown('./' + s)})"
+        )
     match = _URL_SCHEME_RE.match(s)
     if match:
         raise ValueError(
@@ -144,6 +157,17 @@ def parse_location(s: str | os.PathLike[str]) -> Location:
             "use an s3:// URL or a local path"
         )
     return Path(s)
+
+
+def _meant_s3_url(text: str) -> str | None:
+    """The s3:// URL a string that is not one was most likely meant to be: one with
+    a slash or two missing (``s3:/b/k``, ``s3:b/k``), or with leading blanks."""
+    if (match := _NEAR_S3_RE.match(text)) is not None:
+        return "s3://" + text[match.end() :]
+    stripped = text.lstrip()
+    if stripped != text and (is_s3_url(stripped) or _NEAR_S3_RE.match(stripped)):
+        return _meant_s3_url(stripped) or stripped
+    return None
 
 
 def _shown(text: str, limit: int = 100) -> str:

@@ -119,6 +119,18 @@ async def test_unreadable_local_source_raises(
         await copy(str(source), f"s3://{bucket}/key")
 
 
+async def test_source_that_cannot_be_opened_raises_naming_it_even_as_root(
+    endpoint: str, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+) -> None:
+    """A failure root gets too (the test above is skipped where CI runs as root): a
+    path through a regular file cannot be opened (ENOTDIR), and nothing is stored."""
+    bucket = await make_bucket()
+    (tmp_path / "plain").write_bytes(b"x")
+    with pytest.raises(TransferError, match=r"plain/secret\.bin"):
+        await copy(str(tmp_path / "plain" / "secret.bin"), f"s3://{bucket}/key")
+    assert not await key_exists(s3_client, bucket, "key")
+
+
 async def test_download_into_missing_directory_raises_before_any_request(
     endpoint: str, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
 ) -> None:

@@ -226,3 +226,26 @@ def test_as_prefix_adds_one_trailing_slash() -> None:
     assert str(S3Url("bkt", "logs").as_prefix()) == "s3://bkt/logs/"
     assert str(S3Url("bkt", "logs/").as_prefix()) == "s3://bkt/logs/"
     assert str(S3Url("bkt", "").as_prefix()) == "s3://bkt/"
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [
+        ("s3:/b/k", "s3://b/k"),
+        ("s3:b/k", "s3://b/k"),
+        ("S3:/b/k", "s3://b/k"),
+        (" s3://b/k", "s3://b/k"),
+        ("\ts3:/b/k", "s3://b/k"),
+    ],
+)
+def test_a_mistyped_s3_url_is_refused_with_what_was_meant(typed: str, meant: str) -> None:
+    """These used to become local paths, failing later with "No such file"."""
+    with pytest.raises(ValueError, match=rf"did you mean {meant!r}\?"):
+        parse_location(typed)
+    assert parse_location(Path(typed)) == Path(typed)  # a Path is always local
+    assert parse_location("./" + typed) == Path("./" + typed)
+
+
+@pytest.mark.parametrize("text", ["s3x/b", "s3", "s3.txt", "data/s3:/b", "s3://bucket/trailing "])
+def test_strings_that_only_resemble_an_s3_url_are_not_refused(text: str) -> None:
+    assert parse_location(text) is not None
