@@ -64,6 +64,21 @@ class ClientPool:
     ) -> None:
         if client is not None and (src_client is not None or dst_client is not None):
             raise ValueError("pass either client or src_client/dst_client, not both")
+        for name, given in (
+            ("client", client),
+            ("src_client", src_client),
+            ("dst_client", dst_client),
+        ):
+            if given is not None and not callable(getattr(given, "get_object", None)):
+                raise TypeError(
+                    f"{name} must be an S3 client (aqueuepipe.s3.create_client, or "
+                    f"aiobotocore's), got {given!r} ({type(given).__name__})"
+                )
+        if endpoint_url is not None and not isinstance(endpoint_url, str):
+            raise TypeError(
+                f"endpoint_url must be a str such as 'http://127.0.0.1:9000', got "
+                f"{endpoint_url!r} ({type(endpoint_url).__name__})"
+            )
         self._given: dict[Side, S3Client | None] = {
             "source": src_client or client,
             "destination": dst_client or client,

@@ -148,12 +148,20 @@ class _NoProgress:
         pass
 
 
+_LISTENER_METHODS = ("transfer_started", "transfer_advanced", "transfer_finished")
+
+
 def _as_listener(progress: ProgressListener | ProgressCallback | None) -> ProgressListener:
     if progress is None:
         return _NoProgress()
-    if callable(progress) and not hasattr(progress, "transfer_advanced"):
+    if all(callable(getattr(progress, name, None)) for name in _LISTENER_METHODS):
+        return progress  # type: ignore[return-value]
+    if callable(progress):
         return _CallbackListener(progress)
-    return progress  # type: ignore[return-value]
+    raise TypeError(
+        "progress must be a callable taking a TransferResult, or a ProgressListener "
+        f"(with {', '.join(_LISTENER_METHODS)}), got {progress!r} ({type(progress).__name__})"
+    )
 
 
 def positive_int(name: str, value: object) -> int:
@@ -211,6 +219,11 @@ def build_options(
         raise ValueError(f"skip_existing must be True or False, got {skip_existing!r}")
     if verify not in ("auto", "required"):
         raise ValueError(f"verify must be 'auto' or 'required', got {verify!r}")
+    if budget is not None and not isinstance(budget, ByteBudget):
+        raise TypeError(
+            f"budget must be a ByteBudget shared by the copies (or pass limit=N bytes), "
+            f"got {budget!r} ({type(budget).__name__})"
+        )
     if budget is not None and limit is not None:
         raise ValueError("pass either limit or budget, not both")
     if budget is None:

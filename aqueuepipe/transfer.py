@@ -153,6 +153,8 @@ def copy(
     try:
         if part_concurrency is not None and concurrency is not None:
             raise ValueError("pass part_concurrency or its alias concurrency, not both")
+        if concurrency is not None:
+            positive_int("concurrency", concurrency)  # named as the caller named it
         options = build_options(
             limit=limit,
             budget=budget,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from aqueuepipe import NoSuchBucketError, NoSuchKeyError, TransferError, copy
+from aqueuepipe import NoSuchBucketError, NoSuchKeyError, TransferError, copy, copy_many
 from aqueuepipe.s3 import S3Client
 
 from .._helpers import MakeBucket, MiB, key_exists, open_uploads, put
@@ -159,3 +159,26 @@ async def test_multipart_to_missing_bucket_leaves_no_upload(
     with pytest.raises(NoSuchBucketError):
         await copy(f"s3://{src}/big", "s3://missing-destination-aqp/big")
     assert await open_uploads(s3_client, src) == []
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"concurrency": 0}, ValueError, r"^concurrency must be a positive integer, got 0"),
+        ({"progress": 42}, TypeError, r"^progress must be a callable .* got 42 \(int\)"),
+        ({"budget": "big"}, TypeError, r"^budget must be a ByteBudget .* got 'big' \(str\)"),
+        ({"client": "x"}, TypeError, r"^client must be an S3 client .* got 'x' \(str\)"),
+        ({"src_client": 1}, TypeError, r"^src_client must be an S3 client"),
+        ({"endpoint_url": 123}, TypeError, r"^endpoint_url must be a str .* got 123 \(int\)"),
+    ],
+)
+def test_options_of_the_wrong_type_are_refused_at_the_call_naming_the_keyword(
+    options: dict[str, object], error: type[Exception], message: str, tmp_path: Path
+) -> None:
+    """Each of these used to fail deep inside the copy, after it began (or, for
+    concurrency=0, blamed part_concurrency).  No server is needed: nothing runs."""
+    with pytest.raises(error, match=message):
+        copy("s3://bucket/k", str(tmp_path / "k"), **options)  # type: ignore[arg-type]
+    with pytest.raises(error, match=message):
+        copy_many([("s3://bucket/k", str(tmp_path / "k"))], **options)  # type: ignore[arg-type]
+    assert not (tmp_path / "k").exists()
