@@ -278,7 +278,14 @@ def copy_many(
 
     Raises:
         ValueError: a bad option (at the call, before anything runs).
+        TypeError: ``pairs`` is a single location (a str, bytes or path) instead
+            of pairs, or an option has the wrong type.
     """
+    if isinstance(pairs, str | bytes | os.PathLike):
+        raise TypeError(
+            f"copy_many takes (src, dst) pairs, not the single location {pairs!r}: "
+            f"use copy(src, dst), or copy_many([(src, dst)])"
+        )
     positive_int("concurrency", concurrency)
     options = build_options(
         limit=limit,
@@ -570,7 +577,8 @@ def into_directory(src_end: object, dst_end: object) -> object:
     if not name or name in (".", ".."):
         return dst_end
     if dst_end.startswith("s3://"):
-        return dst_end + name
+        # "s3://" alone names no bucket: left as typed, for its error to name it.
+        return dst_end + name if dst_end.strip("/") != "s3:" else dst_end
     return str(Path(dst_end) / name)
 
 

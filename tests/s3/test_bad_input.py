@@ -182,3 +182,17 @@ def test_options_of_the_wrong_type_are_refused_at_the_call_naming_the_keyword(
     with pytest.raises(error, match=message):
         copy_many([("s3://bucket/k", str(tmp_path / "k"))], **options)  # type: ignore[arg-type]
     assert not (tmp_path / "k").exists()
+
+
+@pytest.mark.parametrize("dst", ["s3://", "s3:///"])
+def test_a_destination_without_a_bucket_is_named_as_typed(dst: str) -> None:
+    """It used to be named 's3://k' (the source's name appended as to a directory)."""
+    with pytest.raises(ValueError, match=rf"invalid S3 URL {dst!r}: the bucket name is empty"):
+        copy("s3://bucket/k", dst)
+
+
+@pytest.mark.parametrize("pairs", ["s3://bucket/k", b"s3://bucket/k", Path("a")])
+def test_copy_many_of_a_single_location_is_refused_at_the_call(pairs: object) -> None:
+    """A str was taken as pairs, one failed result per character."""
+    with pytest.raises(TypeError, match=r"copy_many takes \(src, dst\) pairs, not the single"):
+        copy_many(pairs)  # type: ignore[arg-type]
