@@ -82,6 +82,24 @@ class ObjectSettings:
             tags=tags,
         )
 
+    def check_ends(self, *, src_is_s3: bool, dst_is_s3: bool, src: str, dst: str) -> None:
+        """Refuse an option that does not apply to this direction (it would be
+        ignored): object settings need an S3 destination, ``tags`` an S3 source
+        and destination.
+
+        Raises:
+            ValueError: naming the option and the end it cannot apply to.
+        """
+        if not dst_is_s3:
+            for name in ("metadata", "content_type", "storage_class", "sse", "sse_kms_key_id"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name} applies to an S3 destination; {dst!r} is not one")
+        if self.tags and not (src_is_s3 and dst_is_s3):
+            raise ValueError(
+                "tags=True copies the source object's tags, so it needs an s3:// source "
+                f"and destination, not {src!r} to {dst!r}"
+            )
+
     def headers(
         self,
         *,

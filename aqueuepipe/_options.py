@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from . import _budget
 from ._budget import ByteBudget
 from ._metadata import ObjectSettings
 from .checksums import new_hasher, s3_algorithm
@@ -219,7 +220,7 @@ def build_options(
         raise ValueError(f"skip_existing must be True or False, got {skip_existing!r}")
     if verify not in ("auto", "required"):
         raise ValueError(f"verify must be 'auto' or 'required', got {verify!r}")
-    if budget is not None and not isinstance(budget, ByteBudget):
+    if budget is not None and not isinstance(budget, _budget.ByteBudget):
         raise TypeError(
             f"budget must be a ByteBudget shared by the copies (or pass limit=N bytes), "
             f"got {budget!r} ({type(budget).__name__})"

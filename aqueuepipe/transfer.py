@@ -21,6 +21,7 @@ from ._clients import ClientPool
 from ._engine import Copy
 from ._errors import TransferError
 from ._expand import Endpoint, Pairs, expand, not_copied
+from ._metadata import ObjectSettings
 from ._options import (
     Options,
     ProgressCallback,
@@ -172,7 +173,7 @@ def copy(
             sse_kms_key_id=sse_kms_key_id,
             tags=tags,
         )
-        _check_pair(src, into_directory(src, dst))  # ValueError before anything runs
+        _check_pair(src, into_directory(src, dst), settings=options.settings)  # before any I/O
         pool = ClientPool(
             client=client,
             src_client=src_client,
@@ -450,7 +451,9 @@ async def _check_and_copy(
     dst_end = into_directory(src_end, dst_end)
     src, dst = describe(src_end), describe(dst_end)
     try:
-        src_loc, dst_loc = _check_pair(src_end, dst_end, expanded=root is not None)
+        src_loc, dst_loc = _check_pair(
+            src_end, dst_end, expanded=root is not None, settings=options.settings
+        )
         if isinstance(dst_loc, Path):
             if local_targets is not None:
                 target = await asyncio.to_thread(dst_loc.resolve)
@@ -511,14 +514,31 @@ def _as_transfer_error(exc: Exception, src: str, dst: str) -> BaseException:
 
 
 def _check_pair(
-    src_end: object, dst_end: object, *, expanded: bool = False
+    src_end: object,
+    dst_end: object,
+    *,
+    expanded: bool = False,
+    settings: ObjectSettings | None = None,
 ) -> tuple[Location, Location]:
     """The ends of a copy, checked; raises ValueError naming what is wrong.
 
     A FIFO or a character device named by the caller is a stream: read, or
     written in place.  In a pair an expansion made (``expanded``) it is not
-    copied: TransferError, before anything is opened.
+    copied: TransferError, before anything is opened.  ``settings`` that cannot
+    apply to these ends are refused.
     """
+    src_loc, dst_loc = _check_ends(src_end, dst_end, expanded=expanded)
+    if settings is not None:
+        settings.check_ends(
+            src_is_s3=isinstance(src_loc, S3Url),
+            dst_is_s3=isinstance(dst_loc, S3Url),
+            src=describe(src_end),
+            dst=describe(dst_end),
+        )
+    return src_loc, dst_loc
+
+
+def _check_ends(src_end: object, dst_end: object, *, expanded: bool) -> tuple[Location, Location]:
     src, dst = describe(src_end), describe(dst_end)
     if (fifo := special_file(src_end)) is not None:
         if expanded:

@@ -196,3 +196,43 @@ def test_copy_many_of_a_single_location_is_refused_at_the_call(pairs: object) ->
     """A str was taken as pairs, one failed result per character."""
     with pytest.raises(TypeError, match=r"copy_many takes \(src, dst\) pairs, not the single"):
         copy_many(pairs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("src", "dst", "options", "message"),
+    [
+        ("s3://bucket/k", "local.bin", {"metadata": {"a": "b"}}, r"^metadata applies to an S3"),
+        ("s3://bucket/k", "local.bin", {"sse": "AES256"}, r"^sse applies to an S3 destination"),
+        ("s3://bucket/k", "local.bin", {"content_type": "text/plain"}, r"^content_type applies"),
+        ("s3://bucket/k", "local.bin", {"storage_class": "GLACIER"}, r"^storage_class applies"),
+        ("local.bin", "s3://bucket/k", {"tags": True}, r"^tags=True copies the source object"),
+        ("s3://bucket/k", "local.bin", {"tags": True}, r"^tags=True copies the source object"),
+    ],
+)
+def test_an_option_that_cannot_apply_to_the_direction_is_refused(
+    src: str, dst: str, options: dict[str, object], message: str, tmp_path: Path
+) -> None:
+    """These were silently ignored (the copy ran without them)."""
+    (tmp_path / "local.bin").write_bytes(b"x")
+    src = str(tmp_path / src) if src == "local.bin" else src
+    dst = str(tmp_path / dst) if dst == "local.bin" else dst
+    with pytest.raises(ValueError, match=message):
+        copy(src, dst, **options)  # type: ignore[arg-type]
+
+
+async def test_copy_many_refuses_the_option_for_the_pairs_it_cannot_apply_to(
+    endpoint: str, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+) -> None:
+    """In a batch the pair it cannot apply to fails, with the reason; the others copy."""
+    bucket = await make_bucket()
+    await put(s3_client, bucket, "k", b"data")
+    local = tmp_path / "up.bin"
+    local.write_bytes(b"up")
+    pairs = [(f"s3://{bucket}/k", str(tmp_path / "down.bin")), (str(local), f"s3://{bucket}/up")]
+    results = {r.dst: r async for r in copy_many(pairs, metadata={"team": "x"})}
+    down = results[str(tmp_path / "down.bin")]
+    assert not down.ok and "metadata applies to an S3 destination" in str(down.error)
+    assert not (tmp_path / "down.bin").exists()
+    assert results[f"s3://{bucket}/up"].ok
+    head = await s3_client.head_object(Bucket=bucket, Key="up")
+    assert head["Metadata"] == {"team": "x"}
