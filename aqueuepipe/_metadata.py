@@ -11,6 +11,7 @@ from a file guesses its Content-Type from the file name.  The options replace
 from __future__ import annotations
 
 import mimetypes
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,44 @@ _CARRIED = (
     "Expires",
 )
 SSE_CHOICES = ("AES256", "aws:kms", "aws:kms:dsse")
+
+
+#: What S3 stores of user-defined metadata: names and values, in UTF-8 bytes, together.
+METADATA_LIMIT = 2048
+#: An HTTP header name (RFC 9110 token), which is what a metadata name becomes.
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+#: A header value botocore sends as it is: printable ASCII, spaces and tabs.
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
+
+
+def _check_metadata(metadata: Mapping[str, str]) -> None:
+    """S3's rules for user-defined metadata, checked before any byte moves.
+
+    Each name travels as an ``x-amz-meta-`` header, so it must be a header name;
+    values must be printable ASCII on one line (botocore refuses others only once
+    the request is built, after the source was read); all names and values
+    together are at most :data:`METADATA_LIMIT` bytes.
+
+    Raises:
+        ValueError: naming the entry that breaks a rule.
+    """
+    total = 0
+    for name, value in metadata.items():
+        if not _HEADER_NAME.fullmatch(name):
+            raise ValueError(
+                f"metadata name {name!r} must be ASCII letters, digits or !#$%&'*+-.^_`|~ "
+                "(it is sent as an x-amz-meta- header)"
+            )
+        if not _HEADER_VALUE.fullmatch(value):
+            raise ValueError(
+                f"metadata value of {name!r} must be printable ASCII without line breaks, "
+                f"got {value!r}"
+            )
+        total += len(name.encode()) + len(value.encode())
+    if total > METADATA_LIMIT:
+        raise ValueError(
+            f"metadata holds {total} bytes of names and values; S3 stores at most {METADATA_LIMIT}"
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,9 +103,14 @@ class ObjectSettings:
                         f"{value!r}"
                     )
             metadata = dict(metadata)
+            _check_metadata(metadata)
         for name, given in (("content_type", content_type), ("storage_class", storage_class)):
             if given is not None and (not isinstance(given, str) or not given):
                 raise ValueError(f"{name} must be a non-empty str, got {given!r}")
+            if given is not None and not _HEADER_VALUE.fullmatch(given):
+                raise ValueError(
+                    f"{name} must be printable ASCII without line breaks, got {given!r}"
+                )
         if sse is not None and sse not in SSE_CHOICES:
             raise ValueError(f"sse must be one of {', '.join(SSE_CHOICES)}, got {sse!r}")
         if sse_kms_key_id is not None and (sse is None or not sse.startswith("aws:kms")):

@@ -119,3 +119,25 @@ async def test_bad_metadata_and_size_options_fail_before_any_request(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         await copy("s3://bucket/key", "s3://other/key", **{option: value})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"metadata": {"naïve": "x"}}, r"^metadata name 'naïve' must be ASCII"),
+        ({"metadata": {"a b": "x"}}, r"^metadata name 'a b' must be ASCII"),
+        ({"metadata": {"a": "é"}}, r"^metadata value of 'a' must be printable ASCII"),
+        ({"metadata": {"a": "x\r\nX-Evil: 1"}}, r"^metadata value of 'a' must be printable"),
+        ({"metadata": {"a": "x" * 2048}}, r"^metadata holds 2049 bytes .* at most 2048"),
+        ({"content_type": "text/plain\r\nX: y"}, r"^content_type must be printable ASCII"),
+    ],
+)
+def test_metadata_that_s3_cannot_store_is_refused_before_any_byte_moves(
+    options: dict[str, object], message: str, tmp_path: Path
+) -> None:
+    """These failed only once the request was built, after the source was read
+    ("botocore rejected the request parameters"), or reached the server."""
+    source = tmp_path / "a.bin"
+    source.write_bytes(b"x")
+    with pytest.raises(ValueError, match=message):
+        copy(str(source), "s3://bucket/k", **options)  # type: ignore[arg-type]
