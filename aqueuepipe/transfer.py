@@ -19,7 +19,7 @@ from ._budget import ByteBudget
 from ._cancel import wait_despite_cancellation
 from ._clients import ClientPool
 from ._engine import Copy
-from ._errors import TransferError
+from ._errors import Side, TransferError
 from ._expand import Endpoint, Pairs, expand, not_copied
 from ._metadata import ObjectSettings
 from ._options import (
@@ -462,8 +462,8 @@ async def _check_and_copy(
                 local_targets.add(target)
             if root is not None or directory:
                 await _make_parent(dst_loc)
-    except Exception as exc:
-        return _failed(src, dst, _as_transfer_error(exc, src, dst), options)
+    except Exception as exc:  # past the checks, only the destination's directory is made
+        return _failed(src, dst, _as_transfer_error(exc, src, dst, "destination"), options)
     try:
         return await _copy_pair(src, dst, src_loc, dst_loc, pool, options)
     finally:
@@ -494,23 +494,25 @@ async def _copy_pair(
 ) -> TransferResult:
     """Get the pair's clients from ``pool``, then copy; errors become the result's."""
     both = isinstance(src_loc, S3Url) and isinstance(dst_loc, S3Url)
-    try:
-        src_client = await pool.get("source", both=both) if isinstance(src_loc, S3Url) else None
-        dst_client = (
-            await pool.get("destination", both=both) if isinstance(dst_loc, S3Url) else None
-        )
-    except Exception as exc:
-        return _failed(src, dst, _as_transfer_error(exc, src, dst), options)
+    clients: dict[Side, S3Client | None] = {}
+    ends: tuple[tuple[Side, Location], ...] = (("source", src_loc), ("destination", dst_loc))
+    for side, loc in ends:
+        try:
+            clients[side] = await pool.get(side, both=both) if isinstance(loc, S3Url) else None
+        except Exception as exc:  # the client of that end could not be made
+            return _failed(src, dst, _as_transfer_error(exc, src, dst, side), options)
+    src_client, dst_client = clients["source"], clients["destination"]
     if _same_object(src_loc, dst_loc, src_client, dst_client):
         error = ValueError(f"source and destination are the same object: {src!r}")
         return _failed(src, dst, error, options)
     return await _copy_one(src, dst, src_loc, dst_loc, src_client, dst_client, pool, options)
 
 
-def _as_transfer_error(exc: Exception, src: str, dst: str) -> BaseException:
+def _as_transfer_error(exc: Exception, src: str, dst: str, side: Side | None) -> BaseException:
+    """``exc`` as a pair's error, on the ``side`` whose call raised it."""
     if isinstance(exc, ValueError | TransferError):
         return exc
-    return translate_error(exc, src=src, dst=dst, bucket="", key=None, side="source")
+    return translate_error(exc, src=src, dst=dst, bucket="", key=None, side=side)
 
 
 def _check_pair(
@@ -692,7 +694,7 @@ async def _copy_one(
         # Errors are translated where each call is made (with its side); what is
         # left (a bug, a bad option found late) is not about either object.
         error = translate_error(
-            exc, src=src, dst=dst, bucket="", key=None, side="source", expected_etag=None
+            exc, src=src, dst=dst, bucket="", key=None, side=None, expected_etag=None
         )
         result = TransferResult(
             src=src,

@@ -90,7 +90,7 @@ def translate_error(
     dst: str,
     bucket: str,
     key: str | None,
-    side: Side,
+    side: Side | None,
     expected_etag: str | None = None,
 ) -> TransferError:
     """Return the :class:`TransferError` that describes ``exc``, with ``__cause__`` set.
@@ -157,10 +157,12 @@ def _translate(
     dst: str,
     bucket: str,
     key: str | None,
-    side: Side,
+    side: Side | None,
     etag: str | None,
 ) -> TransferError:
-    where = f"{side} s3://{bucket}/{key}" if key else f"{side} s3://{bucket}" if bucket else side
+    # An error about neither object (side None) is said of the copy as a whole.
+    end = side or "the copy"
+    where = f"{end} s3://{bucket}/{key}" if key else f"{end} s3://{bucket}" if bucket else end
 
     def failed(reason: str) -> TransferError:
         return TransferError(src, dst, f"{where}: {reason}")
@@ -236,20 +238,21 @@ def _checksum_mismatch(
     return err
 
 
-def _with_side(err: TransferError, side: Side) -> TransferError:
+def _with_side(err: TransferError, side: Side | None) -> TransferError:
     # The subclasses build their reason from bucket and key only; say on which side.
     # The attribute travels in __dict__, so a pickled copy keeps it.
-    err.reason = f"{side} {err.reason}"
+    if side is not None:
+        err.reason = f"{side} {err.reason}"
     return err
 
 
-def _os_error(exc: OSError, *, src: str, dst: str, side: Side, where: str) -> TransferError:
+def _os_error(exc: OSError, *, src: str, dst: str, side: Side | None, where: str) -> TransferError:
     what = exc.strerror or type(exc).__name__
     if exc.filename is not None:
         name = os.fsdecode(exc.filename)
         if exc.filename2 is not None:
             name = f"{name} -> {os.fsdecode(exc.filename2)}"
-        return TransferError(src, dst, f"{side} file {name!r}: {what}")
+        return TransferError(src, dst, f"{side or 'local'} file {name!r}: {what}")
     return TransferError(src, dst, f"{where}: {what}")
 
 

@@ -140,3 +140,37 @@ async def test_local_write_failure_on_a_download_is_the_destination(
     assert (side, cause) == ("destination", "OSError")
     assert int(errno_value) == 27  # EFBIG
     assert list(target.parent.iterdir()) == []  # no file, no temporary file
+
+
+class _BrokenListener:
+    """A progress listener that fails when told a copy started: a fault of neither
+    object."""
+
+    def transfer_started(self, src: str, dst: str, total: int | None) -> None:
+        raise RuntimeError("the listener broke")
+
+    def transfer_advanced(self, src: str, dst: str, nbytes: int) -> None:
+        pass
+
+    def transfer_finished(self, result: object) -> None:
+        pass
+
+
+async def test_an_error_about_neither_object_has_no_side(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+) -> None:
+    """It used to be labelled "source", like every error not translated at its call."""
+    bucket = await make_bucket()
+    source = tmp_path / "a.bin"
+    source.write_bytes(b"data")
+    with pytest.raises(TransferError) as caught:
+        await copy(
+            str(source),
+            f"s3://{bucket}/k",
+            endpoint_url=moto_server.endpoint_url,
+            progress=_BrokenListener(),  # type: ignore[arg-type]
+        )
+    assert caught.value.side is None
+    assert "the listener broke" in str(caught.value)
+    assert "source" not in caught.value.reason
+    assert not await key_exists(s3_client, bucket, "k")
