@@ -113,7 +113,7 @@ class ByteBudget:
         # been counted as used on its behalf.
         self._waiters: collections.deque[_Request] = collections.deque()
         # Growable leases (see lease()): the open ones in arrival order, the growth
-        # each may still ask for (the largest is the reserve), the one whose
+        # each may still ask for (the largest is what is kept), the one whose
         # growth is always kept possible (the head), and the growths waiting.
         self._growing: dict[BudgetLease, None] = {}
         self._claims: collections.Counter[int] = collections.Counter()
@@ -138,7 +138,7 @@ class ByteBudget:
 
     @property
     def available(self) -> int:
-        """Bytes that could be acquired now (ignoring queued waiters and the reserve)."""
+        """Bytes that could be acquired now (ignoring queued waiters and :attr:`kept`)."""
         return self._limit - self._used
 
     @property
@@ -248,9 +248,9 @@ class ByteBudget:
         ``up_to`` bytes, in one step or several, while it holds what it has: what a
         buffer needs when it cannot know its size before it has read a little (a
         stream's part).  Holding while waiting for more could deadlock a budget
-        whose holders all wait to grow, so the budget keeps a *reserve*: the
-        largest growth any open growable lease may still ask for is kept free from
-        every other request (plain ones, new leases, other leases' steps).  One
+        whose holders all wait to grow, so the budget keeps the largest growth any
+        open growable lease may still ask for (:attr:`kept`) free from every later
+        request (plain ones, new leases, other leases' steps).  One
         growable lease at a time, the *head* (the oldest of those whose remaining
         growth was the largest when it became head), may take any step that fits;
         it can therefore always grow all the way, and once it is whole and closed
@@ -320,24 +320,22 @@ class ByteBudget:
         """Count a growth of ``more`` bytes of ``lease`` (whose claim was ``old_claim``)."""
         self._take(more)
         lease._held += more
-        self._forget_claim(old_claim)
         left = old_claim - more
         if left:
+            self._forget_claim(old_claim)
             self._claims[left] += 1
         else:
-            self._end_growable(lease, 0, counted=False, wake=False)
+            self._end_growable(lease, old_claim, wake=False)
 
     def _forget_claim(self, claim: int) -> None:
         self._claims[claim] -= 1
         if not self._claims[claim]:
             del self._claims[claim]
 
-    def _end_growable(
-        self, lease: BudgetLease, claim: int, *, counted: bool = True, wake: bool = True
-    ) -> None:
-        """``lease`` can grow no more: it no longer counts among the growable ones."""
-        if counted:
-            self._forget_claim(claim)
+    def _end_growable(self, lease: BudgetLease, claim: int, *, wake: bool = True) -> None:
+        """``lease`` (whose claim was ``claim``) can grow no more: it no longer
+        counts among the growable ones."""
+        self._forget_claim(claim)
         del self._growing[lease]
         if self._head is lease:
             self._head = None
@@ -371,19 +369,13 @@ class ByteBudget:
 
     def _may_grow(self, growth: _Growth, claim: int) -> bool:
         """Whether ``growth`` (of a lease whose claim is ``claim``) may be granted:
-        the head's step when it fits; another's only if the reserve stays free."""
+        the head's step when it fits; another's only if what is kept stays free."""
         used = self._used + growth.more
         if growth.lease is self._head:
             return used <= self._limit
-        # The reserve after the step: this lease's claim goes down by the step.
-        self._forget_claim(claim)
-        left = claim - growth.more
-        if left:
-            self._claims[left] += 1
-        keep = max(self._claims, default=0)
-        if left:
-            self._forget_claim(left)
-        self._claims[claim] += 1
+        # What is kept after the step: this lease's claim goes down by the step.
+        others = (c for c, leases in self._claims.items() if c != claim or leases > 1)
+        keep = max(claim - growth.more, max(others, default=0))
         return used + keep <= self._limit
 
     def _may_pass(self, n: int) -> bool:

@@ -644,21 +644,29 @@ def few_parts(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("aqueuepipe._upload.MAX_PARTS", 6)
 
 
+async def _stream_in_5_mib_parts(
+    server: MotoServer, bucket: str, data: bytes, *, limit: int
+) -> TransferResult:
+    """``data`` as a stream of unknown length (1 MiB chunks) into ``s3://bucket/k``."""
+    return await copy(
+        chunks(data, 1 << 20),
+        f"s3://{bucket}/k",
+        part_size=5 * MiB,
+        limit=limit,
+        endpoint_url=server.endpoint_url,
+    )
+
+
 @pytest.mark.usefixtures("few_parts")
 async def test_a_stream_longer_than_the_parts_of_one_size_grows_its_parts(
     moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
 ) -> None:
-    """Parts of 5, 5, 10, 10 and 20 MiB for a 45 MiB stream of unknown length: it
-    fits where 6 parts of 5 MiB (30 MiB) would not, verified."""
+    """Parts of 5, 5, 10, 10 and 15 MiB (the fifth could grow to 20) for a 45 MiB
+    stream of unknown length: it fits where 6 parts of 5 MiB (30 MiB) would not,
+    verified."""
     bucket = await make_bucket()
     data = os.urandom(45 * MiB)
-    result = await copy(
-        chunks(data, 1 << 20),
-        f"s3://{bucket}/k",
-        part_size=5 * MiB,
-        limit=40 * MiB,
-        endpoint_url=moto_server.endpoint_url,
-    )
+    result = await _stream_in_5_mib_parts(moto_server, bucket, data, limit=40 * MiB)
     assert (result.size, result.parts) == (len(data), 5)
     assert result.verified
     assert await get(s3_client, bucket, "k") == data
@@ -678,23 +686,11 @@ async def test_a_stream_longer_than_its_parts_can_hold_fails_clearly_and_leaves_
     bound and what to change, and leaves no object and no open upload."""
     bucket = await make_bucket()
     with pytest.raises(TransferError, match=r"longer than the 6 parts .* pass a larger limit"):
-        await copy(
-            chunks(os.urandom(60 * MiB), 1 << 20),
-            f"s3://{bucket}/k",
-            part_size=5 * MiB,
-            limit=20 * MiB,
-            endpoint_url=moto_server.endpoint_url,
-        )
+        await _stream_in_5_mib_parts(moto_server, bucket, os.urandom(60 * MiB), limit=20 * MiB)
     assert not await key_exists(s3_client, bucket, "k")
     assert await open_uploads(s3_client, bucket) == []
     # Exactly what the parts hold is no error: the end is found without a 7th part.
     data = os.urandom(50 * MiB)
-    result = await copy(
-        chunks(data, 1 << 20),
-        f"s3://{bucket}/k",
-        part_size=5 * MiB,
-        limit=20 * MiB,
-        endpoint_url=moto_server.endpoint_url,
-    )
+    result = await _stream_in_5_mib_parts(moto_server, bucket, data, limit=20 * MiB)
     assert (result.size, result.parts) == (len(data), 6)
     assert await get(s3_client, bucket, "k") == data
