@@ -19,7 +19,7 @@ from ._budget import ByteBudget
 from ._cancel import wait_despite_cancellation
 from ._clients import ClientPool
 from ._engine import Copy
-from ._errors import Side, TransferError
+from ._errors import TransferError
 from ._expand import Endpoint, Pairs, expand, not_copied
 from ._metadata import ObjectSettings
 from ._options import (
@@ -51,6 +51,7 @@ from .s3 import (
     RetryPolicy,
     S3Client,
     S3Url,
+    Side,
     parse_location,
     translate_error,
 )
