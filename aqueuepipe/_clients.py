@@ -93,6 +93,9 @@ class ClientPool:
         else:
             self._sizes = {"source": copies + 1, "destination": uploads + 1}
         self._made: dict[str, asyncio.Task[S3Client]] = {}
+        #: Endpoints that answered NotImplemented to a server-side copy: the copies
+        #: of this call stream without asking them again.
+        self.server_side_refused: set[str] = set()
         self._slots: dict[object, asyncio.Semaphore] = {}
         self._stack = contextlib.AsyncExitStack()
 
@@ -121,6 +124,14 @@ class ClientPool:
         if name not in self._made:
             self._made[name] = asyncio.ensure_future(self._make(size))
         return await asyncio.shield(self._made[name])
+
+    def one_account(self, src: S3Client, dst: S3Client) -> bool:
+        """Whether ``src`` and ``dst`` reach one endpoint with one set of credentials:
+        the same client, or two this pool made from one environment."""
+        if src is dst:
+            return True
+        made = self._given["source"] is None and self._given["destination"] is None
+        return made and src.meta.endpoint_url == dst.meta.endpoint_url
 
     async def _make(self, size: int) -> S3Client:
         return await self._stack.enter_async_context(

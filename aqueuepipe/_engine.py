@@ -36,6 +36,7 @@ from typing import Any
 from ._errors import ChecksumMismatchError, TransferError
 from ._options import Options
 from ._pipe import AsyncPipe
+from ._server_copy import copy_on_server
 from ._streams import StreamSink, StreamSource
 from ._verify import (
     Sending,
@@ -110,6 +111,13 @@ class Copy(Uploader):
                         self.retries += stream.retries
 
             await self._reading_again(once)
+
+    async def on_server(
+        self, client: S3Client, src: S3Url, dst: S3Url, *, refused: set[str]
+    ) -> bool:
+        """Let the server copy ``src`` to ``dst`` (see :mod:`aqueuepipe._server_copy`);
+        False: it would not, and nothing was written (stream the copy instead)."""
+        return await copy_on_server(self, client, src, dst, refused=refused)
 
     async def file_to_s3(self, src: Path, dst_client: S3Client, dst: S3Url) -> None:
         self._sending = await self._choose_sending(dst_client)

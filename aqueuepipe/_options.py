@@ -60,6 +60,8 @@ class Options:
     skip_existing: bool
     #: Metadata, storage class, encryption and tags of what the copies write.
     settings: ObjectSettings
+    #: Let the server copy within one endpoint (CopyObject, UploadPartCopy).
+    server_side: bool = True
     budget: ByteBudget
     progress: ProgressListener
     policy: RetryPolicy
@@ -190,6 +192,7 @@ def build_options(
     sse: str | None = None,
     sse_kms_key_id: str | None = None,
     tags: bool = False,
+    server_side: bool = True,
 ) -> Options:
     """The one validation of a copy's options, before any I/O.
 
@@ -218,6 +221,8 @@ def build_options(
             s3_algorithm(checksum_algorithm)
     if not isinstance(skip_existing, bool):
         raise ValueError(f"skip_existing must be True or False, got {skip_existing!r}")
+    if not isinstance(server_side, bool):
+        raise ValueError(f"server_side must be True or False, got {server_side!r}")
     if verify not in ("auto", "required"):
         raise ValueError(f"verify must be 'auto' or 'required', got {verify!r}")
     if budget is not None and not isinstance(budget, _budget.ByteBudget):
@@ -253,6 +258,7 @@ def build_options(
             sse_kms_key_id=sse_kms_key_id,
             tags=tags,
         ),
+        server_side=server_side,
         budget=budget,
         progress=_as_listener(progress),
         policy=as_policy(retries),

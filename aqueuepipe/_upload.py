@@ -134,6 +134,15 @@ class Uploader:
         self._deadline = deadline
         self._progressed()
 
+    def pause_watch(self) -> None:
+        """Stop measuring stalls (while the server copies: no byte passes here)."""
+        if self._deadline is not None:
+            self._deadline.reschedule(None)
+
+    def watch_again(self) -> None:
+        """Measure stalls again, from now."""
+        self._progressed()
+
     def _progressed(self) -> None:
         deadline = self._deadline
         stall = self.options.policy.stall_timeout

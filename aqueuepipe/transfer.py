@@ -102,6 +102,7 @@ def copy(
     sse: str | None = None,
     sse_kms_key_id: str | None = None,
     tags: bool = False,
+    server_side: bool = True,
 ) -> Coroutine[object, object, TransferResult]:
     """Copy ``src`` to ``dst`` by streaming, holding at most ``limit`` bytes.
 
@@ -134,6 +135,14 @@ def copy(
     per resumed response body), or a :class:`~aqueuepipe.RetryPolicy` that also
     sets the backoff, the read timeout and the stall timeout; see "Reliability"
     in the README for which layer retries what.
+
+    Server-side: an S3-to-S3 copy with one client for both objects (one
+    endpoint, one set of credentials) and no ``checksums`` asked of the client is
+    made by the server, CopyObject or UploadPartCopy in the source's part layout
+    (so the copy has the source's ETag): no body byte passes through the client
+    and the budget is not touched.  Its evidence is the destination's checksum
+    equal to the source's, or the same ETag.  ``server_side=False`` streams
+    instead, as does a server that refuses (NotImplemented, AccessDenied).
 
     Metadata: an S3-to-S3 copy keeps the source's Content-Type, Content-Encoding,
     Content-Disposition, Content-Language, Cache-Control, Expires and user
@@ -173,6 +182,7 @@ def copy(
             sse=sse,
             sse_kms_key_id=sse_kms_key_id,
             tags=tags,
+            server_side=server_side,
         )
         _check_pair(src, into_directory(src, dst), settings=options.settings)  # before any I/O
         pool = ClientPool(
@@ -242,6 +252,7 @@ def copy_many(
     sse: str | None = None,
     sse_kms_key_id: str | None = None,
     tags: bool = False,
+    server_side: bool = True,
 ) -> AsyncGenerator[TransferResult, None]:
     """Copy many ``(src, dst)`` pairs, ``concurrency`` at a time, under one memory limit.
 
@@ -269,6 +280,9 @@ def copy_many(
     MD5-based ETag or stored S3 checksum between two objects; a local file's bytes
     checked against the object's checksum or MD5 ETag).  Its result has
     ``skipped=True``.  What cannot be compared is copied again.
+
+    Copies within one endpoint are made by the server, as for :func:`copy`
+    (``server_side=False`` streams them).
 
     ``part_concurrency`` is the number of parts in flight per copy (what
     ``concurrency`` means for :func:`copy`); the other options are as for
@@ -306,6 +320,7 @@ def copy_many(
         sse=sse,
         sse_kms_key_id=sse_kms_key_id,
         tags=tags,
+        server_side=server_side,
     )
     pool = ClientPool(
         client=client,
@@ -666,8 +681,18 @@ async def _copy_one(
                 assert src_client is not None
                 if isinstance(dst_loc, S3Url):
                     assert dst_client is not None
-                    slot = pool.body_slot(src_client, dst_client)
-                    await job.s3_to_s3(src_client, src_loc, dst_client, dst_loc, slot)
+                    # One endpoint, one set of credentials, no hash asked of the client:
+                    # the server copies, unless it will not.
+                    if not (
+                        options.server_side
+                        and not options.checksums
+                        and pool.one_account(src_client, dst_client)
+                        and await job.on_server(
+                            src_client, src_loc, dst_loc, refused=pool.server_side_refused
+                        )
+                    ):
+                        slot = pool.body_slot(src_client, dst_client)
+                        await job.s3_to_s3(src_client, src_loc, dst_client, dst_loc, slot)
                 elif isinstance(dst_loc, StreamSink):
                     await job.s3_to_stream(src_client, src_loc, dst_loc)
                 else:

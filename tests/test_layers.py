@@ -27,6 +27,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
     3: ("s3", "files", "testing"),
     4: (
         "_engine",
+        "_server_copy",
         "_upload",
         "_verify",
         "_expand",

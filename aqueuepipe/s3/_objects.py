@@ -478,6 +478,41 @@ class MultipartUpload:
         self.parts[number] = part
         return response
 
+    async def copy_part(
+        self,
+        number: int,
+        source: S3Url,
+        start: int,
+        size: int,
+        if_match: str | None,
+    ) -> Mapping[str, Any]:
+        """Part ``number`` copied by the server from ``size`` bytes of ``source`` at
+        ``start`` (UploadPartCopy); return the response.
+
+        ``if_match`` pins the source to the ETag the copy began with.  The part's
+        ETag and, for an upload created with a checksum algorithm, its checksum
+        (which the server computed) are kept for :meth:`complete`.
+        """
+        kwargs: dict[str, Any] = {
+            "Bucket": self.url.bucket,
+            "Key": self.url.key,
+            "UploadId": self.upload_id,
+            "PartNumber": number,
+            "CopySource": {"Bucket": source.bucket, "Key": source.key},
+            "CopySourceRange": f"bytes={start}-{start + size - 1}",
+        }
+        if if_match is not None:
+            kwargs["CopySourceIfMatch"] = if_match
+        response: Mapping[str, Any] = await self.client.upload_part_copy(**kwargs)
+        result = response.get("CopyPartResult", {})
+        part: dict[str, Any] = {"PartNumber": number, "ETag": str(result["ETag"])}
+        if self.checksum_algorithm is not None:
+            name = f"Checksum{self.checksum_algorithm}"
+            if result.get(name):
+                part[name] = result[name]
+        self.parts[number] = part
+        return response
+
     async def complete(self, extra: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
         """Complete the upload with every part uploaded; ``extra`` are more arguments.
 

@@ -84,7 +84,7 @@ async def test_copy_50mb_under_30mb_limit_returns_every_byte_to_the_budget(
     data = payload(50 * 1000 * 1000, seed=2)
     await put(s3_client, src, "fifty", data)
     budget = ByteBudget(30_000_000)
-    result = await copy(f"s3://{src}/fifty", f"s3://{dst}/fifty", budget=budget)
+    result = await copy(f"s3://{src}/fifty", f"s3://{dst}/fifty", budget=budget, server_side=False)
     assert result.ok and result.parts == 6
     assert budget.peak > 0  # the parts came from this budget
     assert budget.used == 0
@@ -95,10 +95,10 @@ _FIFTY = """
 from aqueuepipe.transfer import copy
 
 async def warm_up():
-    await copy(sys.argv[1] + "-warm", sys.argv[2] + "-warm", limit=30_000_000)
+    await copy(sys.argv[1] + "-warm", sys.argv[2] + "-warm", limit=30_000_000, server_side=False)
 
 async def workload():
-    result = await copy(sys.argv[1], sys.argv[2], limit=30_000_000)
+    result = await copy(sys.argv[1], sys.argv[2], limit=30_000_000, server_side=False)
     return [result.size, result.parts]
 """
 
@@ -160,6 +160,7 @@ async def test_copies_sharing_one_client_beyond_its_pool_do_not_deadlock(
                         client=small_pool,
                         part_size=5 * MiB,
                         limit=60 * MiB,
+                        server_side=False,
                     )
                     for k in keys
                 )
@@ -254,7 +255,13 @@ async def test_cancelled_multipart_copy_aborts_upload(
     first_part_sent, on_progress = progress_event()
     await cancel_once(
         first_part_sent,
-        copy(f"s3://{src}/obj", f"s3://{dst}/obj", concurrency=1, progress=on_progress),
+        copy(
+            f"s3://{src}/obj",
+            f"s3://{dst}/obj",
+            concurrency=1,
+            progress=on_progress,
+            server_side=False,
+        ),
     )
     assert await open_uploads(s3_client, dst) == []
     assert not await key_exists(s3_client, dst, "obj")
@@ -406,7 +413,11 @@ async def test_copy_100mb_reports_throughput(
     await put(s3_client, src, "hundred", data)
     del data
     result: TransferResult = await copy(
-        f"s3://{src}/hundred", f"s3://{dst}/hundred", limit=30_000_000, concurrency=3
+        f"s3://{src}/hundred",
+        f"s3://{dst}/hundred",
+        limit=30_000_000,
+        concurrency=3,
+        server_side=False,
     )
     assert result.size == 100 * MiB and result.parts == 13
     assert result.seconds > 0 and result.throughput == result.size / result.seconds

@@ -85,7 +85,11 @@ async def test_upload_part_retry_resends_the_part(
     fault_proxy.fail("UploadPart", status=503, times=2)
     fault_proxy.fail("UploadPart", status=500, times=1, skip=1)
     result = await copy(
-        f"s3://{src}/obj", f"s3://{dst}/obj", endpoint_url=fault_proxy.endpoint_url, retries=FAST
+        f"s3://{src}/obj",
+        f"s3://{dst}/obj",
+        endpoint_url=fault_proxy.endpoint_url,
+        retries=FAST,
+        server_side=False,
     )
     assert result.retries >= 3
     assert await get(s3_client, dst, "obj") == data
@@ -114,6 +118,7 @@ async def test_source_changed_during_copy_raises_object_changed(
             f"s3://{dst}/obj",
             endpoint_url=fault_proxy.endpoint_url,
             retries=FAST,
+            server_side=False,
         )
     assert caught.value.side == "source"
     assert await open_uploads(s3_client, dst) == []
@@ -141,6 +146,7 @@ async def test_fault_that_never_clears_fails_and_leaves_nothing(
             ],
             endpoint_url=fault_proxy.endpoint_url,
             retries=RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05),
+            server_side=False,  # the faults are on the uploads a client sends
         )
     )
     assert len(results) == 3
@@ -180,6 +186,7 @@ async def test_stall_timeout_fails_a_copy_that_stops_moving(
             f"s3://{dst}/obj",
             endpoint_url=fault_proxy.endpoint_url,
             retries=RetryPolicy(read_timeout=20, stall_timeout=0.5),
+            server_side=False,
         )
     assert await open_uploads(s3_client, dst) == []
 

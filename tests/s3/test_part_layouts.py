@@ -115,6 +115,8 @@ async def _copy(
     proxy: FaultProxy, source: Source, direction: str, **options: Any
 ) -> TransferResult:
     dst = f"s3://{source.dst_bucket}/copy" if direction == "s3-to-s3" else str(source.local)
+    if direction == "s3-to-s3":  # the layout of the bytes a client reads and writes
+        options.setdefault("server_side", False)
     return await copy(
         source.url,
         dst,

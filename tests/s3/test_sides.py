@@ -86,6 +86,7 @@ async def test_source_connection_broken_for_good_is_the_source(
             f"s3://{dst}/big",
             endpoint_url=fault_proxy.endpoint_url,
             retries=FAST,
+            server_side=False,
         )
     assert caught.value.side == "source"
     assert await open_uploads(s3_client, dst) == []

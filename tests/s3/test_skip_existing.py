@@ -101,8 +101,10 @@ async def test_first_run_asks_one_head_per_object_and_a_rerun_two(
     pairs = [(f"s3://{src}/d/{i}", f"s3://{dst}/d/{i}") for i in range(3)]
     first = await run(pairs, fault_proxy.endpoint_url)
     assert not any(r.skipped for r in first)
-    # Not at the destination yet: only its HEAD is asked, not the source's.
-    assert len(fault_proxy.exchanges("HeadObject")) == 3
+    # Not at the destination yet: its HEAD is asked, then the source's, which the
+    # server-side copy needs instead of a GET.
+    assert len(fault_proxy.exchanges("HeadObject")) == 6
+    assert len(fault_proxy.exchanges("CopyObject")) == 3
     fault_proxy.log.clear()
     second = await run(pairs, fault_proxy.endpoint_url)
     assert all(r.skipped for r in second)
