@@ -26,7 +26,7 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1] / PACKAGE
 LAYERS: dict[int, tuple[str, ...]] = {
     1: ("_budget", "_pipe", "_errors", "_cancel", "_units", "__about__"),
     2: ("checksums",),
-    3: ("s3", "files", "testing"),
+    3: ("s3", "local", "testing"),
     4: (
         "_engine",
         "_upload",

@@ -20,7 +20,7 @@ from typing import TextIO
 
 from .. import ByteBudget
 from .._report import print_failure, result_json
-from ..files import StandardInput, StandardOutput
+from ..local import StandardInput, StandardOutput
 from ..progress import ProgressDisplay
 from ..transfer import TransferResult, copy_many
 from ._cluster import copy_on_cluster
