@@ -48,7 +48,7 @@ from ._verify import needs_layout as _needs_layout
 from .checksums import (
     StreamHashes,
 )
-from .files import FileSink, FileSource
+from .local import FileSink, FileSource
 from .s3._client import S3Client
 from .s3._endpoints import validates_digests
 from .s3._objects import (

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ._errors import TransferError
 from ._streams import is_stream_sink, is_stream_source
-from .files import safe_join, special_kind
+from .local import safe_join, special_kind
 from .s3._client import S3Client
 from .s3._translate import Side, translate_error
 from .s3._urls import S3Url, parse_location
@@ -167,7 +167,7 @@ def not_copied(src: str, dst: str, kind: str, side: Side = "source") -> Transfer
 
 def _walk_files(root: Path) -> Iterator[tuple[Path, str | None]]:
     """Every file under ``root`` with what it is when it is special (see
-    :func:`~aqueuepipe.files.special_kind`), and every symbolic link to a directory
+    :func:`~aqueuepipe.local.special_kind`), and every symbolic link to a directory
     (not followed: the copy of such a path fails with a result that says so)."""
     for directory, dirs, files in os.walk(root):
         linked = [name for name in dirs if os.path.islink(os.path.join(directory, name))]

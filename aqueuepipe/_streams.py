@@ -15,7 +15,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Protocol, TypeAlias, runtime_checkable
 
 from ._pipe import AsyncPipe
-from .files import SpecialFile, special_file
+from .local import SpecialFile, special_file
 
 __all__ = [
     "ByteReader",

@@ -44,7 +44,7 @@ from ._streams import (
     is_stream_source,
     special_file,
 )
-from .files import special_kind
+from .local import special_kind
 from .s3 import (
     DEFAULT_PART_SIZE,
     ChecksumWhen,

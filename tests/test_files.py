@@ -18,7 +18,7 @@ from aiofiles.threadpool.binary import AsyncBufferedReader
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aqueuepipe.files import FileSink, FileSource, safe_join
+from aqueuepipe.local import FileSink, FileSource, safe_join
 
 from ._sync import run_ready
 

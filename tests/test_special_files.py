@@ -135,10 +135,10 @@ async def run_command(*args: str, endpoint_url: str) -> tuple[int, str, str, flo
 # Copies with a one-second deadline; "inotify=off" takes the fallback wait.
 WAIT_FOR = """
 import asyncio, sys, time
-import aqueuepipe.files
+import aqueuepipe.local._special
 from aqueuepipe import copy
 if sys.argv[3] == "inotify=off":
-    aqueuepipe.files._watch_opens = lambda path: None
+    aqueuepipe.local._special._watch_opens = lambda path: None
 async def main():
     try:
         await asyncio.wait_for(copy(sys.argv[1], sys.argv[2]), 1)
@@ -358,10 +358,10 @@ async def test_recursive_download_never_writes_into_a_fifo(
 
 COPY = """
 import asyncio, sys
-import aqueuepipe.files
+import aqueuepipe.local._special
 from aqueuepipe import copy
 if sys.argv[3] == "inotify=off":
-    aqueuepipe.files._watch_opens = lambda path: None
+    aqueuepipe.local._special._watch_opens = lambda path: None
 result = asyncio.run(copy(sys.argv[1], sys.argv[2]))
 print(result.size, flush=True)
 """

@@ -1,0 +1,205 @@
+"""The plan of ``cp`` and ``sync``: SRC, DST, the sizes and the endpoint checked and
+worked out before anything starts, so that a command line that would fail every
+copy is a usage error (exit status 2) and never a failed copy.
+
+Planning looks at local paths but does no other I/O.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .._units import parse_size
+from ..s3 import (
+    MAX_PART_SIZE,
+    MIN_PART_SIZE,
+    S3Url,
+    parse_location,
+    resolve_endpoint_url,
+)
+from ..s3._secrets import redact
+from ._help import DEFAULT_LIMIT, DEFAULT_PART_SIZE
+
+#: SRC or DST meaning standard input or standard output.
+STDIO = "-"
+
+
+class UsageError(Exception):
+    """A bad command line, found before anything was copied (exit status 2)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CopyPlan:
+    """What ``cp`` will do, checked before anything starts."""
+
+    src: str
+    dst: str
+    recursive: bool
+    limit: int
+    part_size: int
+    endpoint_url: str | None
+
+    @property
+    def stdin(self) -> bool:
+        """SRC is standard input."""
+        return self.src == STDIO
+
+    @property
+    def stdout(self) -> bool:
+        """DST is standard output: the bytes of the copy go there, nothing else."""
+        return self.dst == STDIO
+
+
+def plan_copy(args: argparse.Namespace) -> CopyPlan:
+    """Check SRC, DST and the endpoint; work out the pair copy_many gets.
+
+    Raises:
+        UsageError: anything that would fail every copy, found without I/O
+            beyond looking at local paths.
+    """
+    limit = args.limit if args.limit is not None else parse_size(DEFAULT_LIMIT)
+    part_size = args.part_size if args.part_size is not None else parse_size(DEFAULT_PART_SIZE)
+    if part_size < MIN_PART_SIZE:
+        raise UsageError(f"--part-size must be at least 5MiB (the S3 minimum), not {part_size}")
+    if part_size > MAX_PART_SIZE:
+        raise UsageError(
+            f"--part-size must be at most 5GiB ({MAX_PART_SIZE} bytes, the S3 maximum), "
+            f"not {part_size}"
+        )
+    if limit < part_size:
+        raise UsageError(
+            f"--limit ({limit} bytes) must hold at least one part (--part-size {part_size} bytes)"
+        )
+    try:
+        endpoint_url = resolve_endpoint_url(args.endpoint_url)
+    except ValueError as exc:
+        raise UsageError(str(exc).replace("from endpoint_url", "from --endpoint-url")) from None
+    if endpoint_url is not None and "@" in urlsplit(endpoint_url).netloc:
+        # The HTTP client refuses such URLs on every request; say so now, and
+        # without repeating what was before the "@".
+        raise UsageError(
+            f"the S3 endpoint {redact(endpoint_url)!r} must not hold user:password@ "
+            "(credentials come from the AWS environment variables or configuration)"
+        )
+    _refuse_userinfo("SRC", args.src)
+    _refuse_userinfo("DST", args.dst)
+    if STDIO in (args.src, args.dst):
+        return _plan_stream(args, limit=limit, part_size=part_size, endpoint_url=endpoint_url)
+    try:
+        src_loc = parse_location(args.src)
+        dst_loc = parse_location(args.dst)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if not isinstance(src_loc, S3Url) and not isinstance(dst_loc, S3Url):
+        raise UsageError(
+            "SRC or DST must be an s3:// URL (local to local copies are not supported)"
+        )
+    src, dst = args.src, args.dst
+    if args.recursive:
+        if isinstance(src_loc, S3Url) and src_loc.key and not src_loc.key.endswith("/"):
+            # As with `aws s3 cp --recursive`: s3://bucket/dir means the prefix dir/.
+            src_loc = S3Url(src_loc.bucket, src_loc.key + "/")
+            src = str(src_loc)
+        _check_not_inside(src_loc, dst_loc)
+    many = args.recursive and (
+        isinstance(src_loc, S3Url) or (isinstance(src_loc, Path) and src_loc.is_dir())
+    )
+    if not many:
+        if isinstance(src_loc, S3Url) and src_loc.is_prefix:
+            raise UsageError(f"{args.src!r} is a prefix: add --recursive to copy what is under it")
+        if isinstance(src_loc, Path) and src_loc.is_dir():
+            raise UsageError(f"{args.src!r} is a directory: add --recursive to copy its files")
+        dst = _into_directory(src_loc, dst_loc, args.dst)
+        if parse_location(dst) == src_loc:
+            raise UsageError(f"SRC and DST are the same object: {src!r}")
+    return CopyPlan(
+        src=src,
+        dst=dst,
+        recursive=many,
+        limit=limit,
+        part_size=part_size,
+        endpoint_url=endpoint_url,
+    )
+
+
+def _refuse_userinfo(what: str, location: str) -> None:
+    """Refuse ``scheme://user:password@...`` without repeating what was before the "@".
+
+    The URL parser would quote the rest of the authority ("bucket name
+    'user:SECRET@bucket' ..."), and with it the secret.
+    """
+    if "://" not in location:
+        return
+    try:
+        authority = urlsplit(location).netloc
+    except ValueError:
+        authority = location.partition("://")[2].partition("/")[0]
+    if "@" in authority:
+        raise UsageError(
+            f"{what} {redact(location)!r} must not hold user:password@ (credentials come "
+            "from the AWS environment variables or configuration)"
+        )
+
+
+def _plan_stream(
+    args: argparse.Namespace, *, limit: int, part_size: int, endpoint_url: str | None
+) -> CopyPlan:
+    """The plan of ``cp - s3://bucket/key`` or ``cp s3://bucket/key -``: one object."""
+    if args.src == STDIO and args.dst == STDIO:
+        raise UsageError("SRC and DST cannot both be '-' (at least one must be an s3:// URL)")
+    if args.recursive:
+        what = "sync" if args.skip_existing else "--recursive"
+        raise UsageError(f"'-' (standard input or output) is one stream: {what} does not apply")
+    # Python leaves sys.stdin or sys.stdout None when the descriptor was closed
+    # when it started; a file opened since may have taken its number.
+    if args.src == STDIO and sys.stdin is None:
+        raise UsageError("SRC is '-' but standard input is closed")
+    if args.dst == STDIO and sys.stdout is None:
+        raise UsageError("DST is '-' but standard output is closed")
+    other, name = (args.dst, "DST") if args.src == STDIO else (args.src, "SRC")
+    try:
+        location = parse_location(other)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if not isinstance(location, S3Url):
+        raise UsageError(
+            f"with '-', {name} must be an s3:// URL (local to local copies are not supported)"
+        )
+    if not location.key or location.is_prefix:
+        raise UsageError(
+            f"with '-', {name} must name an object (s3://bucket/key), not a bucket or prefix "
+            f"{other!r}"
+        )
+    return CopyPlan(
+        src=args.src,
+        dst=args.dst,
+        recursive=False,
+        limit=limit,
+        part_size=part_size,
+        endpoint_url=endpoint_url,
+    )
+
+
+def _into_directory(src_loc: S3Url | Path, dst_loc: S3Url | Path, dst: str) -> str:
+    """DST for one object: a prefix or a directory gets the object's own name."""
+    name = src_loc.key.rpartition("/")[2] if isinstance(src_loc, S3Url) else src_loc.name
+    if isinstance(dst_loc, S3Url):
+        if dst_loc.is_prefix:
+            return str(S3Url(dst_loc.bucket, dst_loc.key + name))
+        return dst
+    if dst.endswith(("/", os.sep)) or dst_loc.is_dir():
+        return str(dst_loc / name)
+    return dst
+
+
+def _check_not_inside(src_loc: S3Url | Path, dst_loc: S3Url | Path) -> None:
+    """Refuse a recursive copy into its own source: the listing would find the copies."""
+    if isinstance(src_loc, S3Url) and isinstance(dst_loc, S3Url):
+        dst_prefix = dst_loc.key if dst_loc.is_prefix else dst_loc.key + "/"
+        if src_loc.bucket == dst_loc.bucket and dst_prefix.startswith(src_loc.key):
+            raise UsageError(f"DST {str(dst_loc)!r} is inside SRC {str(src_loc)!r}")

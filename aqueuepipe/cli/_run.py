@@ -1,0 +1,265 @@
+"""Running ``cp`` and ``sync`` in this process: SIGINT and SIGTERM handling, the
+batch of copies through :func:`~aqueuepipe.copy_many` with its progress, failures,
+JSON lines and summary, and the exit status.  ``--scheduler``/``--dask`` hand the
+plan to :mod:`._cluster` instead; ``demo`` runs :mod:`aqueuepipe._demo`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import TextIO
+
+from .. import ByteBudget
+from .._report import print_failure, result_json
+from ..local import StandardInput, StandardOutput
+from ..progress import ProgressDisplay
+from ..transfer import TransferResult, copy_many
+from ._cluster import copy_on_cluster
+from ._help import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE
+from ._plan import STDIO, CopyPlan, UsageError, plan_copy
+from ._summary import Summary
+
+
+def interrupted(signum: int) -> int:
+    """Say that a signal stopped the command; return the exit status it implies."""
+    if signum == signal.SIGTERM:
+        print("aqueuepipe: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
+    print("aqueuepipe: interrupted", file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
+def run_cp(args: argparse.Namespace) -> int:
+    parser: argparse.ArgumentParser = args.parser
+    try:
+        plan = plan_copy(args)
+    except (UsageError, ValueError) as exc:  # ValueError: a derived URL broke a rule
+        parser.error(str(exc))  # prints the usage, exits with status 2
+    try:
+        if args.scheduler is not None or args.dask is not None:
+            return copy_on_cluster(plan, args)
+        signals = _Signals()
+        try:
+            return asyncio.run(_copy(plan, args, signals))
+        except asyncio.CancelledError:
+            if signals.received is None:
+                raise
+            # The copies were cancelled and have cleaned up.
+            return interrupted(signals.received)
+    except UsageError as exc:
+        parser.error(str(exc))
+
+
+class _Signals:
+    """SIGINT and SIGTERM cancel the copies, which then clean up as on any cancellation.
+
+    The first of them cancels the main task; :attr:`received` says which it was.
+    Later ones change nothing: a second Ctrl-C pressed out of impatience, or a
+    SIGTERM sent to the process and again to its group, must not cut the cleanup
+    short and leave uploads open.  The cleanup's requests are bounded by the retry
+    policy's timeouts; SIGKILL, or Ctrl-\\ (SIGQUIT), stops the command at once.
+    """
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+
+    @contextlib.contextmanager
+    def handled(self) -> Iterator[None]:
+        """Handle the signals while the block runs (in the main task of the event loop)."""
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        installed: list[signal.Signals] = []
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(signum) is signal.SIG_IGN:
+                # Ignored by whoever started us (`nohup`, a background job of a
+                # script): a Ctrl-C meant for another process is not ours.
+                continue
+            try:
+                loop.add_signal_handler(signum, self._on_signal, signum, task)
+            except (NotImplementedError, RuntimeError, ValueError):
+                # Windows, or not the main thread: asyncio.run's own Ctrl-C
+                # handling (cancel the main task, then KeyboardInterrupt) remains.
+                continue
+            installed.append(signum)
+        try:
+            yield
+        finally:
+            for signum in installed:
+                loop.remove_signal_handler(signum)
+
+    def _on_signal(self, signum: int, task: asyncio.Task[object]) -> None:
+        if self.received is None:
+            self.received = signum
+            task.cancel()
+
+
+async def _copy(plan: CopyPlan, args: argparse.Namespace, signals: _Signals) -> int:
+    with signals.handled():
+        stdin = StandardInput() if plan.stdin else None
+        stdout = StandardOutput() if plan.stdout else None
+        try:
+            return await _copy_batch(plan, args, stdin, stdout)
+        finally:
+            for stream in (stdin, stdout):
+                if stream is not None:
+                    stream.close()
+
+
+async def _copy_batch(
+    plan: CopyPlan,
+    args: argparse.Namespace,
+    stdin: StandardInput | None,
+    stdout: StandardOutput | None,
+) -> int:
+    """Run the batch; print each failure, the JSON lines and the summary."""
+    budget = ByteBudget(plan.limit)
+    display = ProgressDisplay(enabled=False if (args.quiet or args.json) else None)
+    heard = _Heard(display)
+    # Standard output carries the object's bytes when DST is '-': everything else
+    # goes to standard error.
+    report: TextIO = sys.stderr if stdout is not None else sys.stdout
+    try:
+        batch = copy_many(
+            [(stdin or plan.src, stdout or plan.dst)],
+            recursive=plan.recursive,
+            budget=budget,
+            part_size=plan.part_size,
+            concurrency=args.concurrency,
+            part_concurrency=args.part_concurrency,
+            checksums=args.checksum or ("md5",),
+            checksum_algorithm=args.s3_checksum,
+            verify=args.verify,
+            endpoint_url=plan.endpoint_url,
+            progress=heard,
+            skip_existing=args.skip_existing,
+        )
+    except ValueError as exc:  # a bad option, before anything ran
+        raise UsageError(str(exc)) from None
+    # Closing the batch cancels the copies in flight and waits for their cleanup.
+    summary = Summary(count_skipped=args.skip_existing)
+    started = time.perf_counter()
+    stdout_closed = False
+
+    def committed(result: TransferResult) -> None:
+        if args.json:
+            print(json.dumps(result_json(result)), file=report, flush=True)
+
+    with display, _committed_counts(plan, heard, summary, committed):
+        async with contextlib.aclosing(batch) as results:
+            async for result in results:
+                # A stream is named "-" as on the command line.
+                result = replace(
+                    result,
+                    src=STDIO if stdin is not None else result.src,
+                    dst=STDIO if stdout is not None else result.dst,
+                )
+                summary.add(result)
+                if stdout is not None and _is_broken_pipe(result.error):
+                    # The reader of standard output stopped reading (`| head -c 10`):
+                    # its choice, not an error to shout about.
+                    stdout_closed = True
+                elif not result.ok:
+                    print_failure(result)
+                if args.json:
+                    print(json.dumps(result_json(result)), file=report, flush=True)
+    elapsed = time.perf_counter() - started
+    if stdout_closed:
+        # Exit status 1, as for any copy that did not complete: the object did not
+        # all reach its destination, and `set -o pipefail` must be able to tell
+        # (as it can when `cat` dies of SIGPIPE).  Not 141: no signal ended us.
+        # Standard output now goes nowhere, so the interpreter's last flush at
+        # exit cannot fail on it again.
+        discard_stdout()
+        return EXIT_FAILED
+    if not (args.json or args.quiet):
+        for line in summary.lines(elapsed, budget):
+            print(line, file=report)
+    return EXIT_FAILED if summary.failed else 0
+
+
+class _Heard:
+    """The progress listener of a batch: the display, when it shows, and the last
+    copy that finished, so a copy cancelled after its object was written still counts."""
+
+    __slots__ = ("display", "last")
+
+    def __init__(self, display: ProgressDisplay) -> None:
+        self.display = display
+        self.last: TransferResult | None = None
+
+    def transfer_started(self, src: str, dst: str, total: int | None) -> None:
+        if self.display.enabled:
+            self.display.transfer_started(src, dst, total)
+
+    def transfer_advanced(self, src: str, dst: str, nbytes: int) -> None:
+        if self.display.enabled:
+            self.display.transfer_advanced(src, dst, nbytes)
+
+    def transfer_finished(self, result: TransferResult) -> None:
+        self.last = result
+        if self.display.enabled:
+            self.display.transfer_finished(result)
+
+
+@contextlib.contextmanager
+def _committed_counts(
+    plan: CopyPlan, heard: _Heard, summary: Summary, on_done: Callable[[TransferResult], None]
+) -> Iterator[None]:
+    """A signal that arrives while the one object of a plain ``cp`` is being
+    completed (CompleteMultipartUpload runs to its end) interrupted nothing: the
+    object exists.  Then the copy counts as done instead of "interrupted", and the
+    command ends as after any successful copy (the main task's cancellation is
+    withdrawn: this is the command's own top-level task)."""
+    try:
+        yield
+    except asyncio.CancelledError:
+        last = heard.last
+        if plan.recursive or last is None or not last.ok or summary.copied or summary.failed:
+            raise
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        summary.add(last)
+        on_done(last)
+
+
+def _is_broken_pipe(error: BaseException | None) -> bool:
+    """Whether ``error`` is, or was caused by, a write to a pipe nobody reads any more."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, BrokenPipeError):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def discard_stdout() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
+
+
+# -- demo ---------------------------------------------------------------------------
+
+
+def run_demo_command(args: argparse.Namespace) -> int:
+    from .._demo import DemoUnavailableError, run_demo
+
+    try:
+        return run_demo(quiet=args.quiet)
+    except DemoUnavailableError as exc:
+        print(f"aqueuepipe demo: {exc}", file=sys.stderr)
+        return EXIT_USAGE
