@@ -107,11 +107,14 @@ async def copy_on_server(
         return False  # the server needs the customer's key to read it: not ours to give
     copy = _ServerCopy(job, client, src, dst, head)
     try:
-        return await copy.run()
+        if await copy.run():
+            return True
     except _Refused as exc:
         if str(exc) == "NotImplemented":
             refused.add(endpoint)
-        return False
+    # The streamed copy starts afresh: it reads the object as a GET finds it.
+    job.source_etag = None
+    return False
 
 
 class _ServerCopy:

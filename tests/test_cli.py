@@ -121,6 +121,31 @@ def test_cp_single_object_copies_it_and_prints_a_summary(
     assert done.stderr == ""
 
 
+@pytest.mark.parametrize(("flags", "copies", "gets"), [((), 1, 0), (("--stream",), 0, 1)])
+def test_cp_within_one_endpoint_is_made_by_the_server_unless_streamed(
+    moto_server: MotoServer,
+    s3: Any,
+    bucket: str,
+    other_bucket: str,
+    flags: tuple[str, ...],
+    copies: int,
+    gets: int,
+) -> None:
+    s3.put_object(Bucket=bucket, Key="obj", Body=b"x" * 1000)
+    moto_server.reset_requests()
+    done = run(
+        "cp",
+        *flags,
+        f"s3://{bucket}/obj",
+        f"s3://{other_bucket}/obj",
+        endpoint_url=moto_server.endpoint_url,
+    )
+    assert done.returncode == 0, done.stderr
+    counted = moto_server.requests()
+    assert (counted["CopyObject"], counted["GetObject"]) == (copies, gets), counted.counts
+    assert read(s3, other_bucket, "obj") == b"x" * 1000
+
+
 def test_cp_into_a_prefix_keeps_the_object_name(
     endpoint: str, s3: Any, bucket: str, other_bucket: str
 ) -> None:
@@ -748,15 +773,24 @@ def test_demo_exits_0_and_prints_its_table() -> None:
     assert float(grown.group(1)) <= 30 + 25
 
 
+@pytest.mark.parametrize(
+    ("flags", "labels"),
+    [((), ("server-side:",)), (("--stream",), ("source:", "destination:etag-md5 x1"))],
+)
 def test_cp_summary_says_what_verified_the_copies(
-    endpoint: str, s3: Any, bucket: str, other_bucket: str
+    endpoint: str,
+    s3: Any,
+    bucket: str,
+    other_bucket: str,
+    flags: tuple[str, ...],
+    labels: tuple[str, ...],
 ) -> None:
     s3.put_object(Bucket=bucket, Key="v", Body=b"verified bytes")
-    done = run("cp", f"s3://{bucket}/v", f"s3://{other_bucket}/v", endpoint_url=endpoint)
+    done = run("cp", *flags, f"s3://{bucket}/v", f"s3://{other_bucket}/v", endpoint_url=endpoint)
     assert done.returncode == 0, done.stderr
     verified = [line for line in done.stdout.splitlines() if line.startswith("verified:")]
     assert len(verified) == 1
-    assert "source:" in verified[0] and "destination:etag-md5 x1" in verified[0]
+    assert all(label in verified[0] for label in labels), verified
 
 
 async def test_cp_verify_required_fails_a_copy_without_evidence(

@@ -71,8 +71,9 @@ def copy_on_cluster(plan: CopyPlan, args: argparse.Namespace) -> int:
                 part_size=plan.part_size,
                 concurrency=args.concurrency,
                 part_concurrency=args.part_concurrency,
-                checksums=args.checksum or ("md5",),
+                checksums=args.checksum or (),
                 checksum_algorithm=args.s3_checksum,
+                server_side=args.server_side,
                 endpoint_url=plan.endpoint_url,
                 on_outcome=report,
             )

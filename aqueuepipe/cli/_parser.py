@@ -187,8 +187,9 @@ def _add_copy_options(parser: argparse.ArgumentParser) -> None:
         type=str.lower,
         choices=ALGORITHMS,
         metavar="ALGO",
-        help="hash computed while streaming and reported; repeat for several "
-        f"(default md5; one of {', '.join(ALGORITHMS)})",
+        help="hash computed while streaming and reported; repeat for several (none by "
+        f"default: copies within one endpoint are then made by the server; one of "
+        f"{', '.join(ALGORITHMS)})",
     )
     s3_checksums = [name for name in ALGORITHMS if _is_s3_checksum(name)]
     integrity.add_argument(
@@ -199,6 +200,13 @@ def _add_copy_options(parser: argparse.ArgumentParser) -> None:
         help="the S3 checksum sent with every request and checked (default crc64nvme, "
         f"with Content-MD5 where the server is not Amazon S3; one of "
         f"{', '.join(s3_checksums)}; md5 sends Content-MD5 only)",
+    )
+    integrity.add_argument(
+        "--stream",
+        dest="server_side",
+        action="store_false",
+        help="stream copies within one endpoint through this machine instead of "
+        "letting the server copy them (CopyObject, UploadPartCopy)",
     )
     integrity.add_argument(
         "--verify",

@@ -79,7 +79,10 @@ def copy_prefix(
     :func:`~aqueuepipe.copy_many`'s rule: the same size, and the same ETag or S3
     checksum.  ``preserve_etags`` (default on) copies each object with the
     source's part layout so the destination gets the same ETag (single-part
-    sources up to half of ``per_worker_limit``, with one PutObject).
+    sources up to half of ``per_worker_limit``, with one PutObject).  Within one
+    endpoint (and with no ``checksums``), the server makes the copies
+    (CopyObject, UploadPartCopy) as :func:`~aqueuepipe.copy_many` does;
+    ``server_side=False`` streams them through the workers.
     ``shard_retries`` (default 2) is how often Dask re-runs a shard whose task
     raised; shards of lost workers are re-run as the scheduler's
     ``allowed-failures`` setting allows.  A shard first aborts the multipart

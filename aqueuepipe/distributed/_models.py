@@ -146,6 +146,8 @@ class Job:
     checksum_algorithm: str | None
     skip_existing: bool
     preserve_etags: bool
+    #: Let the server copy (one endpoint, one environment): see copy_many.
+    server_side: bool
     endpoint_url: str | None
     policy: RetryPolicy
     progress: ProgressListener | None

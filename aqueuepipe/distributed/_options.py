@@ -54,6 +54,7 @@ class CopyPrefixOptions(TypedDict, total=False):
     manifest: str | os.PathLike[str] | None
     skip_existing: bool
     preserve_etags: bool
+    server_side: bool
     max_shards_in_flight: int | None
     shard_retries: int
     endpoint_url: str | None
@@ -93,6 +94,7 @@ def check_options(
     manifest: str | os.PathLike[str] | None = None,
     skip_existing: bool = True,
     preserve_etags: bool = True,
+    server_side: bool = True,
     max_shards_in_flight: int | None = None,
     shard_retries: int = DEFAULT_SHARD_RETRIES,
     endpoint_url: str | None = None,
@@ -124,6 +126,7 @@ def check_options(
         progress=worker_progress,
         retries=retries,
         skip_existing=skip_existing,
+        server_side=server_side,
     )
     job = Job(
         id=uuid.uuid4().hex,
@@ -139,6 +142,7 @@ def check_options(
         checksum_algorithm=copies.checksum_algorithm,
         skip_existing=copies.skip_existing,
         preserve_etags=bool(preserve_etags),
+        server_side=copies.server_side,
         endpoint_url=endpoint_url,
         policy=copies.policy,
         progress=worker_progress,

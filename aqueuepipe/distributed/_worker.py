@@ -367,6 +367,11 @@ class ShardCopy:
                 await slots.acquire()
                 yield job.src_url(key), job.dst_url(job.dst_key(key))
 
+        # The worker's two clients reach one endpoint with one environment's
+        # credentials: given as one, the server copies (a streamed fallback then
+        # shares the writing client's connections, as copy() does).
+        one = job.server_side
+
         async def run_batch(part_size: int, check: bool, entries: list[Entry]) -> None:
             results = copy_many(
                 gated(entries),
@@ -376,9 +381,11 @@ class ShardCopy:
                 part_concurrency=job.part_concurrency,
                 checksums=job.checksums,
                 checksum_algorithm=job.checksum_algorithm,
-                src_client=resources.src,
-                dst_client=resources.dst,
+                client=resources.dst if one else None,
+                src_client=None if one else resources.src,
+                dst_client=None if one else resources.dst,
                 progress=job.progress,
+                server_side=job.server_side,
                 retries=job.policy,
                 skip_existing=check,
             )
