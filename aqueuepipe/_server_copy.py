@@ -132,6 +132,11 @@ class _ServerCopy:
         #: Whether the progress listener heard of the copy: after that, a refusal
         #: is an error (a streamed copy would start it again).
         self.started = False
+        #: Whether the destination's checksum is the server's own account of the
+        #: bytes: a multipart copy whose parts reported no checksum gave the server
+        #: no full-object checksum to check, and some (moto) then store another
+        #: value; it proves nothing either way.
+        self.checksum_is_evidence = True
         job.retries += _retries(head)
         job.size = int(head["ContentLength"])
         job.source_etag = head.get("ETag")
@@ -286,6 +291,8 @@ class _ServerCopy:
                         start += size
             complete: dict[str, Any] = {}
             whole = self._combined(upload, layout, algorithm, composite)
+            if whole is None and algorithm is not None and not composite:
+                self.checksum_is_evidence = False
             if whole is not None and algorithm is not None:
                 # The server checks the object against it before the object exists.
                 complete[f"Checksum{s3_algorithm(algorithm)}"] = whole
@@ -344,7 +351,12 @@ class _ServerCopy:
         """``stored`` with the destination's checksum, asked with HeadObject when
         the answer did not carry it and the source has one to compare it with."""
         kept = self.kept
-        if stored_checksum(stored) is None and kept is not None and kept.algorithm == algorithm:
+        if (
+            self.checksum_is_evidence
+            and stored_checksum(stored) is None
+            and kept is not None
+            and kept.algorithm == algorithm
+        ):
             with self.job.errors("destination"):
                 answer = await self.client.head_object(
                     Bucket=self.dst.bucket, Key=self.dst.key, ChecksumMode="ENABLED"
@@ -361,7 +373,8 @@ class _ServerCopy:
         kind that differs is a ChecksumMismatchError: the object is not the source's."""
         source, copied = self.kept, stored_checksum(stored)
         if (
-            source is not None
+            self.checksum_is_evidence
+            and source is not None
             and copied is not None
             and source.algorithm == copied.algorithm
             and (source.parts is None) == (copied.parts is None)

@@ -167,9 +167,10 @@ async def ceiling_parts(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
 
 
 def _aqueuepipe(
-    checksums: tuple[str, ...] | None = None, *, own_client: bool = False
+    checksums: tuple[str, ...] | None = None, *, own_client: bool = False, stream: bool = False
 ) -> Callable[..., Awaitable[dict[str, Any]]]:
-    """aqueuepipe's copy(); with ``own_client``, given one client made during warm-up."""
+    """aqueuepipe's copy(); with ``own_client``, given one client made during warm-up;
+    with ``stream``, streamed through the client (``server_side=False``)."""
 
     async def run(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
         from contextlib import AsyncExitStack
@@ -180,6 +181,8 @@ def _aqueuepipe(
         kwargs: dict[str, Any] = {"limit": spec["limit"]}
         if checksums is not None:
             kwargs["checksums"] = checksums
+        if stream:
+            kwargs["server_side"] = False
         src, dst = f"s3://{spec['src_bucket']}/", f"s3://{spec['dst_bucket']}/"
         async with AsyncExitStack() as stack:
             if own_client:
@@ -188,7 +191,11 @@ def _aqueuepipe(
             with meter.timed():
                 result = await copy(src + spec["key"], dst + spec["dst_key"], **kwargs)
         _check(result.size, spec["size"])
-        return {"parts": result.parts, "checksums": sorted(result.checksums)}
+        return {
+            "parts": result.parts,
+            "checksums": sorted(result.checksums),
+            "verified": list(result.verified),
+        }
 
     return run
 
@@ -218,6 +225,28 @@ def boto3_managed(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
         "request_checksum_calculation": s3.meta.config.request_checksum_calculation,
         "response_checksum_validation": s3.meta.config.response_checksum_validation,
     }
+
+
+def boto3_copy(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
+    """boto3's managed copy(): HeadObject, then CopyObject or UploadPartCopy parts."""
+    import boto3
+    from boto3.s3.transfer import TransferConfig
+
+    config = TransferConfig(
+        multipart_threshold=spec["part_size"],
+        multipart_chunksize=spec["part_size"],
+        max_concurrency=spec["concurrency"],
+    )
+    s3 = boto3.client("s3")
+
+    def once(key: str, dst_key: str) -> None:
+        source = {"Bucket": spec["src_bucket"], "Key": key}
+        s3.copy(source, spec["dst_bucket"], dst_key, Config=config)
+
+    once(spec["warm_key"], spec["warm_dst_key"])
+    with meter.timed():
+        once(spec["key"], spec["dst_key"])
+    return {"boto3": boto3.__version__}
 
 
 async def aioboto3_managed(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
@@ -261,7 +290,9 @@ CONTENDERS: dict[str, Callable[[dict[str, Any], Meter], Any]] = {
     "aqueuepipe": _aqueuepipe(),
     "aqueuepipe_nohash": _aqueuepipe(()),
     "aqueuepipe_client": _aqueuepipe(own_client=True),
+    "aqueuepipe_stream": _aqueuepipe(stream=True),
     "boto3": boto3_managed,
+    "boto3_copy": boto3_copy,
     "aioboto3": aioboto3_managed,
 }
 

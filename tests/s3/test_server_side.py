@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import zlib
+from pathlib import Path
 
 import awscrt.checksums
 import pytest
@@ -118,6 +119,23 @@ async def test_source_crc_is_kept_and_is_the_evidence(
     crc = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
     assert stored["ChecksumCRC32"] == crc
     assert result.verified == ("server-side:crc32",)
+
+
+async def test_multipart_source_with_a_full_object_crc_is_copied_and_proven(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+) -> None:
+    """A server that reports no part checksums (moto) stores a checksum it was given
+    nothing to check: the same ETag proves the copy, and it is not failed."""
+    src, dst = await make_bucket(), await make_bucket()
+    data = payload(12 * MiB, seed=9)
+    local = tmp_path / "up.bin"
+    local.write_bytes(data)
+    endpoint = moto_server.endpoint_url
+    await copy(str(local), f"s3://{src}/full", endpoint_url=endpoint, part_size=5 * MiB)
+    result = await copy(f"s3://{src}/full", f"s3://{dst}/full", endpoint_url=endpoint)
+    assert result.ok and result.parts == 3
+    assert result.verified == ("server-side:etag-md5",)
+    assert await get(s3_client, dst, "full") == data
 
 
 async def test_tags_are_not_copied_unless_asked(
