@@ -33,6 +33,7 @@ from ._verify import (
 )
 from .checksums import (
     OFFLOAD_THRESHOLD,
+    Buffer,
     Hasher,
     StreamHashes,
     composite_checksum,
@@ -123,7 +124,8 @@ class Uploader:
         self._headers: dict[str, Any] = {}
         self._sending = Sending(algorithm=None, md5=False, trusted=False)
         self._etags_matched = True
-        self._full: Hasher | None = None  # the running CRC of a FULL_OBJECT upload
+        #: The FULL_OBJECT CRC of a multipart upload, combined from its parts' CRCs.
+        self._full: Hasher | None = None
         self._hash_tail: asyncio.Future[None] | None = None
         self._deadline: asyncio.Timeout | None = None
         #: The destination was written, even if the copy was cancelled after that.
@@ -654,7 +656,10 @@ class Uploader:
         thread while other parts download and upload (parts below
         ``OFFLOAD_THRESHOLD`` on the event loop: the hop costs more).  A part that
         is the ``whole`` object reuses the stream's MD5 and checksum when those are
-        computed anyway, so no byte is hashed twice for them.
+        computed anyway.  The part's checksum is computed once: the FULL_OBJECT
+        CRC is combined from the parts' CRCs, and a source check of the same CRC
+        (or of a source part that is exactly this part) takes the part's digest
+        instead of hashing the bytes again.
         """
         previous = self._hash_tail
         mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -668,23 +673,23 @@ class Uploader:
         def work() -> _Digests:
             with part.body.getbuffer() as view:
                 hashes.update(view)
-                if check is not None:
-                    check.update(view)
-                if full is not None:
-                    full.update(view)
                 done = hashes.digests() if whole else {}
-                md5 = None
+                known: dict[str, bytes] = {}
                 if sending.md5:
-                    md5 = done.get("md5") or hashlib.md5(view, usedforsecurity=False).digest()
-                checksum = None
+                    known["md5"] = done.get("md5") or _digest("md5", view)
                 if algorithm is not None:
-                    if algorithm in done:
-                        checksum = base64.b64encode(done[algorithm]).decode()
-                    else:
-                        hasher = new_hasher(algorithm)
-                        hasher.update(view)
-                        checksum = hasher.b64digest()
-            return _Digests(md5, checksum)
+                    # Each byte goes through the part's checksum once: the object's
+                    # FULL_OBJECT CRC and a source check of the same CRC are combined
+                    # from it.
+                    known[algorithm] = done.get(algorithm) or _digest(algorithm, view)
+                if check is not None:
+                    check.update(view, known)
+                if full is not None and algorithm is not None:
+                    full.combine(int.from_bytes(known[algorithm], "big"), len(view))
+            checksum = known.get(algorithm) if algorithm is not None else None
+            return _Digests(
+                known.get("md5"), base64.b64encode(checksum).decode() if checksum else None
+            )
 
         try:
             if previous is not None:
@@ -739,6 +744,12 @@ def signals_unwrapped() -> Iterator[None]:
                 first = first.exceptions[0]
             raise first from None
         raise
+
+
+def _digest(algorithm: str, data: Buffer) -> bytes:
+    hasher = new_hasher(algorithm)
+    hasher.update(data)
+    return hasher.digest()
 
 
 async def _md5(part: _Part) -> bytes:
