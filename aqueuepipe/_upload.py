@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import hashlib
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -755,7 +754,7 @@ def _digest(algorithm: str, data: Buffer) -> bytes:
 async def _md5(part: _Part) -> bytes:
     def work() -> bytes:
         with part.body.getbuffer() as view:
-            return hashlib.md5(view, usedforsecurity=False).digest()
+            return _digest("md5", view)
 
     return await asyncio.to_thread(work) if part.size >= OFFLOAD_THRESHOLD else work()
 
