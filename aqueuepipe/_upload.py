@@ -255,6 +255,7 @@ class Uploader:
         response = await self._send_put(client, dst, part, digests)
         self.etag = str(response["ETag"])
         self.options.progress.transfer_advanced(self.src, self.dst, part.size)
+        part.close(reuse=True)
 
     async def _upload_stream(self, source: _PartSource, client: S3Client, dst: S3Url) -> None:
         """Upload a stream of unknown length: its first ``part_size`` bytes decide
@@ -642,6 +643,7 @@ class Uploader:
             if digests.checksum is not None:
                 part_checksums[number] = base64.b64decode(digests.checksum)
             self.options.progress.transfer_advanced(self.src, self.dst, part.size)
+            part.close(reuse=True)
         finally:
             live.discard(part)
             part.close()
@@ -778,8 +780,16 @@ class _Part:
         self.lease = lease
         self.slot = slot
         self.size = lease.held
-        self.body = PartBody()
-        self._resize(self.size)
+        spare = lease.buffer
+        if isinstance(spare, PartBody) and not spare.closed:
+            # A buffer of an earlier part of this size: its bytes are overwritten by
+            # the read before anything uses them, so it needs no zero-fill.
+            spare.on_sent = None
+            spare.seek(0)
+            self.body = spare
+        else:
+            self.body = PartBody()
+            self._resize(self.size)
 
     @classmethod
     async def take(
@@ -791,11 +801,12 @@ class _Part:
         slot: asyncio.Semaphore | None = None,
     ) -> _Part:
         """A part of ``size`` bytes (growable to ``up_to``), once ``slot`` and the
-        budget allow; the buffer is made only once its bytes are in the budget."""
+        budget allow; the buffer is made (or a spare one of the budget's taken)
+        only once its bytes are in the budget."""
         if slot is not None:
             await slot.acquire()
         try:
-            lease = await budget.lease(size, up_to=up_to)
+            lease = await budget.lease(size, up_to=up_to, spare=True)
         except BaseException:
             if slot is not None:
                 slot.release()
@@ -827,15 +838,28 @@ class _Part:
         with self.body.getbuffer() as view, view[start:] as rest:
             return await source.readinto(rest)
 
-    def close(self) -> None:
-        """Free the buffer, give back its bytes and its slot.  Idempotent."""
-        try:
-            self.body.close()
-        except BufferError:
-            # A view of it outlives the read that made it (in the traceback of the
-            # error being raised): let go of the buffer, which goes with that view.
-            self.body = PartBody()
-        self.lease.close()
+    def close(self, *, reuse: bool = False) -> None:
+        """Free the buffer, give back its bytes and its slot.  Idempotent.
+
+        ``reuse``: the part was stored and nothing reads its buffer any more, so
+        the budget may keep it for a later part of the same size (counted
+        against its limit, see :class:`~aqueuepipe.ByteBudget`).
+        """
+        body, self.body = self.body, PartBody()
+        keep: PartBody | None = None
+        if reuse and self.lease.held and not body.closed:
+            try:
+                body.truncate(self.lease.held)  # BufferError while a view of it lives
+            except BufferError:
+                pass
+            else:
+                keep = body
+        if keep is None:
+            with contextlib.suppress(BufferError):
+                # A view of it outlives the read that made it (in the traceback of
+                # the error being raised): the buffer goes with that view.
+                body.close()
+        self.lease.close(keep=keep)
         slot, self.slot = self.slot, None
         if slot is not None:
             slot.release()
