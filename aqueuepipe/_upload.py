@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import sys
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -55,6 +56,9 @@ from .s3._urls import S3Url
 
 __all__ = ["ChecksumRefused", "Uploader", "signals_unwrapped"]
 
+
+#: How much more memory than its size a part's buffer may hold and be kept for reuse.
+_SPARE_SLACK = 4096
 
 #: The most a stream's part takes from the budget before the stream shows it has
 #: more (then the part doubles each time it is full, up to a whole part).
@@ -774,12 +778,16 @@ class _Part:
     task, holds no memory outside the budget.
     """
 
-    __slots__ = ("body", "lease", "size", "slot")
+    __slots__ = ("body", "lease", "reusable", "size", "slot")
 
     def __init__(self, lease: BudgetLease, slot: asyncio.Semaphore | None = None) -> None:
         self.lease = lease
         self.slot = slot
         self.size = lease.held
+        #: A part of a size known in advance: its buffer may go to the next one.  (A
+        #: stream's parts grow and shrink: their sizes seldom repeat, and keeping
+        #: their buffers only spreads the heap.)
+        self.reusable = lease.up_to == lease.held
         spare = lease.buffer
         if isinstance(spare, PartBody) and not spare.closed:
             # A buffer of an earlier part of this size: its bytes are overwritten by
@@ -806,7 +814,7 @@ class _Part:
         if slot is not None:
             await slot.acquire()
         try:
-            lease = await budget.lease(size, up_to=up_to, spare=True)
+            lease = await budget.lease(size, up_to=up_to, spare=up_to in (None, size))
         except BaseException:
             if slot is not None:
                 slot.release()
@@ -847,9 +855,18 @@ class _Part:
         """
         body, self.body = self.body, PartBody()
         keep: PartBody | None = None
-        if reuse and self.lease.held and not body.closed:
+        held = self.lease.held
+        # Only a buffer whose memory is what its lease counts is worth keeping (a
+        # shrunk one may still hold the memory of its larger past).
+        if (
+            reuse
+            and self.reusable
+            and held
+            and not body.closed
+            and sys.getsizeof(body) - held <= _SPARE_SLACK
+        ):
             try:
-                body.truncate(self.lease.held)  # BufferError while a view of it lives
+                body.truncate(held)  # BufferError while a view of it lives
             except BufferError:
                 pass
             else:
