@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import io
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -50,6 +51,15 @@ class ByteBudget:
       a pipe's chunk) through until they have taken ``limit // 8`` bytes; after that
       they queue.  Each new first waiter starts with a fresh allowance.
 
+    **Spare buffers.**  A lease may give its buffer back with its bytes
+    (:meth:`BudgetLease.close` with ``keep=``), and a later lease of the same size
+    asked with ``spare=True`` is granted with it (:attr:`BudgetLease.buffer`), so
+    part after part reuses the same memory instead of allocating and zero-filling
+    a new buffer.  The spare buffers are counted against the limit: what is held
+    and what is spare never exceed it together, so every grant that would leave
+    less room closes spare buffers (the sizes given back longest ago first).  They
+    change no admission: a request waits exactly as long as it would without them.
+
     **Growable leases** (:meth:`lease` with ``up_to``: a stream's part, which
     cannot know its size before its bytes arrive) hold what they have while they
     wait for more, which could deadlock a budget they all fill.  So the budget
@@ -85,6 +95,7 @@ class ByteBudget:
         "_passed",
         "_peak",
         "_small",
+        "_spare",
         "_used",
         "_waiters",
     )
@@ -119,10 +130,12 @@ class ByteBudget:
         self._claims: collections.Counter[int] = collections.Counter()
         self._head: BudgetLease | None = None
         self._growths: collections.deque[_Growth] = collections.deque()
+        self._spare = _SpareBuffers()
 
     def __repr__(self) -> str:
         return (
-            f"<ByteBudget limit={self._limit} used={self._used} peak={self._peak} "
+            f"<ByteBudget limit={self._limit} used={self._used} spare={self._spare.bytes} "
+            f"peak={self._peak} "
             f"waiters={len(self._waiters) + len(self._growths)}>"
         )
 
@@ -145,6 +158,12 @@ class ByteBudget:
     def kept(self) -> int:
         """Bytes kept free for the growth of open growable leases (see :meth:`lease`)."""
         return max(self._claims, default=0)
+
+    @property
+    def spare(self) -> int:
+        """Bytes in spare buffers given back for reuse (see the class): never more
+        than :attr:`available`."""
+        return self._spare.bytes
 
     @property
     def peak(self) -> int:
@@ -174,6 +193,9 @@ class ByteBudget:
             TypeError: ``n`` is not an int.
             ValueError: ``n`` is negative or larger than :attr:`limit`.
         """
+        return self._try_acquire(n, None)
+
+    def _try_acquire(self, n: int, request: _Request | None) -> bool:
         # The cheap tests come first; the full checks run only for what they let
         # through (an int subclass) or for what they must reject.
         if type(n) is not int or n < 0:
@@ -188,6 +210,7 @@ class ByteBudget:
         self._used = used
         if used > self._peak:
             self._peak = used
+        self._granted(request)
         return True
 
     async def acquire(self, n: int) -> None:
@@ -241,7 +264,7 @@ class ByteBudget:
         finally:
             self.release(n)
 
-    async def lease(self, n: int, *, up_to: int | None = None) -> BudgetLease:
+    async def lease(self, n: int, *, up_to: int | None = None, spare: bool = False) -> BudgetLease:
         """Hold ``n`` bytes until the returned lease is closed.
 
         With ``up_to``, the lease may later :meth:`~BudgetLease.grow` towards
@@ -259,23 +282,32 @@ class ByteBudget:
         wait for its own growth (a 4-byte stream never waits for a part's worth of
         a busy budget), but from then on its growth is kept from later requests.
 
+        With ``spare``, the lease comes with a spare buffer of ``n`` bytes if the
+        budget has one (:attr:`BudgetLease.buffer`, else None); its admission is
+        the same either way.
+
         Raises:
             ValueError: as :meth:`acquire`, or ``up_to`` is below ``n`` or above
                 :attr:`limit`.
         """
         if up_to is None or up_to == n:
-            await self.acquire(n)
-            return BudgetLease(self, n, n)
+            request = _Request(n, 0, None, spare=spare)
+            if not self._try_acquire(n, request):
+                await self._wait(request)
+            lease = BudgetLease(self, n, n)
+            lease.buffer = request.buffer
+            return lease
         self._check_request(n)
         self._check_request(up_to)
         if up_to < n:
             raise ValueError(f"a lease of {n} bytes cannot grow to {up_to}")
         lease = BudgetLease(self, n, up_to)
-        request = _Request(n, up_to - n, lease)
+        request = _Request(n, up_to - n, lease, spare=spare)
         if not (self._waiters or self._growths) and self._fits(request):
             self._grant(request)
         else:
             await self._wait(request)
+        lease.buffer = request.buffer
         return lease
 
     # -- internals -----------------------------------------------------------
@@ -290,7 +322,7 @@ class ByteBudget:
         return self._used + request.n + self.kept <= self._limit
 
     def _grant(self, request: _Request) -> None:
-        self._take(request.n)
+        self._take(request.n, request)
         lease = request.lease
         if lease is not None:  # a growable lease starts
             self._growing[lease] = None
@@ -399,10 +431,30 @@ class ByteBudget:
         if n > self._limit:
             raise ValueError(f"cannot acquire {n} bytes from a budget whose limit is {self._limit}")
 
-    def _take(self, n: int) -> None:
+    def _take(self, n: int, request: _Request | None = None) -> None:
         self._used += n
         if self._used > self._peak:
             self._peak = self._used
+        self._granted(request)
+
+    def _granted(self, request: _Request | None) -> None:
+        """Bytes were just granted (to ``request``, if it was queued or is a lease):
+        hand it a spare buffer if it asked for one, then close the spare buffers
+        that no longer fit beside what is held."""
+        spare = self._spare
+        if request is not None and request.spare:
+            request.buffer = spare.take(request.n)
+        room = self._limit - self._used
+        if spare.bytes > room:
+            spare.fit(room)
+
+    def _keep(self, buffer: io.BytesIO, size: int) -> None:
+        """Keep ``buffer`` (of ``size`` bytes, which its lease is about to give back)
+        as a spare if it fits beside what stays held; else close it."""
+        if self._spare.bytes + size <= self._limit - self._used + size:
+            self._spare.keep(buffer, size)
+        else:
+            buffer.close()
 
     def _wake(self, *, new_first: bool = False) -> None:
         served = new_first
@@ -478,12 +530,50 @@ class ByteBudget:
 
 @dataclass(slots=True, eq=False)
 class _Request:
-    """A queued request: ``n`` bytes now, and for a growable lease, its ``claim``."""
+    """A request: ``n`` bytes now, and for a growable lease, its ``claim``;
+    ``spare``: it takes a spare buffer of ``n`` bytes when granted (``buffer``)."""
 
     n: int
     claim: int
     lease: BudgetLease | None
     future: asyncio.Future[None] | None = None
+    spare: bool = False
+    buffer: io.BytesIO | None = None
+
+
+class _SpareBuffers:
+    """Buffers given back with their bytes, by size, for leases of the same size."""
+
+    __slots__ = ("_by_size", "bytes")
+
+    def __init__(self) -> None:
+        # Sizes in the order they were last given back, the oldest first.
+        self._by_size: collections.OrderedDict[int, list[io.BytesIO]] = collections.OrderedDict()
+        self.bytes = 0
+
+    def take(self, size: int) -> io.BytesIO | None:
+        kept = self._by_size.get(size)
+        if not kept:
+            return None
+        buffer = kept.pop()
+        if not kept:
+            del self._by_size[size]
+        self.bytes -= size
+        return buffer
+
+    def keep(self, buffer: io.BytesIO, size: int) -> None:
+        self._by_size.setdefault(size, []).append(buffer)
+        self._by_size.move_to_end(size)
+        self.bytes += size
+
+    def fit(self, room: int) -> None:
+        """Close spare buffers until at most ``room`` bytes are spare."""
+        while self.bytes > room:
+            size, kept = next(iter(self._by_size.items()))
+            kept.pop().close()
+            if not kept:
+                del self._by_size[size]
+            self.bytes -= size
 
 
 @dataclass(slots=True, eq=False)
@@ -503,12 +593,14 @@ class BudgetLease:
     release with an acquire by hand.
     """
 
-    __slots__ = ("_budget", "_held", "_up_to")
+    __slots__ = ("_budget", "_held", "_up_to", "buffer")
 
     def __init__(self, budget: ByteBudget, held: int, up_to: int) -> None:
         self._budget = budget
         self._held = held
         self._up_to = up_to
+        #: The spare buffer this lease was granted with (``lease(spare=True)``), or None.
+        self.buffer: io.BytesIO | None = None
 
     def __repr__(self) -> str:
         return f"<BudgetLease held={self._held} up_to={self._up_to}>"
@@ -564,6 +656,17 @@ class BudgetLease:
         if give:
             budget.release(give)
 
-    def close(self) -> None:
-        """Give every byte back.  Idempotent; never blocks."""
+    def close(self, *, keep: io.BytesIO | None = None) -> None:
+        """Give every byte back.  Idempotent; never blocks.
+
+        ``keep``: a buffer of exactly :attr:`held` bytes, no longer used, that the
+        budget keeps as a spare for a later lease of that size if it fits beside
+        what stays held (else it is closed).
+        """
+        self.buffer = None
+        if keep is not None:
+            if self._held:
+                self._budget._keep(keep, self._held)
+            else:
+                keep.close()
         self.shrink(0)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import hashlib
+import sys
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -33,6 +33,7 @@ from ._verify import (
 )
 from .checksums import (
     OFFLOAD_THRESHOLD,
+    Buffer,
     Hasher,
     StreamHashes,
     composite_checksum,
@@ -55,6 +56,9 @@ from .s3._urls import S3Url
 
 __all__ = ["ChecksumRefused", "Uploader", "signals_unwrapped"]
 
+
+#: How much more memory than its size a part's buffer may hold and be kept for reuse.
+_SPARE_SLACK = 4096
 
 #: The most a stream's part takes from the budget before the stream shows it has
 #: more (then the part doubles each time it is full, up to a whole part).
@@ -123,7 +127,8 @@ class Uploader:
         self._headers: dict[str, Any] = {}
         self._sending = Sending(algorithm=None, md5=False, trusted=False)
         self._etags_matched = True
-        self._full: Hasher | None = None  # the running CRC of a FULL_OBJECT upload
+        #: The FULL_OBJECT CRC of a multipart upload, combined from its parts' CRCs.
+        self._full: Hasher | None = None
         self._hash_tail: asyncio.Future[None] | None = None
         self._deadline: asyncio.Timeout | None = None
         #: The destination was written, even if the copy was cancelled after that.
@@ -263,6 +268,7 @@ class Uploader:
         response = await self._send_put(client, dst, part, digests)
         self.etag = str(response["ETag"])
         self.options.progress.transfer_advanced(self.src, self.dst, part.size)
+        part.close(reuse=True)
 
     async def _upload_stream(self, source: _PartSource, client: S3Client, dst: S3Url) -> None:
         """Upload a stream of unknown length: its first ``part_size`` bytes decide
@@ -650,6 +656,7 @@ class Uploader:
             if digests.checksum is not None:
                 part_checksums[number] = base64.b64decode(digests.checksum)
             self.options.progress.transfer_advanced(self.src, self.dst, part.size)
+            part.close(reuse=True)
         finally:
             live.discard(part)
             part.close()
@@ -663,7 +670,10 @@ class Uploader:
         thread while other parts download and upload (parts below
         ``OFFLOAD_THRESHOLD`` on the event loop: the hop costs more).  A part that
         is the ``whole`` object reuses the stream's MD5 and checksum when those are
-        computed anyway, so no byte is hashed twice for them.
+        computed anyway.  The part's checksum is computed once: the FULL_OBJECT
+        CRC is combined from the parts' CRCs, and a source check of the same CRC
+        (or of a source part that is exactly this part) takes the part's digest
+        instead of hashing the bytes again.
         """
         previous = self._hash_tail
         mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -677,23 +687,23 @@ class Uploader:
         def work() -> _Digests:
             with part.body.getbuffer() as view:
                 hashes.update(view)
-                if check is not None:
-                    check.update(view)
-                if full is not None:
-                    full.update(view)
                 done = hashes.digests() if whole else {}
-                md5 = None
+                known: dict[str, bytes] = {}
                 if sending.md5:
-                    md5 = done.get("md5") or hashlib.md5(view, usedforsecurity=False).digest()
-                checksum = None
+                    known["md5"] = done.get("md5") or _digest("md5", view)
                 if algorithm is not None:
-                    if algorithm in done:
-                        checksum = base64.b64encode(done[algorithm]).decode()
-                    else:
-                        hasher = new_hasher(algorithm)
-                        hasher.update(view)
-                        checksum = hasher.b64digest()
-            return _Digests(md5, checksum)
+                    # Each byte goes through the part's checksum once: the object's
+                    # FULL_OBJECT CRC and a source check of the same CRC are combined
+                    # from it.
+                    known[algorithm] = done.get(algorithm) or _digest(algorithm, view)
+                if check is not None:
+                    check.update(view, known)
+                if full is not None and algorithm is not None:
+                    full.combine(int.from_bytes(known[algorithm], "big"), len(view))
+            checksum = known.get(algorithm) if algorithm is not None else None
+            return _Digests(
+                known.get("md5"), base64.b64encode(checksum).decode() if checksum else None
+            )
 
         try:
             if previous is not None:
@@ -750,10 +760,16 @@ def signals_unwrapped() -> Iterator[None]:
         raise
 
 
+def _digest(algorithm: str, data: Buffer) -> bytes:
+    hasher = new_hasher(algorithm)
+    hasher.update(data)
+    return hasher.digest()
+
+
 async def _md5(part: _Part) -> bytes:
     def work() -> bytes:
         with part.body.getbuffer() as view:
-            return hashlib.md5(view, usedforsecurity=False).digest()
+            return _digest("md5", view)
 
     return await asyncio.to_thread(work) if part.size >= OFFLOAD_THRESHOLD else work()
 
@@ -771,14 +787,26 @@ class _Part:
     task, holds no memory outside the budget.
     """
 
-    __slots__ = ("body", "lease", "size", "slot")
+    __slots__ = ("body", "lease", "reusable", "size", "slot")
 
     def __init__(self, lease: BudgetLease, slot: asyncio.Semaphore | None = None) -> None:
         self.lease = lease
         self.slot = slot
         self.size = lease.held
-        self.body = PartBody()
-        self._resize(self.size)
+        #: A part of a size known in advance: its buffer may go to the next one.  (A
+        #: stream's parts grow and shrink: their sizes seldom repeat, and keeping
+        #: their buffers only spreads the heap.)
+        self.reusable = lease.up_to == lease.held
+        spare = lease.buffer
+        if isinstance(spare, PartBody) and not spare.closed:
+            # A buffer of an earlier part of this size: its bytes are overwritten by
+            # the read before anything uses them, so it needs no zero-fill.
+            spare.on_sent = None
+            spare.seek(0)
+            self.body = spare
+        else:
+            self.body = PartBody()
+            self._resize(self.size)
 
     @classmethod
     async def take(
@@ -790,11 +818,12 @@ class _Part:
         slot: asyncio.Semaphore | None = None,
     ) -> _Part:
         """A part of ``size`` bytes (growable to ``up_to``), once ``slot`` and the
-        budget allow; the buffer is made only once its bytes are in the budget."""
+        budget allow; the buffer is made (or a spare one of the budget's taken)
+        only once its bytes are in the budget."""
         if slot is not None:
             await slot.acquire()
         try:
-            lease = await budget.lease(size, up_to=up_to)
+            lease = await budget.lease(size, up_to=up_to, spare=up_to in (None, size))
         except BaseException:
             if slot is not None:
                 slot.release()
@@ -826,15 +855,37 @@ class _Part:
         with self.body.getbuffer() as view, view[start:] as rest:
             return await source.readinto(rest)
 
-    def close(self) -> None:
-        """Free the buffer, give back its bytes and its slot.  Idempotent."""
-        try:
-            self.body.close()
-        except BufferError:
-            # A view of it outlives the read that made it (in the traceback of the
-            # error being raised): let go of the buffer, which goes with that view.
-            self.body = PartBody()
-        self.lease.close()
+    def close(self, *, reuse: bool = False) -> None:
+        """Free the buffer, give back its bytes and its slot.  Idempotent.
+
+        ``reuse``: the part was stored and nothing reads its buffer any more, so
+        the budget may keep it for a later part of the same size (counted
+        against its limit, see :class:`~aqueuepipe.ByteBudget`).
+        """
+        body, self.body = self.body, PartBody()
+        keep: PartBody | None = None
+        held = self.lease.held
+        # Only a buffer whose memory is what its lease counts is worth keeping (a
+        # shrunk one may still hold the memory of its larger past).
+        if (
+            reuse
+            and self.reusable
+            and held
+            and not body.closed
+            and sys.getsizeof(body) - held <= _SPARE_SLACK
+        ):
+            try:
+                body.truncate(held)  # BufferError while a view of it lives
+            except BufferError:
+                pass
+            else:
+                keep = body
+        if keep is None:
+            with contextlib.suppress(BufferError):
+                # A view of it outlives the read that made it (in the traceback of
+                # the error being raised): the buffer goes with that view.
+                body.close()
+        self.lease.close(keep=keep)
         slot, self.slot = self.slot, None
         if slot is not None:
             slot.release()

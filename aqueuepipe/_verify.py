@@ -29,6 +29,7 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from .checksums import (
+    CRC_ALGORITHMS,
     Buffer,
     ETagEvidence,
     Hasher,
@@ -247,8 +248,17 @@ class SourceCheck:
         """The source's part layout when the evidence is per part, else None."""
         return self._layout
 
-    def update(self, data: Buffer) -> None:
-        """Feed the next bytes of the object (any split)."""
+    def update(self, data: Buffer, known: Mapping[str, bytes] | None = None) -> None:
+        """Feed the next bytes of the object (any split).
+
+        ``known`` maps algorithms to the raw digest of exactly ``data`` where the
+        caller computed them already (a part's checksum and MD5): where one is
+        what the evidence needs (the same CRC, or the digest of exactly one of the
+        source's parts), it stands for the bytes, which are not hashed again.
+        """
+        digest = known.get(self._hasher.name) if known else None
+        if digest is not None and self._reuse(data, digest):
+            return
         layout = self._layout
         if layout is None:
             self._hasher.update(data)
@@ -267,6 +277,33 @@ class SourceCheck:
             self._in_part += len(piece)
             if self._in_part == sizes[number]:
                 self._end_part()
+
+    def _reuse(self, data: Buffer, digest: bytes) -> bool:
+        """Take ``digest`` (of ``data``, in this check's algorithm) for its bytes if
+        it can stand for them; whether it did."""
+        length = memoryview(data).nbytes
+        if not length:
+            return True
+        crc = self._hasher.name in CRC_ALGORITHMS
+        layout = self._layout
+        if layout is None:  # one digest of every byte: only a CRC continues from a digest
+            if crc:
+                self._hasher.combine(int.from_bytes(digest, "big"), length)
+            return crc
+        number = len(self._digests)
+        if number >= len(layout.sizes):
+            return False
+        room = layout.sizes[number] - self._in_part
+        if self._in_part == 0 and length == room:  # exactly one of the source's parts
+            self._digests.append(bytes(digest))
+            return True
+        if not crc or length > room:  # a piece of a part, or across a boundary
+            return False
+        self._hasher.combine(int.from_bytes(digest, "big"), length)
+        self._in_part += length
+        if self._in_part == layout.sizes[number]:
+            self._end_part()
+        return True
 
     def verify(self) -> None:
         """Compare what was fed with the evidence.

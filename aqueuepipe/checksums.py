@@ -28,12 +28,16 @@ from awscrt import checksums as _crt
 
 __all__ = [
     "ALGORITHMS",
+    "CRC_ALGORITHMS",
     "OFFLOAD_THRESHOLD",
     "ETagEvidence",
     "Hasher",
     "StoredChecksum",
     "StreamHashes",
+    "combine_crc",
     "composite_checksum",
+    "crc",
+    "crc_digest",
     "etag_evidence",
     "etag_is_md5_based",
     "multipart_etag",
@@ -46,6 +50,9 @@ __all__ = [
 
 #: The algorithms :func:`new_hasher` knows, by their canonical (lowercase) names.
 ALGORITHMS: Final[tuple[str, ...]] = ("md5", "sha1", "sha256", "crc32", "crc32c", "crc64nvme")
+
+#: The CRCs: the algorithms whose values combine (:func:`combine_crc`).
+CRC_ALGORITHMS: Final[frozenset[str]] = frozenset({"crc32", "crc32c", "crc64nvme"})
 
 #: Chunks of at least this many bytes are hashed in a worker thread by
 #: :meth:`StreamHashes.aupdate`.  Below it, the thread hop costs more than it saves.
@@ -60,6 +67,11 @@ _CRC_FUNCTIONS: Final[dict[str, Callable[[Buffer, int], int]]] = {
     "crc32": zlib.crc32,
     "crc32c": _crt.crc32c,
     "crc64nvme": _crt.crc64nvme,
+}
+_CRC_COMBINES: Final[dict[str, Callable[[int, int, int], int]]] = {
+    "crc32": _crt.combine_crc32,
+    "crc32c": _crt.combine_crc32c,
+    "crc64nvme": _crt.combine_crc64nvme,
 }
 _S3_ALGORITHMS: Final[dict[str, str]] = {
     "sha1": "SHA1",
@@ -116,6 +128,42 @@ def _nbytes(data: Buffer) -> int:
     return data.nbytes if isinstance(data, memoryview) else len(data)
 
 
+def _crc_name(name: str) -> str:
+    canonical = _canonical_name(name)
+    if canonical not in CRC_ALGORITHMS:
+        raise ValueError(f"{name!r} is not a CRC; CRCs: {', '.join(sorted(CRC_ALGORITHMS))}")
+    return canonical
+
+
+def crc(name: str, data: Buffer, previous: int = 0) -> int:
+    """The CRC ``name`` (crc32, crc32c or crc64nvme) of ``data``, continuing ``previous``.
+
+    Raises:
+        ValueError: ``name`` is not a CRC.
+        TypeError: ``data`` is not bytes, bytearray or memoryview.
+    """
+    return _CRC_FUNCTIONS[_crc_name(name)](_as_buffer(data), previous)
+
+
+def combine_crc(name: str, first: int, second: int, second_length: int) -> int:
+    """The CRC ``name`` of ``A + B`` from ``first`` (A's CRC), ``second`` (B's CRC)
+    and ``second_length`` (B's length in bytes), without reading a byte.
+
+    Raises:
+        ValueError: ``name`` is not a CRC, or ``second_length`` is negative.
+    """
+    if second_length < 0:
+        raise ValueError(f"second_length must be >= 0, got {second_length}")
+    if not second_length:
+        return first
+    return _CRC_COMBINES[_crc_name(name)](first, second, second_length)
+
+
+def crc_digest(name: str, value: int) -> bytes:
+    """The CRC ``value`` as S3 encodes it: big-endian, 4 or 8 bytes."""
+    return value.to_bytes(_CRC_SIZES[_crc_name(name)], "big")
+
+
 class Hasher(abc.ABC):
     """One checksum algorithm computed incrementally; create one with :func:`new_hasher`.
 
@@ -151,6 +199,15 @@ class Hasher(abc.ABC):
     @abc.abstractmethod
     def copy(self) -> Hasher:
         """Return an independent hasher in the same state."""
+
+    def combine(self, value: int, length: int) -> None:
+        """Feed bytes known only by their CRC: ``value`` is the CRC of ``length``
+        bytes, as if they were given to :meth:`update` (CRC hashers only).
+
+        Raises:
+            TypeError: the algorithm is not a CRC (no digest but a CRC combines).
+        """
+        raise TypeError(f"{self.name} digests cannot be combined; only CRCs can")
 
     def hexdigest(self) -> str:
         """Return :meth:`digest` as lowercase hex."""
@@ -208,6 +265,9 @@ class _CrcHasher(Hasher):
 
     def update(self, data: Buffer) -> None:
         self._crc = self._function(_as_buffer(data), self._crc)
+
+    def combine(self, value: int, length: int) -> None:
+        self._crc = combine_crc(self._name, self._crc, value, length)
 
     def digest(self) -> bytes:
         return self._crc.to_bytes(self._size, "big")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 
 import pytest
 from hypothesis import given, settings
@@ -552,3 +553,57 @@ async def test_cancelled_growth_keeps_what_the_lease_held() -> None:
     await lease.grow()  # still growable, and now the head
     lease.close()
     assert budget.used == 0
+
+
+# -- spare buffers ---------------------------------------------------------------------
+
+
+async def test_lease_with_spare_gets_the_buffer_given_back_with_its_size() -> None:
+    budget = ByteBudget(100)
+    buffer = io.BytesIO(b"x" * 40)
+    (await budget.lease(40)).close(keep=buffer)
+    assert budget.spare == 40 and budget.used == 0
+    other = await budget.lease(30, spare=True)
+    assert other.buffer is None  # another size: a fresh buffer
+    lease = await budget.lease(40, spare=True)
+    assert lease.buffer is buffer
+    assert budget.spare == 0 and budget.used == 70
+
+
+async def test_spare_buffers_are_closed_when_what_is_held_needs_their_room() -> None:
+    budget = ByteBudget(100)
+    kept = [io.BytesIO(), io.BytesIO()]
+    for buffer in kept:
+        (await budget.lease(30)).close(keep=buffer)
+    assert budget.spare == 60
+    await budget.acquire(55)  # a plain request: it leaves room for one of them
+    assert budget.used + budget.spare <= budget.limit
+    assert budget.spare == 30 and sum(b.closed for b in kept) == 1
+
+
+async def test_spare_buffers_delay_no_request() -> None:
+    budget = ByteBudget(100)
+    (await budget.lease(60)).close(keep=io.BytesIO())
+    assert budget.try_acquire(100)  # spare bytes are free bytes
+    assert budget.spare == 0
+
+
+@given(
+    steps=st.lists(
+        st.tuples(st.integers(1, 100), st.booleans(), st.booleans()), min_size=1, max_size=30
+    )
+)
+@settings(max_examples=50, deadline=None)
+def test_held_and_spare_bytes_never_exceed_the_limit(steps: list[tuple[int, bool, bool]]) -> None:
+    async def run() -> None:
+        budget = ByteBudget(100)
+        leases = []
+        for size, spare, keep in steps:
+            while budget.used + size > budget.limit:
+                old = leases.pop(0)
+                old.close(keep=io.BytesIO() if keep else None)
+                assert budget.used + budget.spare <= budget.limit
+            leases.append(await budget.lease(size, spare=spare))
+            assert budget.used + budget.spare <= budget.limit
+
+    asyncio.run(run())

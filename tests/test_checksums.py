@@ -573,3 +573,38 @@ def test_composite_checksum_without_parts_raises_value_error() -> None:
 def test_composite_checksum_with_wrong_digest_length_raises_value_error() -> None:
     with pytest.raises(ValueError, match="part 1"):
         composite_checksum("crc32", [hashlib.sha256(b"a").digest()])
+
+
+# -- combining CRCs ------------------------------------------------------------------
+
+
+@given(
+    name=st.sampled_from(CRCS),
+    parts=st.lists(
+        st.one_of(st.just(b""), st.binary(min_size=1, max_size=1), st.binary(max_size=300)),
+        max_size=12,
+    ),
+)
+def test_combined_part_crcs_equal_the_one_pass_crc_of_the_whole(
+    name: str, parts: list[bytes]
+) -> None:
+    combined = 0
+    hasher = new_hasher(name)
+    for part in parts:
+        value = checksums.crc(name, part)
+        combined = checksums.combine_crc(name, combined, value, len(part))
+        hasher.combine(value, len(part))
+    whole = b"".join(parts)
+    assert checksums.crc_digest(name, combined) == reference_digest(name, whole)
+    assert hasher.digest() == reference_digest(name, whole)
+
+
+@pytest.mark.parametrize("name", ["md5", "sha1", "sha256"])
+def test_combine_of_a_digest_that_is_not_a_crc_raises_type_error(name: str) -> None:
+    with pytest.raises(TypeError, match="only CRCs"):
+        new_hasher(name).combine(0, 1)
+
+
+def test_crc_of_an_algorithm_that_is_not_a_crc_raises_value_error() -> None:
+    with pytest.raises(ValueError, match="not a CRC"):
+        checksums.crc("sha256", b"x")

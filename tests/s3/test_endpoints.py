@@ -5,13 +5,22 @@ client."""
 
 from __future__ import annotations
 
+import base64
+import zlib
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
-from aqueuepipe import copy
-from aqueuepipe.s3 import PROBE_SUFFIX, create_client, is_amazon_s3, validates_digests
+import pytest
+
+from aqueuepipe import checksums, copy
+from aqueuepipe.s3 import PROBE_SUFFIX, S3Client, create_client, is_amazon_s3, validates_digests
 from aqueuepipe.testing import moto_server
 
-from .._helpers import MotoServer, bucket_name, payload
+from .._helpers import MiB, MotoServer, bucket_name, payload
+from ..faultproxy import FaultProxy, Match
+
+UPLOADS = Match(operation=("PutObject", "UploadPart"))
 
 PROBE_REQUESTS = {"CreateMultipartUpload": 1, "UploadPart": 1, "AbortMultipartUpload": 1}
 
@@ -89,3 +98,120 @@ def test_amazon_endpoints_are_known_without_asking() -> None:
 
 def test_probe_key_stays_a_valid_s3_key() -> None:
     assert PROBE_SUFFIX.startswith(".") and len(PROBE_SUFFIX.encode()) < 100
+
+
+# -- what a copy hashes, and what its requests carry ----------------------------------
+
+
+async def _crc32_source(client: S3Client, size: int) -> tuple[str, bytes]:
+    """An object with a stored FULL_OBJECT CRC32 (what current SDKs upload): its URL."""
+    bucket = bucket_name("src")
+    await client.create_bucket(Bucket=bucket)
+    data = payload(size, seed=19)
+    value = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+    await client.put_object(
+        Bucket=bucket, Key="obj", Body=data, ChecksumAlgorithm="CRC32", ChecksumCRC32=value
+    )
+    return f"s3://{bucket}/obj", data
+
+
+async def _copy_through(proxy_target: MotoServer, s3_client: S3Client, size: int) -> Any:
+    """Copy a CRC32 source of ``size`` bytes to ``proxy_target`` through a proxy that
+    logs the requests; (result, the upload requests)."""
+    src, _ = await _crc32_source(s3_client, size)
+    async with (
+        FaultProxy(proxy_target.endpoint_url) as proxy,
+        create_client(endpoint_url=proxy.endpoint_url) as dst_client,
+    ):
+        bucket = bucket_name("dst")
+        await dst_client.create_bucket(Bucket=bucket)
+        result = await copy(src, f"s3://{bucket}/obj", src_client=s3_client, dst_client=dst_client)
+        uploads = [e for e in proxy.exchanges(UPLOADS) if PROBE_SUFFIX not in e.path]
+    return result, uploads
+
+
+async def test_copy_to_a_validating_server_sends_no_content_md5(
+    validating_server: MotoServer, s3_client: S3Client
+) -> None:
+    result, uploads = await _copy_through(validating_server, s3_client, 11 * MiB)
+    assert result.parts == 2 and len(uploads) == 2
+    assert result.verified == ("source:crc32", "destination:crc32")
+    assert all(e.header("content-md5") is None for e in uploads)
+    assert all(e.header("x-amz-checksum-crc32") for e in uploads)
+
+
+async def test_copy_to_a_plain_server_sends_content_md5_with_every_part(
+    moto_server: MotoServer, s3_client: S3Client
+) -> None:
+    result, uploads = await _copy_through(moto_server, s3_client, 11 * MiB)
+    assert result.parts == 2 and len(uploads) == 2
+    assert result.verified == ("source:crc32", "destination:etag-md5")
+    assert all(e.header("content-md5") for e in uploads)
+
+
+@pytest.fixture
+def hashed(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """The bytes each hash function of aqueuepipe.checksums is given, by algorithm.
+
+    Installed in this process only: no server's own hashing is counted.
+    """
+    counts: Counter[str] = Counter()
+
+    def counting_crc(name: str) -> Any:
+        function = checksums._CRC_FUNCTIONS[name]
+
+        def counted(data: checksums.Buffer, previous: int = 0) -> int:
+            counts[name] += memoryview(data).nbytes
+            return function(data, previous)
+
+        return counted
+
+    class CountedMD5:
+        def __init__(self) -> None:
+            self._hash = constructor()
+            self.digest_size = self._hash.digest_size
+
+        def update(self, data: checksums.Buffer) -> None:
+            counts["md5"] += memoryview(data).nbytes
+            self._hash.update(data)
+
+        def digest(self) -> bytes:
+            return self._hash.digest()
+
+        def copy(self) -> Any:
+            return self._hash.copy()
+
+    constructor = checksums._HASHLIB_CONSTRUCTORS["md5"]
+    for name in checksums.CRC_ALGORITHMS:
+        monkeypatch.setitem(checksums._CRC_FUNCTIONS, name, counting_crc(name))
+    monkeypatch.setitem(checksums._HASHLIB_CONSTRUCTORS, "md5", CountedMD5)
+    return counts
+
+
+async def test_copy_to_a_validating_server_puts_each_byte_through_one_crc_and_no_md5(
+    validating_server: MotoServer, s3_client: S3Client, hashed: Counter[str]
+) -> None:
+    # The probe's 1-byte part goes first (it is not the copy's hashing).
+    async with create_client(endpoint_url=validating_server.endpoint_url) as client:
+        bucket = bucket_name()
+        await client.create_bucket(Bucket=bucket)
+        await validates_digests(client, bucket, "k")
+        src, _ = await _crc32_source(s3_client, 11 * MiB)
+        hashed.clear()
+        result = await copy(src, f"s3://{bucket}/k", src_client=s3_client, dst_client=client)
+    assert result.parts == 2 and result.verified == ("source:crc32", "destination:crc32")
+    assert hashed == {"crc32": 11 * MiB}
+
+
+async def test_copy_to_a_plain_server_puts_each_byte_through_one_crc_and_one_md5(
+    moto_server_b: MotoServer, s3_client: S3Client, hashed: Counter[str]
+) -> None:
+    async with create_client(endpoint_url=moto_server_b.endpoint_url) as client:
+        bucket = bucket_name()
+        await client.create_bucket(Bucket=bucket)
+        await validates_digests(client, bucket, "k")
+        src, _ = await _crc32_source(s3_client, 11 * MiB)
+        hashed.clear()
+        result = await copy(src, f"s3://{bucket}/k", src_client=s3_client, dst_client=client)
+    assert result.parts == 2 and result.verified == ("source:crc32", "destination:etag-md5")
+    assert hashed == {"crc32": 11 * MiB, "md5": 11 * MiB}
