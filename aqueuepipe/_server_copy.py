@@ -35,18 +35,24 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
-import awscrt.checksums
 import botocore.exceptions
 
 from ._errors import ChecksumMismatchError
 from ._upload import Uploader
 from ._verify import Sending, full_object
-from .checksums import etag_evidence, normalize_etag, s3_algorithm, stored_checksum
+from .checksums import (
+    combine_crc,
+    crc_digest,
+    etag_evidence,
+    normalize_etag,
+    s3_algorithm,
+    stored_checksum,
+)
 from .s3._client import S3Client
-from .s3._objects import MultipartUpload, PartLayout, part_layout
+from .s3._objects import MultipartUpload, PartLayout, part_layout, retry_attempts
 from .s3._parts import MAX_PART_SIZE, choose_part_size
 from .s3._urls import S3Url
 
@@ -60,13 +66,6 @@ _SOURCE_CODES: Final = frozenset(
     {"NoSuchKey", "PreconditionFailed", "412", "InvalidObjectState", "NoSuchVersion"}
 )
 
-_COMBINE: Final[dict[str, Callable[[int, int, int], int]]] = {
-    "crc32": awscrt.checksums.combine_crc32,
-    "crc32c": awscrt.checksums.combine_crc32c,
-    "crc64nvme": awscrt.checksums.combine_crc64nvme,
-}
-_WIDTH: Final = {"crc32": 4, "crc32c": 4, "crc64nvme": 8}
-
 
 class _Refused(Exception):
     """The server will not copy by itself: stream instead."""
@@ -74,12 +73,11 @@ class _Refused(Exception):
 
 def combine_crcs(algorithm: str, parts: list[tuple[str, int]]) -> str:
     """The CRC (base64) of the concatenated parts, from each ``(crc base64, size)``."""
-    combine, width = _COMBINE[algorithm], _WIDTH[algorithm]
     total = 0
     for index, (value, size) in enumerate(parts):
         crc = int.from_bytes(base64.b64decode(value), "big")
-        total = crc if index == 0 else combine(total, crc, size)
-    return base64.b64encode(total.to_bytes(width, "big")).decode()
+        total = crc if index == 0 else combine_crc(algorithm, total, crc, size)
+    return base64.b64encode(crc_digest(algorithm, total)).decode()
 
 
 async def copy_on_server(
@@ -137,7 +135,7 @@ class _ServerCopy:
         #: no full-object checksum to check, and some (moto) then store another
         #: value; it proves nothing either way.
         self.checksum_is_evidence = True
-        job.retries += _retries(head)
+        job.retries += retry_attempts(head)
         job.size = int(head["ContentLength"])
         job.source_etag = head.get("ETag")
 
@@ -246,7 +244,7 @@ class _ServerCopy:
             kwargs["ChecksumAlgorithm"] = s3_algorithm(algorithm)
         with self._requests():
             response = await self.client.copy_object(**kwargs)
-        job.retries += _retries(response)
+        job.retries += retry_attempts(response)
         self._advanced(job.size or 0)
         stored: dict[str, Any] = dict(response.get("CopyObjectResult", {}))
         stored["ServerSideEncryption"] = response.get("ServerSideEncryption")
@@ -276,7 +274,7 @@ class _ServerCopy:
                     response = await upload.copy_part(
                         number, self.src, start, size, job.source_etag
                     )
-            job.retries += _retries(response)
+            job.retries += retry_attempts(response)
             self._advanced(size)
 
         try:
@@ -308,7 +306,7 @@ class _ServerCopy:
         except BaseException:
             await upload.abort()
             raise
-        job.retries += _retries(response)
+        job.retries += retry_attempts(response)
         return await self._with_checksum(dict(response), algorithm)
 
     def _advanced(self, size: int) -> None:
@@ -361,7 +359,7 @@ class _ServerCopy:
                 answer = await self.client.head_object(
                     Bucket=self.dst.bucket, Key=self.dst.key, ChecksumMode="ENABLED"
                 )
-            self.job.retries += _retries(answer)
+            self.job.retries += retry_attempts(answer)
             for name in ("ChecksumType", f"Checksum{s3_algorithm(kept.algorithm)}"):
                 if answer.get(name) is not None:
                     stored[name] = answer[name]
@@ -407,10 +405,6 @@ def _first_error() -> Iterator[None]:
         while isinstance(first, BaseExceptionGroup):
             first = first.exceptions[0]
         raise first from None
-
-
-def _retries(response: Mapping[str, Any]) -> int:
-    return int(response.get("ResponseMetadata", {}).get("RetryAttempts") or 0)
 
 
 def _multipart_parts(etag: object) -> int | None:
