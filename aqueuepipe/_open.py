@@ -27,7 +27,7 @@ __all__ = ["ObjectReader", "ObjectWriter", "open_reader", "open_writer"]
 #: What a reader buffers ahead of its consumer when no limit is given: one part.
 DEFAULT_READ_AHEAD = DEFAULT_PART_SIZE
 #: What a writer's pipe buffers before the copy takes it into a part.
-WRITE_BUFFER = 1024 * 1024
+WRITE_BUFFER = 256 * 1024
 
 
 def _unwrap(exc: PipeAbortedError) -> BaseException:
@@ -225,7 +225,7 @@ async def open_writer(url: str, **options: Any) -> AsyncIterator[ObjectWriter]:
     upload, whose parts go up while the block still writes.  A normal exit
     completes the upload and verifies it; an exception (or a cancellation) in the
     block aborts it: no object and no open upload are left.  The options are
-    :func:`~aqueuepipe.copy`'s; the writer buffers at most 1 MiB beyond ``limit``.
+    :func:`~aqueuepipe.copy`'s; the writer buffers at most 256 KiB beyond ``limit``.
 
     Raises:
         ValueError: a bad URL or option, at once.

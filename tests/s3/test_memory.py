@@ -8,7 +8,7 @@ hash, and the allocator's free lists.
 
 Two workloads also hold a little per copy outside the budget, by design or as a
 known gap, allowed as :data:`OUTSIDE_PER_COPY` each: an ``open_writer``'s own pipe
-(at most 1 MiB: sharing the budget with the upload's parts could deadlock), and a
+(at most 256 KiB: sharing the budget with the upload's parts could deadlock), and a
 download's open response, which aiohttp reads ahead into its buffer (up to twice
 the 256 KiB read size) while the copy waits for budget (benchmarks/README.md,
 "Memory under concurrency").
@@ -69,7 +69,7 @@ async def run(keys, dst_prefix):
     async with create_client(endpoint_url=sys.argv[1], max_pool_connections=64) as client:
         results = await asyncio.gather(*(
             copy(f"s3://{sys.argv[3]}/{k}", f"s3://{sys.argv[3]}/{dst_prefix}{k}",
-                 budget=budget, client=client, part_concurrency=2)
+                 budget=budget, client=client, part_concurrency=2, server_side=False)
             for k in keys
         ))
     assert all(r.ok for r in results)
@@ -145,7 +145,7 @@ async def run(keys, dst_prefix):
     async with create_client(endpoint_url=sys.argv[1], max_pool_connections=64) as client:
         results = [r async for r in copy_many(
             [(f"s3://{bucket}/{k}", f"s3://{bucket}/{dst_prefix}{k}") for k in keys],
-            limit=int(sys.argv[2]), concurrency=16, client=client,
+            limit=int(sys.argv[2]), concurrency=16, client=client, server_side=False,
         )]
     assert len(results) == len(keys) and all(r.ok for r in results), results
     return sum(r.size for r in results)
