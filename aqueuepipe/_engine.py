@@ -34,23 +34,15 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import ChecksumMismatchError, TransferError
-from ._options import Options
+from ._job import ChecksumRefused, Job, decisions_unwrapped
 from ._pipe import AsyncPipe
-from ._server_copy import copy_on_server
 from ._streams import StreamSink, StreamSource
-from ._verify import (
-    Sending,
-    SourceCheck,
-    SourceMismatch,
-    forget_flexible_checksums,
-)
+from ._upload import Uploader
+from ._verify import Sending, SourceCheck, SourceMismatch
 from ._verify import needs_layout as _needs_layout
-from .checksums import (
-    StreamHashes,
-)
 from .local import FileSink, FileSource
 from .s3._client import S3Client
-from .s3._endpoints import validates_digests
+from .s3._endpoints import note_checksum_headers_refused, validates_digests
 from .s3._objects import (
     CHUNK_READ_SIZE,
     ObjectStream,
@@ -63,20 +55,13 @@ from .s3._urls import S3Url
 __all__ = ["Copy"]
 
 
-from ._upload import (
-    ChecksumRefused,
-    Uploader,
-    signals_unwrapped,
-)
+class Copy:
+    """One copy in one direction: S3 to S3, a file or a stream to S3, S3 to a file
+    or a stream; what it does and finds is recorded in ``job``."""
 
-
-class Copy(Uploader):
-    """One copy in one direction: S3 to S3, a file or a stream to S3, S3 to a file or a stream."""
-
-    def __init__(
-        self, src: str, dst: str, src_loc: object, dst_loc: object, options: Options
-    ) -> None:
-        super().__init__(src, dst, src_loc, dst_loc, options)
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self._uploader = Uploader(job)
         #: The source's part layout, asked once per copy (re-reads are pinned to
         #: the same ETag), and where it was asked, to confirm it after a mismatch.
         self._layout: PartLayout | None = None
@@ -101,52 +86,47 @@ class Copy(Uploader):
 
             async def once() -> None:
                 async with self._open(src_client, src) as stream:
-                    self._sending = await self._choose_sending(dst_client, stream.response)
-                    self._headers = self.options.settings.headers(
+                    self.job.attempt.sending = await self._choose_sending(
+                        dst_client, stream.response
+                    )
+                    self.job.attempt.headers = self.job.options.settings.headers(
                         source=stream.response, tag_set=await self._source_tags(src_client, src)
                     )
                     try:
-                        await self._upload(stream, stream.size, dst_client, dst, stream)
+                        await self._uploader.upload(stream, stream.size, dst_client, dst, stream)
                     finally:
-                        self.retries += stream.retries
+                        self.job.retries += stream.retries
 
             await self._reading_again(once)
 
-    async def on_server(
-        self, client: S3Client, src: S3Url, dst: S3Url, *, refused: set[str]
-    ) -> bool:
-        """Let the server copy ``src`` to ``dst`` (see :mod:`aqueuepipe._server_copy`);
-        False: it would not, and nothing was written (stream the copy instead)."""
-        return await copy_on_server(self, client, src, dst, refused=refused)
-
     async def file_to_s3(self, src: Path, dst_client: S3Client, dst: S3Url) -> None:
-        self._sending = await self._choose_sending(dst_client)
+        self.job.attempt.sending = await self._choose_sending(dst_client)
 
         async def once() -> None:
             async with contextlib.AsyncExitStack() as stack:
-                with self.errors("source"):
+                with self.job.errors("source"):
                     source = await stack.enter_async_context(FileSource(src))
-                self.size = source.size
-                self._headers = self.options.settings.headers(path=src)
-                self.options.progress.transfer_started(self.src, self.dst, source.size)
-                await self._upload(source, source.size, dst_client, dst, None)
+                self.job.size = source.size
+                self.job.attempt.headers = self.job.options.settings.headers(path=src)
+                self.job.options.progress.transfer_started(self.job.src, self.job.dst, source.size)
+                await self._uploader.upload(source, source.size, dst_client, dst, None)
 
         await self._reading_again(once)
 
     async def stream_to_s3(self, source: StreamSource, dst_client: S3Client, dst: S3Url) -> None:
         """Upload a stream of unknown length; it cannot be read twice, so a server
         refusing checksum headers mid-upload fails the copy instead of restarting it."""
-        self._sending = await self._choose_sending(dst_client)
-        self._headers = self.options.settings.headers()
-        self.options.progress.transfer_started(self.src, self.dst, None)
-        source.on_progress = self._progressed
+        self.job.attempt.sending = await self._choose_sending(dst_client)
+        self.job.attempt.headers = self.job.options.settings.headers()
+        self.job.options.progress.transfer_started(self.job.src, self.job.dst, None)
+        source.on_progress = self.job.progressed
         try:
-            await self._upload_stream(source, dst_client, dst)
+            await self._uploader.upload_stream(source, dst_client, dst)
         except ChecksumRefused as refused:
-            forget_flexible_checksums(refused.endpoint_url)
+            note_checksum_headers_refused(refused.endpoint_url)
             raise TransferError(
-                self.src,
-                self.dst,
+                self.job.src,
+                self.job.dst,
                 "destination: the server refused the checksum header of a part; the stream "
                 "cannot be read again (copies to this endpoint now use Content-MD5)",
                 side="destination",
@@ -157,41 +137,41 @@ class Copy(Uploader):
         closed.  What was passed on cannot be taken back, so a bad read fails."""
         try:
             # Required evidence cannot wait for a second read: the layout is asked whole.
-            required = self.options.verify == "required"
+            required = self.job.options.verify == "required"
             async with self._open(src_client, src, confirm=required) as stream:
                 try:
                     await self._download(stream, sink)
                 finally:
-                    self.retries += stream.retries
-                self.etag = stream.etag
+                    self.job.retries += stream.retries
+                self.job.etag = stream.etag
             try:
-                self._verify_source()
+                self.job.verify_source()
             except SourceMismatch as exc:
                 if exc.layout_confirmed or not await self._layout_was_not_the_objects():
                     raise ChecksumMismatchError(
-                        self.src, self.dst, exc.evidence, exc.expected, exc.actual, "source"
+                        self.job.src, self.job.dst, exc.evidence, exc.computed, exc.stored, "source"
                     ) from None
                 # What was passed on cannot be read again in the object's layout.
                 self._require_source_evidence()
         except BaseException as exc:
             await sink.fail(exc)
             raise
-        with self.errors("destination"):
+        with self.job.errors("destination"):
             await sink.finish()
 
     async def s3_to_file(self, src_client: S3Client, src: S3Url, dst: Path) -> None:
         async def once() -> None:
             async with contextlib.AsyncExitStack() as stack:
-                with self.errors("destination"):  # checks the target before any request
+                with self.job.errors("destination"):  # checks the target before any request
                     sink = await stack.enter_async_context(FileSink(dst))
                 async with self._open(src_client, src) as stream:
                     try:
                         await self._download(stream, sink)
                     finally:
-                        self.retries += stream.retries
-                self._verify_source()
-                self.etag = stream.etag
-                with self.errors("destination"):
+                        self.job.retries += stream.retries
+                self.job.verify_source()
+                self.job.etag = stream.etag
+                with self.job.errors("destination"):
                     await sink.commit()
                     await _set_mtime(dst, stream.response.get("LastModified"))
 
@@ -206,48 +186,50 @@ class Copy(Uploader):
         """
         reads = 0
         while True:
-            self._restart()
+            self.job.read_again()
             try:
                 await once()
                 return
             except SourceMismatch as exc:
                 if not exc.layout_confirmed and await self._layout_was_not_the_objects():
-                    self.retries += 1  # not a bad read: read again in the object's layout
+                    self.job.retries += 1  # not a bad read: read again in the object's layout
                     continue
                 reads += 1
-                if reads >= self.options.policy.attempts:
+                if reads >= self.job.options.policy.attempts:
                     raise ChecksumMismatchError(
-                        self.src, self.dst, exc.evidence, exc.expected, exc.actual, "source"
+                        self.job.src, self.job.dst, exc.evidence, exc.computed, exc.stored, "source"
                     ) from None
-                self.retries += 1
+                self.job.retries += 1
             except ChecksumRefused as refused:
-                if self._sending.algorithm is None:
+                if self.job.attempt.sending.algorithm is None:
                     raise TransferError(
-                        self.src,
-                        self.dst,
+                        self.job.src,
+                        self.job.dst,
                         "the server refused an upload without checksum headers",
                         side="destination",
                     ) from None
-                forget_flexible_checksums(refused.endpoint_url)
-                self._sending = self._sending.without_flexible_checksum()
+                note_checksum_headers_refused(refused.endpoint_url)
+                self.job.attempt.sending = self.job.attempt.sending.without_flexible_checksum()
 
     async def _layout_was_not_the_objects(self) -> bool:
         """After a mismatch in a layout inferred from part 1, ask the server for every
         part's size; whether the inferred layout was wrong (then the mismatch proves
         nothing).  Later reads use what the server said (None: no part evidence)."""
         assumed, asked = self._layout, self._layout_asked
-        assert asked is not None and assumed is not None and self.size is not None
+        assert asked is not None and assumed is not None and self.job.size is not None
         client, url = asked
-        with self.errors("source"):
-            self._layout = await part_layout(client, url, self.size, self.source_etag, confirm=True)
+        with self.job.errors("source"):
+            self._layout = await part_layout(
+                client, url, self.job.size, self.job.source_etag, confirm=True
+            )
         return self._layout is None or self._layout.sizes != assumed.sizes
 
     def _require_source_evidence(self) -> None:
         """Fail a copy with ``verify='required'`` whose source gives no evidence."""
-        if self.options.verify == "required":
+        if self.job.options.verify == "required":
             raise TransferError(
-                self.src,
-                self.dst,
+                self.job.src,
+                self.job.dst,
                 "source: no evidence to verify the bytes read against: the object has "
                 "no checksum and no MD5 ETag, or its part layout is not reported "
                 "(verify='required')",
@@ -255,9 +237,9 @@ class Copy(Uploader):
             )
 
     async def _source_tags(self, client: S3Client, url: S3Url) -> list[Mapping[str, str]] | None:
-        if not self.options.settings.tags:
+        if not self.job.options.settings.tags:
             return None
-        with self.errors("source"):
+        with self.job.errors("source"):
             response = await client.get_object_tagging(Bucket=url.bucket, Key=url.key)
         return list(response.get("TagSet", []))
 
@@ -266,20 +248,11 @@ class Copy(Uploader):
     ) -> Sending:
         """What the uploads carry: it depends on whether the destination's server
         checks digests (asked once per endpoint) and on the source's checksum."""
-        bucket, key = self.object_on("destination")
+        bucket, key = self.job.object_on("destination")
         trusted = await validates_digests(client, bucket, key or "")
         return Sending.choose(
-            client.meta.endpoint_url, self.options.checksum_algorithm, source, trusted=trusted
+            client.meta.endpoint_url, self.job.options.checksum_algorithm, source, trusted=trusted
         )
-
-    def _restart(self) -> None:
-        self.hashes = StreamHashes(self.options.checksums)
-        self.parts = 0
-        self.verified = ()
-        self._check = None
-        self._etags_matched = True
-        self._full = None
-        self._hash_tail = None
 
     @contextlib.asynccontextmanager
     async def _open(
@@ -288,22 +261,26 @@ class Copy(Uploader):
         """GetObject ``url`` and build the check of what it reads; ``confirm``: ask
         every part's size rather than infer a uniform layout from part 1."""
         async with contextlib.AsyncExitStack() as stack:
-            with self.errors("source"):
+            with self.job.errors("source"):
                 stream = await stack.enter_async_context(
-                    open_object(client, url, policy=self.options.policy, if_match=self.source_etag)
+                    open_object(
+                        client, url, policy=self.job.options.policy, if_match=self.job.source_etag
+                    )
                 )
                 if _needs_layout(stream.response) and self._layout_asked is None:
                     self._layout = await part_layout(
                         client, url, stream.size, stream.etag, confirm=confirm
                     )
                     self._layout_asked = (client, url)
-            stream.on_progress = self._progressed
-            self.size = stream.size
-            self.source_etag = stream.etag
-            self._check = SourceCheck.for_object(stream.response, stream.size, self._layout)
-            if self._check is None:
+            stream.on_progress = self.job.progressed
+            self.job.size = stream.size
+            self.job.source_etag = stream.etag
+            self.job.attempt.check = SourceCheck.for_object(
+                stream.response, stream.size, self._layout
+            )
+            if self.job.attempt.check is None:
                 self._require_source_evidence()
-            self.options.progress.transfer_started(self.src, self.dst, stream.size)
+            self.job.options.progress.transfer_started(self.job.src, self.job.dst, stream.size)
             yield stream
 
     # -- download ---------------------------------------------------------------
@@ -318,20 +295,20 @@ class Copy(Uploader):
         """
         if isinstance(sink, StreamSink):
             while True:
-                with self.errors("source"):
+                with self.job.errors("source"):
                     chunk = await stream.read(CHUNK_READ_SIZE)
                 if not chunk:
                     break
                 await self._take(chunk, sink)
-            self._check_length(sink.bytes_written, stream.size)
+            self.job.check_length(sink.bytes_written, stream.size)
             return
 
-        async with AsyncPipe(budget=self.budget) as pipe:
+        async with AsyncPipe(budget=self.job.budget) as pipe:
 
             async def produce() -> None:
                 try:
                     while True:
-                        with self.errors("source"):
+                        with self.job.errors("source"):
                             chunk = await stream.read()
                         if not chunk:
                             break
@@ -349,21 +326,21 @@ class Copy(Uploader):
                     pipe.abort(exc)
                     raise
 
-            with signals_unwrapped():
+            with decisions_unwrapped():
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(produce())
                     tg.create_task(consume())
-        self._check_length(pipe.bytes_read, stream.size)
+        self.job.check_length(pipe.bytes_read, stream.size)
 
     async def _take(self, chunk: bytes, sink: FileSink | StreamSink) -> None:
         """Hash a chunk of the body and hand it to the destination."""
-        await self.hashes.aupdate(chunk)
-        if self._check is not None:
-            self._check.update(chunk)
-        with self.errors("destination"):
+        await self.job.attempt.hashes.aupdate(chunk)
+        if self.job.attempt.check is not None:
+            self.job.attempt.check.update(chunk)
+        with self.job.errors("destination"):
             await sink.write(chunk)
-        self._progressed()
-        self.options.progress.transfer_advanced(self.src, self.dst, len(chunk))
+        self.job.progressed()
+        self.job.options.progress.transfer_advanced(self.job.src, self.job.dst, len(chunk))
 
 
 async def _set_mtime(path: Path, when: object) -> None:

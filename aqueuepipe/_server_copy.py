@@ -41,7 +41,7 @@ from typing import Any, Final
 import botocore.exceptions
 
 from ._errors import ChecksumMismatchError
-from ._upload import Uploader
+from ._job import Job
 from ._verify import Sending, full_object
 from .checksums import (
     combine_crc,
@@ -81,7 +81,7 @@ def combine_crcs(algorithm: str, parts: list[tuple[str, int]]) -> str:
 
 
 async def copy_on_server(
-    job: Uploader, client: S3Client, src: S3Url, dst: S3Url, *, refused: set[str]
+    job: Job, client: S3Client, src: S3Url, dst: S3Url, *, refused: set[str]
 ) -> bool:
     """Copy ``src`` to ``dst`` within ``client``'s endpoint; False: stream it instead.
 
@@ -119,7 +119,7 @@ class _ServerCopy:
     """One copy the server makes, from the source's HeadObject answer ``head``."""
 
     def __init__(
-        self, job: Uploader, client: S3Client, src: S3Url, dst: S3Url, head: Mapping[str, Any]
+        self, job: Job, client: S3Client, src: S3Url, dst: S3Url, head: Mapping[str, Any]
     ) -> None:
         self.job = job
         self.client = client
@@ -164,15 +164,15 @@ class _ServerCopy:
                     layout = PartLayout((*(part,) * whole, *((rest,) if rest else ())))
                 stored = await self._copy_parts(layout, headers, algorithm, composite)
         finally:
-            job.watch_again()
+            job.progressed()
         job.committed = True
         if not self.started:  # zero parts (no object has none) or an empty object
             self._advanced(0)
         etag = stored.get("ETag")
         job.etag = str(etag) if etag is not None else None
-        job.verified = self._evidence(stored)
+        job.attempt.verified = self._evidence(stored)
         # Without evidence, a copy that requires it is streamed again: that proves it.
-        return bool(job.verified) or job.options.verify != "required"
+        return bool(job.attempt.verified) or job.options.verify != "required"
 
     async def _layout(self) -> PartLayout | None:
         """The source's part layout if it is a multipart object that reports one."""
@@ -280,7 +280,7 @@ class _ServerCopy:
         try:
             with self._requests():
                 await upload.create(extra)
-            job.parts = layout.parts
+            job.attempt.parts = layout.parts
             with _first_error():
                 async with asyncio.TaskGroup() as tg:
                     start = 0

@@ -1,10 +1,11 @@
 """How one copy uploads: parts reserved from the budget, hashed, sent, proven stored.
 
-:class:`Uploader` holds the state of a copy (its options, budget, hashes, the
-evidence it gathered) and everything that writes to S3: one PutObject, or a
-multipart upload whose parts go up while the source still streams, each part
-sent again until the server's answer proves it stored the bytes.  The copy's
-directions (:class:`aqueuepipe._engine.Copy`) build on it.
+:class:`Uploader` is everything that writes a copy's bytes to S3: one
+PutObject, or a multipart upload whose parts go up while the source still
+streams, each part sent again until the server's answer proves it stored the
+bytes.  It works on the copy's :class:`~aqueuepipe._job.Job` (and its current
+attempt); the copy's directions (:class:`aqueuepipe._engine.Copy`) hand it
+their source.
 """
 
 from __future__ import annotations
@@ -12,53 +13,36 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import sys
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import botocore.exceptions
 
-from ._budget import BudgetLease, ByteBudget
 from ._cancel import run_to_end
-from ._errors import ChecksumMismatchError, Side, TransferError
-from ._options import Options
-from ._verify import (
-    Sending,
-    SourceCheck,
-    SourceMismatch,
-    forget_flexible_checksums,
-    full_object,
-    md5_of_etag,
+from ._errors import ChecksumMismatchError, TransferError
+from ._job import ChecksumRefused, Job, decisions_unwrapped
+from ._part import (
+    Digests,
+    Part,
+    PartSource,
+    check_completed,
+    hash_part,
+    md5_of,
+    stored_mismatch,
 )
+from ._verify import Sending, full_object
 from .checksums import (
-    OFFLOAD_THRESHOLD,
-    Buffer,
-    Hasher,
-    StreamHashes,
-    composite_checksum,
-    etag_evidence,
-    multipart_etag,
     new_hasher,
     s3_algorithm,
-    stored_checksum,
 )
 from .s3._client import S3Client
-from .s3._objects import (
-    MultipartUpload,
-    ObjectStream,
-    PartBody,
-    retry_attempts,
-)
+from .s3._endpoints import note_checksum_headers_refused
+from .s3._objects import MultipartUpload, ObjectStream
 from .s3._parts import MAX_PARTS, choose_part_size, stream_part_size
-from .s3._translate import translate_error
 from .s3._urls import S3Url
 
-__all__ = ["ChecksumRefused", "Uploader", "signals_unwrapped"]
+__all__ = ["Uploader"]
 
-
-#: How much more memory than its size a part's buffer may hold and be kept for reuse.
-_SPARE_SLACK = 4096
 
 #: The most a stream's part takes from the budget before the stream shows it has
 #: more (then the part doubles each time it is full, up to a whole part).
@@ -73,160 +57,30 @@ _CHECKSUM_REFUSED = frozenset(
 )
 
 
-class _PartSource(Protocol):
-    async def readinto(self, buf: memoryview) -> int: ...
-
-
-class ChecksumRefused(Exception):
-    """The server refused the checksum header of a part: start again on the MD5 path."""
-
-    def __init__(self, endpoint_url: str) -> None:
-        self.endpoint_url = endpoint_url
-        super().__init__(endpoint_url)
-
-
 def _error_code(exc: botocore.exceptions.ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code") or "")
 
 
-@dataclass(slots=True)
-class _Digests:
-    """A part's MD5 (raw) and S3 checksum (base64), each where it is needed."""
-
-    md5: bytes | None
-    checksum: str | None
-
-    @property
-    def content_md5(self) -> str | None:
-        return base64.b64encode(self.md5).decode() if self.md5 is not None else None
-
-
 class Uploader:
-    """The state of one copy, and its uploads to S3."""
+    """The uploads of one copy to S3: what its directions hand their source to."""
 
-    def __init__(
-        self, src: str, dst: str, src_loc: object, dst_loc: object, options: Options
-    ) -> None:
-        self.src = src
-        self.dst = dst
-        self.locations: dict[Side, object] = {"source": src_loc, "destination": dst_loc}
-        self.options = options
-        self.budget = options.budget
-        self.hashes = StreamHashes(options.checksums)
-        self.size: int | None = None
-        self.etag: str | None = None
-        self.parts = 0
-        #: Requests botocore retried, bodies resumed, reads and requests repeated.
-        self.retries = 0
-        #: The ETag the source had when the copy began (None for a local file).
-        self.source_etag: str | None = None
-        #: The evidence that proved the copy, e.g. ("source:crc32", "destination:etag-md5").
-        self.verified: tuple[str, ...] = ()
-        self._check: SourceCheck | None = None
-        #: What PutObject / CreateMultipartUpload take besides the bytes (_metadata).
-        self._headers: dict[str, Any] = {}
-        self._sending = Sending(algorithm=None, md5=False, trusted=False)
-        self._etags_matched = True
-        #: The FULL_OBJECT CRC of a multipart upload, combined from its parts' CRCs.
-        self._full: Hasher | None = None
-        self._hash_tail: asyncio.Future[None] | None = None
-        self._deadline: asyncio.Timeout | None = None
-        #: The destination was written, even if the copy was cancelled after that.
-        self.committed = False
-
-    def watch(self, deadline: asyncio.Timeout) -> None:
-        """Push ``deadline`` back whenever bytes move: it measures stalls."""
-        self._deadline = deadline
-        self._progressed()
-
-    def pause_watch(self) -> None:
-        """Stop measuring stalls (while the server copies: no byte passes here)."""
-        if self._deadline is not None:
-            self._deadline.reschedule(None)
-
-    def watch_again(self) -> None:
-        """Measure stalls again, from now."""
-        self._progressed()
-
-    def _progressed(self) -> None:
-        deadline = self._deadline
-        stall = self.options.policy.stall_timeout
-        if deadline is not None and stall is not None:
-            deadline.reschedule(asyncio.get_running_loop().time() + stall)
-
-    def _count(self, response: Mapping[str, Any]) -> None:
-        self.retries += retry_attempts(response)
-
-    def object_on(self, side: Side) -> tuple[str, str | None]:
-        """The (bucket, key) of ``side``; ("", None) for a local file."""
-        location = self.locations[side]
-        if isinstance(location, S3Url):
-            return location.bucket, location.key
-        return "", None
-
-    @contextlib.contextmanager
-    def errors(self, side: Side) -> Iterator[None]:
-        """Translate what the calls in the block raise into errors about ``side``.
-
-        Wrap each call where it is made, so an error is blamed on the side the
-        call was about whatever the other tasks of the copy are doing.
-        """
-        try:
-            yield
-        except (TransferError, SourceMismatch, ChecksumRefused):
-            raise
-        except Exception as exc:
-            if side == "source" and isinstance(exc, botocore.exceptions.FlexibleChecksumError):
-                # The client validated a body against its checksum itself (a caller's
-                # client with checksum_when="when_supported"): the bad read our own
-                # check finds, so it is read again the same way.
-                raise SourceMismatch("x-amz-checksum", "unknown", "unknown") from exc
-            bucket, key = self.object_on(side)
-            raise translate_error(
-                exc,
-                src=self.src,
-                dst=self.dst,
-                bucket=bucket,
-                key=key,
-                side=side,
-                expected_etag=self.source_etag,
-            ) from exc
-
-    def _verify_source(self) -> None:
-        """Compare what was read with the source's evidence (raises SourceMismatch);
-        once per attempt."""
-        check, self._check = self._check, None
-        if check is not None:
-            check.verify()
-            self.verified = (*self.verified, check.label)
-
-    def _verify_destination(self) -> None:
-        label = self._sending.evidence(self._etags_matched)
-        if label is not None:
-            self.verified = (*self.verified, label)
-        elif self.options.verify == "required":
-            raise TransferError(
-                self.src,
-                self.dst,
-                "destination: the server gave no evidence that it stored the bytes sent "
-                "(verify='required')",
-                side="destination",
-            )
+    def __init__(self, job: Job) -> None:
+        self.job = job
 
     # -- upload -----------------------------------------------------------------
 
-    async def _upload(
+    async def upload(
         self,
-        source: _PartSource,
+        source: PartSource,
         size: int,
         client: S3Client,
         dst: S3Url,
         stream: ObjectStream | None,
     ) -> None:
-        part_size = choose_part_size(size, self.options.part_size)
-        if part_size > self.budget.limit:
+        part_size = choose_part_size(size, self.job.options.part_size)
+        if part_size > self.job.budget.limit:
             raise ValueError(
-                f"the memory limit ({self.budget.limit} bytes) cannot hold one part of "
+                f"the memory limit ({self.job.budget.limit} bytes) cannot hold one part of "
                 f"{part_size} bytes, the size needed to copy {size} bytes in 10,000 parts"
             )
         if size < part_size:
@@ -234,22 +88,22 @@ class Uploader:
         else:
             await self._multipart(source, size, part_size, client, dst)
 
-    async def _read(self, part: _Part, source: _PartSource, start: int = 0) -> int:
-        with self.errors("source"):
+    async def _read(self, part: Part, source: PartSource, start: int = 0) -> int:
+        with self.job.errors("source"):
             got = await part.fill(source, start)
-        self._progressed()
+        self.job.progressed()
         return got
 
-    async def _put(self, source: _PartSource, size: int, client: S3Client, dst: S3Url) -> None:
-        part = await _Part.take(self.budget, size)
+    async def _put(self, source: PartSource, size: int, client: S3Client, dst: S3Url) -> None:
+        part = await Part.take(self.job.budget, size)
         try:
-            self._check_length(await self._read(part, source), size)
+            self.job.check_length(await self._read(part, source), size)
             await self._check_eof(source)
             await self._put_part(part, client, dst)
         finally:
             part.close()
 
-    async def _put_part(self, part: _Part, client: S3Client, dst: S3Url) -> None:
+    async def _put_part(self, part: Part, client: S3Client, dst: S3Url) -> None:
         """Store a part that is the whole object (the caller closes it).
 
         A PutObject replaces what the key held before the answer can prove
@@ -258,19 +112,19 @@ class Uploader:
         upload, checked before CompleteMultipartUpload, so a failed copy never
         destroys what the key held.  (An empty object has no bytes to get wrong.)
         """
-        digests = await self._hash_part(part, whole=True)
-        self._verify_source()  # before anything is sent
-        if not self._sending.trusted and part.size:
+        digests = await hash_part(self.job.attempt, part, whole=True)
+        self.job.verify_source()  # before anything is sent
+        if not self.job.attempt.sending.trusted and part.size:
             await self._multipart(
                 None, part.size, part.size, client, dst, first=part, first_digests=digests
             )
             return
         response = await self._send_put(client, dst, part, digests)
-        self.etag = str(response["ETag"])
-        self.options.progress.transfer_advanced(self.src, self.dst, part.size)
+        self.job.etag = str(response["ETag"])
+        self.job.options.progress.transfer_advanced(self.job.src, self.job.dst, part.size)
         part.close(reuse=True)
 
-    async def _upload_stream(self, source: _PartSource, client: S3Client, dst: S3Url) -> None:
+    async def upload_stream(self, source: PartSource, client: S3Client, dst: S3Url) -> None:
         """Upload a stream of unknown length: its first ``part_size`` bytes decide
         between one PutObject and a multipart upload.
 
@@ -279,7 +133,7 @@ class Uploader:
         busy budget, and a client that stops sending mid-part holds about twice
         what it sent, not a whole part.
         """
-        part_size = choose_part_size(None, self.options.part_size)
+        part_size = choose_part_size(None, self.job.options.part_size)
         part = await self._stream_part(part_size)
         try:
             got = await self._fill_stream_part(part, source)
@@ -287,17 +141,17 @@ class Uploader:
                 await self._multipart(source, None, part_size, client, dst, first=part)
                 return
             part.shrink(got)
-            self.size = got
+            self.job.size = got
             await self._put_part(part, client, dst)
         finally:
             part.close()  # idempotent: the upload closed it once the server had it
 
-    async def _stream_part(self, part_size: int, slot: asyncio.Semaphore | None = None) -> _Part:
+    async def _stream_part(self, part_size: int, slot: asyncio.Semaphore | None = None) -> Part:
         """A part for a stream: a growable lease of at most 1 MiB, up to ``part_size``."""
-        first = min(part_size, _FIRST_READ, max(1, self.budget.limit // 64))
-        return await _Part.take(self.budget, first, up_to=part_size, slot=slot)
+        first = min(part_size, _FIRST_READ, max(1, self.job.budget.limit // 64))
+        return await Part.take(self.job.budget, first, up_to=part_size, slot=slot)
 
-    async def _fill_stream_part(self, part: _Part, source: _PartSource) -> int:
+    async def _fill_stream_part(self, part: Part, source: PartSource) -> int:
         """Fill a stream's part, doubling it each time it is full, until it holds a
         whole part or the stream ends; return the bytes read."""
         got = await self._read(part, source)
@@ -307,7 +161,7 @@ class Uploader:
         return got
 
     async def _send_put(
-        self, client: S3Client, dst: S3Url, part: _Part, digests: _Digests
+        self, client: S3Client, dst: S3Url, part: Part, digests: Digests
     ) -> Mapping[str, Any]:
         """PutObject the part until the server's answer proves it stored the bytes.
 
@@ -317,9 +171,9 @@ class Uploader:
         """
 
         async def send() -> Mapping[str, Any]:
-            sending = self._sending
+            sending = self.job.attempt.sending
             kwargs: dict[str, Any] = {
-                **self._headers,
+                **self.job.attempt.headers,
                 "Bucket": dst.bucket,
                 "Key": dst.key,
                 "Body": part.body,
@@ -330,27 +184,27 @@ class Uploader:
                 kwargs[f"Checksum{s3_algorithm(sending.algorithm)}"] = digests.checksum
             if sending.md5:
                 if digests.md5 is None:
-                    digests.md5 = await _md5(part)
+                    digests.md5 = await md5_of(part)
                 kwargs["ContentMD5"] = digests.content_md5
             part.body.seek(0)
             response: Mapping[str, Any] = await client.put_object(**kwargs)
             return response
 
         endpoint = client.meta.endpoint_url
-        part.body.on_sent = self._progressed
+        part.body.on_sent = self.job.progressed
         try:
             try:
                 response = await self._until_stored(send, digests, None, endpoint)
             except ChecksumRefused:
-                self._sending = self._sending.without_flexible_checksum()
+                self.job.attempt.sending = self.job.attempt.sending.without_flexible_checksum()
                 response = await self._until_stored(send, digests, None, endpoint)
-                forget_flexible_checksums(endpoint)
+                note_checksum_headers_refused(endpoint)
         except ChecksumMismatchError:
             # The server kept something else under the key: never leave it there.
             await self._delete(client, dst)
             raise
         try:
-            self._verify_destination()
+            self.job.verify_destination()
         except TransferError:
             await self._delete(client, dst)
             raise
@@ -359,7 +213,7 @@ class Uploader:
     async def _until_stored(
         self,
         send: Callable[[], Awaitable[Mapping[str, Any]]],
-        digests: _Digests,
+        digests: Digests,
         part: int | None,
         endpoint_url: str,
     ) -> Mapping[str, Any]:
@@ -373,70 +227,37 @@ class Uploader:
             ChecksumMismatchError: the answer stayed wrong (side "destination").
             TransferError: any other failure of the request.
         """
-        attempts = self.options.policy.attempts
+        attempts = self.job.options.policy.attempts
         attempt = 0
         while True:
             attempt += 1
-            with self.errors("destination"):
+            with self.job.errors("destination"):
                 try:
                     response: Mapping[str, Any] = await send()
                 except botocore.exceptions.ClientError as exc:
                     code = _error_code(exc)
-                    if self._may_fall_back(code, self._sending):
+                    if self._may_fall_back(code, self.job.attempt.sending):
                         raise ChecksumRefused(endpoint_url) from exc
                     if code in _BAD_DIGEST and attempt < attempts:
-                        self.retries += 1
+                        self.job.retries += 1
                         continue
                     raise
-            self._count(response)
-            self._progressed()
-            mismatch = self._stored_mismatch(response, digests, part)
+            self.job.count(response)
+            self.job.progressed()
+            mismatch = stored_mismatch(self.job, response, digests, part)
             if mismatch is None:
                 return response
             if attempt >= attempts:
                 raise mismatch
-            self.retries += 1
+            self.job.retries += 1
 
     def _may_fall_back(self, code: str, sending: Sending) -> bool:
         """Whether an error answering a checksum header means "not supported here"."""
         return (
             code in _CHECKSUM_REFUSED
             and sending.algorithm is not None
-            and self.options.checksum_algorithm is None
+            and self.job.options.checksum_algorithm is None
         )
-
-    def _stored_mismatch(
-        self, response: Mapping[str, Any], digests: _Digests, part: int | None
-    ) -> ChecksumMismatchError | None:
-        """Compare the server's answer to one request with what it was sent."""
-        sending = self._sending
-        if sending.md5 and digests.md5 is not None:
-            stored_md5 = md5_of_etag(response)
-            if stored_md5 is None:
-                self._etags_matched = False  # an opaque ETag proves nothing
-            elif stored_md5 != digests.md5.hex():
-                return ChecksumMismatchError(
-                    self.src,
-                    self.dst,
-                    "etag-md5",
-                    digests.md5.hex(),
-                    stored_md5,
-                    "destination",
-                    part,
-                )
-        if sending.algorithm is not None and digests.checksum is not None:
-            reported = response.get(f"Checksum{s3_algorithm(sending.algorithm)}")
-            if reported is not None and str(reported) != digests.checksum:
-                return ChecksumMismatchError(
-                    self.src,
-                    self.dst,
-                    sending.algorithm,
-                    digests.checksum,
-                    str(reported),
-                    "destination",
-                    part,
-                )
-        return None
 
     async def _delete(self, client: S3Client, dst: S3Url) -> None:
         with contextlib.suppress(Exception):  # the error that made us delete is the one to report
@@ -444,14 +265,14 @@ class Uploader:
 
     async def _multipart(
         self,
-        source: _PartSource | None,
+        source: PartSource | None,
         size: int | None,
         part_size: int,
         client: S3Client,
         dst: S3Url,
         *,
-        first: _Part | None = None,
-        first_digests: _Digests | None = None,
+        first: Part | None = None,
+        first_digests: Digests | None = None,
     ) -> None:
         """Upload ``size`` bytes (None: until the source ends) in parts.
 
@@ -465,11 +286,11 @@ class Uploader:
         upload = MultipartUpload(client, dst)
         part_md5s: dict[int, bytes] = {}
         part_checksums: dict[int, bytes] = {}
-        slots = asyncio.Semaphore(self.options.part_concurrency)
-        live: set[_Part] = set()
+        slots = asyncio.Semaphore(self.job.options.part_concurrency)
+        live: set[Part] = set()
         try:
             await self._create(upload)
-            algorithm = self._sending.algorithm
+            algorithm = self.job.attempt.sending.algorithm
             # The checksum of every byte, sent with CompleteMultipartUpload: one part
             # hashed already has it; else it is computed as the parts are hashed.
             whole: str | None = None
@@ -477,13 +298,13 @@ class Uploader:
                 if first_digests is not None:
                     whole = first_digests.checksum
                 else:
-                    self._full = new_hasher(algorithm)
+                    self.job.attempt.full = new_hasher(algorithm)
             if first_digests is not None and algorithm is None:
-                first_digests = _Digests(first_digests.md5, None)  # the MD5 path now
-            with signals_unwrapped():
+                first_digests = Digests(first_digests.md5, None)  # the MD5 path now
+            with decisions_unwrapped():
                 async with asyncio.TaskGroup() as tg:
 
-                    def send(number: int, part: _Part, digests: _Digests | None = None) -> None:
+                    def send(number: int, part: Part, digests: Digests | None = None) -> None:
                         live.add(part)
                         tg.create_task(
                             self._send_part(
@@ -498,69 +319,27 @@ class Uploader:
                         first.slot = slots
                         number, offset = 1, first.size
                         send(1, first, first_digests)
-                    # A stream's parts grow with it, up to what half the budget holds.
-                    most = max(part_size, self.budget.limit // 2)
                     while source is not None and (size is None or offset < size):
-                        number += 1
-                        if number > MAX_PARTS:
-                            if size is None and await self._at_end(source):
-                                number -= 1
-                                break
-                            raise TransferError(
-                                self.src,
-                                self.dst,
-                                f"the stream is longer than the {MAX_PARTS} parts of an upload "
-                                f"can hold ({offset} bytes): its parts grow from {part_size} "
-                                f"bytes to at most {most} (half the memory limit); pass a "
-                                "larger limit or part_size",
-                                side="source",
-                            )
-                        if size is None:
-                            length = stream_part_size(number, part_size, most)
-                            part = await self._stream_part(length, slots)
-                            live.add(part)
-                            got = await self._fill_stream_part(part, source)
-                        else:
-                            length = min(part_size, size - offset)
-                            part = await _Part.take(self.budget, length, slot=slots)
-                            live.add(part)
-                            got = await self._read(part, source)
-                        if size is not None:
-                            self._check_length(offset + got, size, offset + length)
-                        if got == 0:  # the stream ended exactly at a part boundary
-                            part.close()
-                            number -= 1
+                        read = await self._next_part(
+                            source, size, number + 1, offset, part_size, slots
+                        )
+                        if read is None:
                             break
-                        if got < length:  # the end of the stream
-                            part.shrink(got)
+                        part, ended = read
+                        number += 1
                         send(number, part)
-                        offset += got
-                        if got < length:
+                        offset += part.size
+                        if ended:
                             break
                     if size is not None and source is not None:
                         await self._check_eof(source)
-                    self.size = offset
-            self.parts = number
-            self._verify_source()  # before the object exists
-            self._verify_destination()
-            extra: dict[str, Any] = {}
-            if self._full is not None:
-                whole = self._full.b64digest()
-            if whole is not None and algorithm is not None:
-                # The server checks the object against it before the object exists.
-                extra[f"Checksum{s3_algorithm(algorithm)}"] = whole
-                extra["ChecksumType"] = "FULL_OBJECT"
-            with self.errors("destination"):
-                try:
-                    response = await upload.complete(extra)
-                except asyncio.CancelledError:
-                    if upload.completed is not None:
-                        # The object was written before the cancellation could stop
-                        # it: the copy is done, whatever comes of the cancellation.
-                        self.etag = str(upload.completed["ETag"])
-                        self.committed = True
-                    raise
-            self._count(response)
+                    self.job.size = offset
+            self.job.attempt.parts = number
+            self.job.verify_source()  # before the object exists
+            self.job.verify_destination()
+            if self.job.attempt.full is not None:
+                whole = self.job.attempt.full.b64digest()
+            response = await self._complete(upload, algorithm, whole)
         except BaseException:
             await upload.abort()
             raise
@@ -568,81 +347,121 @@ class Uploader:
             for part in list(live):  # parts whose task never ran (cancelled early)
                 part.close()
         try:
-            self._check_completed(response, part_md5s, part_checksums, whole)
+            check_completed(self.job, response, part_md5s, part_checksums, whole)
         except ChecksumMismatchError:
             await self._delete(client, dst)
             raise
-        self.etag = str(response["ETag"])
+        self.job.etag = str(response["ETag"])
+
+    async def _next_part(
+        self,
+        source: PartSource,
+        size: int | None,
+        number: int,
+        offset: int,
+        part_size: int,
+        slots: asyncio.Semaphore,
+    ) -> tuple[Part, bool] | None:
+        """Part ``number``, read from ``offset`` of a source of ``size`` bytes (None: a
+        stream), and whether the source ended with it; None if it ended before.
+
+        The part holds its buffer, bytes and slot (its sender closes it); one whose
+        read fails is closed here.
+        """
+        # A stream's parts grow with it, up to what half the budget holds.
+        most = max(part_size, self.job.budget.limit // 2)
+        if number > MAX_PARTS:
+            if size is None and await self._at_end(source):
+                return None
+            raise TransferError(
+                self.job.src,
+                self.job.dst,
+                f"the stream is longer than the {MAX_PARTS} parts of an upload "
+                f"can hold ({offset} bytes): its parts grow from {part_size} "
+                f"bytes to at most {most} (half the memory limit); pass a "
+                "larger limit or part_size",
+                side="source",
+            )
+        if size is None:
+            length = stream_part_size(number, part_size, most)
+            part = await self._stream_part(length, slots)
+        else:
+            length = min(part_size, size - offset)
+            part = await Part.take(self.job.budget, length, slot=slots)
+        try:
+            if size is None:
+                got = await self._fill_stream_part(part, source)
+            else:
+                got = await self._read(part, source)
+                self.job.check_length(offset + got, size, offset + length)
+        except BaseException:
+            part.close()
+            raise
+        if got == 0:  # the stream ended exactly at a part boundary
+            part.close()
+            return None
+        if got < length:  # the end of the stream
+            part.shrink(got)
+        return part, got < length
+
+    async def _complete(
+        self, upload: MultipartUpload, algorithm: str | None, whole: str | None
+    ) -> Mapping[str, Any]:
+        """CompleteMultipartUpload, with the FULL_OBJECT checksum ``whole`` if any."""
+        extra: dict[str, Any] = {}
+        if whole is not None and algorithm is not None:
+            # The server checks the object against it before the object exists.
+            extra[f"Checksum{s3_algorithm(algorithm)}"] = whole
+            extra["ChecksumType"] = "FULL_OBJECT"
+        with self.job.errors("destination"):
+            try:
+                response = await upload.complete(extra)
+            except asyncio.CancelledError:
+                if upload.completed is not None:
+                    # The object was written before the cancellation could stop
+                    # it: the copy is done, whatever comes of the cancellation.
+                    self.job.etag = str(upload.completed["ETag"])
+                    self.job.committed = True
+                raise
+        self.job.count(response)
+        return response
 
     async def _create(self, upload: MultipartUpload) -> None:
         """CreateMultipartUpload, on the MD5 path if the server refuses the checksum."""
-        sending = self._sending
+        sending = self.job.attempt.sending
         algorithm = sending.algorithm
         upload.checksum_algorithm = s3_algorithm(algorithm) if algorithm is not None else None
-        extra = dict(self._headers)
+        extra = dict(self.job.attempt.headers)
         if algorithm is not None and full_object(algorithm):
             extra["ChecksumType"] = "FULL_OBJECT"
-        with self.errors("destination"):
+        with self.job.errors("destination"):
             try:
                 await upload.create(extra)
             except botocore.exceptions.ClientError as exc:
                 if not self._may_fall_back(_error_code(exc), sending):
                     raise
-                self._sending = sending.without_flexible_checksum()
+                self.job.attempt.sending = sending.without_flexible_checksum()
                 upload.checksum_algorithm = None
                 extra.pop("ChecksumType", None)
                 await upload.create(extra)
-                forget_flexible_checksums(upload.client.meta.endpoint_url)
-
-    def _check_completed(
-        self,
-        response: Mapping[str, Any],
-        part_md5s: dict[int, bytes],
-        part_checksums: dict[int, bytes],
-        whole: str | None,
-    ) -> None:
-        """Compare the object's ETag and checksum with ours, under S3's rules
-        (``whole``: the FULL_OBJECT checksum we computed, if any)."""
-        etag = etag_evidence(response)
-        if etag is not None and etag.parts is not None and len(part_md5s) == self.parts:
-            expected = multipart_etag([part_md5s[n] for n in sorted(part_md5s)])
-            if f"{etag.md5_hex}-{etag.parts}" != expected:
-                raise ChecksumMismatchError(
-                    self.src, self.dst, "etag-md5", expected, f"{etag.md5_hex}-{etag.parts}"
-                )
-        stored = stored_checksum(response)
-        algorithm = self._sending.algorithm
-        if stored is None or stored.algorithm != algorithm:
-            return
-        if stored.parts is None and whole is not None:
-            expected = whole
-        elif stored.parts is not None and len(part_checksums) == self.parts:
-            expected = composite_checksum(
-                algorithm, [part_checksums[n] for n in sorted(part_checksums)]
-            )
-        else:
-            return
-        if stored.header_value != expected:
-            raise ChecksumMismatchError(
-                self.src, self.dst, algorithm, expected, stored.header_value
-            )
+                note_checksum_headers_refused(upload.client.meta.endpoint_url)
 
     async def _send_part(
         self,
         upload: MultipartUpload,
         number: int,
-        part: _Part,
+        part: Part,
         part_md5s: dict[int, bytes],
         part_checksums: dict[int, bytes],
-        live: set[_Part],
-        digests: _Digests | None = None,
+        live: set[Part],
+        digests: Digests | None = None,
     ) -> None:
         """Hash (unless ``digests`` are known) and upload one part until it is
         proven stored; then close it."""
-        part.body.on_sent = self._progressed
+        part.body.on_sent = self.job.progressed
         try:
             if digests is None:
-                digests = await self._hash_part(part)
+                digests = await hash_part(self.job.attempt, part)
             await self._until_stored(
                 lambda: upload.upload_part(
                     number, part.body, part.size, digests.checksum, digests.content_md5
@@ -655,237 +474,25 @@ class Uploader:
                 part_md5s[number] = digests.md5
             if digests.checksum is not None:
                 part_checksums[number] = base64.b64decode(digests.checksum)
-            self.options.progress.transfer_advanced(self.src, self.dst, part.size)
+            self.job.options.progress.transfer_advanced(self.job.src, self.job.dst, part.size)
             part.close(reuse=True)
         finally:
             live.discard(part)
             part.close()
 
-    async def _hash_part(self, part: _Part, *, whole: bool = False) -> _Digests:
-        """Hash a part: the stream hashes and the source check in order, plus its own
-        MD5 and S3 checksum where the sending needs them.
-
-        Parts are hashed one after another in source order (the stream hashes,
-        the source check and a FULL_OBJECT checksum depend on it), in a worker
-        thread while other parts download and upload (parts below
-        ``OFFLOAD_THRESHOLD`` on the event loop: the hop costs more).  A part that
-        is the ``whole`` object reuses the stream's MD5 and checksum when those are
-        computed anyway.  The part's checksum is computed once: the FULL_OBJECT
-        CRC is combined from the parts' CRCs, and a source check of the same CRC
-        (or of a source part that is exactly this part) takes the part's digest
-        instead of hashing the bytes again.
-        """
-        previous = self._hash_tail
-        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._hash_tail = mine
-        sending = self._sending
-        algorithm = sending.algorithm
-        check = self._check
-        full = self._full
-        hashes = self.hashes
-
-        def work() -> _Digests:
-            with part.body.getbuffer() as view:
-                hashes.update(view)
-                done = hashes.digests() if whole else {}
-                known: dict[str, bytes] = {}
-                if sending.md5:
-                    known["md5"] = done.get("md5") or _digest("md5", view)
-                if algorithm is not None:
-                    # Each byte goes through the part's checksum once: the object's
-                    # FULL_OBJECT CRC and a source check of the same CRC are combined
-                    # from it.
-                    known[algorithm] = done.get(algorithm) or _digest(algorithm, view)
-                if check is not None:
-                    check.update(view, known)
-                if full is not None and algorithm is not None:
-                    full.combine(int.from_bytes(known[algorithm], "big"), len(view))
-            checksum = known.get(algorithm) if algorithm is not None else None
-            return _Digests(
-                known.get("md5"), base64.b64encode(checksum).decode() if checksum else None
-            )
-
-        try:
-            if previous is not None:
-                await previous
-            if part.size < OFFLOAD_THRESHOLD:
-                # Small parts: hashing takes less than the hop to a worker thread.
-                return work()
-            return await asyncio.to_thread(work)
-        finally:
-            if not mine.done():
-                mine.set_result(None)
-
     # -- checks -----------------------------------------------------------------
 
-    def _check_length(self, got: int, size: int, expected: int | None = None) -> None:
-        want = size if expected is None else expected
-        if got != want:
-            raise TransferError(
-                self.src, self.dst, f"the source ended after {got} of {size} bytes", side="source"
-            )
-
-    async def _at_end(self, source: _PartSource) -> bool:
+    async def _at_end(self, source: PartSource) -> bool:
         """Whether the source has no byte left (one is read to know)."""
         probe = bytearray(1)
-        with self.errors("source"):
+        with self.job.errors("source"):
             return not await source.readinto(memoryview(probe))
 
-    async def _check_eof(self, source: _PartSource) -> None:
+    async def _check_eof(self, source: PartSource) -> None:
         if not await self._at_end(source):
             raise TransferError(
-                self.src,
-                self.dst,
-                f"the source grew beyond its size of {self.size} bytes",
+                self.job.src,
+                self.job.dst,
+                f"the source grew beyond its size of {self.job.size} bytes",
                 side="source",
             )
-
-
-@contextlib.contextmanager
-def signals_unwrapped() -> Iterator[None]:
-    """Raise a bad read or a refused checksum out of a task group as it is.
-
-    They are decisions for the whole copy (read again; use the MD5 path), not
-    failures to report, and whichever task met one first decides.
-    """
-    try:
-        yield
-    except BaseExceptionGroup as group:
-        found = group.subgroup(lambda exc: isinstance(exc, SourceMismatch | ChecksumRefused))
-        if found is not None:
-            first = found.exceptions[0]
-            while isinstance(first, BaseExceptionGroup):
-                first = first.exceptions[0]
-            raise first from None
-        raise
-
-
-def _digest(algorithm: str, data: Buffer) -> bytes:
-    hasher = new_hasher(algorithm)
-    hasher.update(data)
-    return hasher.digest()
-
-
-async def _md5(part: _Part) -> bytes:
-    def work() -> bytes:
-        with part.body.getbuffer() as view:
-            return _digest("md5", view)
-
-    return await asyncio.to_thread(work) if part.size >= OFFLOAD_THRESHOLD else work()
-
-
-class _Part:
-    """One part's bytes and everything they hold: one owner.
-
-    The bytes live in the :class:`PartBody` the HTTP client streams the request
-    from (sent in slices with flow control; botocore rewinds it to resend the
-    part), sized once and filled in place through ``getbuffer()``, so the part
-    exists in memory exactly once.  The part owns the budget lease that pays for
-    those bytes and, in a multipart upload, its slot among the parts in flight.
-    :meth:`close` frees the buffer and gives back the lease and the slot
-    (idempotent), so a reference to a closed part, left in a local or a finished
-    task, holds no memory outside the budget.
-    """
-
-    __slots__ = ("body", "lease", "reusable", "size", "slot")
-
-    def __init__(self, lease: BudgetLease, slot: asyncio.Semaphore | None = None) -> None:
-        self.lease = lease
-        self.slot = slot
-        self.size = lease.held
-        #: A part of a size known in advance: its buffer may go to the next one.  (A
-        #: stream's parts grow and shrink: their sizes seldom repeat, and keeping
-        #: their buffers only spreads the heap.)
-        self.reusable = lease.up_to == lease.held
-        spare = lease.buffer
-        if isinstance(spare, PartBody) and not spare.closed:
-            # A buffer of an earlier part of this size: its bytes are overwritten by
-            # the read before anything uses them, so it needs no zero-fill.
-            spare.on_sent = None
-            spare.seek(0)
-            self.body = spare
-        else:
-            self.body = PartBody()
-            self._resize(self.size)
-
-    @classmethod
-    async def take(
-        cls,
-        budget: ByteBudget,
-        size: int,
-        *,
-        up_to: int | None = None,
-        slot: asyncio.Semaphore | None = None,
-    ) -> _Part:
-        """A part of ``size`` bytes (growable to ``up_to``), once ``slot`` and the
-        budget allow; the buffer is made (or a spare one of the budget's taken)
-        only once its bytes are in the budget."""
-        if slot is not None:
-            await slot.acquire()
-        try:
-            lease = await budget.lease(size, up_to=up_to, spare=up_to in (None, size))
-        except BaseException:
-            if slot is not None:
-                slot.release()
-            raise
-        return cls(lease, slot)
-
-    def _resize(self, size: int) -> None:
-        if size:
-            self.body.seek(size - 1)
-            self.body.write(b"\0")
-            self.body.seek(0)
-
-    async def grow(self, to: int) -> None:
-        """Grow to ``to`` bytes, at most the lease's ``up_to`` (the bytes read so
-        far are kept)."""
-        await self.lease.grow(to)
-        self.size = self.lease.held
-        self._resize(self.size)
-
-    def shrink(self, size: int) -> None:
-        """Keep only the first ``size`` bytes (the last part of a stream)."""
-        self.body.truncate(size)
-        self.lease.shrink(size)
-        self.size = size
-
-    async def fill(self, source: _PartSource, start: int = 0) -> int:
-        """Read the source into the part from ``start``; return the bytes read
-        (fewer than asked only at the end of the source)."""
-        with self.body.getbuffer() as view, view[start:] as rest:
-            return await source.readinto(rest)
-
-    def close(self, *, reuse: bool = False) -> None:
-        """Free the buffer, give back its bytes and its slot.  Idempotent.
-
-        ``reuse``: the part was stored and nothing reads its buffer any more, so
-        the budget may keep it for a later part of the same size (counted
-        against its limit, see :class:`~aqueuepipe.ByteBudget`).
-        """
-        body, self.body = self.body, PartBody()
-        keep: PartBody | None = None
-        held = self.lease.held
-        # Only a buffer whose memory is what its lease counts is worth keeping (a
-        # shrunk one may still hold the memory of its larger past).
-        if (
-            reuse
-            and self.reusable
-            and held
-            and not body.closed
-            and sys.getsizeof(body) - held <= _SPARE_SLACK
-        ):
-            try:
-                body.truncate(held)  # BufferError while a view of it lives
-            except BufferError:
-                pass
-            else:
-                keep = body
-        if keep is None:
-            with contextlib.suppress(BufferError):
-                # A view of it outlives the read that made it (in the traceback of
-                # the error being raised): the buffer goes with that view.
-                body.close()
-        self.lease.close(keep=keep)
-        slot, self.slot = self.slot, None
-        if slot is not None:
-            slot.release()

@@ -26,7 +26,6 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
-from urllib.parse import urlsplit
 
 from .checksums import (
     CRC_ALGORITHMS,
@@ -38,6 +37,7 @@ from .checksums import (
     new_hasher,
     stored_checksum,
 )
+from .s3._endpoints import accepts_checksum_headers, is_amazon_s3
 from .s3._objects import PartLayout
 
 __all__ = [
@@ -45,12 +45,9 @@ __all__ = [
     "Sending",
     "SourceCheck",
     "SourceMismatch",
-    "endpoint_validates_checksums",
-    "forget_flexible_checksums",
     "full_object",
     "md5_of_etag",
     "needs_layout",
-    "supports_flexible_checksums",
 ]
 
 #: The S3 checksum sent and checked when the caller names none.
@@ -70,31 +67,6 @@ def full_object(algorithm: str) -> bool:
     return algorithm in _FULL_OBJECT_CRCS
 
 
-# Endpoints that refused an x-amz-checksum-* header: the copies to them take the MD5
-# path.  Keyed by endpoint URL, for the life of the process.
-_NO_FLEXIBLE_CHECKSUMS: set[str] = set()
-
-
-def supports_flexible_checksums(endpoint_url: str) -> bool:
-    """False once ``endpoint_url`` refused an ``x-amz-checksum-*`` header."""
-    return endpoint_url not in _NO_FLEXIBLE_CHECKSUMS
-
-
-def forget_flexible_checksums(endpoint_url: str) -> None:
-    """Remember that ``endpoint_url`` refuses ``x-amz-checksum-*`` headers."""
-    _NO_FLEXIBLE_CHECKSUMS.add(endpoint_url)
-
-
-def endpoint_validates_checksums(endpoint_url: str) -> bool:
-    """Whether the server at ``endpoint_url`` is Amazon S3, which refuses a body that
-    disagrees with its ``Content-MD5`` or ``x-amz-checksum-*`` header (BadDigest).
-
-    Other servers are not trusted to: the answers they give are checked instead.
-    """
-    host = (urlsplit(endpoint_url).hostname or "").lower()
-    return host.endswith((".amazonaws.com", ".amazonaws.com.cn"))
-
-
 class SourceMismatch(Exception):  # an internal signal, never raised to users
     """The bytes read disagree with the source's evidence: read the object again.
 
@@ -105,13 +77,15 @@ class SourceMismatch(Exception):  # an internal signal, never raised to users
     """
 
     def __init__(
-        self, evidence: str, expected: str, actual: str, *, layout_confirmed: bool = True
+        self, evidence: str, computed: str, stored: str, *, layout_confirmed: bool = True
     ) -> None:
         self.evidence = evidence
-        self.expected = expected
-        self.actual = actual
+        #: What the bytes read give.
+        self.computed = computed
+        #: What the source reports.
+        self.stored = stored
         self.layout_confirmed = layout_confirmed
-        super().__init__(evidence, expected, actual)
+        super().__init__(evidence, computed, stored)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +122,7 @@ class Sending:
             algorithm: str | None = None
         elif requested is not None:
             algorithm = requested
-        elif supports_flexible_checksums(endpoint_url):
+        elif accepts_checksum_headers(endpoint_url):
             kept = stored_checksum(source) if source is not None else None
             if kept is not None and kept.parts is None and kept.algorithm in _FULL_OBJECT_CRCS:
                 algorithm = kept.algorithm
@@ -157,7 +131,7 @@ class Sending:
         else:
             algorithm = None
         if trusted is None:
-            trusted = endpoint_validates_checksums(endpoint_url)
+            trusted = is_amazon_s3(endpoint_url)
         return cls(algorithm=algorithm, md5=algorithm is None or not trusted, trusted=trusted)
 
     def without_flexible_checksum(self) -> Sending:
@@ -311,11 +285,11 @@ class SourceCheck:
         Raises:
             SourceMismatch: they differ.
         """
-        actual = self._result()
-        if actual != self._expected:
+        computed = self._result()
+        if computed != self._expected:
             confirmed = self._layout is None or self._layout.confirmed
             raise SourceMismatch(
-                self.label.partition(":")[2], actual, self._expected, layout_confirmed=confirmed
+                self.label.partition(":")[2], computed, self._expected, layout_confirmed=confirmed
             )
 
     def _end_part(self) -> None:

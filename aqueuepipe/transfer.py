@@ -21,6 +21,7 @@ from ._clients import ClientPool
 from ._engine import Copy
 from ._errors import TransferError
 from ._expand import Endpoint, Pairs, expand, not_copied
+from ._job import Job
 from ._metadata import ObjectSettings
 from ._options import (
     Options,
@@ -32,6 +33,7 @@ from ._options import (
     positive_int,
 )
 from ._pipe import AsyncPipe
+from ._server_copy import copy_on_server
 from ._skip import already_there
 from ._streams import (
     SpecialFile,
@@ -673,7 +675,8 @@ async def _copy_one(
             )
             options.progress.transfer_finished(result)
             return result
-    job = Copy(src, dst, src_loc, dst_loc, options)
+    job = Job(src, dst, src_loc, dst_loc, options)
+    copier = Copy(job)
     try:
         async with asyncio.timeout(options.policy.stall_timeout) as deadline:
             job.watch(deadline)
@@ -687,24 +690,24 @@ async def _copy_one(
                         options.server_side
                         and not options.checksums
                         and pool.one_account(src_client, dst_client)
-                        and await job.on_server(
-                            src_client, src_loc, dst_loc, refused=pool.server_side_refused
+                        and await copy_on_server(
+                            job, src_client, src_loc, dst_loc, refused=pool.server_side_refused
                         )
                     ):
                         slot = pool.body_slot(src_client, dst_client)
-                        await job.s3_to_s3(src_client, src_loc, dst_client, dst_loc, slot)
+                        await copier.s3_to_s3(src_client, src_loc, dst_client, dst_loc, slot)
                 elif isinstance(dst_loc, StreamSink):
-                    await job.s3_to_stream(src_client, src_loc, dst_loc)
+                    await copier.s3_to_stream(src_client, src_loc, dst_loc)
                 else:
                     assert isinstance(dst_loc, Path)
-                    await job.s3_to_file(src_client, src_loc, dst_loc)
+                    await copier.s3_to_file(src_client, src_loc, dst_loc)
             else:
                 assert isinstance(dst_loc, S3Url) and dst_client is not None
                 if isinstance(src_loc, StreamSource):
-                    await job.stream_to_s3(src_loc, dst_client, dst_loc)
+                    await copier.stream_to_s3(src_loc, dst_client, dst_loc)
                 else:
                     assert isinstance(src_loc, Path)
-                    await job.file_to_s3(src_loc, dst_client, dst_loc)
+                    await copier.file_to_s3(src_loc, dst_client, dst_loc)
     except asyncio.CancelledError:
         if job.committed:
             # Cancelled after the object was written: the copy happened, so its
@@ -727,7 +730,7 @@ async def _copy_one(
             dst=dst,
             size=job.size or 0,
             etag=None,
-            parts=job.parts,
+            parts=job.attempt.parts,
             checksums={},
             seconds=time.perf_counter() - started,
             retries=job.retries,
@@ -739,16 +742,16 @@ async def _copy_one(
     return result
 
 
-def _done(job: Copy, started: float) -> TransferResult:
+def _done(job: Job, started: float) -> TransferResult:
     """The result of a copy that wrote its destination."""
     return TransferResult(
         src=job.src,
         dst=job.dst,
         size=job.size or 0,
         etag=job.etag,
-        parts=job.parts,
-        checksums=job.hashes.hexdigests(),
+        parts=job.attempt.parts,
+        checksums=job.attempt.hashes.hexdigests(),
         seconds=time.perf_counter() - started,
         retries=job.retries,
-        verified=job.verified,
+        verified=job.attempt.verified,
     )

@@ -31,6 +31,8 @@ LAYERS: dict[int, tuple[str, ...]] = {
         "_engine",
         "_server_copy",
         "_upload",
+        "_job",
+        "_part",
         "_verify",
         "_expand",
         "_skip",

@@ -1,4 +1,5 @@
-"""What this process has learned about S3 endpoints: which ones check digests.
+"""What this process has learned about S3 endpoints: which ones check digests,
+and which ones refuse ``x-amz-checksum-*`` headers.
 
 Amazon S3 refuses a request body that disagrees with its ``Content-MD5`` or
 ``x-amz-checksum-*`` header (BadDigest) before it stores a byte, so accepting a
@@ -16,8 +17,12 @@ not.  Anything else (no permission, a missing bucket, a server that refuses
 flexible checksums) proves nothing and is not remembered.  Amazon S3's own
 endpoints are known without asking.
 
+A server that answers a checksum header with an error (older S3-compatible
+servers) is remembered too (:func:`note_checksum_headers_refused`), so later
+copies to it take the MD5 path from their first request.
+
 The knowledge lives in one registry per process, bounded to the
-:data:`REMEMBERED_ENDPOINTS` most recently used endpoints.
+:data:`REMEMBERED_ENDPOINTS` most recently used endpoints of each kind.
 """
 
 from __future__ import annotations
@@ -38,8 +43,10 @@ from ._client import S3Client
 __all__ = [
     "PROBE_SUFFIX",
     "REMEMBERED_ENDPOINTS",
+    "accepts_checksum_headers",
     "forget_endpoints",
     "is_amazon_s3",
+    "note_checksum_headers_refused",
     "validates_digests",
 ]
 
@@ -58,12 +65,20 @@ _WRONG_CRC32: Final = base64.b64encode(zlib.crc32(b"\1").to_bytes(4, "big")).dec
 
 
 class _Registry:
-    """Endpoint URL -> whether it checks digests; the probes under way."""
+    """Endpoint URL -> whether it checks digests; the probes under way; the
+    endpoints that refuse checksum headers."""
 
     def __init__(self, bound: int) -> None:
         self._bound = bound
         self._known: collections.OrderedDict[str, bool] = collections.OrderedDict()
         self._probing: dict[str, asyncio.Task[bool | None]] = {}
+        self.refusing: collections.OrderedDict[str, None] = collections.OrderedDict()
+
+    def refused(self, endpoint: str) -> None:
+        self.refusing[endpoint] = None
+        self.refusing.move_to_end(endpoint)
+        while len(self.refusing) > self._bound:
+            self.refusing.popitem(last=False)
 
     def get(self, endpoint: str) -> bool | None:
         known = self._known.get(endpoint)
@@ -100,6 +115,7 @@ class _Registry:
 
     def clear(self) -> None:
         self._known.clear()
+        self.refusing.clear()
 
 
 _REGISTRY = _Registry(REMEMBERED_ENDPOINTS)
@@ -129,6 +145,16 @@ async def validates_digests(client: S3Client, bucket: str, key: str) -> bool:
         return known
     result = await asyncio.shield(_REGISTRY.probe(endpoint, client, bucket, key))
     return bool(result)
+
+
+def accepts_checksum_headers(endpoint_url: str) -> bool:
+    """False once ``endpoint_url`` refused an ``x-amz-checksum-*`` header."""
+    return endpoint_url not in _REGISTRY.refusing
+
+
+def note_checksum_headers_refused(endpoint_url: str) -> None:
+    """Remember that ``endpoint_url`` refuses ``x-amz-checksum-*`` headers."""
+    _REGISTRY.refused(endpoint_url)
 
 
 def forget_endpoints() -> None:

@@ -15,6 +15,12 @@ import pytest
 
 from aqueuepipe import checksums, copy
 from aqueuepipe.s3 import PROBE_SUFFIX, S3Client, create_client, is_amazon_s3, validates_digests
+from aqueuepipe.s3._endpoints import (
+    REMEMBERED_ENDPOINTS,
+    accepts_checksum_headers,
+    forget_endpoints,
+    note_checksum_headers_refused,
+)
 from aqueuepipe.testing import moto_server
 
 from .._helpers import MiB, MotoServer, bucket_name, payload
@@ -215,3 +221,20 @@ async def test_copy_to_a_plain_server_puts_each_byte_through_one_crc_and_one_md5
         result = await copy(src, f"s3://{bucket}/k", src_client=s3_client, dst_client=client)
     assert result.parts == 2 and result.verified == ("source:crc32", "destination:etag-md5")
     assert hashed == {"crc32": 11 * MiB, "md5": 11 * MiB}
+
+
+def test_refused_checksum_headers_are_remembered_within_a_bound_and_forgotten() -> None:
+    """Which endpoints refuse x-amz-checksum-* headers lives in the bounded endpoint
+    registry that forget_endpoints() clears, not in a module-level set that grows
+    for the life of the process."""
+    first = "http://127.0.0.1:1/first"
+    note_checksum_headers_refused(first)
+    assert not accepts_checksum_headers(first)
+    forget_endpoints()
+    assert accepts_checksum_headers(first)
+    note_checksum_headers_refused(first)
+    for n in range(REMEMBERED_ENDPOINTS):
+        note_checksum_headers_refused(f"http://127.0.0.1:1/other-{n}")
+    assert accepts_checksum_headers(first)  # the least recently noted went first
+    assert not accepts_checksum_headers(f"http://127.0.0.1:1/other-{REMEMBERED_ENDPOINTS - 1}")
+    forget_endpoints()

@@ -21,6 +21,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from aqueuepipe import copy
 from aqueuepipe._errors import (
     AqueuepipeError,
     ChecksumMismatchError,
@@ -271,6 +272,29 @@ async def test_body_not_matching_server_checksum_is_checksum_mismatch(
     assert err.actual == base64.b64encode(hashlib.sha256(b"data").digest()).decode()
     assert f"source s3://{bucket}/k: the data received does not match" in str(err)
     check_translation(err, exc)
+
+
+async def test_copy_with_a_client_that_checks_bodies_names_both_digests(
+    moto_server: Any, client: S3Client, bucket: str, tmp_path: Path
+) -> None:
+    """A caller's client with checksum_when="when_supported" finds the bad body
+    itself: the copy's error says what the bytes give and what the source reports
+    (it said "the bytes give unknown, the source reports unknown")."""
+    wrong = base64.b64encode(hashlib.sha256(b"other data").digest()).decode()
+    await client.put_object(
+        Bucket=bucket, Key="k", Body=b"data", ChecksumAlgorithm="SHA256", ChecksumSHA256=wrong
+    )
+    async with create_client(
+        endpoint_url=moto_server.endpoint_url, checksum_when="when_supported"
+    ) as checking:
+        with pytest.raises(ChecksumMismatchError) as info:
+            await copy(f"s3://{bucket}/k", str(tmp_path / "k"), client=checking)
+    err = info.value
+    assert err.side == "source"
+    assert err.actual == wrong
+    assert err.expected == base64.b64encode(hashlib.sha256(b"data").digest()).decode()
+    assert "unknown" not in str(err)
+    assert not (tmp_path / "k").exists()
 
 
 def test_os_error_names_file_and_reason(tmp_path: Path) -> None:
