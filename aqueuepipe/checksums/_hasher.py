@@ -82,16 +82,25 @@ class Hasher(abc.ABC):
         return f"<{type(self).__name__} {self.name} {self.hexdigest()}>"
 
 
-class _HashlibHasher(Hasher):
-    __slots__ = ("_hash", "_name")
+class _NamedHasher(Hasher):
+    """A hasher of the algorithm it was made for, by canonical name."""
 
-    def __init__(self, name: str, hash_object: _HashObject) -> None:
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
         self._name = name
-        self._hash = hash_object
 
     @property
     def name(self) -> str:
         return self._name
+
+
+class _HashlibHasher(_NamedHasher):
+    __slots__ = ("_hash",)
+
+    def __init__(self, name: str, hash_object: _HashObject) -> None:
+        super().__init__(name)
+        self._hash = hash_object
 
     @property
     def digest_size(self) -> int:
@@ -107,18 +116,14 @@ class _HashlibHasher(Hasher):
         return _HashlibHasher(self._name, self._hash.copy())
 
 
-class _CrcHasher(Hasher):
-    __slots__ = ("_crc", "_function", "_name", "_size")
+class _CrcHasher(_NamedHasher):
+    __slots__ = ("_crc", "_function", "_size")
 
     def __init__(self, name: str, crc: int = 0) -> None:
-        self._name = name
+        super().__init__(name)
         self._size = _CRC_SIZES[name]
         self._function = _CRC_FUNCTIONS[name]
         self._crc = crc
-
-    @property
-    def name(self) -> str:
-        return self._name
 
     @property
     def digest_size(self) -> int:
