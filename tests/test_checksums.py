@@ -20,6 +20,7 @@ from aqueuepipe.checksums import (
     ALGORITHMS,
     OFFLOAD_THRESHOLD,
     StreamHashes,
+    _hasher,
     composite_checksum,
     etag_is_md5_based,
     multipart_etag,
@@ -331,13 +332,13 @@ async def test_aupdate_of_large_chunk_hashes_off_the_event_loop_thread(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     threads: list[int] = []
-    real_update_each = checksums._update_each
+    real_update_each = _hasher._update_each
 
     def recording_update_each(hashers: Sequence[checksums.Hasher], data: bytes) -> None:
         threads.append(threading.get_ident())
         real_update_each(hashers, data)
 
-    monkeypatch.setattr(checksums, "_update_each", recording_update_each)
+    monkeypatch.setattr(_hasher, "_update_each", recording_update_each)
     hashes = StreamHashes(["sha256"])
     await hashes.aupdate(bytes(OFFLOAD_THRESHOLD))
     await hashes.aupdate(b"small")

@@ -23,7 +23,7 @@ import pytest_asyncio
 from aiohttp import web
 
 import aqueuepipe._options
-import aqueuepipe._pipe
+import aqueuepipe._pipe._room
 from aqueuepipe import ByteBudget
 from aqueuepipe.s3 import S3Client
 
@@ -390,7 +390,8 @@ async def test_client_that_stops_reading_does_not_hold_up_small_requests(
     await put(s3_client, bucket, "big", payload(30 * MiB, seed=7))
     await put(s3_client, bucket, "small", b"12345")
     monkeypatch.setattr(WaitedBudget, "waited", asyncio.Event(), raising=False)
-    monkeypatch.setattr(aqueuepipe._pipe, "ByteBudget", WaitedBudget)  # the pipes' own limits
+    # The pipes' own limits:
+    monkeypatch.setattr(aqueuepipe._pipe._room, "ByteBudget", WaitedBudget)
     app = make_app(limit=16 * MiB)
     app[service.BUDGET] = WaitedBudget(16 * MiB)
 

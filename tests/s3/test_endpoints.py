@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from aqueuepipe import checksums, copy
+from aqueuepipe import TransferResult, checksums, copy
 from aqueuepipe.s3 import PROBE_SUFFIX, S3Client, create_client, is_amazon_s3, validates_digests
 from aqueuepipe.s3._endpoints import (
     REMEMBERED_ENDPOINTS,
@@ -194,17 +194,24 @@ def hashed(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     return counts
 
 
-async def test_copy_to_a_validating_server_puts_each_byte_through_one_crc_and_no_md5(
-    validating_server: MotoServer, s3_client: S3Client, hashed: Counter[str]
-) -> None:
-    # The probe's 1-byte part goes first (it is not the copy's hashing).
-    async with create_client(endpoint_url=validating_server.endpoint_url) as client:
+async def _copy_counting_hashes(
+    server: MotoServer, s3_client: S3Client, hashed: Counter[str]
+) -> TransferResult:
+    """Copy an 11 MiB crc32 object to a fresh bucket on ``server``, counting in
+    ``hashed`` only the copy's own hashing (the probe's 1-byte part goes first)."""
+    async with create_client(endpoint_url=server.endpoint_url) as client:
         bucket = bucket_name()
         await client.create_bucket(Bucket=bucket)
         await validates_digests(client, bucket, "k")
         src, _ = await _crc32_source(s3_client, 11 * MiB)
         hashed.clear()
-        result = await copy(src, f"s3://{bucket}/k", src_client=s3_client, dst_client=client)
+        return await copy(src, f"s3://{bucket}/k", src_client=s3_client, dst_client=client)
+
+
+async def test_copy_to_a_validating_server_puts_each_byte_through_one_crc_and_no_md5(
+    validating_server: MotoServer, s3_client: S3Client, hashed: Counter[str]
+) -> None:
+    result = await _copy_counting_hashes(validating_server, s3_client, hashed)
     assert result.parts == 2 and result.verified == ("source:crc32", "destination:crc32")
     assert hashed == {"crc32": 11 * MiB}
 
@@ -212,13 +219,7 @@ async def test_copy_to_a_validating_server_puts_each_byte_through_one_crc_and_no
 async def test_copy_to_a_plain_server_puts_each_byte_through_one_crc_and_one_md5(
     moto_server_b: MotoServer, s3_client: S3Client, hashed: Counter[str]
 ) -> None:
-    async with create_client(endpoint_url=moto_server_b.endpoint_url) as client:
-        bucket = bucket_name()
-        await client.create_bucket(Bucket=bucket)
-        await validates_digests(client, bucket, "k")
-        src, _ = await _crc32_source(s3_client, 11 * MiB)
-        hashed.clear()
-        result = await copy(src, f"s3://{bucket}/k", src_client=s3_client, dst_client=client)
+    result = await _copy_counting_hashes(moto_server_b, s3_client, hashed)
     assert result.parts == 2 and result.verified == ("source:crc32", "destination:etag-md5")
     assert hashed == {"crc32": 11 * MiB, "md5": 11 * MiB}
 

@@ -11,10 +11,9 @@ copy without source evidence, never a false corruption error.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import hashlib
-import zlib
+import itertools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +33,7 @@ from aqueuepipe._verify import SourceCheck, SourceMismatch
 from aqueuepipe.s3 import S3Client, parse_s3_url
 from aqueuepipe.s3._objects import LAYOUT_CONCURRENCY, PartLayout, part_layout
 
-from .._helpers import MakeBucket, MiB, get, key_exists, open_uploads, payload
+from .._helpers import MakeBucket, MiB, get, key_exists, open_uploads, payload, upload_parts
 from ..faultproxy import FaultProxy, Match
 
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.1, read_timeout=10)
@@ -49,36 +48,14 @@ GROWING = (5 * MiB, 7 * MiB, 7 * MiB)  # part 1 allows no uniform layout of 19 M
 UNIFORM = (5 * MiB, 5 * MiB, 1 * MiB + 3)
 
 
-def _digest(algorithm: str, data: bytes) -> str:
-    raw = zlib.crc32(data).to_bytes(4, "big") if algorithm == "CRC32" else None
-    return base64.b64encode(raw or hashlib.sha256(data).digest()).decode()
-
-
 async def write_parts(
     client: S3Client, bucket: str, key: str, sizes: tuple[int, ...], algorithm: Algorithm = None
 ) -> bytes:
     """A multipart object of parts of ``sizes``, uploaded as boto3 would; its bytes."""
     data = payload(sum(sizes), seed=len(sizes) + sizes[1])
-    created = await client.create_multipart_upload(
-        Bucket=bucket, Key=key, **({"ChecksumAlgorithm": algorithm} if algorithm else {})
-    )
-    parts, start = [], 0
-    for number, size in enumerate(sizes, start=1):
-        chunk = data[start : start + size]
-        start += size
-        extra = {f"Checksum{algorithm}": _digest(algorithm, chunk)} if algorithm else {}
-        response = await client.upload_part(
-            Bucket=bucket,
-            Key=key,
-            UploadId=created["UploadId"],
-            PartNumber=number,
-            Body=chunk,
-            **extra,
-        )
-        parts.append({"PartNumber": number, "ETag": response["ETag"], **extra})
-    await client.complete_multipart_upload(
-        Bucket=bucket, Key=key, UploadId=created["UploadId"], MultipartUpload={"Parts": parts}
-    )
+    ends = list(itertools.accumulate(sizes))
+    parts = [data[end - size : end] for end, size in zip(ends, sizes, strict=True)]
+    await upload_parts(client, bucket, key, parts, algorithm)
     return data
 
 

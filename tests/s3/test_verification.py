@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,17 @@ import pytest
 from aqueuepipe import ChecksumMismatchError, RetryPolicy, TransferError, TransferResult, copy
 from aqueuepipe.s3 import S3Client
 
-from .._helpers import MakeBucket, MiB, get, key_exists, open_uploads, payload, put
+from .._helpers import (
+    MakeBucket,
+    MiB,
+    get,
+    key_exists,
+    open_uploads,
+    payload,
+    put,
+    s3_checksum,
+    upload_parts,
+)
 from ..faultproxy import FaultProxy, Match
 
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.1, read_timeout=10)
@@ -59,12 +68,6 @@ SOURCES = [
 ]
 
 
-def _digest(algorithm: str, data: bytes) -> bytes:
-    if algorithm == "CRC32":
-        return zlib.crc32(data).to_bytes(4, "big")
-    return hashlib.sha256(data).digest()
-
-
 async def write_source(client: S3Client, bucket: str, key: str, source: Source) -> bytes:
     """Write ``source`` at ``bucket/key`` directly on the server; return its bytes."""
     data = payload(source.size, seed=len(source.name))
@@ -72,31 +75,13 @@ async def write_source(client: S3Client, bucket: str, key: str, source: Source) 
     if source.part_size is None:
         extra = {}
         if algorithm is not None:
-            value = base64.b64encode(_digest(algorithm, data)).decode()
+            value = s3_checksum(algorithm, data)
             extra = {"ChecksumAlgorithm": algorithm, f"Checksum{algorithm}": value}
         await client.put_object(Bucket=bucket, Key=key, Body=data, **extra)
         return data
-    created = await client.create_multipart_upload(
-        Bucket=bucket, Key=key, **({"ChecksumAlgorithm": algorithm} if algorithm else {})
-    )
-    parts = []
-    for number, start in enumerate(range(0, source.size, source.part_size), start=1):
-        chunk = data[start : start + source.part_size]
-        extra = {}
-        if algorithm is not None:
-            extra = {f"Checksum{algorithm}": base64.b64encode(_digest(algorithm, chunk)).decode()}
-        response = await client.upload_part(
-            Bucket=bucket,
-            Key=key,
-            UploadId=created["UploadId"],
-            PartNumber=number,
-            Body=chunk,
-            **extra,
-        )
-        parts.append({"PartNumber": number, "ETag": response["ETag"], **extra})
-    await client.complete_multipart_upload(
-        Bucket=bucket, Key=key, UploadId=created["UploadId"], MultipartUpload={"Parts": parts}
-    )
+    step = source.part_size
+    chunks = [data[start : start + step] for start in range(0, source.size, step)]
+    await upload_parts(client, bucket, key, chunks, algorithm)
     return data
 
 

@@ -1,4 +1,4 @@
-"""ByteBudget: a FIFO-fair semaphore counted in bytes."""
+"""ByteBudget: a FIFO-fair semaphore counted in bytes (its queue, fairness and growths)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import io
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-__all__ = ["BudgetLease", "BudgetStatistics", "ByteBudget"]
+from ._lease import BudgetLease, _Growable, _Growth, _Request
+from ._spare import _SpareBuffers
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -87,10 +88,8 @@ class ByteBudget:
 
     __slots__ = (
         "_allowance",
-        "_claims",
-        "_growing",
+        "_growable",
         "_growths",
-        "_head",
         "_limit",
         "_passed",
         "_peak",
@@ -123,12 +122,9 @@ class ByteBudget:
         # Each waiter is a _Request; its future is resolved only once its bytes have
         # been counted as used on its behalf.
         self._waiters: collections.deque[_Request] = collections.deque()
-        # Growable leases (see lease()): the open ones in arrival order, the growth
-        # each may still ask for (the largest is what is kept), the one whose
-        # growth is always kept possible (the head), and the growths waiting.
-        self._growing: dict[BudgetLease, None] = {}
-        self._claims: collections.Counter[int] = collections.Counter()
-        self._head: BudgetLease | None = None
+        # Growable leases (see lease()): the open ones with their claims and head,
+        # and the growths waiting.
+        self._growable = _Growable()
         self._growths: collections.deque[_Growth] = collections.deque()
         self._spare = _SpareBuffers()
 
@@ -157,7 +153,7 @@ class ByteBudget:
     @property
     def kept(self) -> int:
         """Bytes kept free for the growth of open growable leases (see :meth:`lease`)."""
-        return max(self._claims, default=0)
+        return self._growable.kept
 
     @property
     def spare(self) -> int:
@@ -325,10 +321,7 @@ class ByteBudget:
         self._take(request.n, request)
         lease = request.lease
         if lease is not None:  # a growable lease starts
-            self._growing[lease] = None
-            self._claims[request.claim] += 1
-            if self._head is None:
-                self._head = lease
+            self._growable.start(lease, request.claim)
 
     async def _wait(self, request: _Request) -> None:
         waiter = request.future = asyncio.get_running_loop().create_future()
@@ -352,29 +345,12 @@ class ByteBudget:
         """Count a growth of ``more`` bytes of ``lease`` (whose claim was ``old_claim``)."""
         self._take(more)
         lease._held += more
-        left = old_claim - more
-        if left:
-            self._forget_claim(old_claim)
-            self._claims[left] += 1
-        else:
-            self._end_growable(lease, old_claim, wake=False)
-
-    def _forget_claim(self, claim: int) -> None:
-        self._claims[claim] -= 1
-        if not self._claims[claim]:
-            del self._claims[claim]
+        self._growable.stepped(lease, old_claim, more)
 
     def _end_growable(self, lease: BudgetLease, claim: int, *, wake: bool = True) -> None:
         """``lease`` (whose claim was ``claim``) can grow no more: it no longer
         counts among the growable ones."""
-        self._forget_claim(claim)
-        del self._growing[lease]
-        if self._head is lease:
-            self._head = None
-            best = 0
-            for other in self._growing:  # the oldest of the largest claims
-                if other._claim > best:
-                    self._head, best = other, other._claim
+        self._growable.end(lease, claim)
         if wake and (self._waiters or self._growths):
             self._wake()
 
@@ -382,7 +358,7 @@ class ByteBudget:
         """Wait until ``lease`` may take ``more`` bytes, then count them."""
         claim = lease._claim
         growth = _Growth(lease, more)
-        if (lease is self._head or not self._growths) and self._may_grow(growth, claim):
+        if (lease is self._growable.head or not self._growths) and self._may_grow(growth, claim):
             self._step(lease, claim, more)
             return
         waiter = growth.future = asyncio.get_running_loop().create_future()
@@ -400,15 +376,8 @@ class ByteBudget:
             raise
 
     def _may_grow(self, growth: _Growth, claim: int) -> bool:
-        """Whether ``growth`` (of a lease whose claim is ``claim``) may be granted:
-        the head's step when it fits; another's only if what is kept stays free."""
-        used = self._used + growth.more
-        if growth.lease is self._head:
-            return used <= self._limit
-        # What is kept after the step: this lease's claim goes down by the step.
-        others = (c for c, leases in self._claims.items() if c != claim or leases > 1)
-        keep = max(claim - growth.more, max(others, default=0))
-        return used + keep <= self._limit
+        """Whether ``growth`` (of a lease whose claim is ``claim``) may be granted now."""
+        return self._growable.may_grow(growth, claim, self._limit - self._used)
 
     def _may_pass(self, n: int) -> bool:
         """Whether a request for ``n`` bytes (which fit) may go before the waiters.
@@ -464,7 +433,8 @@ class ByteBudget:
             progress = False
             # Growths first, the head's before the others', each in arrival order
             # (a step may end a head and so let another grow: go round again).
-            for growth in sorted(growths, key=lambda g: g.lease is not self._head):
+            growable = self._growable
+            for growth in sorted(growths, key=lambda g: g.lease is not growable.head):
                 waiter = growth.future
                 assert waiter is not None
                 if waiter.done():  # its grow was cancelled
@@ -526,147 +496,3 @@ class ByteBudget:
             del waiters[i]
             self._grant(request)
             waiter.set_result(None)
-
-
-@dataclass(slots=True, eq=False)
-class _Request:
-    """A request: ``n`` bytes now, and for a growable lease, its ``claim``;
-    ``spare``: it takes a spare buffer of ``n`` bytes when granted (``buffer``)."""
-
-    n: int
-    claim: int
-    lease: BudgetLease | None
-    future: asyncio.Future[None] | None = None
-    spare: bool = False
-    buffer: io.BytesIO | None = None
-
-
-class _SpareBuffers:
-    """Buffers given back with their bytes, by size, for leases of the same size."""
-
-    __slots__ = ("_by_size", "bytes")
-
-    def __init__(self) -> None:
-        # Sizes in the order they were last given back, the oldest first.
-        self._by_size: collections.OrderedDict[int, list[io.BytesIO]] = collections.OrderedDict()
-        self.bytes = 0
-
-    def take(self, size: int) -> io.BytesIO | None:
-        kept = self._by_size.get(size)
-        if not kept:
-            return None
-        buffer = kept.pop()
-        if not kept:
-            del self._by_size[size]
-        self.bytes -= size
-        return buffer
-
-    def keep(self, buffer: io.BytesIO, size: int) -> None:
-        self._by_size.setdefault(size, []).append(buffer)
-        self._by_size.move_to_end(size)
-        self.bytes += size
-
-    def fit(self, room: int) -> None:
-        """Close spare buffers until at most ``room`` bytes are spare."""
-        while self.bytes > room:
-            size, kept = next(iter(self._by_size.items()))
-            kept.pop().close()
-            if not kept:
-                del self._by_size[size]
-            self.bytes -= size
-
-
-@dataclass(slots=True, eq=False)
-class _Growth:
-    """A queued growth of ``lease`` by ``more`` bytes."""
-
-    lease: BudgetLease
-    more: int
-    future: asyncio.Future[None] | None = None
-
-
-class BudgetLease:
-    """Bytes held from a :class:`ByteBudget` by one owner, given back when closed.
-
-    One owner per buffer: whatever holds the buffer holds the lease, and closing
-    it (idempotent) returns every byte it holds, so no error path has to pair a
-    release with an acquire by hand.
-    """
-
-    __slots__ = ("_budget", "_held", "_up_to", "buffer")
-
-    def __init__(self, budget: ByteBudget, held: int, up_to: int) -> None:
-        self._budget = budget
-        self._held = held
-        self._up_to = up_to
-        #: The spare buffer this lease was granted with (``lease(spare=True)``), or None.
-        self.buffer: io.BytesIO | None = None
-
-    def __repr__(self) -> str:
-        return f"<BudgetLease held={self._held} up_to={self._up_to}>"
-
-    @property
-    def held(self) -> int:
-        """The bytes this lease holds now."""
-        return self._held
-
-    @property
-    def up_to(self) -> int:
-        """The most bytes this lease may grow to (its :attr:`held` if it cannot grow)."""
-        return self._up_to
-
-    @property
-    def _claim(self) -> int:
-        return self._up_to - self._held
-
-    async def grow(self, to: int | None = None) -> None:
-        """Hold ``to`` bytes (default: ``up_to``): wait for the rest, before every
-        waiter that is not a growth.
-
-        A lease may grow in as many steps as it likes; it stops being growable once
-        it holds ``up_to``.  Cancellation is atomic: a cancelled ``grow`` holds what
-        it held before.
-
-        Raises:
-            RuntimeError: the lease cannot grow (made without ``up_to``, grown
-                whole, shrunk or closed).
-            ValueError: ``to`` is not above what it holds, or above ``up_to``.
-        """
-        if self not in self._budget._growing:
-            raise RuntimeError("this lease cannot grow (closed, grown, or made without up_to)")
-        target = self._up_to if to is None else to
-        if not self._held < target <= self._up_to:
-            raise ValueError(
-                f"a lease holding {self._held} bytes cannot grow to {target} "
-                f"(at most {self._up_to})"
-            )
-        await self._budget._grow(self, target - self._held)  # counts the bytes held
-
-    def shrink(self, n: int) -> None:
-        """Hold only ``n`` bytes from now on (the rest goes back at once); the lease
-        can grow no more."""
-        if not 0 <= n <= self._held:
-            raise ValueError(f"cannot shrink a lease of {self._held} bytes to {n}")
-        budget = self._budget
-        claim = self._claim
-        give, self._held = self._held - n, n
-        self._up_to = n
-        if self in budget._growing:
-            budget._end_growable(self, claim)
-        if give:
-            budget.release(give)
-
-    def close(self, *, keep: io.BytesIO | None = None) -> None:
-        """Give every byte back.  Idempotent; never blocks.
-
-        ``keep``: a buffer of exactly :attr:`held` bytes, no longer used, that the
-        budget keeps as a spare for a later lease of that size if it fits beside
-        what stays held (else it is closed).
-        """
-        self.buffer = None
-        if keep is not None:
-            if self._held:
-                self._budget._keep(keep, self._held)
-            else:
-                keep.close()
-        self.shrink(0)

@@ -7,68 +7,26 @@ Its two ends are also available as anyio byte streams (:class:`PipeReceiveStream
 from __future__ import annotations
 
 import asyncio
-import enum
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Final, Self
+from typing import Self
 
 import anyio
 import anyio.abc
 
-from ._budget import ByteBudget
-from ._errors import PipeAbortedError, PipeClosedError
-
-__all__ = ["AsyncPipe", "PipeReceiveStream", "PipeSendStream", "PipeStatistics"]
-
-
-class _Signal(enum.Enum):
-    EOF = enum.auto()
-    ABORT = enum.auto()
-
-
-_EOF: Final = _Signal.EOF
-_ABORT: Final = _Signal.ABORT
-
-
-class _State(enum.Enum):
-    OPEN = enum.auto()
-    CLOSED = enum.auto()
-    ABORTED = enum.auto()
-
-
-# Looking a member up on an Enum class costs more than the rest of a fast path.
-_OPEN: Final = _State.OPEN
-_CLOSED: Final = _State.CLOSED
-_ABORTED: Final = _State.ABORTED
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PipeStatistics:
-    """A snapshot of an :class:`AsyncPipe`."""
-
-    limit: int
-    buffered: int
-    peak_buffered: int
-    bytes_written: int
-    bytes_read: int
-    closed: bool
-    aborted: bool
-
-
-def _copy_of_buffer(data: object) -> bytes:
-    """The bytes of a bytes-like ``data``; TypeError naming what it is otherwise."""
-    # memoryview() accepts exactly the bytes-like objects; bytes() would also
-    # take an int (that many zero bytes) or an iterable of ints.
-    try:
-        view = memoryview(data)  # type: ignore[arg-type]
-    except TypeError:
-        hint = " (encode the text first, e.g. text.encode())" if isinstance(data, str) else ""
-        raise TypeError(
-            f"AsyncPipe.write() wants a bytes-like object (bytes, bytearray, memoryview), "
-            f"not {type(data).__name__}{hint}"
-        ) from None
-    with view:
-        return bytes(view)
+from .._budget import ByteBudget
+from .._errors import PipeAbortedError, PipeClosedError
+from ._items import (
+    _ABORT,
+    _ABORTED,
+    _CLOSED,
+    _EOF,
+    _OPEN,
+    PipeStatistics,
+    _copy_of_buffer,
+    _drop_chunks,
+    _Signal,
+)
+from ._room import _Room
 
 
 class AsyncPipe:
@@ -94,18 +52,16 @@ class AsyncPipe:
     """
 
     __slots__ = (
-        "_blocked_writers",
-        "_budgets",
         "_bytes_dropped",
         "_bytes_read",
         "_bytes_written",
         "_cause",
         "_fast_limit",
-        "_interrupted_writers",
         "_leftover",
         "_max_chunk",
         "_own",
         "_queue",
+        "_room",
         "_shared",
         "_state",
     )
@@ -121,24 +77,11 @@ class AsyncPipe:
             if budget is None:
                 raise ValueError("AsyncPipe needs a limit (bytes) or a shared budget")
             limit = budget.limit
-        # The pipe's own budget holds it to `limit` and counts what it holds
-        # (peak_buffered); a shared budget counts the same bytes again, with those
-        # of its other holders.
-        own = ByteBudget(limit)
-        self._own = own
+        room = self._room = _Room(limit, budget)
+        # The budgets at hand, for the fast paths.
+        self._own = room.own
         self._shared = budget
-        # The order in which a write that must wait takes them: the tighter
-        # limit first, so that a writer held up by it keeps nothing of the other
-        # budget meanwhile.  (Shared first when the own limit is no tighter: the
-        # own budget then always has room once the shared one granted it.)
-        self._budgets: tuple[ByteBudget, ...]
-        if budget is None:
-            self._budgets = (own,)
-        elif own.limit < budget.limit:
-            self._budgets = (own, budget)
-        else:
-            self._budgets = (budget, own)
-        self._max_chunk = min(b.limit for b in self._budgets)
+        self._max_chunk = room.max_chunk
         # The largest chunk write() may queue on its fast path: while the pipe is
         # open and has its own budget alone.  0 sends every write the checked way.
         self._fast_limit = self._max_chunk if budget is None else 0
@@ -146,10 +89,6 @@ class AsyncPipe:
         self._state = _OPEN
         self._cause: BaseException | None = None
         self._leftover: memoryview | None = None
-        # Tasks waiting in write() for room, and those that close() or abort()
-        # cancelled to wake them.
-        self._blocked_writers: set[asyncio.Task[object]] = set()
-        self._interrupted_writers: set[asyncio.Task[object]] = set()
         self._bytes_written = 0
         self._bytes_read = 0
         self._bytes_dropped = 0
@@ -272,7 +211,7 @@ class AsyncPipe:
         if self._state is _OPEN:
             self._state = _CLOSED
             self._fast_limit = 0
-            self._interrupt_writers()
+            self._room.interrupt()
             self._queue.put_nowait(_EOF)
 
     def abort(self, exc: BaseException | None = None) -> None:
@@ -290,21 +229,14 @@ class AsyncPipe:
         self._cause = exc
         # Interrupt blocked writers first, so that the bytes given back below go
         # to other holders of a shared budget, not to this pipe's dead writes.
-        self._interrupt_writers()
-        dropped = 0
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except asyncio.QueueEmpty:
-                break
-            if type(item) is bytes:
-                dropped += len(item)
+        self._room.interrupt()
+        dropped = _drop_chunks(self._queue)
         if self._leftover is not None:
             dropped += len(self._leftover)
             self._leftover = None
         if dropped:
             self._bytes_dropped += dropped
-            self._give_back(dropped)
+            self._room.give_back(dropped)
         self._queue.put_nowait(_ABORT)
 
     # -- reader side ---------------------------------------------------------
@@ -428,52 +360,14 @@ class AsyncPipe:
     async def _put(self, chunk: bytes) -> None:
         """Queue ``chunk`` (at most ``_max_chunk`` bytes) once every budget has room."""
         size = len(chunk)
-        taken: list[ByteBudget] = []
-        try:
-            for budget in self._budgets:
-                if not budget.try_acquire(size):
-                    await self._wait_for(budget, size)
-                taken.append(budget)
-        except BaseException:
-            for budget in taken:
-                budget.release(size)
-            raise
+        await self._room.take(size, self._write_error)
         if self._state is not _OPEN:
             # Closed or aborted between the checks (close() and abort() wake the
             # writers they find waiting, so this only guards the invariant).
-            for budget in taken:
-                budget.release(size)
+            self._room.give_back(size)
             raise self._write_error()
         self._bytes_written += size
         self._queue.put_nowait(chunk)
-
-    async def _wait_for(self, budget: ByteBudget, size: int) -> None:
-        """``budget.acquire(size)``, interrupted by :meth:`close` and :meth:`abort`.
-
-        They cancel the waiting task, as :func:`asyncio.timeout` does: that
-        cancellation is undone here and becomes :class:`PipeClosedError` or
-        :class:`PipeAbortedError`, while any other cancellation propagates as
-        usual.  Either way the interrupted ``acquire`` holds nothing afterwards.
-        """
-        task = asyncio.current_task()
-        assert task is not None
-        cancelling = task.cancelling()
-        self._blocked_writers.add(task)
-        try:
-            await budget.acquire(size)
-        except asyncio.CancelledError:
-            if task in self._interrupted_writers and task.uncancel() <= cancelling:
-                error = self._write_error()
-                raise error from error.__cause__  # abort's exception, or None
-            raise
-        finally:
-            self._blocked_writers.discard(task)
-            self._interrupted_writers.discard(task)
-
-    def _interrupt_writers(self) -> None:
-        for writer in self._blocked_writers - self._interrupted_writers:
-            writer.cancel()
-            self._interrupted_writers.add(writer)
 
     async def _next(self, n: int = -1) -> bytes | None:
         """Take the next chunk (at most ``n`` bytes of it); None at EOF."""
@@ -507,11 +401,7 @@ class AsyncPipe:
 
     def _consumed(self, size: int) -> None:
         self._bytes_read += size
-        self._give_back(size)
-
-    def _give_back(self, size: int) -> None:
-        for budget in self._budgets:
-            budget.release(size)
+        self._room.give_back(size)
 
     def _aborted_error(self) -> PipeAbortedError:
         err = PipeAbortedError()
