@@ -43,13 +43,8 @@ from ._verify import needs_layout as _needs_layout
 from .local import FileSink, FileSource
 from .s3._client import S3Client
 from .s3._endpoints import note_checksum_headers_refused, validates_digests
-from .s3._objects import (
-    CHUNK_READ_SIZE,
-    ObjectStream,
-    PartLayout,
-    open_object,
-    part_layout,
-)
+from .s3._layout import PartLayout, part_layout
+from .s3._objects import CHUNK_READ_SIZE, ObjectStream, open_object
 from .s3._urls import S3Url
 
 __all__ = ["Copy"]

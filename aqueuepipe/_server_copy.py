@@ -52,7 +52,8 @@ from .checksums import (
     stored_checksum,
 )
 from .s3._client import S3Client
-from .s3._objects import MultipartUpload, PartLayout, part_layout, retry_attempts
+from .s3._layout import PartLayout, part_layout
+from .s3._objects import MultipartUpload, retry_attempts
 from .s3._parts import MAX_PART_SIZE, choose_part_size
 from .s3._urls import S3Url
 

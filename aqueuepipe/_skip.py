@@ -28,7 +28,7 @@ import botocore.exceptions
 from ._verify import SourceCheck, SourceMismatch, needs_layout
 from .checksums import etag_evidence, stored_checksum
 from .s3._client import S3Client
-from .s3._objects import PartLayout, part_layout
+from .s3._layout import PartLayout, part_layout
 from .s3._translate import is_missing_object
 from .s3._urls import S3Url
 

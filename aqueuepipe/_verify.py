@@ -38,7 +38,7 @@ from .checksums import (
     stored_checksum,
 )
 from .s3._endpoints import accepts_checksum_headers, is_amazon_s3
-from .s3._objects import PartLayout
+from .s3._layout import PartLayout
 
 __all__ = [
     "DEFAULT_ALGORITHM",
@@ -71,7 +71,7 @@ class SourceMismatch(Exception):  # an internal signal, never raised to users
     """The bytes read disagree with the source's evidence: read the object again.
 
     ``layout_confirmed`` is False when the evidence was per part in a layout
-    inferred from part 1 (:class:`~aqueuepipe.s3._objects.PartLayout`): then
+    inferred from part 1 (:class:`~aqueuepipe.s3._layout.PartLayout`): then
     the mismatch may be the layout's, not the bytes', and the next read asks the
     server for every part's size before it counts as a bad read.
     """
@@ -187,7 +187,7 @@ class SourceCheck:
         """The check for the object GetObject (``ChecksumMode=ENABLED``) answered with.
 
         ``layout`` is the object's part layout when it is a multipart upload (see
-        :func:`needs_layout` and :func:`~aqueuepipe.s3._objects.part_layout`); a
+        :func:`needs_layout` and :func:`~aqueuepipe.s3._layout.part_layout`); a
         checksum or ETag of the parts proves nothing without a layout of as many
         parts adding up to ``size``, so such an object gets no check (None) from
         its part evidence.

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from aqueuepipe._verify import SourceCheck, SourceMismatch
 from aqueuepipe.checksums import composite_checksum
-from aqueuepipe.s3._objects import PartLayout
+from aqueuepipe.s3._layout import PartLayout
 
 DATA = bytes(range(256)) * 40  # 10,240 bytes
 

@@ -31,7 +31,7 @@ from aqueuepipe import (
 )
 from aqueuepipe._verify import SourceCheck, SourceMismatch
 from aqueuepipe.s3 import S3Client, parse_s3_url
-from aqueuepipe.s3._objects import LAYOUT_CONCURRENCY, PartLayout, part_layout
+from aqueuepipe.s3._layout import LAYOUT_CONCURRENCY, PartLayout, part_layout
 
 from .._helpers import MakeBucket, MiB, get, key_exists, open_uploads, payload, upload_parts
 from ..faultproxy import FaultProxy, Match
