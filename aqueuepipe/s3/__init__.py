@@ -27,6 +27,7 @@ from aqueuepipe.s3._parts import (
 )
 from aqueuepipe.s3._retry import RetryPolicy
 from aqueuepipe.s3._translate import Side, is_missing_object, translate_error
+from aqueuepipe.s3._uploads import OpenUpload, abort_upload, open_uploads
 from aqueuepipe.s3._urls import (
     MAX_KEY_BYTES,
     Location,
@@ -66,6 +67,10 @@ __all__ = [  # noqa: RUF022  (grouped by topic, as STYLE.md asks)
     "forget_endpoints",
     "is_amazon_s3",
     "validates_digests",
+    # Open multipart uploads
+    "OpenUpload",
+    "abort_upload",
+    "open_uploads",
     # Errors and retries
     "RetryPolicy",
     "Side",
