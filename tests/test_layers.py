@@ -24,7 +24,7 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1] / PACKAGE
 # Layer of each module, by the first component of its name under the package; a
 # sub-package (s3, distributed) takes its layer with everything in it.
 LAYERS: dict[int, tuple[str, ...]] = {
-    1: ("_budget", "_pipe", "_errors", "_cancel", "_units", "__about__"),
+    1: ("_budget", "_pipe", "_rate", "_errors", "_cancel", "_units", "__about__"),
     2: ("checksums",),
     3: ("s3", "local", "testing"),
     4: (
