@@ -22,6 +22,7 @@ import aiohttp.payload
 import botocore.exceptions
 
 from .._cancel import run_to_end
+from .._rate import RateLimit
 from ._client import S3Client
 from ._retry import RetryPolicy
 from ._urls import S3Url
@@ -71,13 +72,15 @@ class PartBody(io.BytesIO):
     slice beyond what the socket takes.
     """
 
-    __slots__ = ("on_sent",)
+    __slots__ = ("on_sent", "rate")
 
     def __init__(self) -> None:
         super().__init__()
         #: Called after each slice goes out, so a slow destination that still takes
         #: bytes is never taken for a stalled one.
         self.on_sent: Callable[[], None] | None = None
+        #: The bandwidth cap each slice waits for before it goes out, if any.
+        self.rate: RateLimit | None = None
 
 
 class _PartPayload(aiohttp.payload.BytesIOPayload):
@@ -93,8 +96,12 @@ class _PartPayload(aiohttp.payload.BytesIOPayload):
         with value.getbuffer() as view:
             end = len(view) if content_length is None else min(len(view), start + content_length)
             on_sent = value.on_sent if isinstance(value, PartBody) else None
+            rate = value.rate if isinstance(value, PartBody) else None
             for offset in range(start, end, WRITE_SIZE):
-                await writer.write(view[offset : min(offset + WRITE_SIZE, end)])
+                piece = view[offset : min(offset + WRITE_SIZE, end)]
+                if rate is not None:
+                    await rate.take(len(piece))
+                await writer.write(piece)
                 if on_sent is not None:
                     on_sent()
         value.seek(end)
@@ -140,6 +147,7 @@ class ObjectStream:
         "etag",
         "on_progress",
         "position",
+        "rate",
         "response",
         "resumes",
         "retries",
@@ -164,6 +172,8 @@ class ObjectStream:
         self.retries = retry_attempts(response)
         #: Called whenever bytes arrive (the copy's stall watchdog).
         self.on_progress: Callable[[], None] | None = None
+        #: The bandwidth cap the bytes read wait for, if any.
+        self.rate: RateLimit | None = None
 
     async def readinto(self, buf: memoryview) -> int:
         """Fill ``buf`` from the body; return the bytes read (fewer only at EOF).
@@ -190,6 +200,8 @@ class ObjectStream:
             self.position += n
             if self.on_progress is not None:
                 self.on_progress()
+            if self.rate is not None:
+                await self.rate.take(n)
         return filled
 
     async def read(self, n: int = READ_SIZE) -> bytes:
@@ -205,6 +217,8 @@ class ObjectStream:
                 await self._resume(exc)
                 continue
             self.position += len(data)
+            if self.rate is not None:
+                await self.rate.take(len(data))
             return data
 
     def close(self) -> None:
