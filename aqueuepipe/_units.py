@@ -9,11 +9,12 @@ or 1024 is exactly the ambiguity the two families of units exist to remove.
 
 from __future__ import annotations
 
+import datetime
 import re
 from decimal import Decimal, InvalidOperation
 from typing import Final
 
-__all__ = ["format_size", "parse_size"]
+__all__ = ["format_duration", "format_size", "parse_duration", "parse_size"]
 
 _UNITS: Final[dict[str, int]] = {
     "": 1,
@@ -74,3 +75,41 @@ def format_size(n: float) -> str:
         if n < 999.95 or unit == "PB":
             return f"{n:.1f} {unit}"
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+_DURATION_UNITS: Final[dict[str, int]] = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION_RE: Final = re.compile(r"(\d+)\s*([smhdw])")
+_DURATION_WHOLE_RE: Final = re.compile(r"(?:\d+\s*[smhdw]\s*)+")
+
+
+def parse_duration(text: str) -> datetime.timedelta:
+    """Parse an age such as ``90s``, ``30m``, ``12h``, ``1d``, ``2w`` or ``1d12h``.
+
+    Raises:
+        ValueError: ``text`` is not one or more whole numbers, each with one of the
+            units s, m, h, d, w (the message names what was given).
+    """
+    compact = text.strip().lower()
+    if not _DURATION_WHOLE_RE.fullmatch(compact):
+        raise ValueError(
+            f"invalid age {text!r}: expected a whole number with a unit of s, m, h, d or w "
+            "(such as 12h or 1d)"
+        )
+    seconds = sum(
+        int(p.group(1)) * _DURATION_UNITS[p.group(2)] for p in _DURATION_RE.finditer(compact)
+    )
+    return datetime.timedelta(seconds=seconds)
+
+
+def format_duration(age: datetime.timedelta) -> str:
+    """``age`` in its two largest units, e.g. ``3d4h``, ``2h5m``, ``40s``."""
+    seconds = max(0, int(age.total_seconds()))
+    parts: list[str] = []
+    for unit in "dhms":
+        size = _DURATION_UNITS[unit]
+        if seconds >= size or (unit == "s" and not parts):
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+        if len(parts) == 2:
+            break
+    return "".join(parts)

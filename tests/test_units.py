@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 
-from aqueuepipe._units import format_size, parse_size
+from aqueuepipe._units import format_duration, format_size, parse_duration, parse_size
 
 
 @pytest.mark.parametrize(
@@ -85,3 +87,31 @@ def test_parse_size_rejects_fractional_bytes(text: str) -> None:
 )
 def test_format_size_uses_decimal_units(n: float, expected: str) -> None:
     assert format_size(n) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("90s", 90),
+        ("30m", 1800),
+        ("12h", 43200),
+        ("1d", 86400),
+        ("2w", 1209600),
+        ("1d 12h", 129600),
+    ],
+)
+def test_parse_duration_accepts_whole_numbers_with_units(text: str, seconds: int) -> None:
+    assert parse_duration(text) == datetime.timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("text", ["", "1", "d", "1x", "-1d", "1.5h", "d1"])
+def test_parse_duration_rejects_junk_with_a_message_quoting_it(text: str) -> None:
+    with pytest.raises(ValueError, match=f"invalid age {text!r}"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"), [(0, "0s"), (40, "40s"), (3900, "1h5m"), (273600, "3d4h"), (86400, "1d")]
+)
+def test_format_duration_shows_the_two_largest_units(seconds: int, shown: str) -> None:
+    assert format_duration(datetime.timedelta(seconds=seconds)) == shown

@@ -28,6 +28,7 @@ from ._help import (
     SYNC_EPILOG,
 )
 from ._run import run_cp, run_demo_command
+from ._uploads import add_uploads_command
 
 
 class _Parser(argparse.ArgumentParser):
@@ -121,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(run=run_demo_command)
+    add_uploads_command(commands)
     return parser
 
 
