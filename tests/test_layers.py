@@ -39,6 +39,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
         "_metadata",
         "_streams",
         "_open",
+        "_plan",
         "transfer",
     ),
     5: ("progress", "cli", "_demo", "_report", "__main__"),
