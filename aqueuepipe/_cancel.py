@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-__all__ = ["run_to_end", "wait_despite_cancellation"]
+__all__ = ["finish", "outlast", "run_to_end", "succeeded", "wait_despite_cancellation"]
 
 T = TypeVar("T")
 
@@ -28,6 +28,37 @@ async def wait_despite_cancellation(fut: asyncio.Future[Any]) -> asyncio.Cancell
     return cancelled
 
 
+async def finish(
+    operation: Awaitable[T],
+) -> tuple[asyncio.Future[T], asyncio.CancelledError | None]:
+    """Run ``operation`` to its end, even if the caller is cancelled meanwhile.
+
+    Returns it done, with the cancellation that arrived while waiting (if any),
+    for the caller to deal with the outcome (close what it opened, remove what it
+    made) before re-raising it.
+    """
+    running = asyncio.ensure_future(operation)
+    return running, await wait_despite_cancellation(running)
+
+
+def succeeded(fut: asyncio.Future[Any]) -> bool:
+    """Whether the done ``fut`` has a result; marks its exception as retrieved."""
+    return not fut.cancelled() and fut.exception() is None
+
+
+async def outlast(task: asyncio.Future[Any]) -> None:
+    """Wait for ``task`` to end (it cleans up as it unwinds), even if cancelled meanwhile.
+
+    Its outcome is dropped (its exception marked retrieved): the caller is leaving
+    with an error or a cancellation of its own.  A cancellation that arrived while
+    waiting is re-raised afterwards.
+    """
+    cancelled = await wait_despite_cancellation(task)
+    succeeded(task)
+    if cancelled is not None:
+        raise cancelled
+
+
 async def run_to_end(call: Awaitable[T]) -> T:
     """Await ``call`` to its end even if the caller is cancelled meanwhile.
 
@@ -36,10 +67,8 @@ async def run_to_end(call: Awaitable[T]) -> T:
     A cancellation that arrived meanwhile is re-raised afterwards, in preference
     to the call's own outcome.
     """
-    task = asyncio.ensure_future(call)
-    cancelled = await wait_despite_cancellation(task)
+    task, cancelled = await finish(call)
     if cancelled is not None:
-        if not task.cancelled():
-            task.exception()  # retrieved: the cancellation is what we report
+        succeeded(task)  # its exception retrieved: the cancellation is what we report
         raise cancelled
     return task.result()

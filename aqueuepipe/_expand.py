@@ -9,6 +9,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, I
 from pathlib import Path
 
 from ._errors import TransferError
+from ._plan import check_prefixes, same_endpoint
 from ._streams import is_stream_sink, is_stream_source
 from .local import safe_join, special_kind
 from .s3._client import S3Client
@@ -74,22 +75,25 @@ def _join_dst(dst_loc: S3Url | Path, relative: str) -> tuple[str, Path | None]:
 async def _expand_prefix(
     src: str, dst: str, src_loc: S3Url, dst_loc: S3Url | Path, get_client: GetClient
 ) -> AsyncIterator[Expanded]:
-    """One pair per object under the prefix, as the prefix is when the copy starts.
+    """One pair per object under the prefix, listed page by page while the copies run.
 
-    The listing runs page by page while the copies run, except when the
-    destination lies inside the source prefix on the same endpoint: then the keys
-    are listed first, so the copies never list themselves.
+    Prefixes that overlap on one endpoint are refused (:mod:`aqueuepipe._plan`):
+    one failed result for the pair, nothing listed.
     """
     prefix = src_loc.key
+    side: Side = "source"
     try:
-        client = await get_client("source")
-        entries: AsyncIterator[dict[str, object]] = _list(client, src_loc.bucket, prefix)
+        client = await get_client(side)
         if isinstance(dst_loc, S3Url) and dst_loc.bucket == src_loc.bucket:
-            target_client = await get_client("destination")
-            inside = _inside(dst_loc, prefix)
-            if inside and target_client.meta.endpoint_url == client.meta.endpoint_url:
-                entries = _replay([entry async for entry in entries])
-        async for entry in entries:
+            side = "destination"
+            target_client = await get_client(side)
+            side = "source"
+            try:
+                check_prefixes(src_loc, dst_loc, one_endpoint=same_endpoint(client, target_client))
+            except ValueError as exc:
+                yield src, dst, None, exc
+                return
+        async for entry in _list(client, src_loc.bucket, prefix):
             key = str(entry["Key"])
             relative = key[len(prefix) :]
             if not relative:
@@ -118,13 +122,8 @@ async def _expand_prefix(
             src,
             dst,
             None,
-            translate_error(exc, src=src, dst=dst, bucket=src_loc.bucket, key=None, side="source"),
+            translate_error(exc, src=src, dst=dst, bucket=src_loc.bucket, key=None, side=side),
         )
-
-
-def _inside(dst: S3Url, prefix: str) -> bool:
-    """Whether the destination prefix lies inside the source ``prefix``."""
-    return dst.as_prefix().key.startswith(prefix)
 
 
 async def _list(client: S3Client, bucket: str, prefix: str) -> AsyncIterator[dict[str, object]]:
@@ -132,11 +131,6 @@ async def _list(client: S3Client, bucket: str, prefix: str) -> AsyncIterator[dic
     async for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
         for entry in page.get("Contents", []):
             yield entry
-
-
-async def _replay(entries: list[dict[str, object]]) -> AsyncIterator[dict[str, object]]:
-    for entry in entries:
-        yield entry
 
 
 async def _expand_directory(

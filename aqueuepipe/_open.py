@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Coroutine
 from typing import Any, Self
 
 from ._budget import ByteBudget
-from ._cancel import wait_despite_cancellation
+from ._cancel import outlast
 from ._errors import PipeAbortedError
 from ._options import TransferResult
 from ._pipe import AsyncPipe
@@ -151,15 +151,6 @@ def _start(
     return task
 
 
-async def _finish(task: asyncio.Task[TransferResult]) -> None:
-    """Wait for ``task`` to end (it cleans up as it unwinds), even if cancelled meanwhile."""
-    cancelled = await wait_despite_cancellation(task)
-    if not task.cancelled():
-        task.exception()  # retrieved: the caller has its own error to report
-    if cancelled is not None:
-        raise cancelled
-
-
 @contextlib.asynccontextmanager
 async def open_reader(
     url: str, *, limit: int | None = None, budget: ByteBudget | None = None, **options: Any
@@ -205,7 +196,7 @@ async def open_reader(
         finally:
             if not task.done():
                 task.cancel()
-            await _finish(task)
+            await outlast(task)
             if not pipe.closed:
                 pipe.abort()
     finally:
@@ -238,7 +229,7 @@ async def open_writer(url: str, **options: Any) -> AsyncIterator[ObjectWriter]:
         yield writer
     except BaseException as exc:
         pipe.abort(exc)
-        await _finish(task)
+        await outlast(task)
         raise
     pipe.close()
     writer.result = await task

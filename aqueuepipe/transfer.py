@@ -16,7 +16,7 @@ from collections.abc import AsyncGenerator, Coroutine, Iterable, Mapping
 from pathlib import Path
 
 from ._budget import ByteBudget
-from ._cancel import wait_despite_cancellation
+from ._cancel import outlast
 from ._clients import ClientPool
 from ._engine import Copy
 from ._errors import TransferError
@@ -33,6 +33,14 @@ from ._options import (
     positive_int,
 )
 from ._pipe import AsyncPipe
+from ._plan import (
+    check_distinct,
+    check_prefixes,
+    into_directory,
+    listed_prefix,
+    names_directory,
+    same_endpoint,
+)
 from ._server_copy import copy_on_server
 from ._skip import already_there
 from ._streams import (
@@ -69,8 +77,10 @@ __all__ = [
     "ProgressListener",
     "TransferResult",
     "build_options",
+    "check_prefixes",
     "copy",
     "copy_many",
+    "listed_prefix",
 ]
 
 #: Parts in flight per copy when none is given.
@@ -108,15 +118,17 @@ def copy(
 ) -> Coroutine[object, object, TransferResult]:
     """Copy ``src`` to ``dst`` by streaming, holding at most ``limit`` bytes.
 
-    ``src`` and ``dst`` are ``s3://bucket/key`` URLs or local paths (at least one
-    of them an S3 URL).  Objects smaller than ``part_size`` go with one
-    PutObject; larger ones with a multipart upload whose parts are uploaded
-    while the source still streams, at most ``part_concurrency`` at a time (4 by
-    default; ``concurrency`` is another name for it, as a single copy has no other
-    concurrency).  ``part_size`` grows automatically so no object needs more than
-    10,000 parts; a stream of unknown length doubles its part size every 1,000
-    parts, up to half the memory limit, and fails with a clear error (nothing
-    left behind) only past what 10,000 such parts hold.
+    ``src`` and ``dst`` are ``s3://bucket/key`` URLs or local paths (at least one of
+    them an S3 URL).  A ``dst`` that names a directory (ending in ``/``, an existing
+    directory, a prefix or a bucket alone) gets the source's name.  Objects smaller
+    than ``part_size`` go with one PutObject; larger ones with a multipart upload
+    whose parts are uploaded while the source still streams, at most
+    ``part_concurrency`` at a time (4 by default; ``concurrency`` is another name
+    for it, as a single copy has no other concurrency).  ``part_size`` grows
+    automatically so no object needs more than 10,000 parts; a stream of unknown
+    length doubles its part size every 1,000 parts, up to half the memory limit, and
+    fails with a clear error (nothing left behind) only past what 10,000 such parts
+    hold.
 
     ``limit`` (bytes) or a shared ``budget`` bounds the memory the copy holds;
     the default fits ``part_concurrency + 1`` parts.  ``checksums`` (none by
@@ -273,7 +285,9 @@ def copy_many(
     ``recursive=True`` a pair whose source is a prefix (``s3://bucket/dir/``) or a
     local directory is expanded into one pair per object below it (listed page by
     page while the copies run), keeping the relative paths under the destination;
-    it yields one result per object, or one failed result if the listing fails.
+    it yields one result per object, or one failed result if the listing fails
+    or the two prefixes overlap on one endpoint (``s3://b/p/`` to
+    ``s3://b/p/sub/``, or back: the copy would list its own output).
     A download never writes outside its destination directory: a key such as
     ``dir/../../x`` yields a failed result instead.
 
@@ -403,11 +417,7 @@ async def _run_batch(
                 feeder.cancel()
                 # The copies clean up (abort uploads, remove temporary files, give
                 # bytes back) as they unwind: the batch ends only after they have.
-                cancelled = await wait_despite_cancellation(feeder)
-                if not feeder.cancelled():
-                    feeder.exception()  # retrieved; we are already leaving early
-                if cancelled is not None:
-                    raise cancelled
+                await outlast(feeder)
 
 
 async def _existing(
@@ -465,8 +475,9 @@ async def _check_and_copy(
     options: Options,
     local_targets: set[Path] | None,
 ) -> TransferResult:
-    directory = isinstance(dst_end, str) and dst_end.endswith(("/", os.sep))
-    dst_end = into_directory(src_end, dst_end)
+    directory = names_directory(dst_end)
+    if root is None:  # a pair as given; an expansion names its files itself
+        dst_end = into_directory(src_end, dst_end)
     src, dst = describe(src_end), describe(dst_end)
     try:
         src_loc, dst_loc = _check_pair(
@@ -520,9 +531,10 @@ async def _copy_pair(
         except Exception as exc:  # the client of that end could not be made
             return _failed(src, dst, _as_transfer_error(exc, src, dst, side), options)
     src_client, dst_client = clients["source"], clients["destination"]
-    if _same_object(src_loc, dst_loc, src_client, dst_client):
-        error = ValueError(f"source and destination are the same object: {src!r}")
-        return _failed(src, dst, error, options)
+    try:
+        check_distinct(src_loc, dst_loc, one_endpoint=same_endpoint(src_client, dst_client))
+    except ValueError as exc:
+        return _failed(src, dst, exc, options)
     return await _copy_one(src, dst, src_loc, dst_loc, src_client, dst_client, pool, options)
 
 
@@ -598,37 +610,6 @@ def _kind(path: Path) -> str:
         return special_kind(os.stat(path).st_mode) or "a special file"
     except OSError:
         return "a special file"
-
-
-def into_directory(src_end: object, dst_end: object) -> object:
-    """``dst_end`` with the source's name appended when it names a directory.
-
-    A destination ending in ``/`` is a directory (or a prefix), in the API as in
-    the command: ``copy("s3://b/logs/a.txt", "out/")`` writes ``out/a.txt``.
-    """
-    if not isinstance(dst_end, str) or not dst_end.endswith(("/", os.sep)):
-        return dst_end
-    if isinstance(src_end, str) and src_end.startswith("s3://"):
-        name = src_end.rstrip("/").rsplit("/", 1)[-1]
-    elif isinstance(src_end, str | os.PathLike):
-        name = Path(src_end).name
-    else:
-        return dst_end
-    if not name or name in (".", ".."):
-        return dst_end
-    if dst_end.startswith("s3://"):
-        # "s3://" alone names no bucket: left as typed, for its error to name it.
-        return dst_end + name if dst_end.strip("/") != "s3:" else dst_end
-    return str(Path(dst_end) / name)
-
-
-def _same_object(
-    src_loc: Location, dst_loc: Location, src: S3Client | None, dst: S3Client | None
-) -> bool:
-    """Endpoint, bucket and key all equal: mirroring to another endpoint is a copy."""
-    if not isinstance(src_loc, S3Url) or src_loc != dst_loc or src is None or dst is None:
-        return False
-    return src is dst or src.meta.endpoint_url == dst.meta.endpoint_url
 
 
 def _as_path(end: object) -> str | os.PathLike[str]:

@@ -531,7 +531,8 @@ def test_cp_bad_limit_exits_2_before_copying(endpoint: str) -> None:
         (["cp", "./a", "./b"], "must be an s3:// URL"),
         (["cp", "s3://b-1/dir/", "s3://b-2/k"], "add --recursive"),
         (["cp", "s3://b-1/k", "s3://b-1/k"], "same object"),
-        (["cp", "-r", "s3://b-1/d/", "s3://b-1/d/sub/"], "is inside SRC"),
+        (["cp", "-r", "s3://b-1/d/", "s3://b-1/d/sub/"], "overlap"),
+        (["cp", "-r", "s3://b-1/d/sub", "s3://b-1/d/"], "overlap"),  # was copied
         (["cp", "s3://b-1/k", "s3://b-2/k", "--endpoint-url", "ftp://x"], "invalid S3 endpoint"),
         (["cp", "s3://b-1/k"], "required: DST"),
         (["frobnicate"], "invalid choice"),
@@ -614,7 +615,7 @@ def test_cp_url_with_userinfo_exits_2_without_echoing_it(args: list[str]) -> Non
 def test_cp_url_with_userinfo_is_refused_as_such(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["cp", "s3://AKIAIOSFODNN7EXAMPLE:SECRET@bucket/k", "x"]) == 2
     err = capsys.readouterr().err
-    assert "SRC 's3://bucket/k' must not hold user:password@" in err
+    assert "'s3://bucket/k': it must not hold user:password@" in err
 
 
 def test_cp_refuses_an_endpoint_holding_credentials_without_echoing_them() -> None:

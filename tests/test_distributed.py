@@ -707,6 +707,20 @@ def test_bad_options_raise_before_anything_runs(
         copy_prefix(src, dst, client=client, **options)
 
 
+@pytest.mark.parametrize(
+    ("src", "dst"),
+    [("s3://bbb/data/", "s3://bbb/data/copy/"), ("s3://bbb/data/copy", "s3://bbb/data/")],
+)
+def test_overlapping_prefixes_are_refused_as_the_command_refuses_them(
+    client: Any, src: str, dst: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One rule: the command refused only one direction, with other words."""
+    with pytest.raises(ValueError, match="overlap") as caught:
+        copy_prefix(src, dst, client=client)
+    assert main(["cp", "-r", src, dst]) == 2
+    assert str(caught.value) in capsys.readouterr().err
+
+
 def test_outcomes_and_summaries_pickle() -> None:
     import pickle
 

@@ -8,12 +8,11 @@ Planning looks at local paths but does no other I/O.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
+from .._plan import check_distinct, check_prefixes, into_directory, listed_prefix
 from .._units import parse_size
 from ..s3 import (
     MAX_PART_SIZE,
@@ -22,7 +21,6 @@ from ..s3 import (
     parse_location,
     resolve_endpoint_url,
 )
-from ..s3._secrets import redact
 from ._help import DEFAULT_LIMIT, DEFAULT_PART_SIZE
 
 #: SRC or DST meaning standard input or standard output.
@@ -79,15 +77,6 @@ def plan_copy(args: argparse.Namespace) -> CopyPlan:
         endpoint_url = resolve_endpoint_url(args.endpoint_url)
     except ValueError as exc:
         raise UsageError(str(exc).replace("from endpoint_url", "from --endpoint-url")) from None
-    if endpoint_url is not None and "@" in urlsplit(endpoint_url).netloc:
-        # The HTTP client refuses such URLs on every request; say so now, and
-        # without repeating what was before the "@".
-        raise UsageError(
-            f"the S3 endpoint {redact(endpoint_url)!r} must not hold user:password@ "
-            "(credentials come from the AWS environment variables or configuration)"
-        )
-    _refuse_userinfo("SRC", args.src)
-    _refuse_userinfo("DST", args.dst)
     if STDIO in (args.src, args.dst):
         return _plan_stream(args, limit=limit, part_size=part_size, endpoint_url=endpoint_url)
     try:
@@ -100,12 +89,13 @@ def plan_copy(args: argparse.Namespace) -> CopyPlan:
             "SRC or DST must be an s3:// URL (local to local copies are not supported)"
         )
     src, dst = args.src, args.dst
-    if args.recursive:
-        if isinstance(src_loc, S3Url) and src_loc.key and not src_loc.key.endswith("/"):
-            # As with `aws s3 cp --recursive`: s3://bucket/dir means the prefix dir/.
-            src_loc = S3Url(src_loc.bucket, src_loc.key + "/")
-            src = str(src_loc)
-        _check_not_inside(src_loc, dst_loc)
+    if args.recursive and isinstance(src_loc, S3Url):
+        src_loc = listed_prefix(src)  # as `aws s3 cp --recursive`: s3://b/dir means dir/
+        src = str(src_loc)
+        try:
+            check_prefixes(src_loc, dst_loc, one_endpoint=True)  # one --endpoint-url
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     many = args.recursive and (
         isinstance(src_loc, S3Url) or (isinstance(src_loc, Path) and src_loc.is_dir())
     )
@@ -114,9 +104,11 @@ def plan_copy(args: argparse.Namespace) -> CopyPlan:
             raise UsageError(f"{args.src!r} is a prefix: add --recursive to copy what is under it")
         if isinstance(src_loc, Path) and src_loc.is_dir():
             raise UsageError(f"{args.src!r} is a directory: add --recursive to copy its files")
-        dst = _into_directory(src_loc, dst_loc, args.dst)
-        if parse_location(dst) == src_loc:
-            raise UsageError(f"SRC and DST are the same object: {src!r}")
+        dst = str(into_directory(args.src, args.dst))
+        try:
+            check_distinct(src_loc, parse_location(dst), one_endpoint=True)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     return CopyPlan(
         src=src,
         dst=dst,
@@ -125,25 +117,6 @@ def plan_copy(args: argparse.Namespace) -> CopyPlan:
         part_size=part_size,
         endpoint_url=endpoint_url,
     )
-
-
-def _refuse_userinfo(what: str, location: str) -> None:
-    """Refuse ``scheme://user:password@...`` without repeating what was before the "@".
-
-    The URL parser would quote the rest of the authority ("bucket name
-    'user:SECRET@bucket' ..."), and with it the secret.
-    """
-    if "://" not in location:
-        return
-    try:
-        authority = urlsplit(location).netloc
-    except ValueError:
-        authority = location.partition("://")[2].partition("/")[0]
-    if "@" in authority:
-        raise UsageError(
-            f"{what} {redact(location)!r} must not hold user:password@ (credentials come "
-            "from the AWS environment variables or configuration)"
-        )
 
 
 def _plan_stream(
@@ -183,23 +156,3 @@ def _plan_stream(
         part_size=part_size,
         endpoint_url=endpoint_url,
     )
-
-
-def _into_directory(src_loc: S3Url | Path, dst_loc: S3Url | Path, dst: str) -> str:
-    """DST for one object: a prefix or a directory gets the object's own name."""
-    name = src_loc.key.rpartition("/")[2] if isinstance(src_loc, S3Url) else src_loc.name
-    if isinstance(dst_loc, S3Url):
-        if dst_loc.is_prefix:
-            return str(S3Url(dst_loc.bucket, dst_loc.key + name))
-        return dst
-    if dst.endswith(("/", os.sep)) or dst_loc.is_dir():
-        return str(dst_loc / name)
-    return dst
-
-
-def _check_not_inside(src_loc: S3Url | Path, dst_loc: S3Url | Path) -> None:
-    """Refuse a recursive copy into its own source: the listing would find the copies."""
-    if isinstance(src_loc, S3Url) and isinstance(dst_loc, S3Url):
-        dst_prefix = dst_loc.key if dst_loc.is_prefix else dst_loc.key + "/"
-        if src_loc.bucket == dst_loc.bucket and dst_prefix.startswith(src_loc.key):
-            raise UsageError(f"DST {str(dst_loc)!r} is inside SRC {str(src_loc)!r}")

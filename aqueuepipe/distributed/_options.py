@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import TypedDict
 
 from aqueuepipe import RetryPolicy
-from aqueuepipe.s3 import DEFAULT_PART_SIZE, parse_s3_url
+from aqueuepipe.s3 import DEFAULT_PART_SIZE
 from aqueuepipe.transfer import (
     DEFAULT_BATCH_CONCURRENCY,
     DEFAULT_CONCURRENCY,
     ProgressListener,
     build_options,
+    check_prefixes,
+    listed_prefix,
 )
 
 from ._manifest import manifest_target
@@ -102,13 +104,8 @@ def check_options(
     worker_progress: ProgressListener | None = None,
     on_outcome: Callable[[ObjectOutcome], None] | None = None,
 ) -> Settings:
-    # As `aws s3 cp --recursive`: s3://bucket/dir means dir/.
-    src = parse_s3_url(src_prefix, require_key=False).as_prefix()
-    dst = parse_s3_url(dst_prefix, require_key=False).as_prefix()
-    if src.bucket == dst.bucket and (dst.key.startswith(src.key) or src.key.startswith(dst.key)):
-        raise ValueError(
-            f"{src_prefix!r} and {dst_prefix!r} overlap: the listing would find the copies"
-        )
+    src, dst = listed_prefix(src_prefix), listed_prefix(dst_prefix)
+    check_prefixes(src, dst, one_endpoint=True)  # one client or endpoint for both
     _positive("shard_objects", shard_objects)
     _positive("concurrency", concurrency)
     if max_shards_in_flight is not None:

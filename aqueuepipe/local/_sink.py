@@ -19,8 +19,7 @@ from typing import Final, Self
 import aiofiles
 from aiofiles.threadpool.binary import AsyncBufferedIOBase
 
-from .._cancel import run_to_end
-from ._running import finish, succeeded
+from .._cancel import finish, run_to_end, succeeded
 
 _TEMP_SUFFIX: Final = ".aqueuepipe-part"
 

@@ -13,7 +13,7 @@ from typing import Self
 import aiofiles
 from aiofiles.threadpool.binary import AsyncBufferedReader
 
-from ._running import finish, succeeded
+from .._cancel import finish, succeeded
 
 
 class FileSource:

@@ -30,6 +30,7 @@ from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
 from botocore.httpsession import get_cert_path
 
 from aqueuepipe.__about__ import __version__
+from aqueuepipe.s3._secrets import redact
 
 __all__ = [
     "DEFAULT_REGION",
@@ -105,7 +106,8 @@ def resolve_endpoint_url(endpoint_url: str | None = None) -> str | None:
 
     Raises:
         ValueError: the endpoint is not an ``http://`` or ``https://`` URL with a
-            host (the message names the variable it came from).
+            host, or holds ``user:password@`` (the message names the variable it
+            came from, and never the credentials).
     """
     source = "endpoint_url"
     if not endpoint_url:
@@ -126,8 +128,15 @@ def resolve_endpoint_url(endpoint_url: str | None = None) -> str | None:
         valid = False
     if not valid:
         raise ValueError(
-            f"invalid S3 endpoint {_without_userinfo(endpoint_url)!r} from {source}: "
+            f"invalid S3 endpoint {redact(endpoint_url)!r} from {source}: "
             "expected an http:// or https:// URL with a host"
+        )
+    if "@" in parts.netloc:
+        # The HTTP client refuses such URLs on every request; say so now.
+        raise ValueError(
+            f"invalid S3 endpoint {redact(endpoint_url)!r} from {source}: it must not hold "
+            "user:password@ (credentials come from the AWS environment variables or "
+            "configuration)"
         )
     return endpoint_url
 
@@ -359,14 +368,3 @@ def _client_config(**kwargs: Any) -> Config:
     session_cls = _SharedSSLSession if _SHARE_SSL else _Session
     config: Config = AioConfig(http_session_cls=session_cls, **kwargs)
     return config
-
-
-def _without_userinfo(url: str) -> str:
-    """``url`` with any ``user:password@`` removed, so a message never shows it."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable URL>"
-    if "@" not in parts.netloc:
-        return url
-    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeAlias
 
+from ._secrets import redact
+
 __all__ = [
     "MAX_KEY_BYTES",
     "Location",
@@ -96,9 +98,10 @@ def parse_s3_url(url: str, *, require_key: bool = True) -> S3Url:
     ``s3://bucket/``) is accepted and gives an empty key.
 
     Raises:
-        ValueError: the scheme is not ``s3``, the bucket is empty or breaks the S3
-            bucket naming rules, the key is missing while ``require_key`` is true,
-            or the key is longer than 1024 bytes of UTF-8 (or not encodable).
+        ValueError: the scheme is not ``s3``, the URL holds ``user:password@``, the
+            bucket is empty or breaks the S3 bucket naming rules, the key is missing
+            while ``require_key`` is true, or the key is longer than 1024 bytes of
+            UTF-8 (or not encodable).
     """
     if not isinstance(url, str):
         raise TypeError(f"an S3 URL must be a str, not {type(url).__name__}")
@@ -108,6 +111,13 @@ def parse_s3_url(url: str, *, require_key: bool = True) -> S3Url:
         raise ValueError(f"invalid S3 URL {_shown(url)}: must start with 's3://' ({found} given)")
     rest = url[len(_SCHEME) :]
     bucket, _, key = rest.partition("/")
+    if "@" in bucket:
+        # Said apart, and without what was before the "@": the bucket rule would
+        # quote the name, and with it the secret.
+        raise ValueError(
+            f"invalid S3 URL {_shown(url)}: it must not hold user:password@ (credentials "
+            "come from the AWS environment variables or configuration)"
+        )
     _check_bucket(bucket, url)
     if require_key and not key:
         raise ValueError(
@@ -171,7 +181,9 @@ def _meant_s3_url(text: str) -> str | None:
 
 
 def _shown(text: str, limit: int = 100) -> str:
-    """``repr(text)``, shortened in the middle so a 1 KiB key keeps messages readable."""
+    """``repr(text)`` without credentials (:func:`~aqueuepipe.s3._secrets.redact`),
+    shortened in the middle so a 1 KiB key keeps messages readable."""
+    text = redact(text)
     if len(text) > limit:
         text = f"{text[: limit // 2]}...{text[-limit // 2 :]}"
     return repr(text)

@@ -24,7 +24,6 @@ from .._helpers import MakeBucket, MiB, key_exists, open_uploads, put
         ("s3://192.168.1.1/key", "s3://bucket/x", "IP"),
         ("s3://bucket", "s3://bucket/x", "key"),
         ("s3://bucket/dir/", "s3://bucket/x", "prefix"),
-        ("s3://bucket/key", "s3://bucket", "key"),
         ("s3://bucket/key", "s3://bucket/key", "same"),
         ("./a", "./b", "s3://"),
     ],
@@ -139,16 +138,6 @@ async def test_download_into_missing_directory_raises_before_any_request(
     with pytest.raises(TransferError, match="no-such-dir"):
         await copy(f"s3://{bucket}/obj", str(tmp_path / "no-such-dir" / "out.bin"))
     assert list(tmp_path.iterdir()) == []
-
-
-async def test_download_onto_a_directory_raises(
-    endpoint: str, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
-) -> None:
-    bucket = await make_bucket()
-    await put(s3_client, bucket, "obj", b"data")
-    (tmp_path / "taken").mkdir()
-    with pytest.raises((ValueError, TransferError), match="directory"):
-        await copy(f"s3://{bucket}/obj", str(tmp_path / "taken"))
 
 
 async def test_multipart_to_missing_bucket_leaves_no_upload(

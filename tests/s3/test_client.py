@@ -143,6 +143,14 @@ def test_create_client_invalid_endpoint_message_hides_userinfo() -> None:
     assert "'ftp://host/'" in str(info.value)
 
 
+def test_an_endpoint_with_userinfo_is_refused_without_showing_it() -> None:
+    """It was accepted, and the HTTP client then refused every request."""
+    with pytest.raises(ValueError, match="must not hold user:password@") as caught:
+        resolve_endpoint_url("http://someone:hunter2@127.0.0.1:9000")
+    assert "hunter2" not in str(caught.value) and "someone" not in str(caught.value)
+    assert "'http://127.0.0.1:9000' from endpoint_url" in str(caught.value)
+
+
 def test_resolve_region_order(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
     monkeypatch.delenv("AWS_REGION", raising=False)

@@ -18,30 +18,92 @@ from aqueuepipe.s3 import S3Client
 from .._helpers import MakeBucket, MiB, MotoServer, collect, get, key_exists, payload, put
 
 
-async def test_recursive_copy_into_its_own_prefix_copies_each_object_once(
-    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+@pytest.mark.parametrize(
+    ("src", "dst"),
+    [("self/", "self/sub/"), ("self/sub/", "self/"), ("self/", "self/")],
+    ids=["into-itself", "into-its-parent", "onto-itself"],
+)
+async def test_recursive_copy_between_overlapping_prefixes_is_refused(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket, src: str, dst: str
 ) -> None:
+    """The engine used to copy these (listing the whole source first, in memory)
+    while the command refused one direction and the Dask layer both."""
     bucket = await make_bucket()
-    for i in range(30):
-        await put(s3_client, bucket, f"self/{i:02}", b"x" * i)
+    for key in ("self/a", "self/sub/b", "self/sub/sub/c"):
+        await put(s3_client, bucket, key, key.encode())
     results = await collect(
         copy_many(
-            [(f"s3://{bucket}/self/", f"s3://{bucket}/self/sub/")],
+            [(f"s3://{bucket}/{src}", f"s3://{bucket}/{dst}")],
             recursive=True,
             endpoint_url=moto_server.endpoint_url,
         )
     )
-    assert len(results) == 30 and all(r.ok for r in results)
-    listed = await s3_client.list_objects_v2(Bucket=bucket, Prefix="self/sub/sub/")
-    assert listed.get("KeyCount", 0) == 0
+    assert len(results) == 1
+    assert isinstance(results[0].error, ValueError)
+    assert "overlap" in str(results[0].error)
+    listed = await s3_client.list_objects_v2(Bucket=bucket)
+    assert sorted(o["Key"] for o in listed["Contents"]) == [
+        "self/a",
+        "self/sub/b",
+        "self/sub/sub/c",
+    ]
+
+
+async def _one_bucket_on_both(a: S3Client, b: S3Client, bucket: str, key: str) -> None:
+    """``bucket`` on both endpoints, ``key`` in the first one holding b"mirrored"."""
+    for client in (a, b):
+        await client.create_bucket(Bucket=bucket)
+    await put(a, bucket, key, b"mirrored")
+
+
+async def test_recursive_copy_into_a_prefix_of_its_own_name_on_another_endpoint_is_a_copy(
+    s3_client: S3Client, s3_client_b: S3Client
+) -> None:
+    """Prefixes overlap only on one endpoint, as objects are the same only there."""
+    await _one_bucket_on_both(s3_client, s3_client_b, "overlap-test", "p/k")
+    results = await collect(
+        copy_many(
+            [("s3://overlap-test/p/", "s3://overlap-test/p/sub/")],
+            recursive=True,
+            src_client=s3_client,
+            dst_client=s3_client_b,
+        )
+    )
+    assert [r.ok for r in results] == [True]
+    assert await get(s3_client_b, "overlap-test", "p/sub/k") == b"mirrored"
+
+
+async def test_download_to_an_existing_directory_writes_into_it(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+) -> None:
+    """As the command, ``cp`` and shutil.copy do; copy() used to fail on it."""
+    bucket = await make_bucket()
+    await put(s3_client, bucket, "logs/obj", b"data")
+    (tmp_path / "taken").mkdir()
+    result = await copy(
+        f"s3://{bucket}/logs/obj", str(tmp_path / "taken"), endpoint_url=moto_server.endpoint_url
+    )
+    assert result.dst == str(tmp_path / "taken" / "obj")
+    assert (tmp_path / "taken" / "obj").read_bytes() == b"data"
+
+
+async def test_copy_to_a_bucket_alone_names_the_object_after_the_source(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+) -> None:
+    """As the command and ``aws s3 cp`` do; copy() used to refuse "names no object"."""
+    (tmp_path / "a.txt").write_bytes(b"data")
+    bucket = await make_bucket()
+    result = await copy(
+        str(tmp_path / "a.txt"), f"s3://{bucket}", endpoint_url=moto_server.endpoint_url
+    )
+    assert result.dst == f"s3://{bucket}/a.txt"
+    assert await get(s3_client, bucket, "a.txt") == b"data"
 
 
 async def test_mirroring_an_object_to_another_endpoint_is_a_copy(
     s3_client: S3Client, s3_client_b: S3Client
 ) -> None:
-    await s3_client.create_bucket(Bucket="mirror-test")
-    await s3_client_b.create_bucket(Bucket="mirror-test")
-    await put(s3_client, "mirror-test", "k", b"mirrored")
+    await _one_bucket_on_both(s3_client, s3_client_b, "mirror-test", "k")
     result = await copy(
         "s3://mirror-test/k", "s3://mirror-test/k", src_client=s3_client, dst_client=s3_client_b
     )

@@ -14,10 +14,19 @@ from pathlib import Path
 
 import pytest
 
-from aqueuepipe import NoSuchBucketError, RetryPolicy, TransferError, copy
+from aqueuepipe import NoSuchBucketError, RetryPolicy, TransferError, copy, copy_many
 from aqueuepipe.s3 import S3Client, create_client
 
-from .._helpers import MakeBucket, MiB, MotoServer, key_exists, open_uploads, payload, put
+from .._helpers import (
+    MakeBucket,
+    MiB,
+    MotoServer,
+    collect,
+    key_exists,
+    open_uploads,
+    payload,
+    put,
+)
 from ..faultproxy import FaultProxy, Match
 
 FAST = RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.05, read_timeout=5)
@@ -175,3 +184,26 @@ async def test_an_error_about_neither_object_has_no_side(
     assert "the listener broke" in str(caught.value)
     assert "source" not in caught.value.reason
     assert not await key_exists(s3_client, bucket, "k")
+
+
+async def test_a_listing_whose_destination_client_cannot_be_made_is_the_destination(
+    s3_client: S3Client,
+    make_bucket: MakeBucket,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The expansion of a prefix labelled every failure "source", this one too."""
+    bucket = await make_bucket()
+    await put(s3_client, bucket, "a/k", b"x")
+    broken = tmp_path / "config"
+    broken.write_text("no section here\n[unclosed\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(broken))  # the destination's client is made
+    results = await collect(
+        copy_many(
+            [(f"s3://{bucket}/a/", f"s3://{bucket}/b/")], recursive=True, src_client=s3_client
+        )
+    )
+    assert len(results) == 1
+    assert isinstance(results[0].error, TransferError)
+    assert results[0].error.side == "destination"
+    assert not await key_exists(s3_client, bucket, "b/k")

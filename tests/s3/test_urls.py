@@ -249,3 +249,22 @@ def test_a_mistyped_s3_url_is_refused_with_what_was_meant(typed: str, meant: str
 @pytest.mark.parametrize("text", ["s3x/b", "s3", "s3.txt", "data/s3:/b", "s3://bucket/trailing "])
 def test_strings_that_only_resemble_an_s3_url_are_not_refused(text: str) -> None:
     assert parse_location(text) is not None
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        "s3://someone:SECRET-VALUE@bucket/k",
+        "s3://AKIAIOSFODNN7EXAMPLE:SECRET-VALUE@bucket/k",
+        "https://someone:SECRET-VALUE@host/k",
+    ],
+)
+def test_a_location_with_userinfo_is_refused_without_showing_it(location: str) -> None:
+    """The bucket rule used to quote 'someone:SECRET-VALUE@bucket' in its message."""
+    with pytest.raises(ValueError) as caught:
+        parse_location(location)
+    message = str(caught.value)
+    assert "SECRET-VALUE" not in message
+    assert "someone" not in message and "AKIAIOSFODNN7EXAMPLE" not in message
+    if location.startswith("s3://"):
+        assert "'s3://bucket/k': it must not hold user:password@" in message
