@@ -9,7 +9,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, I
 from pathlib import Path
 
 from ._errors import TransferError
-from ._plan import check_prefixes, same_endpoint
+from ._plan import check_prefixes, list_as_at_start, same_endpoint
 from ._streams import is_stream_sink, is_stream_source
 from .local import safe_join, special_kind
 from .s3._client import S3Client
@@ -77,11 +77,13 @@ async def _expand_prefix(
 ) -> AsyncIterator[Expanded]:
     """One pair per object under the prefix, listed page by page while the copies run.
 
-    Prefixes that overlap on one endpoint are refused (:mod:`aqueuepipe._plan`):
-    one failed result for the pair, nothing listed.
+    A copy into its own prefix lists the prefix as it was when it started; the
+    other overlaps are refused (:mod:`aqueuepipe._plan`): one failed result for
+    the pair, nothing listed.
     """
     prefix = src_loc.key
     side: Side = "source"
+    own_output: str | None = None
     try:
         client = await get_client(side)
         if isinstance(dst_loc, S3Url) and dst_loc.bucket == src_loc.bucket:
@@ -89,11 +91,13 @@ async def _expand_prefix(
             target_client = await get_client(side)
             side = "source"
             try:
-                check_prefixes(src_loc, dst_loc, one_endpoint=same_endpoint(client, target_client))
+                own_output = check_prefixes(
+                    src_loc, dst_loc, one_endpoint=same_endpoint(client, target_client)
+                )
             except ValueError as exc:
                 yield src, dst, None, exc
                 return
-        async for entry in _list(client, src_loc.bucket, prefix):
+        async for entry in list_as_at_start(client, src_loc.bucket, prefix, own_output):
             key = str(entry["Key"])
             relative = key[len(prefix) :]
             if not relative:
@@ -124,13 +128,6 @@ async def _expand_prefix(
             None,
             translate_error(exc, src=src, dst=dst, bucket=src_loc.bucket, key=None, side=side),
         )
-
-
-async def _list(client: S3Client, bucket: str, prefix: str) -> AsyncIterator[dict[str, object]]:
-    paginator = client.get_paginator("list_objects_v2")
-    async for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-        for entry in page.get("Contents", []):
-            yield entry
 
 
 async def _expand_directory(

@@ -11,23 +11,28 @@ driver all ask this module, so they cannot disagree:
   (:meth:`~aqueuepipe.s3.S3Url.as_prefix`).
 - **Same object.** Two S3 locations are the same object only if endpoint, bucket
   and key are all equal: mirroring to another endpoint is an ordinary copy.
-- **Overlapping prefixes are refused.** A recursive copy between two prefixes of
-  one bucket on one endpoint where either holds the other (``s3://b/p/`` to
-  ``s3://b/p/sub/``, or back) would list its own output, or overwrite sources
-  not yet read.  Copying it safely would need the whole listing in memory first,
-  which the Dask layer (millions of keys) cannot afford and nothing else here
-  does: memory never grows with the number of keys.  So every entry point refuses
-  it before any byte moves, as ``cp -r dir dir/sub`` does.
+- **A copy into its own prefix** (``s3://b/p/`` to ``s3://b/p/sub/``) copies each
+  source object once, as the prefix was when the copy started, and ends
+  (DESIGN "copy and copy_many"): the keys already under its output prefix
+  ``p/sub/`` are listed first (:func:`list_as_at_start`), and the main listing
+  takes only those from there, so the copy never lists its own output.  Only
+  the output prefix's keys are held, never the whole listing.
+- **The other overlaps are refused:** a prefix copied into one that holds it
+  (``s3://b/p/sub/`` to ``s3://b/p/``) could overwrite sources not yet read, and
+  a prefix onto itself is every object onto itself; every entry point refuses
+  them before any byte moves.
 
 URL typos and credentials in URLs are refused by the URL parser itself
 (:func:`~aqueuepipe.s3.parse_location`), which every entry point goes through.
 
-Nothing here does I/O beyond looking at local paths.
+Nothing here does I/O beyond looking at local paths and listing a prefix.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 from .s3 import S3Client, S3Url, parse_location, parse_s3_url
 
@@ -35,6 +40,7 @@ __all__ = [
     "check_distinct",
     "check_prefixes",
     "into_directory",
+    "list_as_at_start",
     "listed_prefix",
     "names_directory",
     "same_endpoint",
@@ -98,21 +104,51 @@ def check_distinct(src_loc: object, dst_loc: object, *, one_endpoint: bool) -> N
         raise ValueError(f"source and destination are the same object: {str(src_loc)!r}")
 
 
-def check_prefixes(src: S3Url, dst: object, *, one_endpoint: bool) -> None:
-    """Refuse a recursive copy of the prefix ``src`` to ``dst`` when they overlap.
+def check_prefixes(src: S3Url, dst: object, *, one_endpoint: bool) -> str | None:
+    """Check a recursive copy of the prefix ``src`` to ``dst``; return the key
+    prefix of its own output inside the source (``dst``'s), if it writes there.
 
     ``dst`` is taken as a prefix (a recursive copy writes below it).  Prefixes of
     different buckets, or on different endpoints, never overlap.
 
     Raises:
-        ValueError: one prefix holds the other on one endpoint.
+        ValueError: ``src`` lies inside ``dst``, or is ``dst``, on one endpoint.
     """
     if not one_endpoint or not isinstance(dst, S3Url) or src.bucket != dst.bucket:
-        return
+        return None
     src_prefix, dst_prefix = src.as_prefix(), dst.as_prefix()
-    if dst_prefix.key.startswith(src_prefix.key) or src_prefix.key.startswith(dst_prefix.key):
+    if src_prefix.key.startswith(dst_prefix.key):
         raise ValueError(
-            f"source prefix {str(src_prefix)!r} and destination prefix {str(dst_prefix)!r} "
-            "overlap: the copy would list its own output or overwrite sources not yet read "
+            f"source prefix {str(src_prefix)!r} lies in destination prefix "
+            f"{str(dst_prefix)!r}: the copy could overwrite sources not yet read "
             "(copy to a prefix outside the source, then move it)"
         )
+    if dst_prefix.key.startswith(src_prefix.key):
+        return dst_prefix.key
+    return None
+
+
+async def list_as_at_start(
+    client: S3Client, bucket: str, prefix: str, own_output: str | None
+) -> AsyncIterator[Mapping[str, Any]]:
+    """ListObjectsV2 of ``prefix``, page by page; where the copy writes into
+    ``own_output`` (a prefix inside it), only the keys that were there when the
+    listing started come from there (see the module)."""
+    before: set[str] = set()
+    if own_output is not None:
+        async for entry in _entries(client, bucket, own_output):
+            before.add(str(entry["Key"]))
+    async for entry in _entries(client, bucket, prefix):
+        key = str(entry["Key"])
+        if own_output is not None and key.startswith(own_output):
+            if key not in before:
+                continue  # written by this copy (or by someone else since it began)
+            before.discard(key)
+        yield entry
+
+
+async def _entries(client: S3Client, bucket: str, prefix: str) -> AsyncIterator[Mapping[str, Any]]:
+    paginator = client.get_paginator("list_objects_v2")
+    async for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        for entry in page.get("Contents", []):
+            yield entry

@@ -37,6 +37,7 @@ from ._plan import (
     check_distinct,
     check_prefixes,
     into_directory,
+    list_as_at_start,
     listed_prefix,
     names_directory,
     same_endpoint,
@@ -80,6 +81,7 @@ __all__ = [
     "check_prefixes",
     "copy",
     "copy_many",
+    "list_as_at_start",
     "listed_prefix",
 ]
 

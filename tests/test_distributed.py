@@ -690,8 +690,7 @@ def test_missing_source_bucket_raises(client: Any, endpoint: str) -> None:
 @pytest.mark.parametrize(
     ("src", "dst", "options", "match"),
     [
-        ("s3://bbb/data/", "s3://bbb/data/copy/", {}, "overlap"),
-        ("s3://bbb/data/copy", "s3://bbb/data/", {}, "overlap"),
+        ("s3://bbb/data/copy", "s3://bbb/data/", {}, "lies in destination prefix"),
         ("s3://bbb/data/", "s3://ccc/", {"shard_objects": 0}, "shard_objects"),
         ("s3://bbb/data/", "s3://ccc/", {"per_worker_limit": 6 * MiB}, "at least one part"),
         ("s3://bbb/data/", "s3://ccc/", {"part_size": 1 * MiB}, "part_size"),
@@ -708,17 +707,32 @@ def test_bad_options_raise_before_anything_runs(
 
 
 @pytest.mark.parametrize(
-    ("src", "dst"),
-    [("s3://bbb/data/", "s3://bbb/data/copy/"), ("s3://bbb/data/copy", "s3://bbb/data/")],
+    ("src", "dst"), [("s3://bbb/data/copy", "s3://bbb/data/"), ("s3://bbb/data/", "s3://bbb/data")]
 )
 def test_overlapping_prefixes_are_refused_as_the_command_refuses_them(
     client: Any, src: str, dst: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """One rule: the command refused only one direction, with other words."""
-    with pytest.raises(ValueError, match="overlap") as caught:
+    with pytest.raises(ValueError, match="lies in destination prefix") as caught:
         copy_prefix(src, dst, client=client)
     assert main(["cp", "-r", src, dst]) == 2
     assert str(caught.value) in capsys.readouterr().err
+
+
+def test_copy_prefix_into_its_own_prefix_copies_each_object_once(
+    source: Source, client: Any, s3: Any, endpoint: str
+) -> None:
+    """As copy_many and the command do (DESIGN: "a copy into its own prefix copies
+    each source object once and ends"); the Dask layer used to refuse it."""
+    bucket = new_bucket(s3, "self")
+    for key, (size, _) in source.few.items():
+        s3.put_object(Bucket=bucket, Key=f"p/{key}", Body=b"x" * size)
+    summary = copy_prefix(
+        f"s3://{bucket}/p/", f"s3://{bucket}/p/copy/", client=client, per_worker_limit=LIMIT
+    )
+    assert (summary.objects, summary.failures) == (len(source.few), 0)
+    copied = listing(s3, bucket, "p/copy/")
+    assert sorted(copied) == sorted(source.few)  # nothing under p/copy/copy/
 
 
 def test_outcomes_and_summaries_pickle() -> None:

@@ -24,6 +24,9 @@ from typing import Any, Unpack
 
 import distributed
 
+from aqueuepipe.s3 import S3Url
+from aqueuepipe.transfer import check_prefixes, list_as_at_start
+
 from ._manifest import Manifest
 from ._models import CopySummary, Entry, Job, ObjectOutcome, ShardReport, describe, failed_outcome
 from ._options import CopyPrefixOptions, Settings, check_options
@@ -260,18 +263,23 @@ class _Listing:
 async def _list_shards(job: Job, shard_objects: int) -> AsyncGenerator[list[Entry], None]:
     """The source prefix, page by page, cut into shards of ``shard_objects`` entries."""
     try:
+        # A copy into its own prefix lists it as it was when the copy started.
+        own_output = check_prefixes(
+            S3Url(job.src_bucket, job.src_prefix),
+            S3Url(job.dst_bucket, job.dst_prefix),
+            one_endpoint=True,
+        )
         async with job.client(pool=2) as client:
-            paginator = client.get_paginator("list_objects_v2")
             shard: list[Entry] = []
-            async for page in paginator.paginate(Bucket=job.src_bucket, Prefix=job.src_prefix):
-                for entry in page.get("Contents", []):
-                    key = str(entry["Key"])
-                    if key == job.src_prefix:
-                        continue  # the "directory" object of the prefix itself
-                    shard.append((key, int(entry["Size"]), str(entry.get("ETag", ""))))
-                    if len(shard) == shard_objects:
-                        yield shard
-                        shard = []
+            entries = list_as_at_start(client, job.src_bucket, job.src_prefix, own_output)
+            async for entry in entries:
+                key = str(entry["Key"])
+                if key == job.src_prefix:
+                    continue  # the "directory" object of the prefix itself
+                shard.append((key, int(entry["Size"]), str(entry.get("ETag", ""))))
+                if len(shard) == shard_objects:
+                    yield shard
+                    shard = []
             if shard:
                 yield shard
     except Exception as exc:
