@@ -20,7 +20,15 @@ from ._errors import (
 from ._open import ObjectReader, ObjectWriter, open_reader, open_writer
 from ._pipe import AsyncPipe, PipeReceiveStream, PipeSendStream, PipeStatistics
 from .s3._retry import RetryPolicy
-from .transfer import ProgressCallback, ProgressListener, TransferResult, copy, copy_many
+from .transfer import (
+    CopyManyOptions,
+    CopyOptions,
+    ProgressCallback,
+    ProgressListener,
+    TransferResult,
+    copy,
+    copy_many,
+)
 
 __all__ = [
     # errors
@@ -31,6 +39,8 @@ __all__ = [
     "BudgetStatistics",
     "ByteBudget",
     "ChecksumMismatchError",
+    "CopyManyOptions",
+    "CopyOptions",
     "NoSuchBucketError",
     "NoSuchKeyError",
     "ObjectChangedError",

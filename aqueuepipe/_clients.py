@@ -23,8 +23,8 @@ from collections.abc import AsyncIterator, MutableMapping
 from typing import Literal
 
 from ._errors import Side
-from .s3._client import ChecksumWhen, S3Client, create_client
-from .s3._retry import RetryPolicy
+from ._options import Options
+from .s3._client import S3Client, create_client
 
 __all__ = ["ClientPool"]
 
@@ -44,48 +44,22 @@ def _pool_size(client: S3Client) -> int:
 class ClientPool:
     """The clients of one call; an async context manager that closes what it made.
 
-    ``copies`` copies run at once with ``part_concurrency`` parts each.  ``shape``
-    ``"one"`` (a single copy) makes one client for both sides of an S3-to-S3 copy;
-    ``"batch"`` makes a reading and a writing client.
+    ``options.concurrency`` copies run at once (one for ``shape`` ``"one"``) with
+    ``options.part_concurrency`` parts each.  ``shape`` ``"one"`` (a single copy)
+    makes one client for both sides of an S3-to-S3 copy; ``"batch"`` makes a
+    reading and a writing client.
     """
 
-    def __init__(
-        self,
-        *,
-        client: S3Client | None = None,
-        src_client: S3Client | None = None,
-        dst_client: S3Client | None = None,
-        endpoint_url: str | None = None,
-        checksum_when: ChecksumWhen = "when_required",
-        policy: RetryPolicy,
-        copies: int,
-        part_concurrency: int,
-        shape: Shape = "batch",
-    ) -> None:
-        if client is not None and (src_client is not None or dst_client is not None):
-            raise ValueError("pass either client or src_client/dst_client, not both")
-        for name, given in (
-            ("client", client),
-            ("src_client", src_client),
-            ("dst_client", dst_client),
-        ):
-            if given is not None and not callable(getattr(given, "get_object", None)):
-                raise TypeError(
-                    f"{name} must be an S3 client (aqueuepipe.s3.create_client, or "
-                    f"aiobotocore's), got {given!r} ({type(given).__name__})"
-                )
-        if endpoint_url is not None and not isinstance(endpoint_url, str):
-            raise TypeError(
-                f"endpoint_url must be a str such as 'http://127.0.0.1:9000', got "
-                f"{endpoint_url!r} ({type(endpoint_url).__name__})"
-            )
+    def __init__(self, options: Options, *, shape: Shape = "batch") -> None:
+        copies = 1 if shape == "one" else options.concurrency
+        part_concurrency = options.part_concurrency
         self._given: dict[Side, S3Client | None] = {
-            "source": src_client or client,
-            "destination": dst_client or client,
+            "source": options.src_client or options.client,
+            "destination": options.dst_client or options.client,
         }
-        self._endpoint_url = endpoint_url
-        self._checksum_when = checksum_when
-        self._policy = policy
+        self._endpoint_url = options.endpoint_url
+        self._checksum_when = options.checksum_when
+        self._policy = options.policy
         self._shape = shape
         uploads = copies * part_concurrency
         if shape == "one":

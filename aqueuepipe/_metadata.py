@@ -15,10 +15,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import urlencode
 
-__all__ = ["SSE_CHOICES", "ObjectSettings", "carried_headers"]
+__all__ = ["SSE_CHOICES", "ObjectOptions", "ObjectSettings", "carried_headers"]
 
 #: The response fields GetObject reports that PutObject and CreateMultipartUpload take.
 _CARRIED = (
@@ -70,6 +70,36 @@ def _check_metadata(metadata: Mapping[str, str]) -> None:
         )
 
 
+#: The options sent as one header each (the others: metadata, tags).
+_HEADER_OPTIONS = ("content_type", "storage_class", "sse", "sse_kms_key_id")
+
+
+def _header_text(name: str, given: object) -> str | None:
+    """``given`` if None or a header value; else an error naming the option ``name``."""
+    if given is None:
+        return None
+    if not isinstance(given, str):
+        raise ValueError(f"{name} must be a str, got {given!r} ({type(given).__name__})")
+    if not given:
+        raise ValueError(f"{name} must be a non-empty str, got {given!r}")
+    if not _HEADER_VALUE.fullmatch(given):
+        raise ValueError(f"{name} must be printable ASCII without line breaks, got {given!r}")
+    return given
+
+
+class ObjectOptions(TypedDict, total=False):
+    """The keyword options of what goes with a written object (an S3 destination):
+    ``metadata`` and ``content_type`` replace the source's, ``storage_class``,
+    ``sse`` (with ``sse_kms_key_id``) and ``tags`` add to them."""
+
+    metadata: Mapping[str, str] | None
+    content_type: str | None
+    storage_class: str | None
+    sse: str | None
+    sse_kms_key_id: str | None
+    tags: bool
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ObjectSettings:
     """The metadata options of a copy, validated (see :meth:`build`)."""
@@ -82,17 +112,9 @@ class ObjectSettings:
     tags: bool = False
 
     @classmethod
-    def build(
-        cls,
-        *,
-        metadata: Mapping[str, str] | None,
-        content_type: str | None,
-        storage_class: str | None,
-        sse: str | None,
-        sse_kms_key_id: str | None,
-        tags: bool,
-    ) -> ObjectSettings:
-        """Check the options; raise ValueError naming what is wrong."""
+    def build(cls, options: ObjectOptions) -> ObjectSettings:
+        """Check the options in ``options`` (others are ignored); raise naming what is wrong."""
+        metadata = options.get("metadata")
         if metadata is not None:
             if not isinstance(metadata, Mapping):
                 raise ValueError(f"metadata must be a mapping of str to str, got {metadata!r}")
@@ -104,27 +126,17 @@ class ObjectSettings:
                     )
             metadata = dict(metadata)
             _check_metadata(metadata)
-        for name, given in (("content_type", content_type), ("storage_class", storage_class)):
-            if given is not None and (not isinstance(given, str) or not given):
-                raise ValueError(f"{name} must be a non-empty str, got {given!r}")
-            if given is not None and not _HEADER_VALUE.fullmatch(given):
-                raise ValueError(
-                    f"{name} must be printable ASCII without line breaks, got {given!r}"
-                )
+        # Each is sent as a header: content_type, storage_class, sse, sse_kms_key_id.
+        texts = {name: _header_text(name, options.get(name)) for name in _HEADER_OPTIONS}
+        sse, sse_kms_key_id = texts["sse"], texts["sse_kms_key_id"]
         if sse is not None and sse not in SSE_CHOICES:
             raise ValueError(f"sse must be one of {', '.join(SSE_CHOICES)}, got {sse!r}")
         if sse_kms_key_id is not None and (sse is None or not sse.startswith("aws:kms")):
             raise ValueError("sse_kms_key_id needs sse='aws:kms' (or 'aws:kms:dsse')")
+        tags = options.get("tags", False)
         if not isinstance(tags, bool):
-            raise ValueError(f"tags must be True or False, got {tags!r}")
-        return cls(
-            metadata=metadata,
-            content_type=content_type,
-            storage_class=storage_class,
-            sse=sse,
-            sse_kms_key_id=sse_kms_key_id,
-            tags=tags,
-        )
+            raise ValueError(f"tags must be True or False, got {tags!r} ({type(tags).__name__})")
+        return cls(metadata=metadata, tags=tags, **texts)
 
     def check_ends(self, *, src_is_s3: bool, dst_is_s3: bool, src: str, dst: str) -> None:
         """Refuse an option that does not apply to this direction (it would be
@@ -135,7 +147,7 @@ class ObjectSettings:
             ValueError: naming the option and the end it cannot apply to.
         """
         if not dst_is_s3:
-            for name in ("metadata", "content_type", "storage_class", "sse", "sse_kms_key_id"):
+            for name in ("metadata", *_HEADER_OPTIONS):
                 if getattr(self, name) is not None:
                     raise ValueError(f"{name} applies to an S3 destination; {dst!r} is not one")
         if self.tags and not (src_is_s3 and dst_is_s3):

@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Coroutine
-from typing import Any, Self
+from typing import Self, Unpack
 
 from ._budget import ByteBudget
 from ._cancel import outlast
 from ._errors import PipeAbortedError
-from ._options import TransferResult
+from ._options import CopyOptions, StreamOptions, TransferResult, check_names
 from ._pipe import AsyncPipe
 from .s3 import DEFAULT_PART_SIZE
 from .s3._objects import CHUNK_READ_SIZE, read_ahead
@@ -153,7 +153,11 @@ def _start(
 
 @contextlib.asynccontextmanager
 async def open_reader(
-    url: str, *, limit: int | None = None, budget: ByteBudget | None = None, **options: Any
+    url: str,
+    *,
+    limit: int | None = None,
+    budget: ByteBudget | None = None,
+    **options: Unpack[StreamOptions],
 ) -> AsyncIterator[ObjectReader]:
     """Read the object ``url`` as a stream, holding at most ``limit`` bytes ahead::
 
@@ -181,6 +185,7 @@ async def open_reader(
         TransferError: from the body's reads, when the download fails; the copy's
             own error (:class:`~aqueuepipe.NoSuchKeyError`, a stall...).
     """
+    check_names("open_reader", options, StreamOptions)
     share = _share(limit, budget)
     pipe = AsyncPipe(share)
     held = None
@@ -205,7 +210,7 @@ async def open_reader(
 
 
 @contextlib.asynccontextmanager
-async def open_writer(url: str, **options: Any) -> AsyncIterator[ObjectWriter]:
+async def open_writer(url: str, **options: Unpack[CopyOptions]) -> AsyncIterator[ObjectWriter]:
     """Write the object ``url`` from a stream of unknown length::
 
         async with open_writer("s3://bucket/key", limit=30_000_000) as body:
@@ -222,6 +227,7 @@ async def open_writer(url: str, **options: Any) -> AsyncIterator[ObjectWriter]:
         ValueError: a bad URL or option, at once.
         TransferError: from ``write`` or at the end of the block, when the upload fails.
     """
+    check_names("open_writer", options, CopyOptions)
     pipe = AsyncPipe(WRITE_BUFFER)
     task = _start(copy(pipe, url, **options), pipe)
     writer = ObjectWriter(pipe, task)

@@ -12,24 +12,30 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncGenerator, Coroutine, Iterable, Mapping
+from collections.abc import AsyncGenerator, Coroutine
 from pathlib import Path
+from typing import Unpack
 
-from ._budget import ByteBudget
 from ._cancel import outlast
 from ._clients import ClientPool
 from ._engine import Copy
 from ._errors import TransferError
 from ._expand import Endpoint, Pairs, expand, not_copied
 from ._job import Job
-from ._metadata import ObjectSettings
 from ._options import (
+    DEFAULT_BATCH_CONCURRENCY,
+    DEFAULT_CONCURRENCY,
+    ClientOptions,
+    CopyManyOptions,
+    CopyOptions,
     Options,
+    PrefixCopyOptions,
     ProgressCallback,
     ProgressListener,
+    StreamOptions,
     TransferResult,
-    Verify,
     build_options,
+    check_names,
     positive_int,
 )
 from ._pipe import AsyncPipe
@@ -57,9 +63,6 @@ from ._streams import (
 )
 from .local import special_kind
 from .s3 import (
-    DEFAULT_PART_SIZE,
-    ChecksumWhen,
-    RetryPolicy,
     S3Client,
     S3Url,
     Side,
@@ -73,11 +76,17 @@ Location = S3Url | Path | StreamSource | StreamSink
 __all__ = [
     "DEFAULT_BATCH_CONCURRENCY",
     "DEFAULT_CONCURRENCY",
+    "ClientOptions",
+    "CopyManyOptions",
+    "CopyOptions",
     "Options",
+    "PrefixCopyOptions",
     "ProgressCallback",
     "ProgressListener",
+    "StreamOptions",
     "TransferResult",
     "build_options",
+    "check_names",
     "check_prefixes",
     "copy",
     "copy_many",
@@ -85,38 +94,13 @@ __all__ = [
     "listed_prefix",
 ]
 
-#: Parts in flight per copy when none is given.
-DEFAULT_CONCURRENCY = 4
-#: Copies running at once in :func:`copy_many` when none is given.
-DEFAULT_BATCH_CONCURRENCY = 16
-
 
 def copy(
     src: str | os.PathLike[str] | StreamSourceLike,
     dst: str | os.PathLike[str] | StreamSinkLike,
     *,
-    limit: int | None = None,
-    budget: ByteBudget | None = None,
-    part_size: int = DEFAULT_PART_SIZE,
-    part_concurrency: int | None = None,
     concurrency: int | None = None,
-    checksums: Iterable[str] = (),
-    checksum_algorithm: str | None = None,
-    client: S3Client | None = None,
-    src_client: S3Client | None = None,
-    dst_client: S3Client | None = None,
-    endpoint_url: str | None = None,
-    checksum_when: ChecksumWhen = "when_required",
-    progress: ProgressListener | ProgressCallback | None = None,
-    retries: int | RetryPolicy | None = None,
-    verify: Verify = "auto",
-    metadata: Mapping[str, str] | None = None,
-    content_type: str | None = None,
-    storage_class: str | None = None,
-    sse: str | None = None,
-    sse_kms_key_id: str | None = None,
-    tags: bool = False,
-    server_side: bool = True,
+    **options: Unpack[CopyOptions],
 ) -> Coroutine[object, object, TransferResult]:
     """Copy ``src`` to ``dst`` by streaming, holding at most ``limit`` bytes.
 
@@ -168,7 +152,15 @@ def copy(
     ``tags=True`` (copy the source's tags; it needs s3:GetObjectTagging) add to
     them.  A download gets the object's LastModified as its mtime.
 
+    The options are declared once, as :class:`~aqueuepipe.CopyOptions` (for
+    ``**options: Unpack[CopyOptions]``), and checked at the call, before any I/O:
+    an unknown keyword or a value of the wrong type is a TypeError, a wrong value
+    a ValueError, each naming the keyword and the value; so is an option that
+    cannot apply to these ends (``metadata`` for a download, ``src_client`` for a
+    local source, ``tags`` without two S3 ends).
+
     Raises:
+        TypeError: an unknown keyword, or an option of the wrong type.
         ValueError: a bad URL or option, before any network call.
         NoSuchBucketError, NoSuchKeyError: the bucket or key is missing.
         ChecksumMismatchError: the destination disagrees with the bytes sent.
@@ -178,44 +170,19 @@ def copy(
     on the server) and a local destination is not created.
     """
     try:
-        if part_concurrency is not None and concurrency is not None:
-            raise ValueError("pass part_concurrency or its alias concurrency, not both")
+        check_names("copy", options, CopyOptions)
         if concurrency is not None:
             positive_int("concurrency", concurrency)  # named as the caller named it
-        options = build_options(
-            limit=limit,
-            budget=budget,
-            part_size=part_size,
-            part_concurrency=_first_given(part_concurrency, concurrency, DEFAULT_CONCURRENCY),
-            checksums=checksums,
-            checksum_algorithm=checksum_algorithm,
-            progress=progress,
-            retries=retries,
-            verify=verify,
-            metadata=metadata,
-            content_type=content_type,
-            storage_class=storage_class,
-            sse=sse,
-            sse_kms_key_id=sse_kms_key_id,
-            tags=tags,
-            server_side=server_side,
-        )
-        _check_pair(src, into_directory(src, dst), settings=options.settings)  # before any I/O
-        pool = ClientPool(
-            client=client,
-            src_client=src_client,
-            dst_client=dst_client,
-            endpoint_url=endpoint_url,
-            checksum_when=checksum_when,
-            policy=options.policy,
-            copies=1,
-            part_concurrency=options.part_concurrency,
-            shape="one",
-        )
+            if "part_concurrency" in options:
+                raise ValueError("pass part_concurrency or its alias concurrency, not both")
+            options["part_concurrency"] = concurrency
+        checked = build_options(**options, concurrency=1)
+        _check_pair(src, into_directory(src, dst), checked)  # before any I/O
+        pool = ClientPool(checked, shape="one")
     except BaseException as exc:
         _abort_stream(dst, exc)  # a task reading the pipe learns why nothing comes
         raise
-    return _copy(src, dst, pool, options)
+    return _copy(src, dst, pool, checked)
 
 
 async def _copy(src: Endpoint, dst: Endpoint, pool: ClientPool, options: Options) -> TransferResult:
@@ -243,32 +210,7 @@ def _abort_stream(dst: object, error: BaseException) -> None:
 
 
 def copy_many(
-    pairs: Pairs,
-    *,
-    concurrency: int = DEFAULT_BATCH_CONCURRENCY,
-    recursive: bool = False,
-    limit: int | None = None,
-    budget: ByteBudget | None = None,
-    part_size: int = DEFAULT_PART_SIZE,
-    part_concurrency: int = DEFAULT_CONCURRENCY,
-    checksums: Iterable[str] = (),
-    checksum_algorithm: str | None = None,
-    client: S3Client | None = None,
-    src_client: S3Client | None = None,
-    dst_client: S3Client | None = None,
-    endpoint_url: str | None = None,
-    checksum_when: ChecksumWhen = "when_required",
-    progress: ProgressListener | ProgressCallback | None = None,
-    retries: int | RetryPolicy | None = None,
-    verify: Verify = "auto",
-    skip_existing: bool = False,
-    metadata: Mapping[str, str] | None = None,
-    content_type: str | None = None,
-    storage_class: str | None = None,
-    sse: str | None = None,
-    sse_kms_key_id: str | None = None,
-    tags: bool = False,
-    server_side: bool = True,
+    pairs: Pairs, **options: Unpack[CopyManyOptions]
 ) -> AsyncGenerator[TransferResult, None]:
     """Copy many ``(src, dst)`` pairs, ``concurrency`` at a time, under one memory limit.
 
@@ -304,7 +246,10 @@ def copy_many(
 
     ``part_concurrency`` is the number of parts in flight per copy (what
     ``concurrency`` means for :func:`copy`); the other options are as for
-    :func:`copy`, and are checked before any network call.
+    :func:`copy` (:class:`~aqueuepipe.CopyManyOptions` declares them all), and are
+    checked before any network call.  An option that cannot apply to a pair
+    (``metadata`` for a download, ``skip_existing`` with a stream end) fails that
+    pair with a ValueError.
 
     Stopping the iteration early (``break``, an exception, cancellation) cancels
     the copies in flight, aborts their multipart uploads and returns every byte
@@ -320,49 +265,15 @@ def copy_many(
             f"copy_many takes (src, dst) pairs, not the single location {pairs!r}: "
             f"use copy(src, dst), or copy_many([(src, dst)])"
         )
-    positive_int("concurrency", concurrency)
-    options = build_options(
-        limit=limit,
-        budget=budget,
-        part_size=part_size,
-        part_concurrency=part_concurrency,
-        checksums=checksums,
-        checksum_algorithm=checksum_algorithm,
-        progress=progress,
-        retries=retries,
-        verify=verify,
-        skip_existing=skip_existing,
-        metadata=metadata,
-        content_type=content_type,
-        storage_class=storage_class,
-        sse=sse,
-        sse_kms_key_id=sse_kms_key_id,
-        tags=tags,
-        server_side=server_side,
-    )
-    pool = ClientPool(
-        client=client,
-        src_client=src_client,
-        dst_client=dst_client,
-        endpoint_url=endpoint_url,
-        checksum_when=checksum_when,
-        policy=options.policy,
-        copies=concurrency,
-        part_concurrency=options.part_concurrency,
-    )
-    return _run_batch(
-        pairs, concurrency=concurrency, recursive=recursive, options=options, pool=pool
-    )
+    check_names("copy_many", options, CopyManyOptions)
+    checked = build_options(**options)
+    return _run_batch(pairs, checked, ClientPool(checked))
 
 
 async def _run_batch(
-    pairs: Pairs,
-    *,
-    concurrency: int,
-    recursive: bool,
-    options: Options,
-    pool: ClientPool,
+    pairs: Pairs, options: Options, pool: ClientPool
 ) -> AsyncGenerator[TransferResult, None]:
+    concurrency = options.concurrency
     # Bounded: a copy holds its slot until its result is taken, so results never
     # pile up and at most `concurrency` copies run.
     results: asyncio.Queue[TransferResult | None] = asyncio.Queue(maxsize=concurrency)
@@ -382,7 +293,9 @@ async def _run_batch(
             try:
                 async with asyncio.TaskGroup() as copies:
                     try:
-                        async for src, dst, root, error in expand(pairs, recursive, pool.get):
+                        async for src, dst, root, error in expand(
+                            pairs, options.recursive, pool.get
+                        ):
                             await slots.acquire()
                             if error is not None:
                                 slots.release()
@@ -433,10 +346,6 @@ async def _existing(
         return None
 
 
-def _first_given(*values: int | None) -> int:
-    return next(value for value in values if value is not None)
-
-
 def _failed(src: str, dst: str, error: BaseException, options: Options) -> TransferResult:
     result = TransferResult(src=src, dst=dst, size=0, etag=None, parts=0, error=error)
     options.progress.transfer_finished(result)
@@ -482,9 +391,7 @@ async def _check_and_copy(
         dst_end = into_directory(src_end, dst_end)
     src, dst = describe(src_end), describe(dst_end)
     try:
-        src_loc, dst_loc = _check_pair(
-            src_end, dst_end, expanded=root is not None, settings=options.settings
-        )
+        src_loc, dst_loc = _check_pair(src_end, dst_end, options, expanded=root is not None)
         if isinstance(dst_loc, Path):
             if local_targets is not None:
                 target = await asyncio.to_thread(dst_loc.resolve)
@@ -548,27 +455,23 @@ def _as_transfer_error(exc: Exception, src: str, dst: str, side: Side | None) ->
 
 
 def _check_pair(
-    src_end: object,
-    dst_end: object,
-    *,
-    expanded: bool = False,
-    settings: ObjectSettings | None = None,
+    src_end: object, dst_end: object, options: Options, *, expanded: bool = False
 ) -> tuple[Location, Location]:
     """The ends of a copy, checked; raises ValueError naming what is wrong.
 
     A FIFO or a character device named by the caller is a stream: read, or
     written in place.  In a pair an expansion made (``expanded``) it is not
-    copied: TransferError, before anything is opened.  ``settings`` that cannot
+    copied: TransferError, before anything is opened.  ``options`` that cannot
     apply to these ends are refused.
     """
     src_loc, dst_loc = _check_ends(src_end, dst_end, expanded=expanded)
-    if settings is not None:
-        settings.check_ends(
-            src_is_s3=isinstance(src_loc, S3Url),
-            dst_is_s3=isinstance(dst_loc, S3Url),
-            src=describe(src_end),
-            dst=describe(dst_end),
-        )
+    options.check_ends(
+        src_is_s3=isinstance(src_loc, S3Url),
+        dst_is_s3=isinstance(dst_loc, S3Url),
+        streamed=isinstance(src_loc, StreamSource) or isinstance(dst_loc, StreamSink),
+        src=describe(src_end),
+        dst=describe(dst_end),
+    )
     return src_loc, dst_loc
 
 

@@ -19,7 +19,7 @@ import random
 import threading
 from collections.abc import AsyncIterator, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -348,7 +348,7 @@ def test_workers_grow_by_at_most_their_limit_plus_the_slack(first_copy: FirstCop
 def test_rerun_after_completion_copies_nothing(
     first_copy: FirstCopy, source: Source, client: Any, endpoint: str
 ) -> None:
-    summary = copy_data(client, source, first_copy.bucket)
+    summary = copy_data(client, source, first_copy.bucket, skip_existing=True)
     assert (summary.objects, summary.bytes, summary.failures) == (0, 0, 0)
     assert summary.skipped == len(source.objects)
     assert summary.skipped_bytes == sum(size for size, _ in source.objects.values())
@@ -367,6 +367,7 @@ def test_rerun_copies_exactly_the_deleted_objects(
         client,
         source,
         first_copy.bucket,
+        skip_existing=True,
         on_outcome=lambda outcome: copied.append(outcome) if outcome.status == "copied" else None,
     )
     assert summary.objects == 10
@@ -630,6 +631,7 @@ def test_preserve_etags_off_copies_with_aqueuepipe_part_size(
         per_worker_limit=LIMIT,
         preserve_etags=False,
         server_side=False,
+        skip_existing=True,
     )
     assert (again.objects, again.skipped) == (1, 40)
 
@@ -661,6 +663,35 @@ def test_skip_existing_off_copies_everything_again(
             skip_existing=skip_existing,
         )
         assert (summary.objects, summary.skipped) == (expected, 0)
+
+
+def test_copy_prefix_copies_objects_already_there_again_by_default(
+    source: Source, client: Any, s3: Any, endpoint: str
+) -> None:
+    """skip_existing is off by default, as for copy_many (it used to be on here)."""
+    bucket = new_bucket(s3, "dst")
+    runs = [
+        copy_prefix(
+            f"s3://{source.bucket}/few/",
+            f"s3://{bucket}/few/",
+            client=client,
+            per_worker_limit=LIMIT,
+        )
+        for _ in range(2)
+    ]
+    assert [(run.objects, run.skipped) for run in runs] == [(41, 0), (41, 0)]
+
+
+def test_copy_prefix_takes_verify_and_checks_it_before_anything_runs() -> None:
+    """verify was not one of copy_prefix's options (TypeError), so no cluster copy could
+    ask for it.  ``client`` is never reached: the options are checked first."""
+    with pytest.raises(ValueError, match=r"^verify must be 'auto' or 'required', got 'always'"):
+        copy_prefix("s3://bbb/data/", "s3://ccc/", client=object(), verify="always")  # type: ignore[typeddict-item]
+
+
+def test_copy_prefix_refuses_an_option_a_cluster_does_not_take() -> None:
+    with pytest.raises(TypeError, match=r"^copy_prefix\(\) got an unexpected keyword .*'metadata'"):
+        copy_prefix("s3://bbb/data/", "s3://ccc/", client=object(), metadata={"a": "b"})  # type: ignore[call-arg]
 
 
 def test_failed_objects_are_counted_and_in_the_manifest(
@@ -735,22 +766,24 @@ def test_copy_prefix_into_its_own_prefix_copies_each_object_once(
     assert sorted(copied) == sorted(source.few)  # nothing under p/copy/copy/
 
 
+SUMMARY = CopySummary(
+    objects=1,
+    bytes=1,
+    skipped=0,
+    skipped_bytes=0,
+    failures=0,
+    seconds=1.0,
+    shards=1,
+    worker_limit=LIMIT,
+)
+
+
 def test_outcomes_and_summaries_pickle() -> None:
     import pickle
 
     outcome = ObjectOutcome(key="a", dst_key="b", status="copied", size=1, checksums={"md5": "x"})
-    summary = CopySummary(
-        objects=1,
-        bytes=1,
-        skipped=0,
-        skipped_bytes=0,
-        failures=0,
-        seconds=1.0,
-        shards=1,
-        worker_limit=LIMIT,
-    )
     assert pickle.loads(pickle.dumps(outcome)) == outcome
-    assert pickle.loads(pickle.dumps(summary)) == summary
+    assert pickle.loads(pickle.dumps(SUMMARY)) == SUMMARY
 
 
 # -- the command ------------------------------------------------------------------------
@@ -807,6 +840,59 @@ def test_cli_cluster_options_need_a_recursive_s3_copy(
     assert "--recursive" in capsys.readouterr().err
     status = main(["cp", "-r", "--dask", "2", "--scheduler", "tcp://x:1", "s3://a/", "s3://b/"])
     assert status == 2  # one or the other
+
+
+def test_cli_cp_recursive_on_a_cluster_copies_objects_already_there_again(
+    source: Source, cluster: Any, s3: Any, endpoint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only sync skips: `cp -r --scheduler` skipped by default, as if it were sync."""
+    bucket = new_bucket(s3, "dst")
+    args = ["-r", "--scheduler", cluster.scheduler_address]
+    urls = [f"s3://{source.bucket}/few/", f"s3://{bucket}/few/"]
+    assert main(["cp", *args, *urls]) == 0
+    capsys.readouterr()
+    assert main(["cp", *args, *urls]) == 0
+    assert "copied 41 objects" in capsys.readouterr().out
+    assert main(["sync", "--scheduler", cluster.scheduler_address, *urls]) == 0
+    assert "copied 0 objects" in capsys.readouterr().out
+
+
+def test_cli_gives_a_cluster_the_options_it_gives_a_local_batch(
+    cluster: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--verify was dropped on the cluster path; the options now come from one list."""
+    import aqueuepipe.distributed
+
+    given: dict[str, Any] = {}
+
+    def fake_copy_prefix(src: str, dst: str, **options: Any) -> CopySummary:
+        given.update(options, src=src, dst=dst)
+        return replace(SUMMARY, objects=0, bytes=0, shards=0)
+
+    monkeypatch.setattr(aqueuepipe.distributed, "copy_prefix", fake_copy_prefix)
+    status = main(
+        [
+            "cp",
+            "-r",
+            "-q",
+            "--verify",
+            "required",
+            "--stream",
+            "--part-concurrency",
+            "3",
+            "--scheduler",
+            cluster.scheduler_address,
+            "s3://src-aqp/a/",
+            "s3://dst-aqp/b/",
+        ]
+    )
+    assert status == 0
+    assert (given["verify"], given["skip_existing"], given["server_side"]) == (
+        "required",
+        False,
+        False,
+    )
+    assert given["part_concurrency"] == 3
 
 
 @pytest.mark.slow

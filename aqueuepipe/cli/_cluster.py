@@ -19,6 +19,7 @@ from .._units import format_size
 from ..s3 import S3Url, is_s3_url, parse_location
 from ..s3._secrets import redact
 from ._help import EXIT_FAILED, EXIT_USAGE
+from ._options import copy_options
 from ._plan import CopyPlan, UsageError
 
 
@@ -67,14 +68,8 @@ def copy_on_cluster(plan: CopyPlan, args: argparse.Namespace) -> int:
                 plan.src,
                 plan.dst,
                 client=client,
+                **copy_options(plan, args),
                 per_worker_limit=plan.limit,
-                part_size=plan.part_size,
-                concurrency=args.concurrency,
-                part_concurrency=args.part_concurrency,
-                checksums=args.checksum or (),
-                checksum_algorithm=args.s3_checksum,
-                server_side=args.server_side,
-                endpoint_url=plan.endpoint_url,
                 on_outcome=report,
             )
         except ValueError as exc:

@@ -25,6 +25,7 @@ from ..progress import ProgressDisplay
 from ..transfer import TransferResult, copy_many
 from ._cluster import copy_on_cluster
 from ._help import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE
+from ._options import copy_options
 from ._plan import STDIO, CopyPlan, UsageError, plan_copy
 from ._summary import Summary
 
@@ -131,18 +132,10 @@ async def _copy_batch(
     try:
         batch = copy_many(
             [(stdin or plan.src, stdout or plan.dst)],
+            **copy_options(plan, args),
             recursive=plan.recursive,
             budget=budget,
-            part_size=plan.part_size,
-            concurrency=args.concurrency,
-            part_concurrency=args.part_concurrency,
-            checksums=args.checksum or (),
-            checksum_algorithm=args.s3_checksum,
-            verify=args.verify,
-            server_side=args.server_side,
-            endpoint_url=plan.endpoint_url,
             progress=heard,
-            skip_existing=args.skip_existing,
         )
     except ValueError as exc:  # a bad option, before anything ran
         raise UsageError(str(exc)) from None

@@ -73,16 +73,21 @@ def copy_prefix(
     ``per_worker_limit`` bytes (default 256 MiB) and one pair of clients; each
     shard copies ``concurrency`` objects at once (default 16) with
     ``part_concurrency`` parts in flight each (default 4).  ``part_size``,
-    ``checksums``, ``checksum_algorithm`` and ``retries`` (attempts per request,
-    or a :class:`~aqueuepipe.RetryPolicy`) are as for :func:`~aqueuepipe.copy_many`.
+    ``checksums``, ``checksum_algorithm``, ``verify`` and ``retries`` (attempts per
+    request, or a :class:`~aqueuepipe.RetryPolicy`) are as for
+    :func:`~aqueuepipe.copy_many` (one list of options: :class:`~aqueuepipe.transfer.
+    PrefixCopyOptions`); options that make no sense on a cluster (``client``,
+    ``metadata``...) are refused with a TypeError.
     Workers take their credentials and endpoint from their own environment,
     unless ``endpoint_url`` is given.
 
-    ``skip_existing`` (default on) skips objects already at the destination, by
+    ``skip_existing`` (off by default, as for :func:`~aqueuepipe.copy_many`; on for
+    ``aqueuepipe sync``) skips objects already at the destination, by
     :func:`~aqueuepipe.copy_many`'s rule: the same size, and the same ETag or S3
-    checksum.  ``preserve_etags`` (default on) copies each object with the
-    source's part layout so the destination gets the same ETag (single-part
-    sources up to half of ``per_worker_limit``, with one PutObject).  Within one
+    checksum: set it to make a re-run copy only what is missing.
+    ``preserve_etags`` (default on) copies each object with the source's part
+    layout so the destination gets the same ETag (single-part sources up to half
+    of ``per_worker_limit``, with one PutObject).  Within one
     endpoint (and with no ``checksums``), the server makes the copies
     (CopyObject, UploadPartCopy) as :func:`~aqueuepipe.copy_many` does;
     ``server_side=False`` streams them through the workers.

@@ -10,10 +10,10 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from aqueuepipe import RetryPolicy, TransferError
+from aqueuepipe import ByteBudget, RetryPolicy, TransferError
 from aqueuepipe.checksums import normalize_etag
 from aqueuepipe.s3 import S3Client, Side, create_client, translate_error
-from aqueuepipe.transfer import ProgressListener
+from aqueuepipe.transfer import Options, PrefixCopyOptions, ProgressListener, build_options
 
 __all__ = [
     "CopySummary",
@@ -128,9 +128,10 @@ class CopySummary:
 class Job:
     """The settings of one run, sent with every shard (small, picklable).
 
-    The copy options (``part_size`` to ``policy``) were checked by the driver
-    exactly as :func:`~aqueuepipe.copy_many` checks them, which the workers pass
-    them to.
+    ``copies`` are the copy options as the caller gave them (checked by the driver
+    as :func:`~aqueuepipe.copy_many` checks them, which the workers pass them to;
+    ``checksums`` made a tuple, ``retries`` the RetryPolicy), ``limit`` each
+    worker's budget.
     """
 
     id: str
@@ -139,18 +140,22 @@ class Job:
     dst_bucket: str
     dst_prefix: str
     limit: int
-    part_size: int
-    concurrency: int
-    part_concurrency: int
-    checksums: tuple[str, ...]
-    checksum_algorithm: str | None
-    skip_existing: bool
     preserve_etags: bool
-    #: Let the server copy (one endpoint, one environment): see copy_many.
-    server_side: bool
-    endpoint_url: str | None
-    policy: RetryPolicy
+    copies: PrefixCopyOptions
     progress: ProgressListener | None
+
+    @property
+    def endpoint_url(self) -> str | None:
+        return self.copies.get("endpoint_url")
+
+    @property
+    def policy(self) -> RetryPolicy:
+        retries = self.copies.get("retries")  # made a policy by the driver's check
+        return retries if isinstance(retries, RetryPolicy) else RetryPolicy()
+
+    def options(self, budget: ByteBudget) -> Options:
+        """The options of this run's copies on a worker whose copies share ``budget``."""
+        return build_options(**self.copies, budget=budget, progress=self.progress)
 
     def client(self, pool: int) -> contextlib.AbstractAsyncContextManager[S3Client]:
         """An S3 client for this run with ``pool`` connections, as copy_many makes them."""

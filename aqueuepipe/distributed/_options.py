@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypedDict
+from typing import Unpack, cast
 
-from aqueuepipe import RetryPolicy
-from aqueuepipe.s3 import DEFAULT_PART_SIZE
 from aqueuepipe.transfer import (
-    DEFAULT_BATCH_CONCURRENCY,
-    DEFAULT_CONCURRENCY,
+    PrefixCopyOptions,
     ProgressListener,
     build_options,
+    check_names,
     check_prefixes,
     listed_prefix,
 )
@@ -40,27 +38,21 @@ DEFAULT_WORKER_LIMIT = 256 * 1024 * 1024
 DEFAULT_SHARD_RETRIES = 2
 
 
-class CopyPrefixOptions(TypedDict, total=False):
-    """The keyword options of :func:`copy_prefix` and :func:`copy_prefix_async`.
+class CopyPrefixOptions(PrefixCopyOptions, total=False):
+    """The keyword options of :func:`copy_prefix` and :func:`copy_prefix_async`:
+    the copy options every copy of a prefix takes (:class:`~aqueuepipe.transfer.
+    PrefixCopyOptions`, as for :func:`~aqueuepipe.copy_many`, with the same
+    defaults) and the cluster's own.
 
     All optional; :func:`copy_prefix` says what each means and its default.
     """
 
     shard_objects: int
     per_worker_limit: int
-    concurrency: int
-    part_size: int
-    part_concurrency: int
-    checksums: Iterable[str]
-    checksum_algorithm: str | None
     manifest: str | os.PathLike[str] | None
-    skip_existing: bool
     preserve_etags: bool
-    server_side: bool
     max_shards_in_flight: int | None
     shard_retries: int
-    endpoint_url: str | None
-    retries: int | RetryPolicy | None
     worker_progress: ProgressListener | None
     on_outcome: Callable[[ObjectOutcome], None] | None
 
@@ -83,74 +75,51 @@ class Settings:
 
 
 def check_options(
-    src_prefix: str,
-    dst_prefix: str,
-    *,
-    shard_objects: int = DEFAULT_SHARD_OBJECTS,
-    per_worker_limit: int = DEFAULT_WORKER_LIMIT,
-    concurrency: int = DEFAULT_BATCH_CONCURRENCY,
-    part_size: int = DEFAULT_PART_SIZE,
-    part_concurrency: int = DEFAULT_CONCURRENCY,
-    checksums: Iterable[str] = (),
-    checksum_algorithm: str | None = None,
-    manifest: str | os.PathLike[str] | None = None,
-    skip_existing: bool = True,
-    preserve_etags: bool = True,
-    server_side: bool = True,
-    max_shards_in_flight: int | None = None,
-    shard_retries: int = DEFAULT_SHARD_RETRIES,
-    endpoint_url: str | None = None,
-    retries: int | RetryPolicy | None = None,
-    worker_progress: ProgressListener | None = None,
-    on_outcome: Callable[[ObjectOutcome], None] | None = None,
+    src_prefix: str, dst_prefix: str, **options: Unpack[CopyPrefixOptions]
 ) -> Settings:
+    check_names("copy_prefix", options, CopyPrefixOptions)
     src, dst = listed_prefix(src_prefix), listed_prefix(dst_prefix)
     check_prefixes(src, dst, one_endpoint=True)  # one client or endpoint for both
+    shard_objects = options.get("shard_objects", DEFAULT_SHARD_OBJECTS)
     _positive("shard_objects", shard_objects)
-    _positive("concurrency", concurrency)
+    max_shards_in_flight = options.get("max_shards_in_flight")
     if max_shards_in_flight is not None:
         _positive("max_shards_in_flight", max_shards_in_flight)
+    shard_retries = options.get("shard_retries", DEFAULT_SHARD_RETRIES)
     if isinstance(shard_retries, bool) or not isinstance(shard_retries, int) or shard_retries < 0:
         raise ValueError(f"shard_retries must be 0 or more, got {shard_retries!r}")
-    # Checked as copy_many checks them, which the workers hand them to.
-    copies = build_options(
-        limit=per_worker_limit,
-        budget=None,
-        part_size=part_size,
-        part_concurrency=part_concurrency,
-        checksums=checksums,
-        checksum_algorithm=checksum_algorithm,
-        progress=worker_progress,
-        retries=retries,
-        skip_existing=skip_existing,
-        server_side=server_side,
+    preserve_etags = options.get("preserve_etags", True)
+    if not isinstance(preserve_etags, bool):
+        raise ValueError(f"preserve_etags must be True or False, got {preserve_etags!r}")
+    progress = options.get("worker_progress")
+    copies = cast(
+        PrefixCopyOptions,
+        {name: options[name] for name in PrefixCopyOptions.__optional_keys__ if name in options},  # type: ignore[literal-required]
     )
+    # Checked as copy_many checks them, which the workers hand them to.
+    checked = build_options(
+        **copies, limit=options.get("per_worker_limit", DEFAULT_WORKER_LIMIT), progress=progress
+    )
+    copies["checksums"] = checked.checksums  # picklable, whatever iterable was given
+    copies["retries"] = checked.policy
     job = Job(
         id=uuid.uuid4().hex,
         src_bucket=src.bucket,
         src_prefix=src.key,
         dst_bucket=dst.bucket,
         dst_prefix=dst.key,
-        limit=copies.budget.limit,
-        part_size=copies.part_size,
-        concurrency=concurrency,
-        part_concurrency=copies.part_concurrency,
-        checksums=copies.checksums,
-        checksum_algorithm=copies.checksum_algorithm,
-        skip_existing=copies.skip_existing,
-        preserve_etags=bool(preserve_etags),
-        server_side=copies.server_side,
-        endpoint_url=endpoint_url,
-        policy=copies.policy,
-        progress=worker_progress,
+        limit=checked.budget.limit,
+        preserve_etags=preserve_etags,
+        copies=copies,
+        progress=progress,
     )
     return Settings(
         job=job,
         shard_objects=shard_objects,
         max_shards_in_flight=max_shards_in_flight,
         shard_retries=shard_retries,
-        manifest=manifest_target(manifest),
-        on_outcome=on_outcome,
+        manifest=manifest_target(options.get("manifest")),
+        on_outcome=options.get("on_outcome"),
     )
 
 

@@ -36,7 +36,7 @@ from aqueuepipe.s3 import (
     S3Client,
     choose_part_size,
 )
-from aqueuepipe.transfer import TransferResult, copy_many
+from aqueuepipe.transfer import ClientOptions, PrefixCopyOptions, TransferResult, copy_many
 
 from ._models import Entry, Job, ObjectOutcome, ShardReport, Status, describe, failed_outcome
 
@@ -60,6 +60,8 @@ class WorkerResources:
 
     def __init__(self, job: Job, stack: contextlib.AsyncExitStack) -> None:
         self.budget = ByteBudget(job.limit)
+        #: The copy options of the run's copies here, sharing the budget.
+        self.options = job.options(self.budget)
         self.idle_since = time.monotonic()
         self._stack = stack
         self.src: S3Client
@@ -67,15 +69,16 @@ class WorkerResources:
 
     @classmethod
     async def open(cls, job: Job, nthreads: int) -> WorkerResources:
-        copies = job.concurrency * max(1, nthreads)
         stack = contextlib.AsyncExitStack()
         resources = cls(job, stack)
+        options = resources.options
+        copies = options.concurrency * max(1, nthreads)
         try:
             # Two pools, as copy_many makes them: an open GetObject body holds a
             # source connection for a whole copy and must never starve the uploads.
             resources.src = await stack.enter_async_context(job.client(copies + _SIDE_REQUESTS))
             resources.dst = await stack.enter_async_context(
-                job.client(copies * job.part_concurrency + _SIDE_REQUESTS)
+                job.client(copies * options.part_concurrency + _SIDE_REQUESTS)
             )
         except BaseException:
             await stack.aclose()
@@ -247,7 +250,8 @@ class ShardCopy:
     async def run(self) -> list[ObjectOutcome]:
         try:
             await self._abort_leftover_uploads()
-            present = await self._present_at_destination() if self.job.skip_existing else set()
+            skip = self.resources.options.skip_existing
+            present = await self._present_at_destination() if skip else set()
             batches = await self._batches(present)
         except Exception as exc:
             error = describe(self.job.error(exc, "destination"))
@@ -335,12 +339,13 @@ class ShardCopy:
     async def _part_size(self, entry: Entry) -> int | None:
         """The part size to copy ``entry`` with; None for "one PutObject, whatever its size"."""
         job = self.job
+        part_size = self.resources.options.part_size
         key, size, etag = entry
-        if not job.preserve_etags or not etag_is_md5_based(etag) or size < job.part_size:
-            return job.part_size
+        if not job.preserve_etags or not etag_is_md5_based(etag) or size < part_size:
+            return part_size
         _, _, count = normalize_etag(etag).partition("-")
         if not count:  # a single-part source: one PutObject keeps its ETag
-            return None if size <= min(job.limit // 2, _MAX_PUT_SIZE) else job.part_size
+            return None if size <= min(job.limit // 2, _MAX_PUT_SIZE) else part_size
         try:
             async with self.requests:
                 head = await self.resources.src.head_object(
@@ -348,18 +353,18 @@ class ShardCopy:
                 )
             first = int(head["ContentLength"])
         except Exception:
-            return job.part_size  # the copy itself will report what is wrong
+            return part_size  # the copy itself will report what is wrong
         fits = MIN_PART_SIZE <= first <= min(job.limit, MAX_PART_SIZE)
         even = math.ceil(size / first) == int(count) and choose_part_size(size, first) == first
         if fits and even:
             return first
-        return job.part_size  # uneven parts, or parts the budget cannot hold
+        return part_size  # uneven parts, or parts the budget cannot hold
 
     async def _copy(self, batches: dict[tuple[int, bool], list[Entry]]) -> list[ObjectOutcome]:
         job, resources = self.job, self.resources
         outcomes: list[ObjectOutcome] = []
         # One limit on the copies of the shard however many part sizes it needs.
-        slots = asyncio.Semaphore(job.concurrency)
+        slots = asyncio.Semaphore(resources.options.concurrency)
         by_dst = {job.dst_url(job.dst_key(entry[0])): entry for entry in self.shard}
 
         async def gated(entries: list[Entry]) -> AsyncIterator[tuple[str, str]]:
@@ -370,24 +375,19 @@ class ShardCopy:
         # The worker's two clients reach one endpoint with one environment's
         # credentials: given as one, the server copies (a streamed fallback then
         # shares the writing client's connections, as copy() does).
-        one = job.server_side
+        clients: ClientOptions = (
+            {"client": resources.dst}
+            if resources.options.server_side
+            else {"src_client": resources.src, "dst_client": resources.dst}
+        )
 
         async def run_batch(part_size: int, check: bool, entries: list[Entry]) -> None:
+            # The run's options, but the budget, clients, part size and skip of the batch.
+            options: PrefixCopyOptions = {**job.copies, "part_size": part_size}
+            options["skip_existing"] = check
+            options.pop("endpoint_url", None)  # the clients are given
             results = copy_many(
-                gated(entries),
-                concurrency=job.concurrency,
-                budget=resources.budget,
-                part_size=part_size,
-                part_concurrency=job.part_concurrency,
-                checksums=job.checksums,
-                checksum_algorithm=job.checksum_algorithm,
-                client=resources.dst if one else None,
-                src_client=None if one else resources.src,
-                dst_client=None if one else resources.dst,
-                progress=job.progress,
-                server_side=job.server_side,
-                retries=job.policy,
-                skip_existing=check,
+                gated(entries), **options, **clients, budget=resources.budget, progress=job.progress
             )
             async with contextlib.aclosing(results) as iterator:
                 async for result in iterator:

@@ -3,14 +3,32 @@
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from aqueuepipe import NoSuchBucketError, NoSuchKeyError, TransferError, copy, copy_many
+from aqueuepipe import (
+    NoSuchBucketError,
+    NoSuchKeyError,
+    TransferError,
+    copy,
+    copy_many,
+    open_writer,
+)
 from aqueuepipe.s3 import S3Client
 
 from .._helpers import MakeBucket, MiB, key_exists, open_uploads, put
+
+
+class _Client:
+    """Passes for an S3 client at the call (it is never used: nothing runs)."""
+
+    def get_object(self) -> None:
+        raise AssertionError("not to be called")
+
+
+FAKE = _Client()
 
 
 @pytest.mark.parametrize(
@@ -159,6 +177,16 @@ async def test_multipart_to_missing_bucket_leaves_no_upload(
         ({"client": "x"}, TypeError, r"^client must be an S3 client .* got 'x' \(str\)"),
         ({"src_client": 1}, TypeError, r"^src_client must be an S3 client"),
         ({"endpoint_url": 123}, TypeError, r"^endpoint_url must be a str .* got 123 \(int\)"),
+        ({"checksums": 3}, TypeError, r"^checksums must be a collection .* got 3 \(int\)"),
+        ({"checksums": (5,)}, TypeError, r"^checksums must hold algorithm names .* got 5"),
+        ({"checksum_algorithm": 5}, TypeError, r"^checksum_algorithm must be .* got 5 \(int\)"),
+        ({"checksum_when": "always"}, ValueError, r"^checksum_when must be .* got 'always'"),
+        (
+            {"sse": "aws:kms", "sse_kms_key_id": 3},
+            ValueError,
+            r"^sse_kms_key_id must be a str, got 3 \(int\)",
+        ),
+        ({"storage_class": 5}, ValueError, r"^storage_class must be a str, got 5 \(int\)"),
     ],
 )
 def test_options_of_the_wrong_type_are_refused_at_the_call_naming_the_keyword(
@@ -196,6 +224,8 @@ def test_copy_many_of_a_single_location_is_refused_at_the_call(pairs: object) ->
         ("s3://bucket/k", "local.bin", {"storage_class": "GLACIER"}, r"^storage_class applies"),
         ("local.bin", "s3://bucket/k", {"tags": True}, r"^tags=True copies the source object"),
         ("s3://bucket/k", "local.bin", {"tags": True}, r"^tags=True copies the source object"),
+        ("local.bin", "s3://bucket/k", {"src_client": FAKE}, r"^src_client applies to an s3://"),
+        ("s3://bucket/k", "local.bin", {"dst_client": FAKE}, r"^dst_client applies to an s3://"),
     ],
 )
 def test_an_option_that_cannot_apply_to_the_direction_is_refused(
@@ -225,3 +255,42 @@ async def test_copy_many_refuses_the_option_for_the_pairs_it_cannot_apply_to(
     assert results[f"s3://{bucket}/up"].ok
     head = await s3_client.head_object(Bucket=bucket, Key="up")
     assert head["Metadata"] == {"team": "x"}
+
+
+def test_copy_many_refuses_a_recursive_that_is_not_a_bool() -> None:
+    """recursive='yes' was taken as true."""
+    with pytest.raises(ValueError, match=r"^recursive must be True or False, got 'yes'"):
+        copy_many([("s3://bucket/k", "s3://other/k")], recursive="yes")  # type: ignore[arg-type]
+
+
+async def test_skip_existing_with_a_stream_end_fails_that_pair_before_any_request() -> None:
+    """A stream cannot be compared with the destination: skip_existing was ignored."""
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"x"
+
+    batch = copy_many(
+        [(body(), "s3://bucket/k")], skip_existing=True, endpoint_url="http://127.0.0.1:9"
+    )
+    results = [result async for result in batch]
+    assert len(results) == 1
+    assert isinstance(results[0].error, ValueError)
+    assert str(results[0].error).startswith("skip_existing=True compares the destination")
+
+
+@pytest.mark.parametrize("call", ["copy", "copy_many"])
+def test_an_unknown_keyword_is_a_type_error_naming_it(call: str) -> None:
+    """The options are typed ``**options: Unpack[...]``, which Python does not check."""
+    with pytest.raises(
+        TypeError, match=rf"^{call}\(\) got an unexpected keyword argument 'part_sise'"
+    ):
+        if call == "copy":
+            copy("s3://bucket/k", "s3://other/k", part_sise=1)  # type: ignore[call-arg]
+        else:
+            copy_many([("s3://bucket/k", "s3://other/k")], part_sise=1)  # type: ignore[call-arg]
+
+
+async def test_open_writer_refuses_an_unknown_keyword_naming_it() -> None:
+    with pytest.raises(TypeError, match=r"^open_writer\(\) got an unexpected keyword .* 'limt'"):
+        async with open_writer("s3://bucket/k", limt=1):  # type: ignore[call-arg]
+            pass
