@@ -6,6 +6,7 @@ Run::
     python benchmarks/bench_copy.py --rounds 5
     python benchmarks/bench_copy.py --smoke         # 1 and 10 MiB, 1 round, no JSON (CI)
     python benchmarks/bench_copy.py --profile       # then cProfile the largest streamed copy
+    python benchmarks/bench_copy.py --validating    # moto refusing wrong digests, as S3 does
 
 One run starts its own moto server process (``aqueuepipe.testing.moto_server``: a
 free 127.0.0.1 port, fake credentials, every request counted by S3 operation where it
@@ -603,6 +604,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--markdown", action="store_true", help="also print the table as markdown")
     parser.add_argument("--quiet", action="store_true", help="no per-run progress lines")
+    parser.add_argument(
+        "--validating",
+        action="store_true",
+        help="a server that refuses wrong digests as S3 does (so aqueuepipe computes no MD5)",
+    )
     args = parser.parse_args(argv)
     if args.smoke:
         args.rounds = 1
@@ -622,7 +628,7 @@ def main(argv: list[str] | None = None) -> int:
     date = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     machine = machine_info()  # load average before the run
     sizes: tuple[int, ...] = args.sizes
-    with moto_server() as server:
+    with moto_server(validate_digests=args.validating) as server:
         env = client_environment(server.endpoint_url)
         every = contenders(args.aioboto3_python)
         reason, aioboto3_versions = probe_aioboto3(args.aioboto3_python, env)
@@ -650,6 +656,7 @@ def main(argv: list[str] | None = None) -> int:
                     "aqueuepipe_limit": LIMIT,
                     "warm_up_size": WARM_SIZE,
                     "server": "moto (aqueuepipe.testing.moto_server) on 127.0.0.1, one process",
+                    "validate_digests": args.validating,
                     "requests": "counted by the server per client process, warm-up included",
                     "source_objects": "random bytes, one boto3 PutObject each (defaults)",
                     "mb": MB,

@@ -8,11 +8,14 @@ Run::
     python -m benchmarks --profile --workload mixed   # then cProfile aqueuepipe on it
     python benchmarks/bench_suite.py ...          # the same, as nox runs it
 
-One run starts its own moto server process (``python -m moto.server`` on a free
-127.0.0.1 port, fake credentials), creates the source objects once, and copies
-them to a destination bucket with every contender, in interleaved rounds (each
-round runs every workload and every contender once, the contender order rotating),
-reporting medians.  The workloads:
+One run starts two moto server processes (``aqueuepipe.testing.moto_server`` on free
+127.0.0.1 ports, fake credentials, requests counted by operation): a plain one, and a
+validating one (``validate_digests=True``: it refuses wrong digests as S3 does, so
+aqueuepipe needs no MD5 there).  It creates the source objects once on each, and
+copies them to a destination bucket of the same server with every contender, in
+interleaved rounds (each round runs every workload and every contender once on the
+plain server, and ``VALIDATING_ROWS`` of big, mixed and stream on the validating one,
+the order rotating), reporting medians.  The workloads:
 
 ``big``      one 100 MiB object
 ``mixed``    32 objects of 1-25 MiB, 16 copies at a time
@@ -29,9 +32,13 @@ installed" with the reason, never dropped silently):
                 configures it), and the best ingest of the same bytes from memory
                 (one PutObject each, or multipart uploads of 8 MiB parts, 4 at a
                 time); ceiling = min(read, best ingest) of the medians
-``aqueuepipe``  ``copy(src, dst, limit=30_000_000)`` for one object,
-                ``copy_many(pairs, concurrency=16, limit=30_000_000)`` for several;
-                default options, clients created inside the call
+``aqueuepipe``  ``copy(src, dst, limit=30_000_000, server_side=False)`` for one
+                object, ``copy_many(pairs, concurrency=16, limit=30_000_000,
+                server_side=False)`` for several: streamed through the client;
+                otherwise default options, clients created inside the call
+``aqueuepipe_server``, ``boto3_copy``  (big and mixed) made on the server: the
+                same aqueuepipe calls without ``server_side=False``, against
+                boto3's managed ``s3.copy()`` with the TransferConfig below
 ``boto3``       ``upload_fileobj(get_object(...)["Body"], ...)`` with
                 ``TransferConfig(multipart_chunksize=8 MiB, max_concurrency=4)``,
                 from a pool of 16 threads for several objects
@@ -50,16 +57,19 @@ on ``stream``   each its own call, same part size and concurrency: aqueuepipe
                 write).  No ceiling or defaults rows
 ``*-defaults``  aqueuepipe, boto3, aioboto3 and obstore as they come: the same calls
                 with no part size, concurrency, pool or checksum setting, only the
-                endpoint URL (and, on ``memory``, aqueuepipe's 30 MB limit); the
-                same objects at once as above.  Not target rows; the run prints
-                aqueuepipe-defaults against boto3-defaults on big and mixed
+                endpoint URL (and, on ``memory``, aqueuepipe's 30 MB limit;
+                aqueuepipe's ``server_side=False``, so that it streams as the
+                others do); the same objects at once as above.  Issue 19's
+                targets compare aqueuepipe-defaults with boto3-defaults
 
 Every measurement runs in a fresh client process (``benchmarks/_suite_client.py``)
 that warms up (imports, clients, one tiny copy), resets its peak RSS and then times
 the workload: MB/s (10**6 bytes/s), client CPU seconds per GiB (user + system of all
 the process's threads), peak RSS growth, VmRSS sampled every 50 ms, and the
-server's CPU apart.  Every copy's size is checked after every run, and in the first
-round the copies are downloaded and compared by MD5.
+server's CPU apart, and the server's count of the requests the client process made
+(GetObject requests and upload bodies: none for a copy the server made).  Every
+copy's size is checked after every run, and in the first round the copies are
+downloaded and compared by MD5.
 
 The table goes to the terminal, the raw numbers to ``results/suite.json`` and the
 charts to ``results/suite-*.png`` (``--output-dir``).  ``--smoke`` writes them to a
