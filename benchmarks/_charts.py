@@ -25,11 +25,17 @@ COLOURS = {
     "boto3-defaults": "#4393c3",
     "aioboto3-defaults": "#7fa7c9",
     "obstore-defaults": "#d6604d",
+    "aqueuepipe_server": "#00441b",
+    "boto3_copy": "#053061",
 }
 DEFAULTS = ("aqueuepipe-defaults", "boto3-defaults", "aioboto3-defaults", "obstore-defaults")
 ORDER = ("aqueuepipe", "boto3", "aioboto3", "obstore", "s3fs", *DEFAULTS, "aqueuepipe_crc32")
+ORDER += ("aqueuepipe_server", "boto3_copy")
 NAMES = {
+    "aqueuepipe": "aqueuepipe\nstreamed",
     "aqueuepipe_crc32": "aqueuepipe\n+crc32 (info)",
+    "aqueuepipe_server": "aqueuepipe\nserver-side",
+    "boto3_copy": "boto3\ncopy()",
     **{key: key.replace("-", "\n") for key in DEFAULTS},
 }
 LIMIT_MB = 30

@@ -76,17 +76,23 @@ class MotoServer:
 
     def boto3_client(self, *, max_pool_connections: int = 16) -> Any:
         """A boto3 S3 client of this server with the fake credentials, for set-up and checks."""
-        import boto3
-        from botocore.config import Config
+        return boto3_client(self.endpoint_url, max_pool_connections=max_pool_connections)
 
-        return boto3.client(
-            "s3",
-            endpoint_url=self.endpoint_url,
-            region_name=FAKE_CREDENTIALS["AWS_DEFAULT_REGION"],
-            aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-            config=Config(max_pool_connections=max_pool_connections),
-        )
+
+def boto3_client(endpoint_url: str, *, max_pool_connections: int = 16) -> Any:
+    """A boto3 S3 client of ``endpoint_url`` with the fake credentials, for set-up and checks
+    (of this module's servers or of ``aqueuepipe.testing.moto_server``'s)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name=FAKE_CREDENTIALS["AWS_DEFAULT_REGION"],
+        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        config=Config(max_pool_connections=max_pool_connections),
+    )
 
 
 def client_environment(
@@ -182,3 +188,26 @@ def moto_server(
             yield MotoServer(f"http://{HOST}:{port}", port, process)
         finally:
             _stop(process)
+
+
+def received(server: Any) -> dict[str, dict[str, int]]:
+    """What ``server`` (an ``aqueuepipe.testing`` one, which counts where requests
+    arrive) received since its counts were last reset: requests and request bytes by
+    S3 operation."""
+    counts = server.requests()
+    return {"requests": dict(counts.counts), "request_bytes": dict(counts.bytes)}
+
+
+# Operations whose request bodies are object bytes the client sent.
+BODY_OPERATIONS = ("PutObject", "UploadPart")
+
+
+def through_client(readings: list[dict[str, Any]]) -> dict[str, int]:
+    """The most GetObject requests and upload body bytes (PutObject, UploadPart) any of
+    ``readings`` (each with :func:`received`'s keys) made: both 0 where the server copied."""
+    return {
+        "max_get_objects": max(r["requests"].get("GetObject", 0) for r in readings),
+        "max_upload_body_bytes": max(
+            sum(r["request_bytes"].get(op, 0) for op in BODY_OPERATIONS) for r in readings
+        ),
+    }

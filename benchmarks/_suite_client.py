@@ -385,6 +385,8 @@ async def aqueuepipe_defaults(spec: dict[str, Any], meter: Meter) -> dict[str, A
     options: dict[str, Any] = {"endpoint_url": spec["endpoint_url"]}
     if spec.get("required_limit") is not None:
         options["limit"] = spec["required_limit"]
+    if "stream" not in spec:
+        options["server_side"] = False  # a streamed copy, against boto3's streaming one
     outcome = await _aqueuepipe_copy(spec, meter, options, {})
     # What "defaults" meant in this run (they change between versions).
     outcome["defaults"] = {
@@ -480,9 +482,12 @@ def _boto_settings(s3: Any, transfer: Any) -> dict[str, Any]:
     }
 
 
-def boto3_managed(spec: dict[str, Any], meter: Meter, *, defaults: bool = False) -> dict[str, Any]:
+def boto3_managed(
+    spec: dict[str, Any], meter: Meter, *, defaults: bool = False, server_side: bool = False
+) -> dict[str, Any]:
     """boto3: each GetObject body streamed into upload_fileobj (s3transfer, threads);
-    on the stream workload, the reading end of a pipe the stream is written into."""
+    on the stream workload, the reading end of a pipe the stream is written into;
+    with ``server_side``, its managed copy() (CopyObject or UploadPartCopy parts)."""
     import boto3
     from botocore.config import Config
 
@@ -498,6 +503,10 @@ def boto3_managed(spec: dict[str, Any], meter: Meter, *, defaults: bool = False)
             return contextlib.nullcontext(body)
 
     def one(pair: Pair) -> None:
+        if server_side:
+            source = {"Bucket": spec["src_bucket"], "Key": pair[0]}
+            s3.copy(source, spec["dst_bucket"], pair[1], Config=config)
+            return
         with opened(pair) as body:
             s3.upload_fileobj(body, spec["dst_bucket"], pair[1], Config=config)
 
@@ -658,11 +667,15 @@ CONTENDERS: dict[str, Callable[[dict[str, Any], Meter], Any]] = {
     "get": ceiling_get,
     "put": ceiling_put,
     "parts": ceiling_parts,
-    "aqueuepipe": _aqueuepipe(),
+    # Streamed through the client, against the other libraries' streamed copies.
+    "aqueuepipe": _aqueuepipe(server_side=False),
     # moto emulates S3's full-object CRC64NVME for uploads created without a
     # checksum algorithm, at a cost to the server (see README): this row shows it.
-    "aqueuepipe_crc32": _aqueuepipe(checksum_algorithm="crc32"),
+    "aqueuepipe_crc32": _aqueuepipe(checksum_algorithm="crc32", server_side=False),
     "boto3": boto3_managed,
+    # Made on the server: aqueuepipe as it comes on one endpoint, boto3's copy().
+    "aqueuepipe_server": _aqueuepipe(),
+    "boto3_copy": partial(boto3_managed, server_side=True),
     "aioboto3": aioboto3_managed,
     "obstore": obstore_stream,
     "s3fs": s3fs_stream,

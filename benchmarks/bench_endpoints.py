@@ -61,6 +61,7 @@ from _machine import (  # noqa: E402
     versions,
     write_report,
 )
+from _server import boto3_client as s3  # noqa: E402
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -278,17 +279,6 @@ def main(argv: list[str] | None = None) -> int:
         moto_server(validate_digests=True) as validating,
     ):
         servers = {"plain": plain, "validating": validating}
-        import boto3
-
-        def s3(url: str) -> Any:
-            return boto3.client(
-                "s3",
-                endpoint_url=url,
-                region_name=FAKE_CREDENTIALS["AWS_DEFAULT_REGION"],
-                aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-            )
-
         src = s3(source.endpoint_url)
         src.create_bucket(Bucket="src")
         src.put_object(Bucket="src", Key="warm", Body=os.urandom(WARM_SIZE))

@@ -22,8 +22,9 @@ the workload and reports ``VmHWM - baseline``:
     same block yielded again and again, so the figure is what the library holds),
     with one ``ByteBudget`` and one client for all, as in an async service.
 ``s3-to-s3``
-    N concurrent ``copy("s3://src", "s3://dst", budget=budget, client=client)``
-    of ``--object-mib`` objects, one budget and one client.
+    N concurrent ``copy("s3://src", "s3://dst", budget=budget, client=client,
+    server_side=False)`` of ``--object-mib`` objects, one budget and one client:
+    streamed through the client (on one endpoint the server would copy them).
 ``boto3 stream`` (reference, at the largest N only)
     N threads, each ``s3.upload_fileobj(reader, ...)`` of a non-seekable reader
     of the same size (``read(n)`` only), one boto3 client, boto3's default
@@ -51,7 +52,9 @@ from pathlib import Path
 from typing import Any
 
 from _machine import machine_info, machine_line, print_table, versions, write_report
-from _server import client_environment, moto_server
+from _server import boto3_client, client_environment
+
+from aqueuepipe.testing import moto_server
 
 MIB = 1024 * 1024
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "memory.json"
@@ -131,7 +134,13 @@ async def run(keys, prefix):
     budget = ByteBudget(BUDGET)
     async with create_client(endpoint_url=ENDPOINT, max_pool_connections=64) as client:
         results = await asyncio.gather(*(
-            copy(f"s3://{SRC}/{k}", f"s3://{DST}/{prefix}{k}", budget=budget, client=client)
+            copy(
+                f"s3://{SRC}/{k}",
+                f"s3://{DST}/{prefix}{k}",
+                budget=budget,
+                client=client,
+                server_side=False,
+            )
             for k in keys
         ))
     assert all(r.ok for r in results), results
@@ -212,7 +221,7 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
     cases = plan(counts, budgets)
     samples: dict[str, list[dict[str, Any]]] = {}
     with moto_server() as server:
-        s3 = server.boto3_client(max_pool_connections=32)
+        s3 = boto3_client(server.endpoint_url, max_pool_connections=32)
         for bucket in (BUCKET_SRC, BUCKET_DST):
             s3.create_bucket(Bucket=bucket)
         data = os.urandom(size)

@@ -8,11 +8,14 @@ Run::
     python -m benchmarks --profile --workload mixed   # then cProfile aqueuepipe on it
     python benchmarks/bench_suite.py ...          # the same, as nox runs it
 
-One run starts its own moto server process (``python -m moto.server`` on a free
-127.0.0.1 port, fake credentials), creates the source objects once, and copies
-them to a destination bucket with every contender, in interleaved rounds (each
-round runs every workload and every contender once, the contender order rotating),
-reporting medians.  The workloads:
+One run starts two moto server processes (``aqueuepipe.testing.moto_server`` on free
+127.0.0.1 ports, fake credentials, requests counted by operation): a plain one, and a
+validating one (``validate_digests=True``: it refuses wrong digests as S3 does, so
+aqueuepipe needs no MD5 there).  It creates the source objects once on each, and
+copies them to a destination bucket of the same server with every contender, in
+interleaved rounds (each round runs every workload and every contender once on the
+plain server, and ``VALIDATING_ROWS`` of big, mixed and stream on the validating one,
+the order rotating), reporting medians.  The workloads:
 
 ``big``      one 100 MiB object
 ``mixed``    32 objects of 1-25 MiB, 16 copies at a time
@@ -29,9 +32,13 @@ installed" with the reason, never dropped silently):
                 configures it), and the best ingest of the same bytes from memory
                 (one PutObject each, or multipart uploads of 8 MiB parts, 4 at a
                 time); ceiling = min(read, best ingest) of the medians
-``aqueuepipe``  ``copy(src, dst, limit=30_000_000)`` for one object,
-                ``copy_many(pairs, concurrency=16, limit=30_000_000)`` for several;
-                default options, clients created inside the call
+``aqueuepipe``  ``copy(src, dst, limit=30_000_000, server_side=False)`` for one
+                object, ``copy_many(pairs, concurrency=16, limit=30_000_000,
+                server_side=False)`` for several: streamed through the client;
+                otherwise default options, clients created inside the call
+``aqueuepipe_server``, ``boto3_copy``  (big and mixed) made on the server: the
+                same aqueuepipe calls without ``server_side=False``, against
+                boto3's managed ``s3.copy()`` with the TransferConfig below
 ``boto3``       ``upload_fileobj(get_object(...)["Body"], ...)`` with
                 ``TransferConfig(multipart_chunksize=8 MiB, max_concurrency=4)``,
                 from a pool of 16 threads for several objects
@@ -50,16 +57,19 @@ on ``stream``   each its own call, same part size and concurrency: aqueuepipe
                 write).  No ceiling or defaults rows
 ``*-defaults``  aqueuepipe, boto3, aioboto3 and obstore as they come: the same calls
                 with no part size, concurrency, pool or checksum setting, only the
-                endpoint URL (and, on ``memory``, aqueuepipe's 30 MB limit); the
-                same objects at once as above.  Not target rows; the run prints
-                aqueuepipe-defaults against boto3-defaults on big and mixed
+                endpoint URL (and, on ``memory``, aqueuepipe's 30 MB limit;
+                aqueuepipe's ``server_side=False``, so that it streams as the
+                others do); the same objects at once as above.  Issue 19's
+                targets compare aqueuepipe-defaults with boto3-defaults
 
 Every measurement runs in a fresh client process (``benchmarks/_suite_client.py``)
 that warms up (imports, clients, one tiny copy), resets its peak RSS and then times
 the workload: MB/s (10**6 bytes/s), client CPU seconds per GiB (user + system of all
 the process's threads), peak RSS growth, VmRSS sampled every 50 ms, and the
-server's CPU apart.  Every copy's size is checked after every run, and in the first
-round the copies are downloaded and compared by MD5.
+server's CPU apart, and the server's count of the requests the client process made
+(GetObject requests and upload bodies: none for a copy the server made).  Every
+copy's size is checked after every run, and in the first round the copies are
+downloaded and compared by MD5.
 
 The table goes to the terminal, the raw numbers to ``results/suite.json`` and the
 charts to ``results/suite-*.png`` (``--output-dir``).  ``--smoke`` writes them to a
@@ -86,16 +96,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import boto3
 from _machine import machine_info
-from _server import MotoServer, client_environment, moto_server
+from _server import boto3_client, client_environment, received, through_client
 from _suite_client import stream_bytes
-from botocore.config import Config
+
+from aqueuepipe.testing import MotoServer, moto_server
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -141,15 +151,21 @@ LOWEST_TARGETS = (
 # Not targets: aqueuepipe as it comes against boto3 as it comes, printed apart.
 DEFAULTS_SUFFIX = "-defaults"
 DEFAULTS_PAIR = ("aqueuepipe-defaults", "boto3-defaults")
-DEFAULTS_WORKLOADS = ("big", "mixed")
+# Issue 19: client CPU of the streamed copy against boto3's streaming transfer, at most
+# this ratio, on each server (plain moto: MD5 is the evidence; validating: none needed).
+CPU_TARGETS = {"plain": 0.7, "validating": 0.4}
+CPU_WORKLOADS = ("big", "mixed", "stream")
+# The rows that also run on the validating server (on the workloads that have it).
+VALIDATING_ROWS = ("aqueuepipe", "boto3", *DEFAULTS_PAIR)
 
 
 @dataclass(frozen=True, slots=True)
 class Contender:
     key: str
     label: str
-    # "read", "ingest" (the ceiling's parts), "copy", or not a target row: "variant"
-    # (an aqueuepipe option) or "defaults" (a library with no settings of the suite's)
+    # "read", "ingest" (the ceiling's parts), "copy" (streamed through the client),
+    # "server_side" (a copy the server makes), or not a target row: "variant" (an
+    # aqueuepipe option) or "defaults" (a library with no settings of the suite's)
     kind: str
     module: str | None = None  # what it imports, probed before the run
     install: str = ""
@@ -170,9 +186,13 @@ _EQUAL_SETTINGS = (
     Contender("get", "ceiling: GET, read to the end", "read"),
     Contender("put", "ceiling: PutObject from memory", "ingest"),
     Contender("parts", f"ceiling: UploadPart x{PART_CONCURRENCY} from memory", "ingest"),
-    Contender("aqueuepipe", "aqueuepipe", "copy"),
+    Contender("aqueuepipe", "aqueuepipe, server_side=False", "copy"),
     Contender("aqueuepipe_crc32", "aqueuepipe, checksum_algorithm='crc32'", "variant"),
     Contender("boto3", "boto3 upload_fileobj", "copy", "boto3", "pip install boto3"),
+    Contender("aqueuepipe_server", "aqueuepipe, server-side", "server_side"),
+    Contender(
+        "boto3_copy", "boto3 copy(): server-side", "server_side", "boto3", "pip install boto3"
+    ),
     Contender(
         "aioboto3",
         "aioboto3 upload_fileobj",
@@ -209,8 +229,13 @@ BY_KEY = {c.key: c for c in CONTENDERS}
 KEY_WIDTH = max(len(key) for key in BY_KEY)
 COPIERS = tuple(c.key for c in CONTENDERS if c.kind == "copy")
 DEFAULTS = tuple(c.key for c in CONTENDERS if c.kind == "defaults")
+SERVER_SIDE = tuple(c.key for c in CONTENDERS if c.kind == "server_side")
 # The aqueuepipe row each kind of row is compared with ("aqueuepipe x").
-REFERENCE = {"copy": "aqueuepipe", "defaults": "aqueuepipe" + DEFAULTS_SUFFIX}
+REFERENCE = {
+    "copy": "aqueuepipe",
+    "defaults": "aqueuepipe" + DEFAULTS_SUFFIX,
+    "server_side": "aqueuepipe_server",
+}
 # What the copy rows call on the stream workload (_suite_client.STREAM_CONTENDERS).
 STREAM_LABELS = (
     ("aqueuepipe", "aqueuepipe copy(generator, url)"),
@@ -236,13 +261,24 @@ class Workload:
     generated: bool = False  # the sources are streams made in the client, not objects
     defaults: bool = True  # whether the -defaults rows run
     labels: tuple[tuple[str, str], ...] = ()  # contender labels of its own
+    server_side: bool = False  # whether the server-side rows run
+    validating: bool = False  # whether VALIDATING_ROWS also run on the validating server
 
     @property
     def total_bytes(self) -> int:
         return sum(size for _, size in self.objects)
 
-    def contenders(self) -> tuple[str, ...]:
-        return (*self.ceilings, *COPIERS, *(DEFAULTS if self.defaults else ()), *self.variants)
+    def contenders(self, server: str = "plain") -> tuple[str, ...]:
+        every = (
+            *self.ceilings,
+            *COPIERS,
+            *(DEFAULTS if self.defaults else ()),
+            *self.variants,
+            *(SERVER_SIDE if self.server_side else ()),
+        )
+        if server == "plain":
+            return every
+        return tuple(key for key in every if key in VALIDATING_ROWS) if self.validating else ()
 
     def label_of(self, key: str) -> str:
         return dict(self.labels).get(key, BY_KEY[key].label)
@@ -268,6 +304,8 @@ def workloads(smoke: bool) -> dict[str, Workload]:
             1,
             ("get", "put", "parts"),
             variants=("aqueuepipe_crc32",),
+            server_side=True,
+            validating=True,
         ),
         "mixed": Workload(
             "mixed",
@@ -276,6 +314,8 @@ def workloads(smoke: bool) -> dict[str, Workload]:
             BATCH,
             ("get", "put", "parts"),
             variants=("aqueuepipe_crc32",),
+            server_side=True,
+            validating=True,
         ),
         "small": Workload(
             "small",
@@ -304,22 +344,12 @@ def workloads(smoke: bool) -> dict[str, Workload]:
             generated=True,
             defaults=False,
             labels=STREAM_LABELS,
+            validating=True,
         ),
     }
 
 
 # -- set-up -------------------------------------------------------------------------
-
-
-def _s3(endpoint_url: str) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(max_pool_connections=16),
-    )
 
 
 def make_objects(client: Any, chosen: dict[str, Workload]) -> dict[str, str]:
@@ -360,7 +390,7 @@ def probe(contender: Contender, python: str, env: dict[str, str]) -> tuple[str |
         "aioboto3": ("aioboto3", "aiobotocore", "botocore", "boto3", "s3transfer", "aiohttp"),
         "obstore": ("obstore",),
         "s3fs": ("s3fs", "fsspec", "aiobotocore", "botocore", "aiohttp"),
-    }[contender.family]
+    }[contender.module]
     code = (
         f"import json, importlib.metadata as m; import {contender.module}; "
         f"print(json.dumps({{n: m.version(n) for n in {names!r}}}))"
@@ -416,6 +446,7 @@ def measure(
         spec["stream"] = {"seed": STREAM_SEED, "chunk_size": STREAM_CHUNK}
     failure = ""
     for attempt in range(1, ATTEMPTS + 1):
+        server.reset_requests()
         done = subprocess.run(
             [python, "-X", "faulthandler", str(CLIENT)],
             input=json.dumps(spec),
@@ -426,6 +457,8 @@ def measure(
             check=False,
         )
         reading = _reading(done.stdout)
+        if reading is not None:
+            reading.update(received(server))  # warm-up included
         if done.returncode == 0 and reading is not None:
             reading["attempt"] = attempt
             return reading
@@ -511,51 +544,73 @@ def verify_and_clean(
             )
 
 
-def _rotated(items: tuple[str, ...], n: int) -> tuple[str, ...]:
+def _rotated(items: tuple[Any, ...], n: int) -> tuple[Any, ...]:
     n %= len(items)
     return items[n:] + items[:n]
 
 
+@dataclass(frozen=True, slots=True)
+class Server:
+    """One of the run's servers ("plain" or "validating"), with what its clients need."""
+
+    name: str
+    server: MotoServer
+    env: dict[str, str]
+    client: Any  # boto3, for set-up and checks
+    md5s: dict[str, str]
+
+
 def run_rounds(
-    server: MotoServer,
-    env: dict[str, str],
-    client: Any,
+    servers: tuple[Server, ...],
     chosen: dict[str, Workload],
     runnable: dict[str, str],  # contender key -> interpreter
     rounds: int,
-    md5s: dict[str, str],
     *,
     quiet: bool,
-) -> dict[str, dict[str, list[dict[str, Any]]]]:
-    raw: dict[str, dict[str, list[dict[str, Any]]]] = {
-        w.key: {c: [] for c in w.contenders() if c in runnable} for w in chosen.values()
+) -> dict[str, dict[str, dict[str, list[dict[str, Any]]]]]:
+    """Readings by server name, workload and contender; per round and workload, every
+    (contender, server) pair once, the order rotating."""
+    raw: dict[str, dict[str, dict[str, list[dict[str, Any]]]]] = {
+        s.name: {
+            w.key: {c: [] for c in w.contenders(s.name) if c in runnable}
+            for w in chosen.values()
+            if w.contenders(s.name)
+        }
+        for s in servers
     }
     for r in range(rounds):
         for workload in chosen.values():
-            order = tuple(c for c in workload.contenders() if c in runnable)
-            for key in _rotated(order, r):
+            order = tuple(
+                (key, s) for s in servers for key in workload.contenders(s.name) if key in runnable
+            )
+            for key, at in _rotated(order, r):
                 contender = BY_KEY[key]
-                reading = measure(contender, workload, server, env, runnable[key])
+                reading = measure(contender, workload, at.server, at.env, runnable[key])
                 if "failed" not in reading:
                     try:
-                        verify_and_clean(client, contender, workload, md5s, check_md5=r == 0)
+                        verify_and_clean(at.client, contender, workload, at.md5s, check_md5=r == 0)
                     except RuntimeError as exc:
                         reading = {"failed": f"verification: {exc}"}
                 else:
-                    verify_and_clean(client, contender, workload, md5s, check_md5=False)
+                    verify_and_clean(at.client, contender, workload, at.md5s, check_md5=False)
                 reading["round"] = r + 1
                 if not workload.keep_rss_series:
                     reading.pop("rss_series", None)  # the JSON keeps it where it is charted
-                raw[workload.key][key].append(reading)
+                raw[at.name][workload.key][key].append(reading)
                 if not quiet:
-                    _progress(r, rounds, workload, contender, reading)
+                    _progress(r, rounds, workload, contender, reading, at.name)
     return raw
 
 
 def _progress(
-    r: int, rounds: int, workload: Workload, contender: Contender, reading: dict[str, Any]
+    r: int,
+    rounds: int,
+    workload: Workload,
+    contender: Contender,
+    reading: dict[str, Any],
+    server: str,
 ) -> None:
-    head = f"  round {r + 1}/{rounds}  {workload.key:<7} {contender.key:<{KEY_WIDTH}}"
+    head = f"  round {r + 1}/{rounds}  {workload.key:<7} {contender.key:<{KEY_WIDTH}} {server:<10}"
     if "failed" in reading:
         print(f"{head} FAILED", file=sys.stderr, flush=True)
         return
@@ -581,6 +636,7 @@ def summarise(
     raw: dict[str, dict[str, list[dict[str, Any]]]],
     chosen: dict[str, Workload],
     missing: dict[str, str],
+    on: str = "plain",
 ) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for wkey, by_contender in raw.items():
@@ -595,7 +651,7 @@ def summarise(
             "generated": workload.generated,
             "contenders": {},
         }
-        for key in workload.contenders():
+        for key in workload.contenders(on):
             contender = BY_KEY[key]
             label = workload.label_of(key)
             if key in missing:
@@ -632,6 +688,7 @@ def summarise(
                             if all(s is not None for s in server)
                             else None
                         ),
+                        **through_client(good),
                     }
                 )
                 if workload.keep_rss_series:
@@ -682,7 +739,7 @@ def _ratios(entry: dict[str, Any], workload: Workload) -> None:
     for key, stats in contenders.items():
         rate = _rate(stats, workload.per_object)
         kind = BY_KEY[key].kind
-        if rate is None or kind not in ("copy", "variant", "defaults"):
+        if rate is None or kind not in ("copy", "variant", "defaults", "server_side"):
             continue
         if ceiling is not None:
             stats["ratio_to_ceiling"] = rate / ceiling["value"]
@@ -712,7 +769,7 @@ def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 }
             )
         for key, stats in entry["contenders"].items():
-            if BY_KEY[key].kind != "copy" or "aqueuepipe_ratio" not in stats:
+            if BY_KEY[key].kind not in ("copy", "server_side") or "aqueuepipe_ratio" not in stats:
                 continue
             ratio = stats["aqueuepipe_ratio"]
             checks.append(
@@ -722,6 +779,18 @@ def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     + (" (objects/s)" if wkey == "small" else " (MB/s)"),
                     "measured": f"{ratio:.2f}x",
                     "met": ratio >= target["others"],
+                }
+            )
+    for wkey in TARGETS:
+        ours = results.get(wkey, {}).get("contenders", {}).get("aqueuepipe_server", {})
+        if "max_get_objects" in ours:
+            checks.append(
+                {
+                    "workload": wkey,
+                    "target": "server-side: no body through the client (the server's count)",
+                    "measured": f"{ours['max_get_objects']} GetObject, "
+                    f"{ours['max_upload_body_bytes']} upload body bytes",
+                    "met": ours["max_get_objects"] == 0 and ours["max_upload_body_bytes"] == 0,
                 }
             )
     memory = results.get("memory", {}).get("contenders", {}).get("aqueuepipe", {})
@@ -761,11 +830,43 @@ def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     return checks
 
 
-def defaults_ratios(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """aqueuepipe-defaults against boto3-defaults: throughput and client CPU per GiB ratios."""
-    ours_key, theirs_key = DEFAULTS_PAIR
+def cpu_targets(results: dict[str, Any], server: str) -> list[dict[str, Any]]:
+    """Issue 19 on ``server``'s results: the streamed copy's client CPU per GiB at most
+    CPU_TARGETS[server] x boto3's (equal settings and defaults), on plain moto with
+    defaults also throughput >= 1.0x boto3's."""
+    checks: list[dict[str, Any]] = []
+    pairs = (("aqueuepipe", "boto3"), DEFAULTS_PAIR)
+    for ratio in (r for pair in pairs for r in pair_ratios(results, pair, CPU_WORKLOADS)):
+        (ours, theirs), (our_cpu, their_cpu) = ratio["rows"], ratio["cpu_seconds_per_gib"]
+        cpu, target = ratio["cpu_seconds_per_gib_ratio"], CPU_TARGETS[server]
+        checks.append(
+            {
+                "workload": ratio["workload"],
+                "target": f"{server} server: client CPU per GiB <= {target:.1f}x {theirs}",
+                "measured": f"{cpu:.2f}x ({our_cpu:.2f} / {their_cpu:.2f} s/GiB)",
+                "met": cpu <= target,
+            }
+        )
+        if server == "plain" and ours == DEFAULTS_PAIR[0]:
+            checks.append(
+                {
+                    "workload": ratio["workload"],
+                    "target": f"plain server: >= 1.00x {theirs} (MB/s)",
+                    "measured": f"{ratio['throughput_ratio']:.2f}x",
+                    "met": ratio["throughput_ratio"] >= 1.0,
+                }
+            )
+    return checks
+
+
+def pair_ratios(
+    results: dict[str, Any], pair: tuple[str, str], workloads: Iterable[str]
+) -> list[dict[str, Any]]:
+    """One row against another (aqueuepipe's first) on each of ``workloads`` that ran
+    both: throughput and client CPU per GiB ratios."""
+    ours_key, theirs_key = pair
     found: list[dict[str, Any]] = []
-    for wkey in DEFAULTS_WORKLOADS:
+    for wkey in workloads:
         contenders = results.get(wkey, {}).get("contenders", {})
         ours, theirs = contenders.get(ours_key, {}), contenders.get(theirs_key, {})
         if "median_mb_per_s" not in ours or "median_mb_per_s" not in theirs:
@@ -773,7 +874,7 @@ def defaults_ratios(results: dict[str, Any]) -> list[dict[str, Any]]:
         found.append(
             {
                 "workload": wkey,
-                "rows": list(DEFAULTS_PAIR),
+                "rows": list(pair),
                 "mb_per_s": [ours["median_mb_per_s"], theirs["median_mb_per_s"]],
                 "throughput_ratio": ours["median_mb_per_s"] / theirs["median_mb_per_s"],
                 "cpu_seconds_per_gib": [
@@ -864,6 +965,9 @@ HEADER = [
     "client CPU s/GiB",
     "peak RSS growth MiB",
     "server CPU s/GiB",
+    "validating: MB/s",
+    "validating: aqueuepipe x",
+    "validating: client CPU s/GiB",
 ]
 
 
@@ -871,25 +975,42 @@ def _label(key: str, entry: dict[str, Any], stats: dict[str, Any]) -> str:
     if not key.startswith("aqueuepipe") or entry.get("generated"):
         return str(stats["label"])
     call = "copy()" if entry["objects"] == 1 else "copy_many()"
+    if key == "aqueuepipe_server":
+        return f"aqueuepipe {call}: server-side"
+    stream = f"aqueuepipe {call[:-1]}server_side=False"
     if key == "aqueuepipe_crc32":
-        return f"aqueuepipe {call[:-1]}checksum_algorithm='crc32') (not a target row)"
+        return f"{stream}, checksum_algorithm='crc32') (not a target row)"
     if BY_KEY[key].kind == "defaults":
-        return f"aqueuepipe {call}, defaults"
-    return f"aqueuepipe {call}"
+        return f"{stream}), defaults"
+    return f"{stream})"
 
 
-def _rows(results: dict[str, Any]) -> Iterator[list[str] | None]:
+def _validating_cells(stats: dict[str, Any] | None) -> list[str]:
+    """The validating server's columns of a row: blank where the row did not run there."""
+    if not stats or "median_mb_per_s" not in stats:
+        return ["failed" if stats else "", "", ""]
+    return [
+        f"{stats['median_mb_per_s']:.0f}",
+        f"{stats['aqueuepipe_ratio']:.2f}x" if "aqueuepipe_ratio" in stats else "",
+        f"{stats['median_cpu_seconds_per_gib']:.2f}",
+    ]
+
+
+def _rows(
+    results: dict[str, Any], validating: dict[str, Any] | None = None
+) -> Iterator[list[str] | None]:
     """Table rows; None starts a new workload."""
     for wkey, entry in results.items():
         yield None
         name = f"{wkey}: {entry['label']}"
+        there = (validating or {}).get(wkey, {}).get("contenders", {})
         for key, stats in entry["contenders"].items():
             label = _label(key, entry, stats)
             if "not_installed" in stats:
-                yield [name, label, "not installed", *[""] * 6]
+                yield [name, label, "not installed", *[""] * 9]
                 continue
             if "median_mb_per_s" not in stats:
-                yield [name, label, "failed", *[""] * 6]
+                yield [name, label, "failed", *[""] * 6, *_validating_cells(there.get(key))]
                 continue
             server = stats["median_server_cpu_seconds_per_gib"]
             yield [
@@ -902,6 +1023,7 @@ def _rows(results: dict[str, Any]) -> Iterator[list[str] | None]:
                 f"{stats['median_cpu_seconds_per_gib']:.2f}",
                 f"{stats['median_rss_growth_mib']:.0f}",
                 f"{server:.2f}" if server is not None else "-",
+                *_validating_cells(there.get(key)),
             ]
             if key == "parts" or (key == "put" and "parts" not in entry["contenders"]):
                 ceiling = entry["ceiling"]
@@ -913,7 +1035,7 @@ def _rows(results: dict[str, Any]) -> Iterator[list[str] | None]:
                         "" if ceiling["unit"] == "objects/s" else f"{value:.0f}",
                         f"{value:.1f}" if ceiling["unit"] == "objects/s" else "",
                         "1.00x",
-                        *[""] * 4,
+                        *[""] * 7,
                     ]
 
 
@@ -922,10 +1044,11 @@ def print_report(report: dict[str, Any]) -> None:
     title = (
         f"aqueuepipe benchmark suite: median of {params['rounds']} round(s); "
         f"{params['part_size'] // MIB} MiB parts, {params['part_concurrency']} per object; "
-        f"'aqueuepipe x' = aqueuepipe's throughput / the row's "
-        f"(aqueuepipe-defaults' on the defaults rows)"
+        f"'aqueuepipe x' = aqueuepipe's throughput / the row's (streamed: "
+        f"copy(server_side=False)'s; defaults rows: its defaults row's; server-side rows: "
+        f"its server-side copy's); 'validating': moto refusing wrong digests, as S3 does"
     )
-    rows = list(_rows(report["results"]))
+    rows = list(_rows(report["results"], report.get("validating_results")))
     try:
         from rich.console import Console
         from rich.table import Table
@@ -960,16 +1083,6 @@ def print_report(report: dict[str, Any]) -> None:
     for check in report["targets"]:
         verdict = "met" if check["met"] else "MISSED"
         print(f"target {check['workload']}: {check['target']}: {check['measured']}, {verdict}")
-    for ratio in report["defaults_ratios"]:
-        (ours, theirs), (our_rate, their_rate) = ratio["rows"], ratio["mb_per_s"]
-        our_cpu, their_cpu = ratio["cpu_seconds_per_gib"]
-        print(
-            f"defaults {ratio['workload']}: {ours} / {theirs}: "
-            f"throughput {ratio['throughput_ratio']:.2f}x "
-            f"({our_rate:.0f} / {their_rate:.0f} MB/s), "
-            f"client CPU per GiB {ratio['cpu_seconds_per_gib_ratio']:.2f}x "
-            f"({our_cpu:.2f} / {their_cpu:.2f} s) (not a target)"
-        )
     charts = report.get("charts")
     if isinstance(charts, list):
         for path in charts:
@@ -980,10 +1093,11 @@ def print_report(report: dict[str, Any]) -> None:
 
 def markdown_table(report: dict[str, Any]) -> str:
     """The table as GitHub markdown, for benchmarks/README.md."""
-    lines = ["| " + " | ".join(HEADER) + " |", "| " + " | ".join(["---"] * 2 + ["---:"] * 7) + " |"]
+    align = ["---"] * 2 + ["---:"] * (len(HEADER) - 2)
+    lines = ["| " + " | ".join(HEADER) + " |", "| " + " | ".join(align) + " |"]
     lines.extend(
         "| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |"
-        for row in _rows(report["results"])
+        for row in _rows(report["results"], report.get("validating_results"))
         if row is not None
     )
     return "\n".join(lines)
@@ -1088,8 +1202,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.smoke
         else DEFAULT_OUTPUT_DIR
     )
-    with moto_server() as server:
-        env = client_environment(server.endpoint_url)
+    with moto_server() as plain, moto_server(validate_digests=True) as validating:
+        env = client_environment(plain.endpoint_url)
         missing: dict[str, str] = {}
         other_versions: dict[str, dict[str, str]] = {}
         runnable: dict[str, str] = {}
@@ -1103,14 +1217,25 @@ def main(argv: list[str] | None = None) -> int:
                 runnable[contender.key] = python
                 if python != sys.executable:
                     other_versions[contender.key] = {"python": python, **found}
-        client = _s3(server.endpoint_url)
+        servers: list[Server] = []
         try:
-            print(f"creating source objects on {server.endpoint_url} ...", file=sys.stderr)
-            md5s = make_objects(client, chosen)
-            raw = run_rounds(
-                server, env, client, chosen, runnable, args.rounds, md5s, quiet=args.quiet
-            )
-            results = summarise(raw, chosen, missing)
+            for name, server in (("plain", plain), ("validating", validating)):
+                client = boto3_client(server.endpoint_url)
+                # Each server gets the sources of the workloads that run there.
+                wanted = {k: w for k, w in chosen.items() if w.contenders(name)}
+                print(f"creating source objects on {server.endpoint_url} ...", file=sys.stderr)
+                servers.append(
+                    Server(
+                        name,
+                        server,
+                        client_environment(server.endpoint_url),
+                        client,
+                        make_objects(client, wanted),
+                    )
+                )
+            raw = run_rounds(tuple(servers), chosen, runnable, args.rounds, quiet=args.quiet)
+            results = summarise(raw["plain"], chosen, missing)
+            validating_results = summarise(raw["validating"], chosen, missing, "validating")
             report: dict[str, Any] = {
                 "benchmark": "suite",
                 "date": date,
@@ -1131,21 +1256,31 @@ def main(argv: list[str] | None = None) -> int:
                     "defaults_rows": "each library's defaults: only the endpoint URL "
                     "(and on memory aqueuepipe's limit); the same objects at once",
                     "rss_sample_interval": SAMPLE_INTERVAL,
-                    "server": "moto (python -m moto.server) on 127.0.0.1, one process",
+                    "server": "moto (aqueuepipe.testing.moto_server) on 127.0.0.1, one process",
+                    "validating_server": "the same with validate_digests=True (refuses a "
+                    "body its digest headers disagree with, as S3 does); rows "
+                    f"{', '.join(VALIDATING_ROWS)} on the workloads that have it",
+                    "requests": "counted by the server per client process, warm-up included",
                     "mb": MB,
                     "order": "interleaved rounds; per round, each workload, contenders rotating",
                     "statistic": "median",
                     "ceiling": "min(GET rate, max(PutObject rate, UploadPart rate)), medians",
                 },
                 "results": results,
+                "validating_results": validating_results,
                 "not_installed": missing,
-                "targets": check_targets(results),
-                "defaults_ratios": defaults_ratios(results),
+                "targets": check_targets(results)
+                + cpu_targets(results, "plain")
+                + cpu_targets(validating_results, "validating"),
             }
             if args.profile:
-                report["profile"] = profile_aqueuepipe(server, env, client, chosen, top=25)
+                first = servers[0]
+                report["profile"] = profile_aqueuepipe(
+                    first.server, first.env, first.client, chosen, top=25
+                )
         finally:
-            client.close()
+            for each in servers:
+                each.client.close()
     report["elapsed_seconds"] = time.perf_counter() - started
     report["machine"]["loadavg_after"] = list(os.getloadavg())
     output_dir.mkdir(parents=True, exist_ok=True)
