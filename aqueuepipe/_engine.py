@@ -268,6 +268,7 @@ class Copy:
                     )
                     self._layout_asked = (client, url)
             stream.on_progress = self.job.progressed
+            stream.rate = self.job.options.download_rate
             self.job.size = stream.size
             self.job.source_etag = stream.etag
             self.job.attempt.check = SourceCheck.for_object(

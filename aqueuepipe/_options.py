@@ -17,6 +17,7 @@ from typing import Literal, Protocol, TypedDict, Unpack
 from . import _budget
 from ._budget import ByteBudget
 from ._metadata import ObjectOptions, ObjectSettings
+from ._rate import RateLimit
 from .checksums import new_hasher, s3_algorithm
 from .s3._client import ChecksumWhen, S3Client
 from .s3._parts import DEFAULT_PART_SIZE, MAX_PART_SIZE, MIN_PART_SIZE
@@ -97,6 +98,9 @@ class Options:
     dst_client: S3Client | None = None
     endpoint_url: str | None = None
     checksum_when: ChecksumWhen = "when_required"
+    #: The bandwidth cap of what the copies send and of what they receive (None: none).
+    upload_rate: RateLimit | None = None
+    download_rate: RateLimit | None = None
 
     def check_ends(
         self, *, src_is_s3: bool, dst_is_s3: bool, streamed: bool, src: str, dst: str
@@ -172,10 +176,13 @@ ProgressCallback = Callable[[str, str, int, int | None], None]
 
 
 class MemoryOptions(TypedDict, total=False):
-    """The memory a call may hold: ``limit`` bytes, or a shared ``budget``."""
+    """The memory a call may hold: ``limit`` bytes, or a shared ``budget``; and its
+    pace: ``max_rate`` bytes per second at most, on average, for all its copies
+    together, in each direction (None: no cap)."""
 
     limit: int | None
     budget: ByteBudget | None
+    max_rate: int | None
 
 
 class PartOptions(TypedDict, total=False):
@@ -468,4 +475,16 @@ def build_options(**options: Unpack[CopyManyOptions]) -> Options:
             "endpoint_url", options.get("endpoint_url"), "http://127.0.0.1:9000"
         ),
         checksum_when=checksum_when,
+        **_rates(options.get("max_rate")),
     )
+
+
+def _rates(max_rate: object) -> dict[str, RateLimit]:
+    """One token bucket for each direction, shared by every copy of the call."""
+    if max_rate is None:
+        return {}
+    if isinstance(max_rate, bool) or not isinstance(max_rate, int) or max_rate < 1:
+        raise ValueError(
+            f"max_rate must be a positive number of bytes per second, got {max_rate!r}"
+        )
+    return {"upload_rate": RateLimit(max_rate), "download_rate": RateLimit(max_rate)}

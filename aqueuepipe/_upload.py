@@ -192,6 +192,7 @@ class Uploader:
 
         endpoint = client.meta.endpoint_url
         part.body.on_sent = self.job.progressed
+        part.body.rate = self.job.options.upload_rate
         try:
             try:
                 response = await self._until_stored(send, digests, None, endpoint)
@@ -459,6 +460,7 @@ class Uploader:
         """Hash (unless ``digests`` are known) and upload one part until it is
         proven stored; then close it."""
         part.body.on_sent = self.job.progressed
+        part.body.rate = self.job.options.upload_rate
         try:
             if digests is None:
                 digests = await hash_part(self.job.attempt, part)

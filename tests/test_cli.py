@@ -534,6 +534,11 @@ def test_cp_bad_limit_exits_2_before_copying(endpoint: str) -> None:
         (["cp", "-r", "s3://b-1/d/sub", "s3://b-1/d/"], "lies in destination prefix"),
         (["cp", "-r", "s3://b-1/d/", "s3://b-1/d"], "lies in destination prefix"),
         (["cp", "s3://b-1/k", "s3://b-2/k", "--endpoint-url", "ftp://x"], "invalid S3 endpoint"),
+        (["cp", "s3://b-1/k", "s3://b-2/k", "--max-rate", "0"], "must be more than 0 bytes"),
+        (
+            ["cp", "-r", "s3://b-1/d/", "s3://b-2/d/", "--dask", "2", "--max-rate", "1MB"],
+            "--max-rate caps",
+        ),
         (["cp", "s3://b-1/k"], "required: DST"),
         (["frobnicate"], "invalid choice"),
         ([], "required: COMMAND"),

@@ -27,6 +27,8 @@ def copy_on_cluster(plan: CopyPlan, args: argparse.Namespace) -> int:
     """``cp --recursive`` with ``--scheduler``/``--dask``: aqueuepipe.distributed.copy_prefix."""
     if not (plan.recursive and is_s3_url(plan.src) and is_s3_url(plan.dst)):
         raise UsageError("--scheduler and --dask copy a prefix: use --recursive and two s3:// URLs")
+    if args.max_rate is not None:
+        raise UsageError("--max-rate caps the copies of this process, not those of a cluster")
     try:
         import distributed
 

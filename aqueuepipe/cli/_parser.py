@@ -224,6 +224,13 @@ def _add_copy_options(parser: argparse.ArgumentParser) -> None:
         help="S3 endpoint of an S3-compatible server (default: AWS_ENDPOINT_URL_S3, "
         "AWS_ENDPOINT_URL, else AWS)",
     )
+    connection.add_argument(
+        "--max-rate",
+        type=_size,
+        metavar="SIZE",
+        help="at most SIZE bytes per second (50MB), on average, for all copies together, "
+        "in each direction (not on a cluster)",
+    )
     cluster = parser.add_argument_group(
         "on a Dask cluster (a prefix, S3 to S3; needs aqueuepipe[dask])"
     ).add_mutually_exclusive_group()

@@ -135,6 +135,7 @@ async def _copy_batch(
             **copy_options(plan, args),
             recursive=plan.recursive,
             budget=budget,
+            max_rate=args.max_rate,
             progress=heard,
         )
     except ValueError as exc:  # a bad option, before anything ran
