@@ -18,17 +18,18 @@ from .s3._urls import S3Url, parse_location
 
 __all__ = ["Expanded", "Pairs", "expand", "not_copied"]
 
-#: An end of a copy: a URL, a path, or a stream (see :mod:`aqueuepipe._streams`).
-Endpoint = object
-Pairs = Iterable[tuple[Endpoint, Endpoint]] | AsyncIterable[tuple[Endpoint, Endpoint]]
+#: An end of a copy as the caller gives it: a URL, a path, or a stream (see
+#: :mod:`aqueuepipe._streams`); :data:`aqueuepipe._pair.End` is what it becomes.
+GivenEnd = object
+Pairs = Iterable[tuple[GivenEnd, GivenEnd]] | AsyncIterable[tuple[GivenEnd, GivenEnd]]
 #: (src, dst, root or None, error or None).  The root is the local directory the
 #: pair was expanded from (an upload) or into (a download); None for a pair as
 #: given.  Only a pair as given reads or writes a special file as a stream.
-Expanded = tuple[Endpoint, Endpoint, Path | None, BaseException | None]
+Expanded = tuple[GivenEnd, GivenEnd, Path | None, BaseException | None]
 GetClient = Callable[[Side], Awaitable[S3Client]]
 
 
-async def _aiter_pairs(pairs: Pairs) -> AsyncIterator[tuple[Endpoint, Endpoint]]:
+async def _aiter_pairs(pairs: Pairs) -> AsyncIterator[tuple[GivenEnd, GivenEnd]]:
     if isinstance(pairs, AsyncIterable):
         async for pair in pairs:
             yield pair

@@ -205,7 +205,8 @@ class IntegrityOptions(TypedDict, total=False):
 
 class ConnectionOptions(TypedDict, total=False):
     """Where and how requests go when this library makes the clients:
-    ``endpoint_url`` and ``retries`` (attempts per request, or a RetryPolicy)."""
+    ``endpoint_url`` and ``retries`` (retries per request after the first attempt,
+    or a RetryPolicy)."""
 
     endpoint_url: str | None
     retries: int | RetryPolicy | None

@@ -11,17 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import time
 from collections.abc import AsyncGenerator, Coroutine
 from pathlib import Path
 from typing import Unpack
 
 from ._cancel import outlast
 from ._clients import ClientPool
-from ._engine import Copy
 from ._errors import TransferError
-from ._expand import Endpoint, Pairs, expand, not_copied
-from ._job import Job
+from ._expand import GivenEnd, Pairs, expand
 from ._options import (
     DEFAULT_BATCH_CONCURRENCY,
     DEFAULT_CONCURRENCY,
@@ -38,6 +35,7 @@ from ._options import (
     check_names,
     positive_int,
 )
+from ._pair import End, check_pair
 from ._pipe import AsyncPipe
 from ._plan import (
     check_distinct,
@@ -48,30 +46,20 @@ from ._plan import (
     names_directory,
     same_endpoint,
 )
-from ._server_copy import copy_on_server
-from ._skip import already_there
+from ._single import copy_one
 from ._streams import (
-    SpecialFile,
     StreamSink,
     StreamSinkLike,
     StreamSource,
     StreamSourceLike,
     describe,
-    is_stream_sink,
-    is_stream_source,
-    special_file,
 )
-from .local import special_kind
 from .s3 import (
     S3Client,
     S3Url,
     Side,
-    parse_location,
     translate_error,
 )
-
-#: An end of a copy as the engine sees it.
-Location = S3Url | Path | StreamSource | StreamSink
 
 __all__ = [
     "DEFAULT_BATCH_CONCURRENCY",
@@ -131,10 +119,11 @@ def copy(
     Clients: ``client`` for both sides, or ``src_client`` and ``dst_client`` for
     two endpoints; otherwise clients are created from the environment (honouring
     ``AWS_ENDPOINT_URL_S3`` and ``AWS_ENDPOINT_URL``, or ``endpoint_url``) and
-    closed afterwards.  ``retries`` is the number of attempts per request (and
-    per resumed response body), or a :class:`~aqueuepipe.RetryPolicy` that also
-    sets the backoff, the read timeout and the stall timeout; see "Reliability"
-    in the README for which layer retries what.
+    closed afterwards.  ``retries`` is the number of retries per request after
+    the first attempt (and per resumed response body), or a
+    :class:`~aqueuepipe.RetryPolicy` that also sets the backoff, the read timeout
+    and the stall timeout; see "Reliability" in the README for which layer
+    retries what.
 
     Server-side: an S3-to-S3 copy with one client for both objects (one
     endpoint, one set of credentials) and no ``checksums`` asked of the client is
@@ -177,7 +166,7 @@ def copy(
                 raise ValueError("pass part_concurrency or its alias concurrency, not both")
             options["part_concurrency"] = concurrency
         checked = build_options(**options, concurrency=1)
-        _check_pair(src, into_directory(src, dst), checked)  # before any I/O
+        check_pair(src, into_directory(src, dst), checked)  # before any I/O
         pool = ClientPool(checked, shape="one")
     except BaseException as exc:
         _abort_stream(dst, exc)  # a task reading the pipe learns why nothing comes
@@ -185,7 +174,7 @@ def copy(
     return _copy(src, dst, pool, checked)
 
 
-async def _copy(src: Endpoint, dst: Endpoint, pool: ClientPool, options: Options) -> TransferResult:
+async def _copy(src: GivenEnd, dst: GivenEnd, pool: ClientPool, options: Options) -> TransferResult:
     """The copy :func:`copy` checked: run it in ``pool``; raise its error."""
     try:
         async with pool:
@@ -281,7 +270,7 @@ async def _run_batch(
     async with pool:
         local_targets: set[Path] = set()
 
-        async def run_one(src: Endpoint, dst: Endpoint, root: Path | None) -> None:
+        async def run_one(src: GivenEnd, dst: GivenEnd, root: Path | None) -> None:
             try:
                 result = await _copy_expanded(src, dst, root, pool, options, local_targets)
                 await results.put(result)
@@ -335,17 +324,6 @@ async def _run_batch(
                 await outlast(feeder)
 
 
-async def _existing(
-    src: S3Url | Path, dst: S3Url | Path, src_client: S3Client | None, dst_client: S3Client | None
-) -> tuple[int, str | None] | None:
-    """What :func:`already_there` says; None when it cannot tell (the copy then runs
-    and reports whatever is wrong)."""
-    try:
-        return await already_there(src, dst, src_client, dst_client)
-    except Exception:
-        return None
-
-
 def _failed(src: str, dst: str, error: BaseException, options: Options) -> TransferResult:
     result = TransferResult(src=src, dst=dst, size=0, etag=None, parts=0, error=error)
     options.progress.transfer_finished(result)
@@ -353,8 +331,8 @@ def _failed(src: str, dst: str, error: BaseException, options: Options) -> Trans
 
 
 async def _copy_expanded(
-    src_end: Endpoint,
-    dst_end: Endpoint,
+    src_end: GivenEnd,
+    dst_end: GivenEnd,
     root: Path | None,
     pool: ClientPool,
     options: Options,
@@ -379,8 +357,8 @@ async def _copy_expanded(
 
 
 async def _check_and_copy(
-    src_end: Endpoint,
-    dst_end: Endpoint,
+    src_end: GivenEnd,
+    dst_end: GivenEnd,
     root: Path | None,
     pool: ClientPool,
     options: Options,
@@ -391,7 +369,7 @@ async def _check_and_copy(
         dst_end = into_directory(src_end, dst_end)
     src, dst = describe(src_end), describe(dst_end)
     try:
-        src_loc, dst_loc = _check_pair(src_end, dst_end, options, expanded=root is not None)
+        src_loc, dst_loc = check_pair(src_end, dst_end, options, expanded=root is not None)
         if isinstance(dst_loc, Path):
             if local_targets is not None:
                 target = await asyncio.to_thread(dst_loc.resolve)
@@ -425,15 +403,15 @@ async def _make_parent(path: Path) -> None:
 async def _copy_pair(
     src: str,
     dst: str,
-    src_loc: Location,
-    dst_loc: Location,
+    src_loc: End,
+    dst_loc: End,
     pool: ClientPool,
     options: Options,
 ) -> TransferResult:
     """Get the pair's clients from ``pool``, then copy; errors become the result's."""
     both = isinstance(src_loc, S3Url) and isinstance(dst_loc, S3Url)
     clients: dict[Side, S3Client | None] = {}
-    ends: tuple[tuple[Side, Location], ...] = (("source", src_loc), ("destination", dst_loc))
+    ends: tuple[tuple[Side, End], ...] = (("source", src_loc), ("destination", dst_loc))
     for side, loc in ends:
         try:
             clients[side] = await pool.get(side, both=both) if isinstance(loc, S3Url) else None
@@ -444,7 +422,7 @@ async def _copy_pair(
         check_distinct(src_loc, dst_loc, one_endpoint=same_endpoint(src_client, dst_client))
     except ValueError as exc:
         return _failed(src, dst, exc, options)
-    return await _copy_one(src, dst, src_loc, dst_loc, src_client, dst_client, pool, options)
+    return await copy_one(src, dst, src_loc, dst_loc, src_client, dst_client, pool, options)
 
 
 def _as_transfer_error(exc: Exception, src: str, dst: str, side: Side | None) -> BaseException:
@@ -452,192 +430,3 @@ def _as_transfer_error(exc: Exception, src: str, dst: str, side: Side | None) ->
     if isinstance(exc, ValueError | TransferError):
         return exc
     return translate_error(exc, src=src, dst=dst, bucket="", key=None, side=side)
-
-
-def _check_pair(
-    src_end: object, dst_end: object, options: Options, *, expanded: bool = False
-) -> tuple[Location, Location]:
-    """The ends of a copy, checked; raises ValueError naming what is wrong.
-
-    A FIFO or a character device named by the caller is a stream: read, or
-    written in place.  In a pair an expansion made (``expanded``) it is not
-    copied: TransferError, before anything is opened.  ``options`` that cannot
-    apply to these ends are refused.
-    """
-    src_loc, dst_loc = _check_ends(src_end, dst_end, expanded=expanded)
-    options.check_ends(
-        src_is_s3=isinstance(src_loc, S3Url),
-        dst_is_s3=isinstance(dst_loc, S3Url),
-        streamed=isinstance(src_loc, StreamSource) or isinstance(dst_loc, StreamSink),
-        src=describe(src_end),
-        dst=describe(dst_end),
-    )
-    return src_loc, dst_loc
-
-
-def _check_ends(src_end: object, dst_end: object, *, expanded: bool) -> tuple[Location, Location]:
-    src, dst = describe(src_end), describe(dst_end)
-    if (fifo := special_file(src_end)) is not None:
-        if expanded:
-            raise not_copied(src, dst, _kind(fifo))
-        src_end = SpecialFile(fifo, "rb")
-    if (fifo := special_file(dst_end)) is not None:
-        if expanded:
-            raise not_copied(src, dst, _kind(fifo), side="destination")
-        dst_end = SpecialFile(fifo, "wb")
-    if is_stream_source(src_end):
-        dst_loc = parse_location(_as_path(dst_end))
-        if not isinstance(dst_loc, S3Url) or not dst_loc.key or dst_loc.is_prefix:
-            raise ValueError(f"a stream source needs an s3:// object as destination, not {dst!r}")
-        return StreamSource(src_end, src), dst_loc  # type: ignore[arg-type]
-    if is_stream_sink(dst_end):
-        src_loc = parse_location(_as_path(src_end))
-        if not isinstance(src_loc, S3Url) or not src_loc.key or src_loc.is_prefix:
-            raise ValueError(f"a stream destination needs an s3:// object as source, not {src!r}")
-        return src_loc, StreamSink(dst_end)  # type: ignore[arg-type]
-    src_loc = parse_location(_as_path(src_end))
-    dst_loc = parse_location(_as_path(dst_end))
-    if isinstance(src_loc, S3Url) and not src_loc.key:
-        raise ValueError(f"source {src!r} names no object (a key is needed)")
-    if isinstance(src_loc, S3Url) and src_loc.is_prefix:
-        raise ValueError(f"source {src!r} is a prefix; copy prefixes with recursive=True")
-    if not isinstance(src_loc, S3Url) and not isinstance(dst_loc, S3Url):
-        raise ValueError(f"one of {src!r} and {dst!r} must be an s3:// URL")
-    if isinstance(dst_loc, S3Url) and not dst_loc.key:
-        raise ValueError(f"destination {dst!r} names no object (a key is needed)")
-    if isinstance(src_loc, Path) and src_loc.is_symlink() and src_loc.is_dir():
-        raise ValueError(f"source {src!r} is a symbolic link to a directory (not followed)")
-    return src_loc, dst_loc
-
-
-def _kind(path: Path) -> str:
-    try:
-        return special_kind(os.stat(path).st_mode) or "a special file"
-    except OSError:
-        return "a special file"
-
-
-def _as_path(end: object) -> str | os.PathLike[str]:
-    if isinstance(end, str | os.PathLike):
-        return end
-    raise ValueError(
-        f"{end!r} is neither an s3:// URL, a path, nor a stream (an AsyncPipe, an async "
-        "iterable of bytes, or an object with async read(n) / async write(data))"
-    )
-
-
-async def _copy_one(
-    src: str,
-    dst: str,
-    src_loc: Location,
-    dst_loc: Location,
-    src_client: S3Client | None,
-    dst_client: S3Client | None,
-    pool: ClientPool,
-    options: Options,
-) -> TransferResult:
-    """Run one copy; return its result with ``error`` set instead of raising.
-
-    Cancellation propagates (after cleanup); every other failure is translated
-    to a :class:`TransferError` and put in the result.
-    """
-    started = time.perf_counter()
-    if (
-        options.skip_existing
-        and isinstance(src_loc, S3Url | Path)
-        and isinstance(dst_loc, S3Url | Path)
-    ):
-        found = await _existing(src_loc, dst_loc, src_client, dst_client)
-        if found is not None:
-            size, etag = found
-            result = TransferResult(
-                src=src,
-                dst=dst,
-                size=size,
-                etag=etag,
-                parts=0,
-                skipped=True,
-                seconds=time.perf_counter() - started,
-            )
-            options.progress.transfer_finished(result)
-            return result
-    job = Job(src, dst, src_loc, dst_loc, options)
-    copier = Copy(job)
-    try:
-        async with asyncio.timeout(options.policy.stall_timeout) as deadline:
-            job.watch(deadline)
-            if isinstance(src_loc, S3Url):
-                assert src_client is not None
-                if isinstance(dst_loc, S3Url):
-                    assert dst_client is not None
-                    # One endpoint, one set of credentials, no hash asked of the client:
-                    # the server copies, unless it will not.
-                    if not (
-                        options.server_side
-                        and not options.checksums
-                        and pool.one_account(src_client, dst_client)
-                        and await copy_on_server(
-                            job, src_client, src_loc, dst_loc, refused=pool.server_side_refused
-                        )
-                    ):
-                        slot = pool.body_slot(src_client, dst_client)
-                        await copier.s3_to_s3(src_client, src_loc, dst_client, dst_loc, slot)
-                elif isinstance(dst_loc, StreamSink):
-                    await copier.s3_to_stream(src_client, src_loc, dst_loc)
-                else:
-                    assert isinstance(dst_loc, Path)
-                    await copier.s3_to_file(src_client, src_loc, dst_loc)
-            else:
-                assert isinstance(dst_loc, S3Url) and dst_client is not None
-                if isinstance(src_loc, StreamSource):
-                    await copier.stream_to_s3(src_loc, dst_client, dst_loc)
-                else:
-                    assert isinstance(src_loc, Path)
-                    await copier.file_to_s3(src_loc, dst_client, dst_loc)
-    except asyncio.CancelledError:
-        if job.committed:
-            # Cancelled after the object was written: the copy happened, so its
-            # listener hears of it (the command then reports it) before the
-            # cancellation goes on.
-            options.progress.transfer_finished(_done(job, started))
-        raise
-    except Exception as exc:
-        if isinstance(exc, TimeoutError) and deadline.expired():
-            exc = TransferError(
-                src, dst, f"no progress for {options.policy.stall_timeout:g} s (stalled)"
-            )
-        # Errors are translated where each call is made (with its side); what is
-        # left (a bug, a bad option found late) is not about either object.
-        error = translate_error(
-            exc, src=src, dst=dst, bucket="", key=None, side=None, expected_etag=None
-        )
-        result = TransferResult(
-            src=src,
-            dst=dst,
-            size=job.size or 0,
-            etag=None,
-            parts=job.attempt.parts,
-            checksums={},
-            seconds=time.perf_counter() - started,
-            retries=job.retries,
-            error=error,
-        )
-    else:
-        result = _done(job, started)
-    options.progress.transfer_finished(result)
-    return result
-
-
-def _done(job: Job, started: float) -> TransferResult:
-    """The result of a copy that wrote its destination."""
-    return TransferResult(
-        src=job.src,
-        dst=job.dst,
-        size=job.size or 0,
-        etag=job.etag,
-        parts=job.attempt.parts,
-        checksums=job.attempt.hashes.hexdigests(),
-        seconds=time.perf_counter() - started,
-        retries=job.retries,
-        verified=job.attempt.verified,
-    )

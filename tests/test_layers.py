@@ -43,6 +43,8 @@ LAYERS: dict[int, tuple[str, ...]] = {
         "_streams",
         "_open",
         "_plan",
+        "_pair",
+        "_single",
         "transfer",
     ),
     5: ("progress", "cli", "_demo", "_report", "__main__"),

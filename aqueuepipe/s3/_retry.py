@@ -65,17 +65,19 @@ class RetryPolicy:
 
 
 def as_policy(retries: int | RetryPolicy | None) -> RetryPolicy:
-    """``retries`` as a policy: an int is the number of attempts.
+    """``retries`` as a policy: an int is the number of retries after the first
+    attempt (``retries=0``: one attempt; ``retries=3``: four), as its name says and
+    as :attr:`TransferResult.retries` counts them.
 
     Raises:
-        ValueError: ``retries`` is neither None, a positive int nor a policy.
+        ValueError: ``retries`` is neither None, an int of 0 or more, nor a policy.
     """
     if retries is None:
         return RetryPolicy()
     if isinstance(retries, RetryPolicy):
         return retries
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 1:
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise ValueError(
-            f"retries must be a positive number of attempts or a RetryPolicy, got {retries!r}"
+            f"retries must be a number of retries (0 or more) or a RetryPolicy, got {retries!r}"
         )
-    return RetryPolicy(attempts=retries)
+    return RetryPolicy(attempts=retries + 1)

@@ -65,7 +65,7 @@ async def test_bad_urls_raise_value_error_before_any_request(
         ("concurrency", 0, "concurrency"),
         ("concurrency", -1, "concurrency"),
         ("part_concurrency", 0, "part_concurrency must be a positive integer"),
-        ("retries", 0, "retries"),
+        ("retries", -1, "retries"),
         ("checksums", ("md6",), "md6"),
         ("checksum_algorithm", "md6", "md6"),
         ("verify", "always", "verify"),

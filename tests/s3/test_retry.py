@@ -48,12 +48,13 @@ def test_backoff_is_full_jitter_under_an_exponential_cap() -> None:
 
 def test_as_policy_accepts_int_policy_or_none() -> None:
     assert as_policy(None) == RetryPolicy()
-    assert as_policy(3).attempts == 3
+    assert as_policy(3).attempts == 4  # three retries after the first attempt
+    assert as_policy(0).attempts == 1
     policy = RetryPolicy(attempts=2, stall_timeout=5)
     assert as_policy(policy) is policy
 
 
-@pytest.mark.parametrize("bad", [0, -2, True, 1.5, "3"])
+@pytest.mark.parametrize("bad", [-1, -2, True, 1.5, "3"])
 def test_as_policy_rejects_bad_values(bad: object) -> None:
     with pytest.raises(ValueError, match="retries"):
         as_policy(bad)  # type: ignore[arg-type]

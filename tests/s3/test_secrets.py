@@ -23,7 +23,7 @@ async def test_rejected_credentials_do_not_leak_into_results(
         copy_many(
             [("s3://some-bucket/key", "s3://other-bucket/key")],
             endpoint_url=moto_server_with_auth.endpoint_url,
-            retries=1,
+            retries=0,
         )
     ) as results:
         [result] = [r async for r in results]
