@@ -18,9 +18,12 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
 
 from _machine import process_cpu_seconds
+
+# The library's launcher stops and reports a server the same way (one copy of it).
+from aqueuepipe.testing._launcher import _stop, _tail
 
 HOST = "127.0.0.1"
 
@@ -59,7 +62,6 @@ server.main(sys.argv[1:])
 """
 
 _STARTUP_TIMEOUT = 30.0
-_SHUTDOWN_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,23 +129,6 @@ def _answers(port: int) -> bool:
     finally:
         connection.close()
     return True
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=_SHUTDOWN_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=_SHUTDOWN_TIMEOUT)
-
-
-def _tail(log: IO[bytes], limit: int = 4000) -> str:
-    log.flush()
-    log.seek(0)
-    return log.read().decode(errors="replace")[-limit:]
 
 
 @contextlib.contextmanager
