@@ -92,7 +92,8 @@ def start_moto_server(
 # -- buckets and objects --------------------------------------------------------------
 
 MakeBucket = Callable[..., Awaitable[str]]
-"""The ``make_bucket`` fixture: ``await make_bucket(client=..., prefix=...)`` -> a new name."""
+"""The ``make_bucket`` fixture: ``await make_bucket(client=..., prefix=..., objects=...)`` -> a
+new name, holding ``objects`` ({key: data}) if given."""
 
 
 def bucket_name(prefix: str = "test") -> str:
@@ -189,10 +190,15 @@ def progress_event() -> tuple[asyncio.Event, Callable[[str, str, int, int | None
     return event, on_progress
 
 
+async def cancel_and_check(task: asyncio.Future[Any]) -> None:
+    """Cancel ``task`` and check that it ends cancelled (neither finished nor failed)."""
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
 async def cancel_once(started: asyncio.Event, run: Coroutine[Any, Any, object]) -> None:
     """Run ``run`` in a task, cancel it once ``started`` is set, and check it ends cancelled."""
     task = asyncio.create_task(run)
     await started.wait()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await cancel_and_check(task)

@@ -50,21 +50,19 @@ async def test_mirroring_an_object_to_another_endpoint_is_a_copy(
 
 
 async def test_same_object_on_one_endpoint_is_refused(
-    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+    moto_server: MotoServer, make_bucket: MakeBucket
 ) -> None:
-    bucket = await make_bucket()
-    await put(s3_client, bucket, "k", b"x")
+    bucket = await make_bucket(objects={"k": b"x"})
     with pytest.raises(ValueError, match="same object"):
         await copy(f"s3://{bucket}/k", f"s3://{bucket}/k", endpoint_url=moto_server.endpoint_url)
 
 
 async def test_key_ending_in_slash_that_holds_data_gets_an_error_result(
-    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+    moto_server: MotoServer, make_bucket: MakeBucket, tmp_path: Path
 ) -> None:
-    bucket = await make_bucket()
-    await put(s3_client, bucket, "d/data/", b"not a folder marker")
-    await put(s3_client, bucket, "d/marker/", b"")
-    await put(s3_client, bucket, "d/marker/file", b"file")
+    bucket = await make_bucket(
+        objects={"d/data/": b"not a folder marker", "d/marker/": b"", "d/marker/file": b"file"}
+    )
     results = await collect(
         copy_many(
             [(f"s3://{bucket}/d/", str(tmp_path / "out"))],
@@ -100,11 +98,9 @@ async def test_symlinked_directory_in_an_upload_gets_an_error_result(
 
 
 async def test_two_pairs_aimed_at_one_local_file_are_refused(
-    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+    moto_server: MotoServer, make_bucket: MakeBucket, tmp_path: Path
 ) -> None:
-    bucket = await make_bucket()
-    await put(s3_client, bucket, "a", b"first")
-    await put(s3_client, bucket, "b", b"second")
+    bucket = await make_bucket(objects={"a": b"first", "b": b"second"})
     target = str(tmp_path / "one")
     results = await collect(
         copy_many(
@@ -117,10 +113,9 @@ async def test_two_pairs_aimed_at_one_local_file_are_refused(
 
 
 async def test_local_destination_ending_in_slash_is_a_directory(
-    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+    moto_server: MotoServer, make_bucket: MakeBucket, tmp_path: Path
 ) -> None:
-    bucket = await make_bucket()
-    await put(s3_client, bucket, "logs/a.txt", b"a")
+    bucket = await make_bucket(objects={"logs/a.txt": b"a"})
     result = await copy(
         f"s3://{bucket}/logs/a.txt", f"{tmp_path}/newdir/", endpoint_url=moto_server.endpoint_url
     )
@@ -139,11 +134,9 @@ async def test_upload_to_a_prefix_keeps_the_file_name(
 
 
 async def test_keys_a_and_a_slash_b_say_a_file_is_in_the_way(
-    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+    moto_server: MotoServer, make_bucket: MakeBucket, tmp_path: Path
 ) -> None:
-    bucket = await make_bucket()
-    await put(s3_client, bucket, "p/a", b"file")
-    await put(s3_client, bucket, "p/a/b", b"under it")
+    bucket = await make_bucket(objects={"p/a": b"file", "p/a/b": b"under it"})
     results = await collect(
         copy_many(
             [(f"s3://{bucket}/p/", str(tmp_path))],
@@ -190,11 +183,10 @@ def _read_fifo(path: Path, into: list[bytes]) -> threading.Thread:
 
 
 async def test_fifo_destination_is_written_in_place(
-    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+    moto_server: MotoServer, make_bucket: MakeBucket, tmp_path: Path
 ) -> None:
-    bucket = await make_bucket()
     data = payload(3 * MiB, seed=1)
-    await put(s3_client, bucket, "k", data)
+    bucket = await make_bucket(objects={"k": data})
     fifo = tmp_path / "out"
     os.mkfifo(fifo)
     received: list[bytes] = []

@@ -17,7 +17,7 @@ import pytest
 from aqueuepipe import ChecksumMismatchError, RetryPolicy, TransferError, copy, open_writer
 from aqueuepipe.s3 import S3Client
 
-from .._helpers import MakeBucket, MiB, MotoServer, get, key_exists, open_uploads, payload, put
+from .._helpers import MakeBucket, MiB, MotoServer, get, key_exists, open_uploads, payload
 from ..faultproxy import FaultProxy, Match
 
 UPLOADS = Match(operation=("PutObject", "UploadPart"))
@@ -28,8 +28,7 @@ PRECIOUS = b"what was there before " * 1000
 @pytest.fixture
 async def precious(s3_client: S3Client, make_bucket: MakeBucket) -> str:
     """A bucket whose key ``precious`` holds :data:`PRECIOUS`."""
-    bucket = await make_bucket()
-    await put(s3_client, bucket, "precious", PRECIOUS)
+    bucket = await make_bucket(objects={"precious": PRECIOUS})
     return bucket
 
 
