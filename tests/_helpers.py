@@ -14,6 +14,7 @@ import hashlib
 import os
 import random
 import socket
+import threading
 import uuid
 import zlib
 from collections.abc import (
@@ -26,14 +27,18 @@ from collections.abc import (
     Iterator,
     Mapping,
 )
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from aqueuepipe import TransferResult, testing
+from aqueuepipe import RetryPolicy, TransferResult, testing
 from aqueuepipe.s3 import S3Client
 
 MiB = 1024 * 1024
+
+FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.1, read_timeout=10)
+"""Retries for tests that break requests on purpose: three attempts, little backoff."""
 
 # -- the environment ----------------------------------------------------------------
 
@@ -174,6 +179,27 @@ async def collect(results: AsyncGenerator[TransferResult, None]) -> list[Transfe
     """Every result of ``copy_many(...)``, the generator closed even if one raises."""
     async with contextlib.aclosing(results) as iterator:
         return [result async for result in iterator]
+
+
+# -- FIFOs ----------------------------------------------------------------------------
+
+
+def read_fifo(fifo: Path, into: list[bytes]) -> threading.Thread:
+    """A started thread that reads ``fifo`` to its end into ``into``: a blocking
+    reader, as ``cat fifo`` is (its open waits for a writer)."""
+    return _started(lambda: into.append(fifo.read_bytes()))
+
+
+def write_fifo(fifo: Path, data: bytes) -> threading.Thread:
+    """A started thread that writes ``data`` into ``fifo`` and closes it (its open
+    waits for a reader)."""
+    return _started(lambda: fifo.write_bytes(data))
+
+
+def _started(target: Callable[[], object]) -> threading.Thread:
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread
 
 
 # -- cancelling -----------------------------------------------------------------------

@@ -129,13 +129,11 @@ async def test_second_signal_during_cleanup_does_not_cut_it_short(
 async def test_signal_mid_download_removes_the_temporary_file(
     signum: signal.Signals,
     fault_proxy: FaultProxy,
-    s3_client: S3Client,
     make_bucket: MakeBucket,
     start_command: StartCommand,
     tmp_path: Path,
 ) -> None:
-    bucket = await make_bucket()
-    await s3_client.put_object(Bucket=bucket, Key="k", Body=payload(3_000_000, seed=2))
+    bucket = await make_bucket(objects={"k": payload(3_000_000, seed=2)})
     target_dir = tmp_path / "down"
     target_dir.mkdir()
     (target_dir / "out.bin").write_bytes(b"what was there before")

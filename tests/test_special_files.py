@@ -17,7 +17,6 @@ import os
 import signal
 import stat
 import sys
-import threading
 import time
 from pathlib import Path
 from types import TracebackType
@@ -29,7 +28,17 @@ from aqueuepipe import copy
 from aqueuepipe.s3 import S3Client
 
 from ._commands import EXIT_STATUS, MESSAGE, SIGNALS, StartCommand
-from ._helpers import MakeBucket, MiB, MotoServer, get, key_exists, open_uploads, payload
+from ._helpers import (
+    MakeBucket,
+    MiB,
+    MotoServer,
+    get,
+    key_exists,
+    open_uploads,
+    payload,
+    read_fifo,
+    write_fifo,
+)
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="FIFOs, and inotify to see them opened"
@@ -350,12 +359,6 @@ print(result.size, flush=True)
 """
 
 
-def _thread(target: Any) -> threading.Thread:
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    return thread
-
-
 @INOTIFY
 async def test_fifo_destination_is_written_to_a_reader_that_comes_later(
     inotify: str, endpoint: str, make_bucket: MakeBucket, tmp_path: Path
@@ -365,11 +368,6 @@ async def test_fifo_destination_is_written_to_a_reader_that_comes_later(
     fifo = tmp_path / "out"
     os.mkfifo(fifo)
     received: list[bytes] = []
-
-    def read() -> None:  # a blocking reader, as `cat fifo` is
-        with fifo.open("rb") as pipe:
-            received.append(pipe.read())
-
     async with OpenWatch(fifo) as watch:
         script = await Script.start(
             COPY, f"s3://{bucket}/k", str(fifo), inotify, endpoint_url=endpoint
@@ -377,7 +375,7 @@ async def test_fifo_destination_is_written_to_a_reader_that_comes_later(
         try:
             if inotify == "inotify=on":
                 await watch.wait()  # the copy holds the write end and waits
-            reader = _thread(read)
+            reader = read_fifo(fifo, received)
             status, out, err, _ = await script.finish()
         finally:
             await script.kill()
@@ -394,10 +392,6 @@ async def test_fifo_source_is_read_from_a_writer_that_comes_later(
     fifo = tmp_path / "in"
     os.mkfifo(fifo)
 
-    def write() -> None:
-        with fifo.open("wb") as pipe:
-            pipe.write(data)
-
     async with OpenWatch(fifo) as watch:
         script = await Script.start(
             COPY, str(fifo), f"s3://{bucket}/k", "inotify=on", endpoint_url=endpoint
@@ -405,7 +399,7 @@ async def test_fifo_source_is_read_from_a_writer_that_comes_later(
         try:
             # The copy has the FIFO open, with no writer yet: not an empty stream.
             await watch.wait()
-            writer = _thread(write)
+            writer = write_fifo(fifo, data)
             status, out, err, _ = await script.finish()
         finally:
             await script.kill()

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import stat
-import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,7 +14,18 @@ import pytest
 from aqueuepipe import TransferResult, copy, copy_many
 from aqueuepipe.s3 import S3Client
 
-from .._helpers import MakeBucket, MiB, MotoServer, collect, get, key_exists, payload, put
+from .._helpers import (
+    MakeBucket,
+    MiB,
+    MotoServer,
+    collect,
+    get,
+    key_exists,
+    payload,
+    put,
+    read_fifo,
+    write_fifo,
+)
 
 
 async def test_recursive_copy_into_its_own_prefix_copies_each_object_once(
@@ -172,16 +182,6 @@ async def test_failing_pairs_generator_lets_started_copies_report_then_raises(
     assert sorted(r.dst for r in seen if r.ok) == [f"s3://{dst}/k{i}" for i in range(3)]
 
 
-def _read_fifo(path: Path, into: list[bytes]) -> threading.Thread:
-    def run() -> None:
-        with path.open("rb") as fifo:
-            into.append(fifo.read())
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
-
-
 async def test_fifo_destination_is_written_in_place(
     moto_server: MotoServer, make_bucket: MakeBucket, tmp_path: Path
 ) -> None:
@@ -190,7 +190,7 @@ async def test_fifo_destination_is_written_in_place(
     fifo = tmp_path / "out"
     os.mkfifo(fifo)
     received: list[bytes] = []
-    reader = _read_fifo(fifo, received)
+    reader = read_fifo(fifo, received)
     result = await copy(f"s3://{bucket}/k", str(fifo), endpoint_url=moto_server.endpoint_url)
     await asyncio.to_thread(reader.join, 30)
     assert result.ok and received == [data]
@@ -206,12 +206,7 @@ async def test_fifo_source_is_read_as_a_stream(
     fifo = tmp_path / "in"
     os.mkfifo(fifo)
 
-    def write() -> None:
-        with fifo.open("wb") as pipe:
-            pipe.write(data)
-
-    writer = threading.Thread(target=write, daemon=True)
-    writer.start()
+    writer = write_fifo(fifo, data)
     result = await copy(str(fifo), f"s3://{bucket}/k", endpoint_url=moto_server.endpoint_url)
     await asyncio.to_thread(writer.join, 30)
     assert result.size == len(data) and result.parts == 2

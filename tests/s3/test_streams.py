@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import os
-import subprocess
-import sys
 import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -31,6 +28,7 @@ from aqueuepipe import (
 from aqueuepipe.s3 import S3Client
 
 from .._helpers import (
+    FAST,
     MakeBucket,
     MiB,
     MotoServer,
@@ -45,8 +43,6 @@ from .._helpers import (
 from .._memory import measure_growth
 from .._sync import run_ready
 from ..faultproxy import FaultProxy, Match
-
-FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.1, read_timeout=10)
 
 
 class Reader:
@@ -131,16 +127,9 @@ async def test_80mib_generator_under_30mb_stays_within_the_budget(
     assert hashlib.md5(await get(s3_client, bucket, "k")).digest() == hashlib.md5(data).digest()
 
 
-_STREAM_MEMORY_PROBE = r"""
-import asyncio, hashlib, json, os, sys
+_STREAM_MEMORY_PROBE = """
+import os
 from aqueuepipe import copy
-
-def status(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(field)
 
 block = os.urandom(64 * 1024)
 
@@ -148,16 +137,12 @@ async def chunks(count):
     for _ in range(count):
         yield block  # 64 KiB at a time, length unknown to the copy
 
-async def main():
+async def warm_up():
     await copy(chunks(1), sys.argv[1] + "-warm", limit=30_000_000)
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # reset VmHWM, the peak RSS, to the current RSS
-    baseline = status("VmRSS")
-    result = await copy(chunks(80 * 16), sys.argv[1], limit=30_000_000)
-    print(json.dumps({"baseline": baseline, "peak": status("VmHWM"), "size": result.size,
-                      "parts": result.parts}))
 
-asyncio.run(main())
+async def workload():
+    result = await copy(chunks(80 * 16), sys.argv[1], limit=30_000_000)
+    return [result.size, result.parts]
 """
 
 
@@ -168,17 +153,14 @@ async def test_80mib_stream_peak_process_memory_within_limit_plus_20mb(
     """Measured in a fresh subprocess: peak RSS (VmHWM, reset just before the copy)
     less the RSS before it, for an 80 MiB async generator under a 30 MB limit."""
     bucket = await make_bucket()
-    out = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-c", _STREAM_MEMORY_PROBE, f"s3://{bucket}/stream"],
-        capture_output=True,
-        check=True,
+    measured = await measure_growth(
+        _STREAM_MEMORY_PROBE,
+        f"s3://{bucket}/stream",
+        env={"AWS_ENDPOINT_URL": moto_server.endpoint_url},
         timeout=120,
-        env={**os.environ, "AWS_ENDPOINT_URL": moto_server.endpoint_url},
     )
-    report = json.loads(out.stdout)
-    assert (report["size"], report["parts"]) == (80 * MiB, 10)
-    assert report["peak"] - report["baseline"] <= 30_000_000 + 20_000_000, report
+    assert measured.report == [80 * MiB, 10]
+    assert measured.growth <= 30_000_000 + 20_000_000, measured
 
 
 async def test_failing_producer_aborts_the_upload_with_its_error(
