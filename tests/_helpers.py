@@ -42,12 +42,9 @@ FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.1, read_timeout=10)
 
 # -- the environment ----------------------------------------------------------------
 
-FAKE_CREDENTIALS: Mapping[str, str] = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
-"""What os.environ holds for AWS during the tests (every other AWS_* is removed)."""
+FAKE_CREDENTIALS: Mapping[str, str] = testing.FAKE_CREDENTIALS
+"""What os.environ holds for AWS during the tests (every other AWS_* is removed): the
+credentials aqueuepipe.testing gives its users' tests."""
 
 ISOLATION: Mapping[str, str] = {
     "AWS_CONFIG_FILE": os.devnull,
