@@ -14,6 +14,7 @@ import hashlib
 import os
 import random
 import socket
+import threading
 import uuid
 import zlib
 from collections.abc import (
@@ -26,23 +27,24 @@ from collections.abc import (
     Iterator,
     Mapping,
 )
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from aqueuepipe import TransferResult, testing
+from aqueuepipe import RetryPolicy, TransferResult, testing
 from aqueuepipe.s3 import S3Client
 
 MiB = 1024 * 1024
 
+FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.1, read_timeout=10)
+"""Retries for tests that break requests on purpose: three attempts, little backoff."""
+
 # -- the environment ----------------------------------------------------------------
 
-FAKE_CREDENTIALS: Mapping[str, str] = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
-"""What os.environ holds for AWS during the tests (every other AWS_* is removed)."""
+FAKE_CREDENTIALS: Mapping[str, str] = testing.FAKE_CREDENTIALS
+"""What os.environ holds for AWS during the tests (every other AWS_* is removed): the
+credentials aqueuepipe.testing gives its users' tests."""
 
 ISOLATION: Mapping[str, str] = {
     "AWS_CONFIG_FILE": os.devnull,
@@ -92,7 +94,8 @@ def start_moto_server(
 # -- buckets and objects --------------------------------------------------------------
 
 MakeBucket = Callable[..., Awaitable[str]]
-"""The ``make_bucket`` fixture: ``await make_bucket(client=..., prefix=...)`` -> a new name."""
+"""The ``make_bucket`` fixture: ``await make_bucket(client=..., prefix=..., objects=...)`` -> a
+new name, holding ``objects`` ({key: data}) if given."""
 
 
 def bucket_name(prefix: str = "test") -> str:
@@ -175,6 +178,27 @@ async def collect(results: AsyncGenerator[TransferResult, None]) -> list[Transfe
         return [result async for result in iterator]
 
 
+# -- FIFOs ----------------------------------------------------------------------------
+
+
+def read_fifo(fifo: Path, into: list[bytes]) -> threading.Thread:
+    """A started thread that reads ``fifo`` to its end into ``into``: a blocking
+    reader, as ``cat fifo`` is (its open waits for a writer)."""
+    return _started(lambda: into.append(fifo.read_bytes()))
+
+
+def write_fifo(fifo: Path, data: bytes) -> threading.Thread:
+    """A started thread that writes ``data`` into ``fifo`` and closes it (its open
+    waits for a reader)."""
+    return _started(lambda: fifo.write_bytes(data))
+
+
+def _started(target: Callable[[], object]) -> threading.Thread:
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread
+
+
 # -- cancelling -----------------------------------------------------------------------
 
 
@@ -189,10 +213,15 @@ def progress_event() -> tuple[asyncio.Event, Callable[[str, str, int, int | None
     return event, on_progress
 
 
+async def cancel_and_check(task: asyncio.Future[Any]) -> None:
+    """Cancel ``task`` and check that it ends cancelled (neither finished nor failed)."""
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
 async def cancel_once(started: asyncio.Event, run: Coroutine[Any, Any, object]) -> None:
     """Run ``run`` in a task, cancel it once ``started`` is set, and check it ends cancelled."""
     task = asyncio.create_task(run)
     await started.wait()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await cancel_and_check(task)

@@ -12,6 +12,7 @@ modules that still do so.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
@@ -21,6 +22,7 @@ import pytest_asyncio
 
 from aqueuepipe.s3 import S3Client, create_client
 
+from ._commands import Command, StartCommand
 from ._helpers import (
     FAKE_CREDENTIALS,
     ISOLATION,
@@ -116,12 +118,21 @@ async def make_bucket(s3_client: S3Client) -> MakeBucket:
     """``await make_bucket()`` creates a bucket with a fresh name and returns the name.
 
     ``make_bucket(client=s3_client_b)`` creates it on another server; ``prefix=``
-    sets the start of the name (a uuid follows, so tests never share a bucket).
+    sets the start of the name (a uuid follows, so tests never share a bucket);
+    ``objects={key: data}`` puts those objects in it.
     """
 
-    async def make(*, client: S3Client | None = None, prefix: str = "test") -> str:
+    async def make(
+        *,
+        client: S3Client | None = None,
+        prefix: str = "test",
+        objects: Mapping[str, bytes] | None = None,
+    ) -> str:
         name = bucket_name(prefix)
-        await (client or s3_client).create_bucket(Bucket=name)
+        client = client or s3_client
+        await client.create_bucket(Bucket=name)
+        for key, data in (objects or {}).items():
+            await client.put_object(Bucket=name, Key=key, Body=data)
         return name
 
     return make
@@ -136,6 +147,25 @@ def endpoint(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> str:
     """
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint_url)
     return moto_server.endpoint_url
+
+
+@pytest.fixture
+async def start_command() -> AsyncIterator[StartCommand]:
+    """``await start_command(*args, endpoint_url=...)`` starts ``aqueuepipe ARGS`` as a
+    :class:`~tests._commands.Command`; one still running at the end of the test is killed."""
+    started: list[Command] = []
+
+    async def start(
+        *args: str, endpoint_url: str, stdin: int = asyncio.subprocess.DEVNULL
+    ) -> Command:
+        command = await Command.start(*args, endpoint_url=endpoint_url, stdin=stdin)
+        started.append(command)
+        return command
+
+    yield start
+    for command in started:
+        command.kill()
+        await command.process.wait()
 
 
 @pytest.fixture(scope="session")

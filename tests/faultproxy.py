@@ -77,7 +77,9 @@ except (ImportError, AttributeError):  # pragma: no cover - platform dependent
     _TIOCOUTQ = None
 
 __all__ = [
+    "GETS",
     "MAX_STALL_SECONDS",
+    "UPLOADS",
     "DelayBody",
     "DropChecksums",
     "Exchange",
@@ -440,6 +442,12 @@ class Match:
 
 MatchLike = Match | str | None
 """A :class:`Match`, an operation name (``"UploadPart"``), or None for every request."""
+
+
+GETS: Final = Match(operation="GetObject")
+"""Every GetObject request."""
+UPLOADS: Final = Match(operation=("PutObject", "UploadPart"))
+"""Every request that carries object bytes to the server: PutObject and UploadPart."""
 
 
 def _as_match(match: MatchLike) -> Match:

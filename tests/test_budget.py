@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from aqueuepipe import ByteBudget
 
+from ._helpers import cancel_and_check
 from ._sync import run_ready
 
 
@@ -107,9 +108,7 @@ async def test_try_acquire_is_false_while_a_cancelled_waiter_is_still_queued_ahe
     first = asyncio.create_task(budget.acquire(50))
     second = asyncio.create_task(budget.acquire(20))
     await run_ready()
-    first.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await first
+    await cancel_and_check(first)
     # The cancelled request is gone, but the second still waits (90 + 20 > 100).
     assert budget.try_acquire(10) is False
     budget.release(90)
@@ -235,9 +234,7 @@ async def test_cancelled_acquire_holds_nothing_and_unblocks_later_waiters() -> N
     small = asyncio.create_task(budget.acquire(30))  # fits, but FIFO behind blocker
     await run_ready()
     assert not small.done()
-    blocker.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await blocker
+    await cancel_and_check(blocker)
     await small
     assert budget.used == 90
     assert budget.statistics().waiters == 0
@@ -283,9 +280,7 @@ async def test_reserve_releases_on_cancellation() -> None:
     task = asyncio.create_task(hold())
     await entered.wait()
     assert budget.used == 70
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await cancel_and_check(task)
     assert budget.used == 0
 
 
@@ -544,9 +539,7 @@ async def test_cancelled_growth_keeps_what_the_lease_held() -> None:
     await budget.acquire(40)  # the growth of the other would take what is kept for the head
     grow = asyncio.create_task(lease.grow())
     await run_ready()
-    grow.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await grow
+    await cancel_and_check(grow)
     assert (lease.held, budget.used, budget.kept) == (10, 60, 40)
     budget.release(40)
     head.close()

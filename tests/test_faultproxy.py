@@ -344,15 +344,24 @@ async def test_fail_cut_after_retried_by_botocore_when_attempts_allow(
 # --- Broken bodies -----------------------------------------------------------------
 
 
+async def broken_get_body(
+    fault_proxy: FaultProxy, s3_client: S3Client, bucket: str, fault: str, after_bytes: int
+) -> BaseException:
+    """The error of a 1 MiB GetObject body broken by ``fault_proxy.<fault>`` after
+    ``after_bytes``, which it checks were delivered first."""
+    await s3_client.put_object(Bucket=bucket, Key="k", Body=payload(1 * MiB))
+    getattr(fault_proxy, fault)("GetObject", after_bytes=after_bytes)
+    async with proxied(fault_proxy) as client:
+        received, error = await read_until_error(client, bucket, "k")
+    assert received == after_bytes
+    assert isinstance(error, BROKEN_BODY)
+    return error
+
+
 async def test_reset_breaks_get_body_after_exact_bytes(
     fault_proxy: FaultProxy, s3_client: S3Client, bucket: str
 ) -> None:
-    await s3_client.put_object(Bucket=bucket, Key="k", Body=payload(1 * MiB))
-    fault_proxy.reset("GetObject", after_bytes=200_000)
-    async with proxied(fault_proxy) as client:
-        received, error = await read_until_error(client, bucket, "k")
-    assert received == 200_000
-    assert isinstance(error, BROKEN_BODY)
+    error = await broken_get_body(fault_proxy, s3_client, bucket, "reset", 200_000)
     assert "ConnectionResetError" in error_text(error)
     (exchange,) = fault_proxy.log
     assert (exchange.status, exchange.response_bytes) == (200, 200_000)
@@ -362,12 +371,7 @@ async def test_reset_breaks_get_body_after_exact_bytes(
 async def test_truncate_gives_short_get_body(
     fault_proxy: FaultProxy, s3_client: S3Client, bucket: str
 ) -> None:
-    await s3_client.put_object(Bucket=bucket, Key="k", Body=payload(1 * MiB))
-    fault_proxy.truncate("GetObject", after_bytes=300_000)
-    async with proxied(fault_proxy) as client:
-        received, error = await read_until_error(client, bucket, "k")
-    assert received == 300_000
-    assert isinstance(error, BROKEN_BODY)
+    error = await broken_get_body(fault_proxy, s3_client, bucket, "truncate", 300_000)
     assert "Not enough data" in error_text(error)
     assert "ConnectionResetError" not in error_text(error)
 

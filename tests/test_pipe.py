@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from aqueuepipe import AsyncPipe, ByteBudget, PipeAbortedError, PipeClosedError, PipeError
 
+from ._helpers import cancel_and_check
 from ._sync import run_ready
 
 
@@ -467,9 +468,7 @@ async def test_cancelled_write_leaves_budget_consistent_and_others_proceed() -> 
     behind = asyncio.create_task(b.write(b"b" * 2))  # fits, but FIFO behind
     await run_ready()
     assert not behind.done()
-    blocked.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await blocked
+    await cancel_and_check(blocked)
     await behind
     assert budget.used == 10
     assert a.buffered == 8
@@ -482,9 +481,7 @@ async def test_cancelled_read_consumes_nothing() -> None:
     pipe = AsyncPipe(limit=10)
     reader = asyncio.create_task(pipe.read(5))
     await run_ready()
-    reader.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await reader
+    await cancel_and_check(reader)
     await pipe.write(b"hello")
     assert await pipe.read(5) == b"hello"
     assert pipe.budget.used == 0
@@ -496,9 +493,7 @@ async def test_cancelled_write_while_pipe_has_own_limit_and_shared_budget() -> N
     await pipe.write(b"x" * 10)
     blocked = asyncio.create_task(pipe.write(b"y" * 5))
     await run_ready()
-    blocked.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await blocked
+    await cancel_and_check(blocked)
     assert shared.used == 10
     assert pipe.buffered == 10
 
@@ -565,9 +560,7 @@ async def test_async_with_cancellation_releases_every_byte() -> None:
     task = asyncio.create_task(run())
     await written.wait()
     assert budget.used == 50
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await cancel_and_check(task)
     assert budget.used == 0
 
 
@@ -674,27 +667,30 @@ async def _run_schedule(
     assert budget.peak <= limit
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    limit=st.integers(min_value=1, max_value=64),
-    write_sizes=st.lists(st.integers(min_value=0, max_value=200), min_size=1, max_size=30),
-    read_sizes=st.lists(st.integers(min_value=1, max_value=100), min_size=1, max_size=10),
-    seed=st.integers(min_value=0, max_value=2**32),
-)
-def test_invariant_single_pipe_random_schedule(
-    limit: int, write_sizes: list[int], read_sizes: list[int], seed: int
-) -> None:
-    asyncio.run(_run_schedule(1, limit, write_sizes, read_sizes, seed))
+def _random_schedules(
+    pipes: int, *, most_limit: int, most_write: int, most_writes: int, examples: int
+) -> Callable[..., None]:
+    """A property test: ``pipes`` pipes share one budget of 1 to ``most_limit`` bytes and
+    carry up to ``most_writes`` writes of up to ``most_write`` bytes each, in random order."""
+
+    @settings(max_examples=examples, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        limit=st.integers(min_value=1, max_value=most_limit),
+        write_sizes=st.lists(
+            st.integers(min_value=0, max_value=most_write), min_size=1, max_size=most_writes
+        ),
+        read_sizes=st.lists(st.integers(min_value=1, max_value=100), min_size=1, max_size=10),
+        seed=st.integers(min_value=0, max_value=2**32),
+    )
+    def test(limit: int, write_sizes: list[int], read_sizes: list[int], seed: int) -> None:
+        asyncio.run(_run_schedule(pipes, limit, write_sizes, read_sizes, seed))
+
+    return test
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    limit=st.integers(min_value=1, max_value=256),
-    write_sizes=st.lists(st.integers(min_value=0, max_value=300), min_size=1, max_size=20),
-    read_sizes=st.lists(st.integers(min_value=1, max_value=100), min_size=1, max_size=10),
-    seed=st.integers(min_value=0, max_value=2**32),
+test_invariant_single_pipe_random_schedule = _random_schedules(
+    1, most_limit=64, most_write=200, most_writes=30, examples=60
 )
-def test_invariant_eight_pipes_share_one_budget(
-    limit: int, write_sizes: list[int], read_sizes: list[int], seed: int
-) -> None:
-    asyncio.run(_run_schedule(8, limit, write_sizes, read_sizes, seed))
+test_invariant_eight_pipes_share_one_budget = _random_schedules(
+    8, most_limit=256, most_write=300, most_writes=20, examples=40
+)

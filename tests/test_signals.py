@@ -14,15 +14,15 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from aqueuepipe.s3 import S3Client
 
-from ._helpers import MakeBucket, MiB, key_exists, open_uploads, payload
+from ._commands import EXIT_STATUS, MESSAGE, SIGNALS, StartCommand
+from ._helpers import MakeBucket, MiB, get, key_exists, open_uploads, payload
 from .faultproxy import MAX_STALL_SECONDS, Exchange, FaultProxy, Match
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
@@ -30,12 +30,7 @@ pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
 # Long enough that the copy is still held when the signal arrives; the proxy
 # lets go of held requests when it closes at the end of the test.
 HOLD_SECONDS = MAX_STALL_SECONDS
-EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}
-MESSAGE = {signal.SIGINT: "aqueuepipe: interrupted\n", signal.SIGTERM: "aqueuepipe: terminated\n"}
-SIGNALS = pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["INT", "TERM"])
 TEMP_GLOB = ".*.aqueuepipe-part"
-# Variables that would make rich draw progress bars or colours into the pipes.
-_TERMINAL_VARIABLES = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "CLICOLOR_FORCE")
 
 
 def arrival(operation: str) -> tuple[Match, asyncio.Event]:
@@ -49,67 +44,21 @@ def arrival(operation: str) -> tuple[Match, asyncio.Event]:
     return Match(operation=operation, where=seen), arrived
 
 
-class Command:
-    """``aqueuepipe ARGS`` in a subprocess whose S3 endpoint is ``endpoint_url``."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-        self.stdout = ""
-        self.stderr = ""
-
-    @classmethod
-    async def start(
-        cls, *args: str, endpoint_url: str, stdin: int = asyncio.subprocess.DEVNULL
-    ) -> Command:
-        env = {k: v for k, v in os.environ.items() if k not in _TERMINAL_VARIABLES}
-        env.pop("PYTHONASYNCIODEBUG", None)  # its log would be in the output compared
-        env["AWS_ENDPOINT_URL"] = endpoint_url
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "aqueuepipe",
-            *args,
-            env=env,
-            stdin=stdin,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        return cls(process)
-
-    async def wait_for(self, arrived: asyncio.Event) -> None:
-        """Wait until ``arrived`` is set; fail with the command's output if it exits first."""
-        waiting = asyncio.ensure_future(arrived.wait())
-        exiting = asyncio.ensure_future(self.process.wait())
-        try:
-            async with asyncio.timeout(60):
-                await asyncio.wait((waiting, exiting), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waiting.cancel()
-            exiting.cancel()
-        if not arrived.is_set():
-            await self.finish()
-            pytest.fail(f"the command ended first ({self.process.returncode}): {self.stderr}")
-
-    async def finish(self) -> int:
-        async with asyncio.timeout(60):
-            out, err = await self.process.communicate()
-        self.stdout, self.stderr = out.decode(), err.decode()
-        assert self.process.returncode is not None
-        return self.process.returncode
-
-    def kill(self) -> None:
-        if self.process.returncode is None:
-            self.process.kill()
+def hold(
+    proxy: FaultProxy, operation: str, seconds: float = HOLD_SECONDS, **how: Any
+) -> asyncio.Event:
+    """Have ``proxy`` stall every ``operation`` request for ``seconds`` (``how``: more
+    :meth:`~tests.faultproxy.FaultProxy.stall` keywords); an event set when one arrives."""
+    match, arrived = arrival(operation)
+    proxy.stall(match, seconds=seconds, **how)
+    return arrived
 
 
-@pytest.fixture
-async def commands() -> AsyncIterator[list[Command]]:
-    """Commands started by a test; killed at its end if still running."""
-    started: list[Command] = []
-    yield started
-    for command in started:
-        command.kill()
-        await command.process.wait()
+def big_file(directory: Path, size: int, seed: int) -> Path:
+    """``directory/big.bin`` holding ``size`` bytes of payload ``seed``."""
+    source = directory / "big.bin"
+    source.write_bytes(payload(size, seed=seed))
+    return source
 
 
 @SIGNALS
@@ -118,18 +67,15 @@ async def test_signal_mid_upload_aborts_the_multipart_upload(
     fault_proxy: FaultProxy,
     s3_client: S3Client,
     make_bucket: MakeBucket,
-    commands: list[Command],
+    start_command: StartCommand,
     tmp_path: Path,
 ) -> None:
     bucket = await make_bucket()
-    source = tmp_path / "big.bin"
-    source.write_bytes(payload(24 * MiB, seed=1))  # three 8 MiB parts
-    parts, arrived = arrival("UploadPart")
-    fault_proxy.stall(parts, seconds=HOLD_SECONDS, times=None)
-    command = await Command.start(
+    source = big_file(tmp_path, 24 * MiB, seed=1)  # three 8 MiB parts
+    arrived = hold(fault_proxy, "UploadPart", times=None)
+    command = await start_command(
         "cp", str(source), f"s3://{bucket}/big.bin", endpoint_url=fault_proxy.endpoint_url
     )
-    commands.append(command)
     await command.wait_for(arrived)
     under_way = await open_uploads(s3_client, bucket)
     assert [upload["Key"] for upload in under_way] == ["big.bin"]
@@ -156,22 +102,18 @@ async def test_second_signal_during_cleanup_does_not_cut_it_short(
     fault_proxy: FaultProxy,
     s3_client: S3Client,
     make_bucket: MakeBucket,
-    commands: list[Command],
+    start_command: StartCommand,
     tmp_path: Path,
 ) -> None:
     bucket = await make_bucket()
-    source = tmp_path / "big.bin"
-    source.write_bytes(payload(9 * MiB, seed=5))
-    parts, part_arrived = arrival("UploadPart")
-    fault_proxy.stall(parts, seconds=HOLD_SECONDS, times=None)
+    source = big_file(tmp_path, 9 * MiB, seed=5)
+    part_arrived = hold(fault_proxy, "UploadPart", times=None)
     # The abort is held a moment, then reaches the server: the second signal
     # comes while the cleanup waits for it.
-    abort, abort_arrived = arrival("AbortMultipartUpload")
-    fault_proxy.stall(abort, seconds=2, forward=True)
-    command = await Command.start(
+    abort_arrived = hold(fault_proxy, "AbortMultipartUpload", seconds=2, forward=True)
+    command = await start_command(
         "cp", str(source), f"s3://{bucket}/big.bin", endpoint_url=fault_proxy.endpoint_url
     )
-    commands.append(command)
     await command.wait_for(part_arrived)
     command.process.send_signal(first)
     await command.wait_for(abort_arrived)
@@ -187,25 +129,22 @@ async def test_second_signal_during_cleanup_does_not_cut_it_short(
 async def test_signal_mid_download_removes_the_temporary_file(
     signum: signal.Signals,
     fault_proxy: FaultProxy,
-    s3_client: S3Client,
     make_bucket: MakeBucket,
-    commands: list[Command],
+    start_command: StartCommand,
     tmp_path: Path,
 ) -> None:
-    bucket = await make_bucket()
-    await s3_client.put_object(Bucket=bucket, Key="k", Body=payload(3_000_000, seed=2))
+    bucket = await make_bucket(objects={"k": payload(3_000_000, seed=2)})
     target_dir = tmp_path / "down"
     target_dir.mkdir()
     (target_dir / "out.bin").write_bytes(b"what was there before")
     body, arrived = arrival("GetObject")
     fault_proxy.delay_body(body, seconds=HOLD_SECONDS, after_bytes=1_000_000, times=None)
-    command = await Command.start(
+    command = await start_command(
         "cp",
         f"s3://{bucket}/k",
         str(target_dir / "out.bin"),
         endpoint_url=fault_proxy.endpoint_url,
     )
-    commands.append(command)
     await command.wait_for(arrived)
     # The temporary file is made before the object is asked for.
     assert len(list(target_dir.glob(TEMP_GLOB))) == 1
@@ -222,22 +161,19 @@ async def test_sigterm_mid_upload_from_standard_input_aborts_the_upload(
     fault_proxy: FaultProxy,
     s3_client: S3Client,
     make_bucket: MakeBucket,
-    commands: list[Command],
-    tmp_path: Path,
+    start_command: StartCommand,
 ) -> None:
     # Standard input stays open and idle: the read of it that is in progress
     # must not keep the command from exiting.
     bucket = await make_bucket()
-    parts, arrived = arrival("UploadPart")
-    fault_proxy.stall(parts, seconds=HOLD_SECONDS, times=None)
-    command = await Command.start(
+    arrived = hold(fault_proxy, "UploadPart", times=None)
+    command = await start_command(
         "cp",
         "-",
         f"s3://{bucket}/from-stdin",
         endpoint_url=fault_proxy.endpoint_url,
         stdin=asyncio.subprocess.PIPE,
     )
-    commands.append(command)
     stdin = command.process.stdin
     assert stdin is not None
     stdin.write(payload(9 * MiB, seed=3))  # more than one part
@@ -256,7 +192,7 @@ async def test_sigint_during_complete_reports_the_object_written(
     fault_proxy: FaultProxy,
     s3_client: S3Client,
     make_bucket: MakeBucket,
-    commands: list[Command],
+    start_command: StartCommand,
     tmp_path: Path,
 ) -> None:
     # The proxy holds CompleteMultipartUpload, the signal arrives, and then the
@@ -264,22 +200,16 @@ async def test_sigint_during_complete_reports_the_object_written(
     # the request to its end and reports the copy done: the command must not
     # say "interrupted", nor abort the completed upload.
     bucket = await make_bucket()
-    source = tmp_path / "big.bin"
-    data = payload(9 * MiB, seed=4)
-    source.write_bytes(data)
-    complete, arrived = arrival("CompleteMultipartUpload")
-    fault_proxy.stall(complete, seconds=3, forward=True)
-    command = await Command.start(
+    source = big_file(tmp_path, 9 * MiB, seed=4)
+    arrived = hold(fault_proxy, "CompleteMultipartUpload", seconds=3, forward=True)
+    command = await start_command(
         "cp", str(source), f"s3://{bucket}/big.bin", endpoint_url=fault_proxy.endpoint_url
     )
-    commands.append(command)
     await command.wait_for(arrived)
 
     command.process.send_signal(signal.SIGINT)
 
     returncode = await command.finish()
-    body = await s3_client.get_object(Bucket=bucket, Key="big.bin")
-    async with body["Body"] as stream:
-        assert await stream.read() == data
+    assert await get(s3_client, bucket, "big.bin") == source.read_bytes()
     assert "interrupted" not in command.stderr
     assert returncode == 0

@@ -17,7 +17,6 @@ import os
 import signal
 import stat
 import sys
-import threading
 import time
 from pathlib import Path
 from types import TracebackType
@@ -28,8 +27,18 @@ import pytest
 from aqueuepipe import copy
 from aqueuepipe.s3 import S3Client
 
-from ._helpers import MakeBucket, MiB, MotoServer, get, key_exists, open_uploads, payload, put
-from .test_signals import EXIT_STATUS, MESSAGE, SIGNALS, Command
+from ._commands import EXIT_STATUS, MESSAGE, SIGNALS, StartCommand
+from ._helpers import (
+    MakeBucket,
+    MiB,
+    MotoServer,
+    get,
+    key_exists,
+    open_uploads,
+    payload,
+    read_fifo,
+    write_fifo,
+)
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="FIFOs, and inotify to see them opened"
@@ -168,10 +177,9 @@ async def test_wait_for_a_fifo_source_without_writer_returns(
 
 @INOTIFY
 async def test_wait_for_a_fifo_destination_without_reader_returns(
-    inotify: str, endpoint: str, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+    inotify: str, endpoint: str, make_bucket: MakeBucket, tmp_path: Path
 ) -> None:
-    bucket = await make_bucket()
-    await put(s3_client, bucket, "k", payload(64 * 1024, seed=1))
+    bucket = await make_bucket(objects={"k": payload(64 * 1024, seed=1)})
     fifo = tmp_path / "out"
     os.mkfifo(fifo)
     status, out, err, seconds = await run_script(
@@ -183,33 +191,22 @@ async def test_wait_for_a_fifo_destination_without_reader_returns(
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
-@pytest.fixture
-async def commands() -> Any:
-    """Commands started by a test; killed at its end if still running."""
-    started: list[Command] = []
-    yield started
-    for command in started:
-        command.kill()
-        await command.process.wait()
-
-
 @SIGNALS
 async def test_signal_while_a_fifo_source_has_no_writer_ends_the_command(
     signum: signal.Signals,
     moto_server: MotoServer,
     s3_client: S3Client,
     make_bucket: MakeBucket,
-    commands: list[Command],
+    start_command: StartCommand,
     tmp_path: Path,
 ) -> None:
     bucket = await make_bucket()
     fifo = tmp_path / "in"
     os.mkfifo(fifo)
     async with OpenWatch(fifo) as watch:
-        command = await Command.start(
+        command = await start_command(
             "cp", str(fifo), f"s3://{bucket}/k", endpoint_url=moto_server.endpoint_url
         )
-        commands.append(command)
         await command.wait_for(watch.opened)  # it waits for a writer now
 
         command.process.send_signal(signum)
@@ -226,20 +223,17 @@ async def test_signal_while_a_fifo_source_has_no_writer_ends_the_command(
 async def test_signal_while_a_fifo_destination_has_no_reader_ends_the_command(
     signum: signal.Signals,
     moto_server: MotoServer,
-    s3_client: S3Client,
     make_bucket: MakeBucket,
-    commands: list[Command],
+    start_command: StartCommand,
     tmp_path: Path,
 ) -> None:
-    bucket = await make_bucket()
-    await put(s3_client, bucket, "k", payload(3 * MiB, seed=2))
+    bucket = await make_bucket(objects={"k": payload(3 * MiB, seed=2)})
     fifo = tmp_path / "out"
     os.mkfifo(fifo)
     async with OpenWatch(fifo) as watch:
-        command = await Command.start(
+        command = await start_command(
             "cp", f"s3://{bucket}/k", str(fifo), endpoint_url=moto_server.endpoint_url
         )
-        commands.append(command)
         await command.wait_for(watch.opened)  # it holds the write end, waiting for a reader
 
         command.process.send_signal(signum)
@@ -313,7 +307,7 @@ def _results(out: str) -> dict[str, dict[str, Any]]:
 
 
 async def test_recursive_upload_gives_a_fifo_a_result_of_its_own(
-    endpoint: str, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+    endpoint: str, make_bucket: MakeBucket, tmp_path: Path
 ) -> None:
     bucket = await make_bucket()
     tree = _tree(tmp_path)
@@ -335,11 +329,9 @@ async def test_recursive_upload_gives_a_fifo_a_result_of_its_own(
 
 
 async def test_recursive_download_never_writes_into_a_fifo(
-    endpoint: str, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+    endpoint: str, make_bucket: MakeBucket, tmp_path: Path
 ) -> None:
-    bucket = await make_bucket()
-    await put(s3_client, bucket, "p/a.txt", b"alpha")
-    await put(s3_client, bucket, "p/pipe", b"for a regular file")
+    bucket = await make_bucket(objects={"p/a.txt": b"alpha", "p/pipe": b"for a regular file"})
     down = tmp_path / "down"
     down.mkdir()
     os.mkfifo(down / "pipe")
@@ -367,27 +359,15 @@ print(result.size, flush=True)
 """
 
 
-def _thread(target: Any) -> threading.Thread:
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    return thread
-
-
 @INOTIFY
 async def test_fifo_destination_is_written_to_a_reader_that_comes_later(
-    inotify: str, endpoint: str, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+    inotify: str, endpoint: str, make_bucket: MakeBucket, tmp_path: Path
 ) -> None:
-    bucket = await make_bucket()
     data = payload(3 * MiB, seed=3)
-    await put(s3_client, bucket, "k", data)
+    bucket = await make_bucket(objects={"k": data})
     fifo = tmp_path / "out"
     os.mkfifo(fifo)
     received: list[bytes] = []
-
-    def read() -> None:  # a blocking reader, as `cat fifo` is
-        with fifo.open("rb") as pipe:
-            received.append(pipe.read())
-
     async with OpenWatch(fifo) as watch:
         script = await Script.start(
             COPY, f"s3://{bucket}/k", str(fifo), inotify, endpoint_url=endpoint
@@ -395,7 +375,7 @@ async def test_fifo_destination_is_written_to_a_reader_that_comes_later(
         try:
             if inotify == "inotify=on":
                 await watch.wait()  # the copy holds the write end and waits
-            reader = _thread(read)
+            reader = read_fifo(fifo, received)
             status, out, err, _ = await script.finish()
         finally:
             await script.kill()
@@ -412,10 +392,6 @@ async def test_fifo_source_is_read_from_a_writer_that_comes_later(
     fifo = tmp_path / "in"
     os.mkfifo(fifo)
 
-    def write() -> None:
-        with fifo.open("wb") as pipe:
-            pipe.write(data)
-
     async with OpenWatch(fifo) as watch:
         script = await Script.start(
             COPY, str(fifo), f"s3://{bucket}/k", "inotify=on", endpoint_url=endpoint
@@ -423,7 +399,7 @@ async def test_fifo_source_is_read_from_a_writer_that_comes_later(
         try:
             # The copy has the FIFO open, with no writer yet: not an empty stream.
             await watch.wait()
-            writer = _thread(write)
+            writer = write_fifo(fifo, data)
             status, out, err, _ = await script.finish()
         finally:
             await script.kill()
@@ -433,10 +409,9 @@ async def test_fifo_source_is_read_from_a_writer_that_comes_later(
 
 
 async def test_null_device_destination_takes_the_object(
-    endpoint: str, s3_client: S3Client, make_bucket: MakeBucket
+    endpoint: str, make_bucket: MakeBucket
 ) -> None:
-    bucket = await make_bucket()
-    await put(s3_client, bucket, "k", payload(MiB, seed=5))
+    bucket = await make_bucket(objects={"k": payload(MiB, seed=5)})
     result = await copy(f"s3://{bucket}/k", "/dev/null")
     assert result.ok and result.size == MiB
 

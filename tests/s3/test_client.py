@@ -102,22 +102,27 @@ def test_resolve_endpoint_url_order(monkeypatch: pytest.MonkeyPatch) -> None:
     assert resolve_endpoint_url("https://argument:3") == "https://argument:3"
 
 
+def _resolved(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], argument: str
+) -> tuple[str | None, str | None]:
+    """``resolve_endpoint_url()`` and ``resolve_endpoint_url(argument)`` under ``env``."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return resolve_endpoint_url(), resolve_endpoint_url(argument)
+
+
 def test_resolve_endpoint_url_empty_variable_counts_as_unset(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://generic:1")
-    assert resolve_endpoint_url() == "http://generic:1"
-    assert resolve_endpoint_url("") == "http://generic:1"
+    env = {"AWS_ENDPOINT_URL_S3": "", "AWS_ENDPOINT_URL": "http://generic:1"}
+    assert _resolved(monkeypatch, env, "") == ("http://generic:1", "http://generic:1")
 
 
 def test_resolve_endpoint_url_ignore_configured_endpoint_urls(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://s3-only:2")
-    monkeypatch.setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")
-    assert resolve_endpoint_url() is None
-    assert resolve_endpoint_url("http://argument:3") == "http://argument:3"
+    env = {"AWS_ENDPOINT_URL_S3": "http://s3-only:2", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "true"}
+    assert _resolved(monkeypatch, env, "http://argument:3") == (None, "http://argument:3")
 
 
 @pytest.mark.parametrize(

@@ -40,9 +40,8 @@ from .._memory import measure_growth
 async def test_copy_small_object_between_buckets_with_hashes(
     endpoint: str, s3_client: S3Client, make_bucket: MakeBucket
 ) -> None:
-    src, dst = await make_bucket(), await make_bucket()
     data = payload(3 * MiB + 17)
-    await put(s3_client, src, "small.bin", data)
+    src, dst = await make_bucket(objects={"small.bin": data}), await make_bucket()
     result = await copy(
         f"s3://{src}/small.bin", f"s3://{dst}/copied.bin", checksums=("md5", "sha256")
     )
@@ -63,9 +62,8 @@ async def test_copy_small_object_between_buckets_with_hashes(
 async def test_copy_20mb_multipart_streams_parts(
     endpoint: str, s3_client: S3Client, make_bucket: MakeBucket
 ) -> None:
-    src, dst = await make_bucket(), await make_bucket()
     data = payload(20 * MiB, seed=1)
-    await put(s3_client, src, "big", data)
+    src, dst = await make_bucket(objects={"big": data}), await make_bucket()
     result = await copy(f"s3://{src}/big", f"s3://{dst}/big", checksums=("md5", "sha256"))
     assert result.parts == 3  # 8 + 8 + 4 MiB
     assert result.etag is not None and result.etag.strip('"').endswith("-3")
@@ -80,9 +78,8 @@ async def test_copy_50mb_under_30mb_limit_returns_every_byte_to_the_budget(
 ) -> None:
     """What the copy holds is measured from outside in the slow test below; here,
     that it drew its parts from the caller's budget and gave every byte back."""
-    src, dst = await make_bucket(), await make_bucket()
     data = payload(50 * 1000 * 1000, seed=2)
-    await put(s3_client, src, "fifty", data)
+    src, dst = await make_bucket(objects={"fifty": data}), await make_bucket()
     budget = ByteBudget(30_000_000)
     result = await copy(f"s3://{src}/fifty", f"s3://{dst}/fifty", budget=budget, server_side=False)
     assert result.ok and result.parts == 6
@@ -105,14 +102,13 @@ async def workload():
 
 @pytest.mark.slow
 async def test_copy_50mb_peak_process_memory_within_limit_plus_overhead(
-    endpoint: str, s3_client: S3Client, make_bucket: MakeBucket
+    endpoint: str, make_bucket: MakeBucket
 ) -> None:
     """50 MB streamed under a 30 MB limit, with peak memory measured: the peak RSS
     growth of a fresh process (tests/_memory.py) stays under the limit plus a fixed
     overhead (15 MB: aiohttp's socket buffers, the hashing thread, allocator slack)."""
-    src, dst = await make_bucket(), await make_bucket()
-    await put(s3_client, src, "fifty", payload(50 * 1000 * 1000, seed=3))
-    await put(s3_client, src, "fifty-warm", b"warm")
+    objects = {"fifty": payload(50 * 1000 * 1000, seed=3), "fifty-warm": b"warm"}
+    src, dst = await make_bucket(objects=objects), await make_bucket()
     limit, overhead = 30_000_000, 15_000_000
     measured = await measure_growth(_FIFTY, f"s3://{src}/fifty", f"s3://{dst}/fifty")
     assert measured.report == [50 * 1000 * 1000, 6]
@@ -197,10 +193,9 @@ async def test_copy_of_missing_key_raises_no_such_key(
 
 @pytest.mark.parametrize("size", [1 * MiB, 12 * MiB], ids=["single-put", "multipart"])
 async def test_copy_to_missing_bucket_raises_and_leaves_no_upload(
-    endpoint: str, s3_client: S3Client, make_bucket: MakeBucket, size: int
+    endpoint: str, make_bucket: MakeBucket, size: int
 ) -> None:
-    src = await make_bucket()
-    await put(s3_client, src, "obj", payload(size))
+    src = await make_bucket(objects={"obj": payload(size)})
     with pytest.raises(NoSuchBucketError) as info:
         await copy(f"s3://{src}/obj", "s3://no-such-destination-aqp/obj")
     assert info.value.bucket == "no-such-destination-aqp"
@@ -250,8 +245,7 @@ async def test_failing_source_mid_multipart_aborts_upload_never_completes(
 async def test_cancelled_multipart_copy_aborts_upload(
     endpoint: str, s3_client: S3Client, make_bucket: MakeBucket
 ) -> None:
-    src, dst = await make_bucket(), await make_bucket()
-    await put(s3_client, src, "obj", payload(20 * MiB))
+    src, dst = await make_bucket(objects={"obj": payload(20 * MiB)}), await make_bucket()
     first_part_sent, on_progress = progress_event()
     await cancel_once(
         first_part_sent,
@@ -305,10 +299,9 @@ async def test_download_of_missing_key_creates_no_file(
 
 
 async def test_cancelled_download_leaves_no_partial_file(
-    endpoint: str, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+    endpoint: str, make_bucket: MakeBucket, tmp_path: Path
 ) -> None:
-    bucket = await make_bucket()
-    await put(s3_client, bucket, "obj", payload(16 * MiB))
+    bucket = await make_bucket(objects={"obj": payload(16 * MiB)})
     started, on_progress = progress_event()
     await cancel_once(
         started,
@@ -335,9 +328,8 @@ async def test_cancelled_download_leaves_no_partial_file(
 async def test_copy_edge_sizes(
     endpoint: str, s3_client: S3Client, make_bucket: MakeBucket, size: int, parts: int
 ) -> None:
-    src, dst = await make_bucket(), await make_bucket()
     data = payload(size, seed=size)
-    await put(s3_client, src, "obj", data)
+    src, dst = await make_bucket(objects={"obj": data}), await make_bucket()
     result = await copy(
         f"s3://{src}/obj", f"s3://{dst}/obj", part_size=5 * MiB, checksums=("sha256",)
     )
@@ -375,9 +367,8 @@ async def test_copy_with_s3_checksum_algorithm_reads_back_equal(
     checksum_when: Any,
     size: int,
 ) -> None:
-    src, dst = await make_bucket(), await make_bucket()
     data = payload(size, seed=11)
-    await put(s3_client, src, "obj", data)
+    src, dst = await make_bucket(objects={"obj": data}), await make_bucket()
     result = await copy(
         f"s3://{src}/obj",
         f"s3://{dst}/obj",
@@ -408,9 +399,8 @@ def base64_sha256(data: bytes) -> str:
 async def test_copy_100mb_reports_throughput(
     endpoint: str, s3_client: S3Client, make_bucket: MakeBucket
 ) -> None:
-    src, dst = await make_bucket(), await make_bucket()
     data = payload(100 * MiB, seed=13)
-    await put(s3_client, src, "hundred", data)
+    src, dst = await make_bucket(objects={"hundred": data}), await make_bucket()
     del data
     result: TransferResult = await copy(
         f"s3://{src}/hundred",

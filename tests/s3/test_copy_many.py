@@ -15,7 +15,17 @@ import pytest
 from aqueuepipe import ByteBudget, NoSuchBucketError, NoSuchKeyError, TransferResult, copy_many
 from aqueuepipe.s3 import S3Client
 
-from .._helpers import MakeBucket, MiB, collect, get, key_exists, open_uploads, payload, put
+from .._helpers import (
+    MakeBucket,
+    MiB,
+    cancel_and_check,
+    collect,
+    get,
+    key_exists,
+    open_uploads,
+    payload,
+    put,
+)
 from .._memory import measure_growth
 
 
@@ -98,15 +108,13 @@ async def workload():
 
 @pytest.mark.slow
 async def test_sixteen_100mb_copies_share_a_30mb_budget(
-    endpoint: str, s3_client: S3Client, make_bucket: MakeBucket
+    endpoint: str, make_bucket: MakeBucket
 ) -> None:
     """1.6 GB copied 16 at a time under a 30 MB limit: the peak RSS growth of a
     fresh process (tests/_memory.py) stays within 55 MB (45-48 MiB measured; each
     open response holds up to ~1 MiB outside the budget, see test_memory.py)."""
-    src, dst = await make_bucket(), await make_bucket()
     data = payload(100 * MiB, seed=16)
-    await put(s3_client, src, "big", data)
-    await put(s3_client, src, "big-warm", b"warm")
+    src, dst = await make_bucket(objects={"big": data, "big-warm": b"warm"}), await make_bucket()
     measured = await measure_growth(_SIXTEEN_COPIES, f"s3://{src}/big", f"s3://{dst}/copy")
     assert measured.report == [[hashlib.sha256(data).hexdigest(), 13]] * 16
     print(f"peak RSS growth {measured.mib:.1f} MiB")  # for the record (pytest -s)
@@ -141,11 +149,8 @@ async def test_broken_pairs_are_reported_and_do_not_stop_the_others(
     assert await open_uploads(s3_client, dst) == []
 
 
-async def test_async_iterable_of_pairs(
-    endpoint: str, s3_client: S3Client, make_bucket: MakeBucket
-) -> None:
-    src, dst = await make_bucket(), await make_bucket()
-    await put(s3_client, src, "a", b"alpha")
+async def test_async_iterable_of_pairs(endpoint: str, make_bucket: MakeBucket) -> None:
+    src, dst = await make_bucket(objects={"a": b"alpha"}), await make_bucket()
 
     async def pairs() -> AsyncIterator[tuple[str, str]]:
         for i in range(3):
@@ -200,8 +205,7 @@ async def test_generator_of_many_tiny_pairs_is_consumed_lazily(
 async def test_cancelling_a_batch_releases_budget_and_aborts_uploads(
     endpoint: str, s3_client: S3Client, make_bucket: MakeBucket
 ) -> None:
-    src, dst = await make_bucket(), await make_bucket()
-    await put(s3_client, src, "big", payload(20 * MiB, seed=3))
+    src, dst = await make_bucket(objects={"big": payload(20 * MiB, seed=3)}), await make_bucket()
     budget = ByteBudget(24 * MiB)
     parts_sent = asyncio.Event()
 
@@ -223,9 +227,7 @@ async def test_cancelling_a_batch_releases_budget_and_aborts_uploads(
 
     task = asyncio.create_task(run())
     await parts_sent.wait()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await cancel_and_check(task)
     assert budget.used == 0
     assert await open_uploads(s3_client, dst) == []
 
@@ -233,9 +235,8 @@ async def test_cancelling_a_batch_releases_budget_and_aborts_uploads(
 async def test_breaking_out_of_a_batch_cleans_up(
     endpoint: str, s3_client: S3Client, make_bucket: MakeBucket
 ) -> None:
-    src, dst = await make_bucket(), await make_bucket()
-    await put(s3_client, src, "small", b"s")
-    await put(s3_client, src, "big", payload(16 * MiB, seed=4))
+    objects = {"small": b"s", "big": payload(16 * MiB, seed=4)}
+    src, dst = await make_bucket(objects=objects), await make_bucket()
     budget = ByteBudget(24 * MiB)
     pairs = [(f"s3://{src}/small", f"s3://{dst}/small")] + [
         (f"s3://{src}/big", f"s3://{dst}/big{i}") for i in range(4)
@@ -280,11 +281,9 @@ async def test_prefix_listing_spans_pages(
 
 
 async def test_prefix_download_refuses_keys_escaping_the_directory(
-    endpoint: str, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+    endpoint: str, make_bucket: MakeBucket, tmp_path: Path
 ) -> None:
-    src = await make_bucket()
-    await put(s3_client, src, "dir/good/file.txt", b"good")
-    await put(s3_client, src, "dir/../../escape", b"evil")
+    src = await make_bucket(objects={"dir/good/file.txt": b"good", "dir/../../escape": b"evil"})
     target = tmp_path / "target"
     results = await collect(copy_many([(f"s3://{src}/dir/", str(target))], recursive=True))
     by_src = {r.src: r for r in results}
@@ -319,12 +318,11 @@ async def test_recursive_upload_of_a_directory(
 
 
 async def test_concurrent_multipart_copies_hold_no_part_outside_the_budget(
-    endpoint: str, s3_client: S3Client, make_bucket: MakeBucket
+    endpoint: str, make_bucket: MakeBucket
 ) -> None:
     """Regression: the part loop kept the last part it handed over alive after its
     bytes went back to the budget, one 8 MiB part per running copy."""
-    src, dst = await make_bucket(), await make_bucket()
-    await put(s3_client, src, "big", payload(20 * MiB, seed=21))
+    src, dst = await make_bucket(objects={"big": payload(20 * MiB, seed=21)}), await make_bucket()
     await collect(copy_many([(f"s3://{src}/big", f"s3://{dst}/warm")]))  # load models
     limit = 24 * MiB
     tracemalloc.start()

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import stat
-import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,7 +14,18 @@ import pytest
 from aqueuepipe import TransferResult, copy, copy_many
 from aqueuepipe.s3 import S3Client
 
-from .._helpers import MakeBucket, MiB, MotoServer, collect, get, key_exists, payload, put
+from .._helpers import (
+    MakeBucket,
+    MiB,
+    MotoServer,
+    collect,
+    get,
+    key_exists,
+    payload,
+    put,
+    read_fifo,
+    write_fifo,
+)
 
 
 async def test_recursive_copy_into_its_own_prefix_copies_each_object_once(
@@ -148,21 +158,19 @@ async def test_mirroring_an_object_to_another_endpoint_is_a_copy(
 
 
 async def test_same_object_on_one_endpoint_is_refused(
-    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+    moto_server: MotoServer, make_bucket: MakeBucket
 ) -> None:
-    bucket = await make_bucket()
-    await put(s3_client, bucket, "k", b"x")
+    bucket = await make_bucket(objects={"k": b"x"})
     with pytest.raises(ValueError, match="same object"):
         await copy(f"s3://{bucket}/k", f"s3://{bucket}/k", endpoint_url=moto_server.endpoint_url)
 
 
 async def test_key_ending_in_slash_that_holds_data_gets_an_error_result(
-    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+    moto_server: MotoServer, make_bucket: MakeBucket, tmp_path: Path
 ) -> None:
-    bucket = await make_bucket()
-    await put(s3_client, bucket, "d/data/", b"not a folder marker")
-    await put(s3_client, bucket, "d/marker/", b"")
-    await put(s3_client, bucket, "d/marker/file", b"file")
+    bucket = await make_bucket(
+        objects={"d/data/": b"not a folder marker", "d/marker/": b"", "d/marker/file": b"file"}
+    )
     results = await collect(
         copy_many(
             [(f"s3://{bucket}/d/", str(tmp_path / "out"))],
@@ -198,11 +206,9 @@ async def test_symlinked_directory_in_an_upload_gets_an_error_result(
 
 
 async def test_two_pairs_aimed_at_one_local_file_are_refused(
-    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+    moto_server: MotoServer, make_bucket: MakeBucket, tmp_path: Path
 ) -> None:
-    bucket = await make_bucket()
-    await put(s3_client, bucket, "a", b"first")
-    await put(s3_client, bucket, "b", b"second")
+    bucket = await make_bucket(objects={"a": b"first", "b": b"second"})
     target = str(tmp_path / "one")
     results = await collect(
         copy_many(
@@ -215,10 +221,9 @@ async def test_two_pairs_aimed_at_one_local_file_are_refused(
 
 
 async def test_local_destination_ending_in_slash_is_a_directory(
-    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+    moto_server: MotoServer, make_bucket: MakeBucket, tmp_path: Path
 ) -> None:
-    bucket = await make_bucket()
-    await put(s3_client, bucket, "logs/a.txt", b"a")
+    bucket = await make_bucket(objects={"logs/a.txt": b"a"})
     result = await copy(
         f"s3://{bucket}/logs/a.txt", f"{tmp_path}/newdir/", endpoint_url=moto_server.endpoint_url
     )
@@ -237,11 +242,9 @@ async def test_upload_to_a_prefix_keeps_the_file_name(
 
 
 async def test_keys_a_and_a_slash_b_say_a_file_is_in_the_way(
-    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+    moto_server: MotoServer, make_bucket: MakeBucket, tmp_path: Path
 ) -> None:
-    bucket = await make_bucket()
-    await put(s3_client, bucket, "p/a", b"file")
-    await put(s3_client, bucket, "p/a/b", b"under it")
+    bucket = await make_bucket(objects={"p/a": b"file", "p/a/b": b"under it"})
     results = await collect(
         copy_many(
             [(f"s3://{bucket}/p/", str(tmp_path))],
@@ -277,26 +280,15 @@ async def test_failing_pairs_generator_lets_started_copies_report_then_raises(
     assert sorted(r.dst for r in seen if r.ok) == [f"s3://{dst}/k{i}" for i in range(3)]
 
 
-def _read_fifo(path: Path, into: list[bytes]) -> threading.Thread:
-    def run() -> None:
-        with path.open("rb") as fifo:
-            into.append(fifo.read())
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
-
-
 async def test_fifo_destination_is_written_in_place(
-    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+    moto_server: MotoServer, make_bucket: MakeBucket, tmp_path: Path
 ) -> None:
-    bucket = await make_bucket()
     data = payload(3 * MiB, seed=1)
-    await put(s3_client, bucket, "k", data)
+    bucket = await make_bucket(objects={"k": data})
     fifo = tmp_path / "out"
     os.mkfifo(fifo)
     received: list[bytes] = []
-    reader = _read_fifo(fifo, received)
+    reader = read_fifo(fifo, received)
     result = await copy(f"s3://{bucket}/k", str(fifo), endpoint_url=moto_server.endpoint_url)
     await asyncio.to_thread(reader.join, 30)
     assert result.ok and received == [data]
@@ -312,12 +304,7 @@ async def test_fifo_source_is_read_as_a_stream(
     fifo = tmp_path / "in"
     os.mkfifo(fifo)
 
-    def write() -> None:
-        with fifo.open("wb") as pipe:
-            pipe.write(data)
-
-    writer = threading.Thread(target=write, daemon=True)
-    writer.start()
+    writer = write_fifo(fifo, data)
     result = await copy(str(fifo), f"s3://{bucket}/k", endpoint_url=moto_server.endpoint_url)
     await asyncio.to_thread(writer.join, 30)
     assert result.size == len(data) and result.parts == 2

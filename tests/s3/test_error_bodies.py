@@ -12,16 +12,15 @@ from pathlib import Path
 from aqueuepipe import copy
 from aqueuepipe.s3 import S3Client
 
-from .._helpers import MakeBucket, get, payload, put
+from .._helpers import MakeBucket, get, payload
 from ..faultproxy import FaultProxy, Status
 
 
 async def test_get_object_retried_when_error_body_breaks(
-    fault_proxy: FaultProxy, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+    fault_proxy: FaultProxy, make_bucket: MakeBucket, tmp_path: Path
 ) -> None:
-    bucket = await make_bucket()
     data = payload(100_000, seed=1)
-    await put(s3_client, bucket, "k", data)
+    bucket = await make_bucket(objects={"k": data})
     fault_proxy.fail("GetObject", status=503, cut_after=20)
     target = tmp_path / "f"
     await copy(f"s3://{bucket}/k", str(target), endpoint_url=fault_proxy.endpoint_url)

@@ -32,9 +32,8 @@ FAST = RetryPolicy(attempts=6, base_delay=0.01, max_delay=0.2, read_timeout=2, s
 async def test_broken_download_body_resumes_from_the_next_byte(
     fault_proxy: FaultProxy, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
 ) -> None:
-    bucket = await make_bucket()
     data = payload(9 * MiB, seed=1)
-    await put(s3_client, bucket, "obj", data)
+    bucket = await make_bucket(objects={"obj": data})
     fault_proxy.reset(Match(operation="GetObject"), after_bytes=3 * MiB + 5, times=1)
     target = tmp_path / "obj"
     result = await copy(
@@ -60,9 +59,8 @@ async def test_broken_download_body_resumes_from_the_next_byte(
 async def test_broken_source_body_resumes_in_a_multipart_copy(
     fault_proxy: FaultProxy, s3_client: S3Client, make_bucket: MakeBucket
 ) -> None:
-    src, dst = await make_bucket(), await make_bucket()
     data = payload(21 * MiB, seed=2)
-    await put(s3_client, src, "obj", data)
+    src, dst = await make_bucket(objects={"obj": data}), await make_bucket()
     fault_proxy.truncate(Match(operation="GetObject"), after_bytes=10 * MiB, times=1)
     result = await copy(
         f"s3://{src}/obj",
@@ -79,9 +77,8 @@ async def test_broken_source_body_resumes_in_a_multipart_copy(
 async def test_upload_part_retry_resends_the_part(
     fault_proxy: FaultProxy, s3_client: S3Client, make_bucket: MakeBucket
 ) -> None:
-    src, dst = await make_bucket(), await make_bucket()
     data = payload(17 * MiB, seed=3)
-    await put(s3_client, src, "obj", data)
+    src, dst = await make_bucket(objects={"obj": data}), await make_bucket()
     fault_proxy.fail("UploadPart", status=503, times=2)
     fault_proxy.fail("UploadPart", status=500, times=1, skip=1)
     result = await copy(
@@ -99,8 +96,7 @@ async def test_source_changed_during_copy_raises_object_changed(
     fault_proxy: FaultProxy, s3_client: S3Client, make_bucket: MakeBucket, boto3_client: Any
 ) -> None:
     """The body breaks; before the resume reaches the server, the source is overwritten."""
-    src, dst = await make_bucket(), await make_bucket()
-    await put(s3_client, src, "obj", payload(12 * MiB, seed=4))
+    src, dst = await make_bucket(objects={"obj": payload(12 * MiB, seed=4)}), await make_bucket()
 
     def overwrite_before_resume(exchange: Exchange) -> bool:
         if exchange.header("Range"):
@@ -158,10 +154,9 @@ async def test_fault_that_never_clears_fails_and_leaves_nothing(
 
 
 async def test_read_timeout_on_a_silent_server_is_an_error_not_a_hang(
-    fault_proxy: FaultProxy, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+    fault_proxy: FaultProxy, make_bucket: MakeBucket, tmp_path: Path
 ) -> None:
-    bucket = await make_bucket()
-    await put(s3_client, bucket, "obj", b"x" * 1000)
+    bucket = await make_bucket(objects={"obj": b"x" * 1000})
     fault_proxy.stall("GetObject", seconds=5, times=None)
     with pytest.raises(TransferError):
         await copy(
@@ -177,8 +172,7 @@ async def test_stall_timeout_fails_a_copy_that_stops_moving(
     fault_proxy: FaultProxy, s3_client: S3Client, make_bucket: MakeBucket
 ) -> None:
     """Each read is within the read timeout, but the copy as a whole makes no progress."""
-    src, dst = await make_bucket(), await make_bucket()
-    await put(s3_client, src, "obj", payload(6 * MiB, seed=6))
+    src, dst = await make_bucket(objects={"obj": payload(6 * MiB, seed=6)}), await make_bucket()
     fault_proxy.delay_body("GetObject", seconds=30, after_bytes=1 * MiB, times=None)
     with pytest.raises(TransferError, match="no progress"):
         await copy(
@@ -195,9 +189,8 @@ async def test_stall_timeout_fails_a_copy_that_stops_moving(
 async def test_100mb_copy_with_random_faults_is_verified(
     fault_proxy: FaultProxy, s3_client: S3Client, make_bucket: MakeBucket
 ) -> None:
-    src, dst = await make_bucket(), await make_bucket()
     data = payload(100 * MiB, seed=7)
-    await put(s3_client, src, "big", data)
+    src, dst = await make_bucket(objects={"big": data}), await make_bucket()
     digest = hashlib.sha256(data).hexdigest()
     del data
     # A 100 MB copy is only ~16 requests: at 15% a few of them fail, in every way.

@@ -14,22 +14,19 @@ from pathlib import Path
 
 import pytest
 
-from aqueuepipe import ChecksumMismatchError, RetryPolicy, TransferError, copy, open_writer
+from aqueuepipe import ChecksumMismatchError, TransferError, copy, open_writer
 from aqueuepipe.s3 import S3Client
 
-from .._helpers import MakeBucket, MiB, MotoServer, get, key_exists, open_uploads, payload, put
-from ..faultproxy import FaultProxy, Match
+from .._helpers import FAST, MakeBucket, MiB, MotoServer, get, key_exists, open_uploads, payload
+from ..faultproxy import UPLOADS, FaultProxy
 
-UPLOADS = Match(operation=("PutObject", "UploadPart"))
-FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.1, read_timeout=10)
 PRECIOUS = b"what was there before " * 1000
 
 
 @pytest.fixture
 async def precious(s3_client: S3Client, make_bucket: MakeBucket) -> str:
     """A bucket whose key ``precious`` holds :data:`PRECIOUS`."""
-    bucket = await make_bucket()
-    await put(s3_client, bucket, "precious", PRECIOUS)
+    bucket = await make_bucket(objects={"precious": PRECIOUS})
     return bucket
 
 

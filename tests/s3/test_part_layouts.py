@@ -23,7 +23,6 @@ import pytest
 
 from aqueuepipe import (
     ChecksumMismatchError,
-    RetryPolicy,
     TransferError,
     TransferResult,
     copy,
@@ -33,12 +32,9 @@ from aqueuepipe._verify import SourceCheck, SourceMismatch
 from aqueuepipe.s3 import S3Client, parse_s3_url
 from aqueuepipe.s3._layout import LAYOUT_CONCURRENCY, PartLayout, part_layout
 
-from .._helpers import MakeBucket, MiB, get, key_exists, open_uploads, payload, upload_parts
-from ..faultproxy import FaultProxy, Match
+from .._helpers import FAST, MakeBucket, MiB, get, key_exists, open_uploads, payload, upload_parts
+from ..faultproxy import GETS, FaultProxy, Match
 
-FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.1, read_timeout=10)
-
-GETS = Match(operation="GetObject")
 PART_HEADS = Match(operation="HeadObject", query="partNumber")
 
 Algorithm = Literal["SHA256", "CRC32"] | None

@@ -99,8 +99,13 @@ def test_choose_part_size_rejects_negative_object_size() -> None:
         choose_part_size(-1)
 
 
-def test_choose_part_size_accepts_exactly_max_object_size() -> None:
-    choose_part_size(MAX_OBJECT_SIZE)
+@pytest.mark.parametrize("asked", [MIN_PART_SIZE, DEFAULT_PART_SIZE, 600 * MiB, MAX_PART_SIZE])
+def test_choose_part_size_accepts_exactly_max_object_size(asked: int) -> None:
+    """Whatever part size is asked, 5 TiB gets one S3 takes: the one asked if it is
+    large enough, else the smallest whole MiB that fits in 10,000 parts (525 MiB)."""
+    part_size = choose_part_size(MAX_OBJECT_SIZE, asked)
+    assert part_size == max(asked, 525 * MiB)
+    assert math.ceil(MAX_OBJECT_SIZE / part_size) <= MAX_PARTS
 
 
 def test_choose_part_size_rejects_object_over_5_tib() -> None:

@@ -63,9 +63,8 @@ async def etag(client: S3Client, bucket: str, key: str) -> str:
 async def test_copy_within_one_endpoint_sends_no_body_through_the_client(
     moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
 ) -> None:
-    src, dst = await make_bucket(), await make_bucket()
     data = payload(12 * MiB + 5, seed=1)
-    await put(s3_client, src, "big", data)
+    src, dst = await make_bucket(objects={"big": data}), await make_bucket()
     moto_server.reset_requests()
     result = await copy(f"s3://{src}/big", f"s3://{dst}/big", endpoint_url=moto_server.endpoint_url)
     counted = moto_server.requests()
@@ -169,10 +168,9 @@ async def test_metadata_is_carried_or_replaced_as_asked(
 
 
 async def test_server_side_false_streams_the_copy(
-    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+    moto_server: MotoServer, make_bucket: MakeBucket
 ) -> None:
-    src, dst = await make_bucket(), await make_bucket()
-    await put(s3_client, src, "s", payload(MiB, seed=5))
+    src, dst = await make_bucket(objects={"s": payload(MiB, seed=5)}), await make_bucket()
     moto_server.reset_requests()
     result = await copy(
         f"s3://{src}/s", f"s3://{dst}/s", endpoint_url=moto_server.endpoint_url, server_side=False
@@ -183,10 +181,9 @@ async def test_server_side_false_streams_the_copy(
 
 
 async def test_checksums_asked_of_the_client_stream_the_copy(
-    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+    moto_server: MotoServer, make_bucket: MakeBucket
 ) -> None:
-    src, dst = await make_bucket(), await make_bucket()
-    await put(s3_client, src, "h", payload(MiB, seed=6))
+    src, dst = await make_bucket(objects={"h": payload(MiB, seed=6)}), await make_bucket()
     moto_server.reset_requests()
     result = await copy(
         f"s3://{src}/h", f"s3://{dst}/h", endpoint_url=moto_server.endpoint_url, checksums=["md5"]
@@ -196,11 +193,10 @@ async def test_checksums_asked_of_the_client_stream_the_copy(
 
 
 async def test_two_clients_stream_even_on_one_endpoint(
-    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+    moto_server: MotoServer, make_bucket: MakeBucket
 ) -> None:
     """Two clients may hold two sets of credentials: one may not read what the other writes."""
-    src, dst = await make_bucket(), await make_bucket()
-    await put(s3_client, src, "two", payload(MiB, seed=7))
+    src, dst = await make_bucket(objects={"two": payload(MiB, seed=7)}), await make_bucket()
     async with (
         create_client(endpoint_url=moto_server.endpoint_url) as reader,
         create_client(endpoint_url=moto_server.endpoint_url) as writer,
@@ -232,9 +228,8 @@ async def test_copy_many_copies_within_one_endpoint_on_the_server(
 async def test_a_refused_copy_object_is_streamed_instead(
     fault_proxy: FaultProxy, s3_client: S3Client, make_bucket: MakeBucket, status: int, code: str
 ) -> None:
-    src, dst = await make_bucket(), await make_bucket()
     data = payload(2 * MiB, seed=8)
-    await put(s3_client, src, "r", data)
+    src, dst = await make_bucket(objects={"r": data}), await make_bucket()
     fault_proxy.fail(Match(operation="CopyObject"), status=status, s3_code=code, times=None)
     result = await copy(f"s3://{src}/r", f"s3://{dst}/r", endpoint_url=fault_proxy.endpoint_url)
     assert result.ok and result.verified
@@ -264,8 +259,7 @@ async def test_a_source_changed_before_the_server_copies_it_is_the_source(
 ) -> None:
     """The copy is pinned to the ETag its HEAD saw: a server whose source changed
     answers 412 (moto ignores x-amz-copy-source-if-match, so the proxy answers)."""
-    src, dst = await make_bucket(), await make_bucket()
-    await put(s3_client, src, "c", b"before")
+    src, dst = await make_bucket(objects={"c": b"before"}), await make_bucket()
     fault_proxy.fail(Match(operation="CopyObject"), status=412, s3_code="PreconditionFailed")
     with pytest.raises(ObjectChangedError) as caught:
         await copy(f"s3://{src}/c", f"s3://{dst}/c", endpoint_url=fault_proxy.endpoint_url)

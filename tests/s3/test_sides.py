@@ -33,10 +33,9 @@ FAST = RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.05, read_timeout=5)
 
 
 async def test_missing_destination_bucket_while_the_source_streams_is_the_destination(
-    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+    moto_server: MotoServer, make_bucket: MakeBucket
 ) -> None:
-    src = await make_bucket()
-    await put(s3_client, src, "big", payload(17 * MiB, seed=1))
+    src = await make_bucket(objects={"big": payload(17 * MiB, seed=1)})
     with pytest.raises(NoSuchBucketError) as caught:
         await copy(
             f"s3://{src}/big", "s3://no-such-bucket-here/big", endpoint_url=moto_server.endpoint_url
@@ -59,8 +58,7 @@ async def test_missing_source_bucket_is_the_source(
 async def test_endpoint_killed_mid_upload_is_the_destination(
     moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
 ) -> None:
-    src, dst = await make_bucket(), await make_bucket()
-    await put(s3_client, src, "big", payload(17 * MiB, seed=2))
+    src, dst = await make_bucket(objects={"big": payload(17 * MiB, seed=2)}), await make_bucket()
     async with FaultProxy(moto_server.endpoint_url) as proxy:
         # Every part's connection dies before the server answers: the destination
         # endpoint is gone while the source (reached directly) still streams.
@@ -86,8 +84,7 @@ async def test_endpoint_killed_mid_upload_is_the_destination(
 async def test_source_connection_broken_for_good_is_the_source(
     fault_proxy: FaultProxy, s3_client: S3Client, make_bucket: MakeBucket
 ) -> None:
-    src, dst = await make_bucket(), await make_bucket()
-    await put(s3_client, src, "big", payload(17 * MiB, seed=3))
+    src, dst = await make_bucket(objects={"big": payload(17 * MiB, seed=3)}), await make_bucket()
     fault_proxy.reset(Match(operation="GetObject"), after_bytes=MiB, times=None)
     with pytest.raises(TransferError) as caught:
         await copy(
@@ -126,10 +123,9 @@ _DISK_FULL = textwrap.dedent(
 
 
 async def test_local_write_failure_on_a_download_is_the_destination(
-    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+    moto_server: MotoServer, make_bucket: MakeBucket, tmp_path: Path
 ) -> None:
-    src = await make_bucket()
-    await put(s3_client, src, "big", payload(3 * MiB, seed=4))
+    src = await make_bucket(objects={"big": payload(3 * MiB, seed=4)})
     target = tmp_path / "out" / "big.bin"
     target.parent.mkdir()
     done = subprocess.run(

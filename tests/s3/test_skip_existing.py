@@ -59,10 +59,9 @@ async def test_only_deleted_and_changed_objects_are_copied_again(
 
 
 async def test_download_is_skipped_when_the_file_holds_the_object(
-    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+    moto_server: MotoServer, make_bucket: MakeBucket, tmp_path: Path
 ) -> None:
-    src = await make_bucket()
-    await put(s3_client, src, "k", payload(3000, seed=1))
+    src = await make_bucket(objects={"k": payload(3000, seed=1)})
     target = tmp_path / "k"
     pairs = [(f"s3://{src}/k", str(target))]
     (first,) = await run(pairs, moto_server.endpoint_url)

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import os
-import subprocess
-import sys
 import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -31,6 +28,7 @@ from aqueuepipe import (
 from aqueuepipe.s3 import S3Client
 
 from .._helpers import (
+    FAST,
     MakeBucket,
     MiB,
     MotoServer,
@@ -45,8 +43,6 @@ from .._helpers import (
 from .._memory import measure_growth
 from .._sync import run_ready
 from ..faultproxy import FaultProxy, Match
-
-FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.1, read_timeout=10)
 
 
 class Reader:
@@ -131,16 +127,9 @@ async def test_80mib_generator_under_30mb_stays_within_the_budget(
     assert hashlib.md5(await get(s3_client, bucket, "k")).digest() == hashlib.md5(data).digest()
 
 
-_STREAM_MEMORY_PROBE = r"""
-import asyncio, hashlib, json, os, sys
+_STREAM_MEMORY_PROBE = """
+import os
 from aqueuepipe import copy
-
-def status(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(field)
 
 block = os.urandom(64 * 1024)
 
@@ -148,16 +137,12 @@ async def chunks(count):
     for _ in range(count):
         yield block  # 64 KiB at a time, length unknown to the copy
 
-async def main():
+async def warm_up():
     await copy(chunks(1), sys.argv[1] + "-warm", limit=30_000_000)
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # reset VmHWM, the peak RSS, to the current RSS
-    baseline = status("VmRSS")
-    result = await copy(chunks(80 * 16), sys.argv[1], limit=30_000_000)
-    print(json.dumps({"baseline": baseline, "peak": status("VmHWM"), "size": result.size,
-                      "parts": result.parts}))
 
-asyncio.run(main())
+async def workload():
+    result = await copy(chunks(80 * 16), sys.argv[1], limit=30_000_000)
+    return [result.size, result.parts]
 """
 
 
@@ -168,17 +153,14 @@ async def test_80mib_stream_peak_process_memory_within_limit_plus_20mb(
     """Measured in a fresh subprocess: peak RSS (VmHWM, reset just before the copy)
     less the RSS before it, for an 80 MiB async generator under a 30 MB limit."""
     bucket = await make_bucket()
-    out = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-c", _STREAM_MEMORY_PROBE, f"s3://{bucket}/stream"],
-        capture_output=True,
-        check=True,
+    measured = await measure_growth(
+        _STREAM_MEMORY_PROBE,
+        f"s3://{bucket}/stream",
+        env={"AWS_ENDPOINT_URL": moto_server.endpoint_url},
         timeout=120,
-        env={**os.environ, "AWS_ENDPOINT_URL": moto_server.endpoint_url},
     )
-    report = json.loads(out.stdout)
-    assert (report["size"], report["parts"]) == (80 * MiB, 10)
-    assert report["peak"] - report["baseline"] <= 30_000_000 + 20_000_000, report
+    assert measured.report == [80 * MiB, 10]
+    assert measured.growth <= 30_000_000 + 20_000_000, measured
 
 
 async def test_failing_producer_aborts_the_upload_with_its_error(
@@ -199,11 +181,10 @@ async def test_failing_producer_aborts_the_upload_with_its_error(
 
 
 async def test_object_into_a_pipe_consumed_by_a_hashing_task(
-    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+    moto_server: MotoServer, make_bucket: MakeBucket
 ) -> None:
-    bucket = await make_bucket()
     data = payload(50 * 1000 * 1000, seed=6)
-    await put(s3_client, bucket, "k", data)
+    bucket = await make_bucket(objects={"k": data})
     budget = ByteBudget(4 * MiB)
     async with AsyncPipe(budget=budget) as pipe:
 
@@ -224,11 +205,10 @@ async def test_object_into_a_pipe_consumed_by_a_hashing_task(
 
 
 async def test_twenty_objects_into_pipes_under_one_budget(
-    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+    moto_server: MotoServer, make_bucket: MakeBucket
 ) -> None:
-    bucket = await make_bucket()
     data = payload(3 * MiB, seed=7)
-    await put(s3_client, bucket, "k", data)
+    bucket = await make_bucket(objects={"k": data})
     budget = ByteBudget(2 * MiB)
 
     async def one() -> bytes:
@@ -250,10 +230,9 @@ async def test_twenty_objects_into_pipes_under_one_budget(
 
 
 async def test_consumer_that_aborts_the_pipe_ends_the_download(
-    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+    moto_server: MotoServer, make_bucket: MakeBucket
 ) -> None:
-    bucket = await make_bucket()
-    await put(s3_client, bucket, "k", payload(20 * MiB, seed=8))
+    bucket = await make_bucket(objects={"k": payload(20 * MiB, seed=8)})
     pipe = AsyncPipe(limit=MiB)
 
     async def consume() -> None:
@@ -268,12 +247,9 @@ async def test_consumer_that_aborts_the_pipe_ends_the_download(
     assert "enough" in str(caught.value)
 
 
-async def test_object_to_a_writer(
-    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
-) -> None:
-    bucket = await make_bucket()
+async def test_object_to_a_writer(moto_server: MotoServer, make_bucket: MakeBucket) -> None:
     data = payload(2 * MiB + 5, seed=9)
-    await put(s3_client, bucket, "k", data)
+    bucket = await make_bucket(objects={"k": data})
     writer = Writer()
     await copy(f"s3://{bucket}/k", writer, endpoint_url=moto_server.endpoint_url)
     assert b"".join(writer.parts) == data
@@ -283,11 +259,10 @@ async def test_object_to_a_writer(
 
 
 async def test_open_reader_reads_identical_bytes(
-    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+    moto_server: MotoServer, make_bucket: MakeBucket
 ) -> None:
-    bucket = await make_bucket()
     data = payload(7 * MiB + 11, seed=10)
-    await put(s3_client, bucket, "k", data)
+    bucket = await make_bucket(objects={"k": data})
     got = bytearray()
     async with open_reader(
         f"s3://{bucket}/k", limit=2 * MiB, endpoint_url=moto_server.endpoint_url
@@ -300,11 +275,10 @@ async def test_open_reader_reads_identical_bytes(
 
 
 async def test_open_reader_readexactly_and_iteration(
-    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+    moto_server: MotoServer, make_bucket: MakeBucket
 ) -> None:
-    bucket = await make_bucket()
     data = payload(300_000, seed=11)
-    await put(s3_client, bucket, "k", data)
+    bucket = await make_bucket(objects={"k": data})
     async with open_reader(f"s3://{bucket}/k", endpoint_url=moto_server.endpoint_url) as body:
         head = await body.readexactly(1000)
         rest = b"".join([chunk async for chunk in body])
@@ -312,11 +286,10 @@ async def test_open_reader_readexactly_and_iteration(
 
 
 async def test_open_reader_resumes_a_broken_body(
-    fault_proxy: FaultProxy, s3_client: S3Client, make_bucket: MakeBucket
+    fault_proxy: FaultProxy, make_bucket: MakeBucket
 ) -> None:
-    bucket = await make_bucket()
     data = payload(6 * MiB, seed=12)
-    await put(s3_client, bucket, "k", data)
+    bucket = await make_bucket(objects={"k": data})
     fault_proxy.reset(Match(operation="GetObject"), after_bytes=2 * MiB)
     async with open_reader(
         f"s3://{bucket}/k", endpoint_url=fault_proxy.endpoint_url, retries=FAST
@@ -327,10 +300,9 @@ async def test_open_reader_resumes_a_broken_body(
 
 
 async def test_open_reader_raises_at_the_end_when_a_byte_was_flipped(
-    fault_proxy: FaultProxy, s3_client: S3Client, make_bucket: MakeBucket
+    fault_proxy: FaultProxy, make_bucket: MakeBucket
 ) -> None:
-    bucket = await make_bucket()
-    await put(s3_client, bucket, "k", payload(3 * MiB, seed=13))
+    bucket = await make_bucket(objects={"k": payload(3 * MiB, seed=13)})
     fault_proxy.flip(Match(operation="GetObject"), offset=5, times=None)
     async with open_reader(
         f"s3://{bucket}/k", endpoint_url=fault_proxy.endpoint_url, retries=FAST
@@ -342,10 +314,9 @@ async def test_open_reader_raises_at_the_end_when_a_byte_was_flipped(
 
 
 async def test_leaving_open_reader_early_leaves_no_task(
-    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+    moto_server: MotoServer, make_bucket: MakeBucket
 ) -> None:
-    bucket = await make_bucket()
-    await put(s3_client, bucket, "k", payload(20 * MiB, seed=14))
+    bucket = await make_bucket(objects={"k": payload(20 * MiB, seed=14)})
     before = asyncio.all_tasks()
     async with open_reader(
         f"s3://{bucket}/k", limit=MiB, endpoint_url=moto_server.endpoint_url
@@ -442,12 +413,11 @@ class Finished:
 
 
 async def test_stalled_reader_gets_the_stall_error_from_its_next_read(
-    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+    moto_server: MotoServer, make_bucket: MakeBucket
 ) -> None:
     """A consumer that stops reading stalls its download; when it reads again it gets
     the copy's TransferError ("stalled"), not a bare PipeAbortedError."""
-    bucket = await make_bucket()
-    await put(s3_client, bucket, "k", payload(6 * MiB, seed=19))
+    bucket = await make_bucket(objects={"k": payload(6 * MiB, seed=19)})
     finished = Finished()
     policy = RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.1, stall_timeout=0.5)
     async with open_reader(
@@ -611,15 +581,14 @@ async def test_a_stream_part_grows_only_as_its_bytes_arrive(
 
 
 async def test_open_reader_takes_its_share_and_the_bodys_buffer_when_it_starts(
-    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+    moto_server: MotoServer, make_bucket: MakeBucket
 ) -> None:
     """A reader holds its share (and what the HTTP client buffers of the body) from
     the start to the end of its block, and never asks the budget for more: so
     readers that stop reading cannot leave another holding part of the budget
     while it waits for the rest."""
-    bucket = await make_bucket()
     data = payload(3 * MiB, seed=5)
-    await put(s3_client, bucket, "k", data)
+    bucket = await make_bucket(objects={"k": data})
     budget = ByteBudget(16 * MiB)
     async with open_reader(
         f"s3://{bucket}/k", limit=MiB, budget=budget, endpoint_url=moto_server.endpoint_url

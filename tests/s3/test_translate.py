@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import pickle
 import socket
@@ -250,18 +251,27 @@ async def test_aiohttp_connector_error(unreachable_endpoint: str) -> None:
     check_translation(err, exc)
 
 
-async def test_body_not_matching_server_checksum_is_checksum_mismatch(
-    moto_server: Any, client: S3Client, bucket: str
-) -> None:
-    # moto stores whatever x-amz-checksum-sha256 it is sent, without checking it...
+async def put_with_a_wrong_sha256(client: S3Client, bucket: str) -> str:
+    """Put ``bucket/k`` = b"data" stating the SHA-256 of other data, which moto stores
+    without checking it; return that wrong checksum."""
     wrong = base64.b64encode(hashlib.sha256(b"other data").digest()).decode()
     await client.put_object(
         Bucket=bucket, Key="k", Body=b"data", ChecksumAlgorithm="SHA256", ChecksumSHA256=wrong
     )
-    # ...so a client that validates responses rejects the body when reading it.
-    async with create_client(
-        endpoint_url=moto_server.endpoint_url, checksum_when="when_supported"
-    ) as c:
+    return wrong
+
+
+def checking_client(server: Any) -> contextlib.AbstractAsyncContextManager[S3Client]:
+    """A client of ``server`` that validates the checksums of the bodies it reads."""
+    return create_client(endpoint_url=server.endpoint_url, checksum_when="when_supported")
+
+
+async def test_body_not_matching_server_checksum_is_checksum_mismatch(
+    moto_server: Any, client: S3Client, bucket: str
+) -> None:
+    wrong = await put_with_a_wrong_sha256(client, bucket)
+    # A client that validates responses rejects the body when reading it.
+    async with checking_client(moto_server) as c:
         response = await c.get_object(Bucket=bucket, Key="k", ChecksumMode="ENABLED")
         async with response["Body"] as body:
             exc = await failure(body.read())
@@ -280,13 +290,8 @@ async def test_copy_with_a_client_that_checks_bodies_names_both_digests(
     """A caller's client with checksum_when="when_supported" finds the bad body
     itself: the copy's error says what the bytes give and what the source reports
     (it said "the bytes give unknown, the source reports unknown")."""
-    wrong = base64.b64encode(hashlib.sha256(b"other data").digest()).decode()
-    await client.put_object(
-        Bucket=bucket, Key="k", Body=b"data", ChecksumAlgorithm="SHA256", ChecksumSHA256=wrong
-    )
-    async with create_client(
-        endpoint_url=moto_server.endpoint_url, checksum_when="when_supported"
-    ) as checking:
+    wrong = await put_with_a_wrong_sha256(client, bucket)
+    async with checking_client(moto_server) as checking:
         with pytest.raises(ChecksumMismatchError) as info:
             await copy(f"s3://{bucket}/k", str(tmp_path / "k"), client=checking)
     err = info.value

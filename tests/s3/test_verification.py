@@ -19,10 +19,11 @@ from typing import Literal
 
 import pytest
 
-from aqueuepipe import ChecksumMismatchError, RetryPolicy, TransferError, TransferResult, copy
+from aqueuepipe import ChecksumMismatchError, TransferError, TransferResult, copy
 from aqueuepipe.s3 import S3Client
 
 from .._helpers import (
+    FAST,
     MakeBucket,
     MiB,
     get,
@@ -33,13 +34,7 @@ from .._helpers import (
     s3_checksum,
     upload_parts,
 )
-from ..faultproxy import FaultProxy, Match
-
-FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.1, read_timeout=10)
-
-GETS = Match(operation="GetObject")
-UPLOADS = Match(operation=("PutObject", "UploadPart"))
-
+from ..faultproxy import GETS, UPLOADS, FaultProxy, Match
 
 # -- sources ------------------------------------------------------------------------
 
