@@ -259,44 +259,6 @@ async def test_client_disconnecting_mid_upload_leaves_no_object_and_no_upload(
     assert app[service.BUDGET].used == 0
 
 
-class TrackedBudget(ByteBudget):
-    """A ByteBudget that remembers every instance made while it is installed."""
-
-    made: ClassVar[list[ByteBudget]] = []
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(limit)
-        TrackedBudget.made.append(self)
-
-
-@pytest.mark.parametrize("method", ["PUT", "GET"])
-async def test_no_bytes_are_held_outside_the_shared_budget(
-    s3_client: S3Client,
-    bucket: str,
-    make_app: MakeApp,
-    monkeypatch: pytest.MonkeyPatch,
-    method: str,
-) -> None:
-    """Every byte a request holds is counted in the app's budget: any budget a copy
-    the service starts makes of its own holds nothing (a download into a pipe needs
-    no part buffers)."""
-    data = payload(9 * MiB, seed=4)
-    await put(s3_client, bucket, "k", data)
-    app = make_app(limit=16 * MiB)
-    monkeypatch.setattr(TrackedBudget, "made", [])
-    monkeypatch.setattr(aqueuepipe._options, "ByteBudget", TrackedBudget)
-
-    async with serving(app) as base, aiohttp.ClientSession() as http:
-        body = chunks(data, BODY_CHUNK) if method == "PUT" else None
-        async with http.request(method, f"{base}/objects/k", data=body) as response:
-            assert response.status in (200, 201)
-            received = await response.read()
-    if method == "GET":
-        assert received == data
-    assert app[service.BUDGET].peak > 0
-    assert [budget.peak for budget in TrackedBudget.made] == [0] * len(TrackedBudget.made)
-
-
 @pytest.mark.parametrize("method", ["PUT", "GET"])
 async def test_a_key_ending_in_slash_is_400(make_app: MakeApp, method: str) -> None:
     """A key ending in ``/`` names a prefix, not an object: the client's mistake."""
