@@ -19,6 +19,7 @@ from ._errors import (
 )
 from ._open import ObjectReader, ObjectWriter, open_reader, open_writer
 from ._pipe import AsyncPipe, PipeReceiveStream, PipeSendStream, PipeStatistics
+from ._sync import sync
 from .s3._retry import RetryPolicy
 from .transfer import (
     CopyManyOptions,
@@ -62,4 +63,5 @@ __all__ = [
     "copy_many",
     "open_reader",
     "open_writer",
+    "sync",
 ]

@@ -8,7 +8,8 @@ decided from what the listings say (:func:`same_from_listings`), with no
 request per object:
 
 - S3 to S3: the same size and the same ETag (copies keep their source's part
-  layout, so a copy has its source's ETag);
+  layout, so a copy has its source's ETag); ETags of other layouts, or opaque
+  ones, cannot tell, and the object is a candidate for one HeadObject;
 - a local file and an object: the same size, and the destination at least as
   new as the source (``aws s3 sync``'s rule);
 - ``size_only``: the same size;
@@ -34,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from .checksums import normalize_etag
+from .checksums import etag_evidence, normalize_etag
 from .local import special_kind
 from .s3._client import S3Client
 from .s3._urls import S3Url
@@ -190,5 +191,10 @@ def same_from_listings(src: Listed, dst: Listed, compare: Compare = "listing") -
     if compare == "checksum":
         return None
     if src.etag is not None and dst.etag is not None:
-        return normalize_etag(src.etag) == normalize_etag(dst.etag)
+        if normalize_etag(src.etag) == normalize_etag(dst.etag):
+            return True
+        a, b = etag_evidence({"ETag": src.etag}), etag_evidence({"ETag": dst.etag})
+        if a is not None and b is not None and (a.same_bytes(b) or a.parts == b.parts):
+            return a.same_bytes(b)  # MD5s of the same layout: they tell
+        return None  # other layouts, opaque ETags: the stored checksums may tell
     return dst.mtime >= src.mtime

@@ -154,6 +154,10 @@ class TransferResult:
     verified: tuple[str, ...] = ()
     skipped: bool = False
     error: BaseException | None = None
+    #: A sync removed ``dst``, which its source lacks (``src`` is empty).
+    deleted: bool = False
+    #: A dry run: this copy (or deletion) would be made; nothing was written.
+    planned: bool = False
 
     @property
     def ok(self) -> bool:

@@ -64,7 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--copies", type=int, default=10)
+    parser.add_argument("--smoke", action="store_true", help="CI: 1 round of 2 copies")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.rounds, args.copies = 1, 2
     from aqueuepipe.testing import FAKE_CREDENTIALS
 
     os.environ.update(FAKE_CREDENTIALS)

@@ -133,7 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rate-mb", type=float, default=20.0, help="the cap, in MB (10**6) a second"
     )
+    parser.add_argument("--smoke", action="store_true", help="CI: 4 MiB at 8 MB/s")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.size_mib, args.rate_mb = 4, 8.0
     from aqueuepipe.testing import FAKE_CREDENTIALS
 
     os.environ.update(FAKE_CREDENTIALS)

@@ -100,7 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mib", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--smoke", action="store_true", help="CI: 8 MiB, 1 round")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.size_mib, args.rounds = 8, 1
     from aqueuepipe.testing import FAKE_CREDENTIALS
 
     os.environ.update(FAKE_CREDENTIALS)

@@ -33,6 +33,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
         "_upload",
         "_job",
         "_listing",
+        "_sync",
         "_part",
         "_verify",
         "_expand",

@@ -1,0 +1,206 @@
+"""``sync()``: decided from listings, counted at the server.
+
+A re-run over objects already there makes no request per object (only the
+listings); deletions come after the copies, in DeleteObjects batches; a dry run
+writes nothing; filters follow aws cli's rules.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from aqueuepipe import TransferResult, sync
+from aqueuepipe.s3 import S3Client
+
+from .._helpers import MakeBucket, MotoServer, collect, get, payload
+
+OBJECTS = {
+    "a.txt": b"alpha",
+    "dir/b.bin": payload(64 * 1024, seed=1),
+    "dir/sub/c.txt": b"gamma",
+    "z": b"",
+}
+
+
+def by_key(results: list[TransferResult], base: str) -> dict[str, TransferResult]:
+    return {(r.dst or r.src).removeprefix(base): r for r in results}
+
+
+async def keys(client: S3Client, bucket: str, prefix: str = "") -> list[str]:
+    listed = await client.list_objects_v2(Bucket=bucket, Prefix=prefix)
+    return sorted(o["Key"][len(prefix) :] for o in listed.get("Contents", []))
+
+
+async def test_sync_copies_then_a_rerun_makes_no_request_per_object(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    src = await make_bucket(objects={f"p/{k}": v for k, v in OBJECTS.items()})
+    dst = await make_bucket()
+    first = await collect(
+        sync(f"s3://{src}/p/", f"s3://{dst}/q/", endpoint_url=moto_server.endpoint_url)
+    )
+    assert sorted(by_key(first, f"s3://{dst}/q/")) == sorted(OBJECTS)
+    assert all(r.ok and not r.skipped for r in first)
+    assert await get(s3_client, dst, "q/dir/b.bin") == OBJECTS["dir/b.bin"]
+    moto_server.reset_requests()
+    again = await collect(
+        sync(f"s3://{src}/p", f"s3://{dst}/q", endpoint_url=moto_server.endpoint_url)
+    )
+    assert all(r.skipped for r in again) and len(again) == len(OBJECTS)
+    counts = moto_server.requests().counts
+    # Two listings; no HeadObject, no GetObject, no copy, per object or at all.
+    assert set(counts) == {"ListObjectsV2"}, counts
+
+
+async def test_sync_copies_what_differs_and_deletes_what_the_source_lacks(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    src = await make_bucket(objects=OBJECTS)
+    dst = await make_bucket(
+        objects={"a.txt": b"ALPHA", "dir/b.bin": OBJECTS["dir/b.bin"], "old": b"x", "zz/y": b"y"}
+    )
+    results = await collect(
+        sync(f"s3://{src}/", f"s3://{dst}/", delete=True, endpoint_url=moto_server.endpoint_url)
+    )
+    found = by_key(results, f"s3://{dst}/")
+    assert not found["a.txt"].skipped and found["dir/b.bin"].skipped  # same size, other bytes
+    assert found["old"].deleted and found["zz/y"].deleted and found["old"].src == ""
+    assert await keys(s3_client, dst) == sorted(OBJECTS)
+    assert await get(s3_client, dst, "a.txt") == b"alpha"
+
+
+async def test_sync_deletes_nothing_when_a_copy_failed(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+) -> None:
+    """Uploading a directory with an unreadable file: the other copies go on, the
+    extra object stays."""
+    (tmp_path / "ok").write_bytes(b"ok")
+    (tmp_path / "broken").symlink_to(tmp_path / "nowhere")
+    dst = await make_bucket(objects={"extra": b"e"})
+    results = await collect(
+        sync(str(tmp_path), f"s3://{dst}/", delete=True, endpoint_url=moto_server.endpoint_url)
+    )
+    assert [r.ok for r in results if r.dst.endswith("/ok")] == [True]
+    assert any(not r.ok for r in results)
+    assert not any(r.deleted for r in results)
+    assert "extra" in await keys(s3_client, dst)
+
+
+async def test_sync_dry_run_writes_and_deletes_nothing(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    src = await make_bucket(objects=OBJECTS)
+    dst = await make_bucket(objects={"a.txt": b"alpha", "old": b"x"})
+    moto_server.reset_requests()
+    results = await collect(
+        sync(
+            f"s3://{src}/",
+            f"s3://{dst}/",
+            delete=True,
+            dry_run=True,
+            endpoint_url=moto_server.endpoint_url,
+        )
+    )
+    found = by_key(results, f"s3://{dst}/")
+    assert found["a.txt"].skipped
+    assert {k for k, r in found.items() if r.planned} == {"dir/b.bin", "dir/sub/c.txt", "z", "old"}
+    assert not any(r.deleted for r in results)
+    assert await keys(s3_client, dst) == ["a.txt", "old"]
+    written = {"PutObject", "CopyObject", "UploadPart", "DeleteObjects", "DeleteObject"}
+    assert not written & set(moto_server.requests().counts)
+
+
+async def test_sync_filters_follow_aws_cli_rules(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    src = await make_bucket(objects=OBJECTS)
+    dst = await make_bucket(objects={"keep.bin": b"k"})
+    await collect(
+        sync(
+            f"s3://{src}/",
+            f"s3://{dst}/",
+            exclude=["*"],
+            include=["*.txt"],
+            delete=True,
+            endpoint_url=moto_server.endpoint_url,
+        )
+    )
+    # keep.bin is excluded, so it is not deleted either.
+    assert await keys(s3_client, dst) == ["a.txt", "dir/sub/c.txt", "keep.bin"]
+
+
+async def test_sync_down_and_up_again_decides_by_size_and_time(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+) -> None:
+    src = await make_bucket(objects=OBJECTS)
+    down = await collect(sync(f"s3://{src}/", str(tmp_path), endpoint_url=moto_server.endpoint_url))
+    assert all(r.ok and not r.skipped for r in down), down
+    assert len(down) == len(OBJECTS)
+    assert (tmp_path / "dir" / "sub" / "c.txt").read_bytes() == b"gamma"
+    moto_server.reset_requests()
+    again = await collect(
+        sync(f"s3://{src}/", str(tmp_path), endpoint_url=moto_server.endpoint_url)
+    )
+    assert all(r.skipped for r in again)
+    assert set(moto_server.requests().counts) == {"ListObjectsV2"}
+    (tmp_path / "a.txt").write_bytes(b"ALPHA!")  # another size
+    up = await collect(sync(str(tmp_path), f"s3://{src}/", endpoint_url=moto_server.endpoint_url))
+    changed = [r for r in up if not r.skipped]
+    assert [r.dst for r in changed] == [f"s3://{src}/a.txt"]
+    assert await get(s3_client, src, "a.txt") == b"ALPHA!"
+
+
+async def test_sync_copies_folder_markers_down_as_directories(
+    moto_server: MotoServer, make_bucket: MakeBucket, tmp_path: Path
+) -> None:
+    src = await make_bucket(objects={"p/folder/": b"", "p/folder/f": b"f", "p/empty/": b""})
+    results = await collect(
+        sync(f"s3://{src}/p/", str(tmp_path), endpoint_url=moto_server.endpoint_url)
+    )
+    assert all(r.ok for r in results)
+    assert (tmp_path / "folder" / "f").read_bytes() == b"f"
+    assert (tmp_path / "empty").is_dir()
+
+
+@pytest.mark.parametrize(
+    ("src", "dst", "error", "match"),
+    [
+        ("s3://b-1/p/", "s3://b-1/p/sub/", ValueError, "lies in source prefix"),
+        ("s3://b-1/p/sub/", "s3://b-1/p/", ValueError, "lies in destination prefix"),
+        ("./a", "./b", ValueError, "must be an s3:// prefix"),
+    ],
+)
+async def test_sync_refuses_bad_pairs_before_any_request(
+    src: str, dst: str, error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        await collect(sync(src, dst))
+
+
+async def test_sync_into_a_file_is_refused(tmp_path: Path) -> None:
+    target = tmp_path / "file"
+    target.write_bytes(b"x")
+    with pytest.raises(ValueError, match="is a file"):
+        await collect(sync("s3://b-1/p/", str(target)))
+
+
+async def test_sync_refuses_options_it_decides_itself() -> None:
+    with pytest.raises(ValueError, match="skip_existing does not apply"):
+        await collect(sync("s3://b-1/p/", "s3://b-2/p/", skip_existing=True))
+
+
+async def test_sync_deletes_in_batches_of_a_thousand(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    src = await make_bucket(objects={"kept": b"k"})
+    dst = await make_bucket(objects={f"extra/{n:04}": b"" for n in range(1001)})
+    moto_server.reset_requests()
+    results = await collect(
+        sync(f"s3://{src}/", f"s3://{dst}/", delete=True, endpoint_url=moto_server.endpoint_url)
+    )
+    assert sum(r.deleted for r in results) == 1001
+    assert moto_server.requests()["DeleteObjects"] == 2
+    assert moto_server.requests()["DeleteObject"] == 0
+    assert await keys(s3_client, dst) == ["kept"]
