@@ -41,6 +41,7 @@ from ._options import CopyManyOptions, Options, TransferResult, build_options, c
 from ._plan import check_prefixes, listed_prefix
 from ._skip import already_there
 from .s3 import S3Client, S3Url, is_s3_url, translate_error
+from .transfer import copy_many
 
 __all__ = ["sync"]
 
@@ -52,8 +53,7 @@ _COMPARE = ("listing", "size_only", "checksum")
 
 def _side(url: str, name: str) -> S3Url | Path:
     if is_s3_url(url):
-        location = listed_prefix(url)
-        return location
+        return listed_prefix(url)
     path = Path(url)
     if path.exists() and not path.is_dir():
         raise ValueError(f"{name} {url!r} is a file: sync copies a prefix or a directory")
@@ -190,8 +190,6 @@ class _Run:
         self, options: CopyManyOptions, *, dry_run: bool
     ) -> AsyncGenerator[TransferResult, None]:
         """The copies the merge calls for, and a result per key skipped."""
-        from .transfer import copy_many
-
         out: asyncio.Queue[TransferResult | None] = asyncio.Queue(maxsize=256)
 
         async def pairs() -> AsyncIterator[tuple[str, str]]:
