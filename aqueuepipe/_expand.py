@@ -7,6 +7,7 @@ import itertools
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from ._errors import TransferError
 from ._plan import check_prefixes, list_as_at_start, same_endpoint
@@ -22,10 +23,24 @@ __all__ = ["Expanded", "Pairs", "expand", "not_copied"]
 #: :mod:`aqueuepipe._streams`); :data:`aqueuepipe._pair.End` is what it becomes.
 GivenEnd = object
 Pairs = Iterable[tuple[GivenEnd, GivenEnd]] | AsyncIterable[tuple[GivenEnd, GivenEnd]]
-#: (src, dst, root or None, error or None).  The root is the local directory the
-#: pair was expanded from (an upload) or into (a download); None for a pair as
-#: given.  Only a pair as given reads or writes a special file as a stream.
-Expanded = tuple[GivenEnd, GivenEnd, Path | None, BaseException | None]
+
+
+class Expanded(NamedTuple):
+    """One copy to make, or the error that stops it."""
+
+    src: GivenEnd
+    dst: GivenEnd
+    #: The local directory the pair was expanded from (an upload) or into (a
+    #: download); None for a pair as given, or between two prefixes.
+    root: Path | None
+    error: BaseException | None
+    #: Made from a listing (an expansion, a sync): both ends name exactly one
+    #: object or file, so a key ending in ``/`` is an object (a folder marker,
+    #: or data under such a key), never a prefix to copy "into".  Only a pair as
+    #: given reads or writes a special file as a stream.
+    listed: bool = False
+
+
 GetClient = Callable[[Side], Awaitable[S3Client]]
 
 
@@ -44,17 +59,17 @@ async def expand(pairs: Pairs, recursive: bool, get_client: GetClient) -> AsyncI
         try:
             src_end, dst_end = pair
         except (TypeError, ValueError):
-            yield str(pair), "", None, ValueError(f"not a (src, dst) pair: {pair!r}")
+            yield Expanded(str(pair), "", None, ValueError(f"not a (src, dst) pair: {pair!r}"))
             continue
         if not recursive or is_stream_source(src_end) or is_stream_sink(dst_end):
-            yield src_end, dst_end, None, None
+            yield Expanded(src_end, dst_end, None, None)
             continue
         src, dst = str(src_end), str(dst_end)
         try:
             src_loc = parse_location(src)
             dst_loc = parse_location(dst)
         except ValueError as exc:
-            yield src, dst, None, exc
+            yield Expanded(src, dst, None, exc)
             continue
         if isinstance(src_loc, S3Url) and src_loc.is_prefix:
             async for item in _expand_prefix(src, dst, src_loc, dst_loc, get_client):
@@ -63,7 +78,7 @@ async def expand(pairs: Pairs, recursive: bool, get_client: GetClient) -> AsyncI
             async for item in _expand_directory(src, dst, src_loc, dst_loc):
                 yield item
         else:
-            yield src, dst, None, None
+            yield Expanded(src, dst, None, None)
 
 
 def _join_dst(dst_loc: S3Url | Path, relative: str) -> tuple[str, Path | None]:
@@ -96,7 +111,7 @@ async def _expand_prefix(
                     src_loc, dst_loc, one_endpoint=same_endpoint(client, target_client)
                 )
             except ValueError as exc:
-                yield src, dst, None, exc
+                yield Expanded(src, dst, None, exc)
                 return
         async for entry in list_as_at_start(client, src_loc.bucket, prefix, own_output):
             key = str(entry["Key"])
@@ -106,29 +121,21 @@ async def _expand_prefix(
             source = str(S3Url(src_loc.bucket, key))
             if isinstance(dst_loc, Path) and key.endswith("/"):
                 if int(str(entry.get("Size", 0))):
-                    yield (
-                        source,
-                        dst,
-                        None,
-                        ValueError(
-                            f"key {key!r} ends with '/' but holds {entry['Size']} bytes: "
-                            "it cannot be a local file name"
-                        ),
+                    error = ValueError(
+                        f"key {key!r} ends with '/' but holds {entry['Size']} bytes: "
+                        "it cannot be a local file name"
                     )
+                    yield Expanded(source, dst, None, error, listed=True)
                 continue  # a folder marker: its directory comes with its files
             try:
                 target, root = _join_dst(dst_loc, relative)
             except ValueError as exc:
-                yield source, f"{dst.rstrip('/')}/{relative}", None, exc
+                yield Expanded(source, f"{dst.rstrip('/')}/{relative}", None, exc, listed=True)
                 continue
-            yield source, target, root, None
+            yield Expanded(source, target, root, None, listed=True)
     except Exception as exc:
-        yield (
-            src,
-            dst,
-            None,
-            translate_error(exc, src=src, dst=dst, bucket=src_loc.bucket, key=None, side=side),
-        )
+        failure = translate_error(exc, src=src, dst=dst, bucket=src_loc.bucket, key=None, side=side)
+        yield Expanded(src, dst, None, failure)
 
 
 async def _expand_directory(
@@ -144,12 +151,10 @@ async def _expand_directory(
             try:
                 target, _ = _join_dst(dst_loc, relative)
             except ValueError as exc:
-                yield str(path), dst, None, exc
+                yield Expanded(str(path), dst, None, exc, listed=True)
                 continue
-            if kind is not None:
-                yield str(path), target, root, not_copied(str(path), target, kind)
-                continue
-            yield str(path), target, root, None
+            error = None if kind is None else not_copied(str(path), target, kind)
+            yield Expanded(str(path), target, root, error, listed=True)
 
 
 def not_copied(src: str, dst: str, kind: str, side: Side = "source") -> TransferError:

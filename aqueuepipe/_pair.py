@@ -27,16 +27,17 @@ End = S3Url | Path | StreamSource | StreamSink
 
 
 def check_pair(
-    src_end: object, dst_end: object, options: Options, *, expanded: bool = False
+    src_end: object, dst_end: object, options: Options, *, listed: bool = False
 ) -> tuple[End, End]:
     """The ends of a copy, checked; raises ValueError naming what is wrong.
 
     A FIFO or a character device named by the caller is a stream: read, or
-    written in place.  In a pair an expansion made (``expanded``) it is not
-    copied: TransferError, before anything is opened.  ``options`` that cannot
-    apply to these ends are refused.
+    written in place.  In a pair made from a listing (``listed``) it is not
+    copied: TransferError, before anything is opened; and a source key ending
+    in ``/`` is the object of that name (a folder marker), not a prefix.
+    ``options`` that cannot apply to these ends are refused.
     """
-    src_loc, dst_loc = _check_ends(src_end, dst_end, expanded=expanded)
+    src_loc, dst_loc = _check_ends(src_end, dst_end, listed=listed)
     options.check_ends(
         src_is_s3=isinstance(src_loc, S3Url),
         dst_is_s3=isinstance(dst_loc, S3Url),
@@ -47,14 +48,14 @@ def check_pair(
     return src_loc, dst_loc
 
 
-def _check_ends(src_end: object, dst_end: object, *, expanded: bool) -> tuple[End, End]:
+def _check_ends(src_end: object, dst_end: object, *, listed: bool) -> tuple[End, End]:
     src, dst = describe(src_end), describe(dst_end)
     if (fifo := special_file(src_end)) is not None:
-        if expanded:
+        if listed:
             raise not_copied(src, dst, _kind(fifo))
         src_end = SpecialFile(fifo, "rb")
     if (fifo := special_file(dst_end)) is not None:
-        if expanded:
+        if listed:
             raise not_copied(src, dst, _kind(fifo), side="destination")
         dst_end = SpecialFile(fifo, "wb")
     if is_stream_source(src_end):
@@ -71,7 +72,7 @@ def _check_ends(src_end: object, dst_end: object, *, expanded: bool) -> tuple[En
     dst_loc = parse_location(_as_path(dst_end))
     if isinstance(src_loc, S3Url) and not src_loc.key:
         raise ValueError(f"source {src!r} names no object (a key is needed)")
-    if isinstance(src_loc, S3Url) and src_loc.is_prefix:
+    if isinstance(src_loc, S3Url) and src_loc.is_prefix and not listed:
         raise ValueError(f"source {src!r} is a prefix; copy prefixes with recursive=True")
     if not isinstance(src_loc, S3Url) and not isinstance(dst_loc, S3Url):
         raise ValueError(f"one of {src!r} and {dst!r} must be an s3:// URL")

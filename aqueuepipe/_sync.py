@@ -35,13 +35,13 @@ from pathlib import Path
 from typing import Unpack
 
 from ._clients import ClientPool
-from ._expand import not_copied
+from ._expand import Expanded, not_copied
 from ._listing import Compare, Listed, local_listing, merge, s3_listing, same_from_listings
 from ._options import CopyManyOptions, Options, TransferResult, build_options, check_names
 from ._plan import check_prefixes, listed_prefix
 from ._skip import already_there
 from .s3 import S3Client, S3Url, is_s3_url, translate_error
-from .transfer import copy_many
+from .transfer import run_batch
 
 __all__ = ["sync"]
 
@@ -141,7 +141,7 @@ async def sync(
         dst_client = await pool.get("destination") if isinstance(dst_base, S3Url) else None
         run = _Run(src_base, dst_base, src_client, dst_client, checked, keep, compare)
         failed = False
-        async for result in run.copies(options, dry_run=dry_run):
+        async for result in run.copies(pool, dry_run=dry_run):
             failed = failed or not result.ok
             yield result
         if delete and not failed:
@@ -187,12 +187,12 @@ class _Run:
         return found is not None
 
     async def copies(
-        self, options: CopyManyOptions, *, dry_run: bool
+        self, pool: ClientPool, *, dry_run: bool
     ) -> AsyncGenerator[TransferResult, None]:
         """The copies the merge calls for, and a result per key skipped."""
         out: asyncio.Queue[TransferResult | None] = asyncio.Queue(maxsize=256)
 
-        async def pairs() -> AsyncIterator[tuple[str, str]]:
+        async def pairs() -> AsyncIterator[Expanded]:
             try:
                 async for key, src, dst in self._merged():
                     if src is None or not self.keep(key):
@@ -214,17 +214,18 @@ class _Run:
                     if dry_run:
                         await out.put(_result(self.src, self.dst, key, src, planned=True))
                         continue
-                    if isinstance(self.dst, Path):
-                        # A download names its directory: made here, as an expansion does.
-                        await asyncio.to_thread(_make_parent, self.dst / key)
-                    yield _url(self.src, key), _url(self.dst, key)
+                    root = self.dst if isinstance(self.dst, Path) else None
+                    if isinstance(self.src, Path):
+                        root = self.src
+                    yield Expanded(_url(self.src, key), _url(self.dst, key), root, None, True)
             except Exception as exc:
                 raise _listing_error(exc, str(self.src), str(self.dst)) from exc
 
         async def run() -> None:
             try:
-                async for result in copy_many(pairs(), **options):
-                    await out.put(result)
+                async with contextlib.aclosing(run_batch(pairs(), self.options, pool)) as batch:
+                    async for result in batch:
+                        await out.put(result)
             finally:
                 await out.put(None)
 
@@ -292,11 +293,6 @@ class _Run:
             )
             for (key, listed), error in zip(batch, results.values(), strict=True)
         ]
-
-
-def _make_parent(path: Path) -> None:
-    with contextlib.suppress(FileExistsError, NotADirectoryError):  # the copy says what is
-        path.parent.mkdir(parents=True, exist_ok=True)
 
 
 def _failed(src: str, dst: str, error: BaseException) -> TransferResult:

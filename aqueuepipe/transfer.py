@@ -11,14 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncGenerator, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Unpack
 
 from ._cancel import outlast
 from ._clients import ClientPool
 from ._errors import TransferError
-from ._expand import GivenEnd, Pairs, expand
+from ._expand import Expanded, GivenEnd, Pairs, expand
 from ._options import (
     DEFAULT_BATCH_CONCURRENCY,
     DEFAULT_CONCURRENCY,
@@ -178,7 +178,7 @@ async def _copy(src: GivenEnd, dst: GivenEnd, pool: ClientPool, options: Options
     """The copy :func:`copy` checked: run it in ``pool``; raise its error."""
     try:
         async with pool:
-            result = await _copy_expanded(src, dst, None, pool, options)
+            result = await _copy_expanded(Expanded(src, dst, None, None), pool, options)
     except BaseException as exc:  # the pool failed to open or close, or a cancellation
         _abort_stream(dst, exc)
         raise
@@ -256,72 +256,82 @@ def copy_many(
         )
     check_names("copy_many", options, CopyManyOptions)
     checked = build_options(**options)
-    return _run_batch(pairs, checked, ClientPool(checked))
+    return _batch_in_pool(pairs, checked, ClientPool(checked))
 
 
-async def _run_batch(
+async def _batch_in_pool(
     pairs: Pairs, options: Options, pool: ClientPool
 ) -> AsyncGenerator[TransferResult, None]:
+    async with pool:
+        batch = run_batch(expand(pairs, options.recursive, pool.get), options, pool)
+        async with contextlib.aclosing(batch) as results:
+            async for result in results:
+                yield result
+
+
+async def run_batch(
+    items: AsyncIterator[Expanded], options: Options, pool: ClientPool
+) -> AsyncGenerator[TransferResult, None]:
+    """Copy ``items`` (pairs as :func:`~aqueuepipe._expand.expand` makes them)
+    ``options.concurrency`` at a time in ``pool``, which the caller has opened;
+    a result per item, in completion order (see :func:`copy_many`)."""
     concurrency = options.concurrency
     # Bounded: a copy holds its slot until its result is taken, so results never
     # pile up and at most `concurrency` copies run.
     results: asyncio.Queue[TransferResult | None] = asyncio.Queue(maxsize=concurrency)
     slots = asyncio.Semaphore(concurrency)
-    async with pool:
-        local_targets: set[Path] = set()
+    local_targets: set[Path] = set()
 
-        async def run_one(src: GivenEnd, dst: GivenEnd, root: Path | None) -> None:
-            try:
-                result = await _copy_expanded(src, dst, root, pool, options, local_targets)
-                await results.put(result)
-            finally:
-                slots.release()
-
-        async def feed() -> None:
-            failure: Exception | None = None
-            try:
-                async with asyncio.TaskGroup() as copies:
-                    try:
-                        async for src, dst, root, error in expand(
-                            pairs, options.recursive, pool.get
-                        ):
-                            await slots.acquire()
-                            if error is not None:
-                                slots.release()
-                                failed = _failed(describe(src), describe(dst), error, options)
-                                await results.put(failed)
-                                continue
-                            copies.create_task(run_one(src, dst, root))
-                    except Exception as exc:
-                        # The pairs iterator failed: the copies it started still
-                        # finish and report; then the batch raises its error.
-                        failure = exc
-                if failure is not None:
-                    raise failure
-            finally:
-                # However the feeder ends (done, or failed: the pairs iterator
-                # raised, a bug), the reader must not wait for results forever.
-                # A full queue has a reader coming for it, which then finds the
-                # feeder done.
-                with contextlib.suppress(asyncio.QueueFull):
-                    results.put_nowait(None)
-
-        feeder = asyncio.create_task(feed())
+    async def run_one(item: Expanded) -> None:
         try:
-            while True:
-                if results.empty() and feeder.done():
-                    break
-                result = await results.get()
-                if result is None:
-                    break
-                yield result
-            await feeder  # raises what ended the feeder, if it failed
+            result = await _copy_expanded(item, pool, options, local_targets)
+            await results.put(result)
         finally:
-            if not feeder.done():
-                feeder.cancel()
-                # The copies clean up (abort uploads, remove temporary files, give
-                # bytes back) as they unwind: the batch ends only after they have.
-                await outlast(feeder)
+            slots.release()
+
+    async def feed() -> None:
+        failure: Exception | None = None
+        try:
+            async with asyncio.TaskGroup() as copies:
+                try:
+                    async for item in items:
+                        await slots.acquire()
+                        if item.error is not None:
+                            slots.release()
+                            src, dst = describe(item.src), describe(item.dst)
+                            await results.put(_failed(src, dst, item.error, options))
+                            continue
+                        copies.create_task(run_one(item))
+                except Exception as exc:
+                    # The pairs iterator failed: the copies it started still
+                    # finish and report; then the batch raises its error.
+                    failure = exc
+            if failure is not None:
+                raise failure
+        finally:
+            # However the feeder ends (done, or failed: the pairs iterator
+            # raised, a bug), the reader must not wait for results forever.
+            # A full queue has a reader coming for it, which then finds the
+            # feeder done.
+            with contextlib.suppress(asyncio.QueueFull):
+                results.put_nowait(None)
+
+    feeder = asyncio.create_task(feed())
+    try:
+        while True:
+            if results.empty() and feeder.done():
+                break
+            result = await results.get()
+            if result is None:
+                break
+            yield result
+        await feeder  # raises what ended the feeder, if it failed
+    finally:
+        if not feeder.done():
+            feeder.cancel()
+            # The copies clean up (abort uploads, remove temporary files, give
+            # bytes back) as they unwind: the batch ends only after they have.
+            await outlast(feeder)
 
 
 def _failed(src: str, dst: str, error: BaseException, options: Options) -> TransferResult:
@@ -331,45 +341,42 @@ def _failed(src: str, dst: str, error: BaseException, options: Options) -> Trans
 
 
 async def _copy_expanded(
-    src_end: GivenEnd,
-    dst_end: GivenEnd,
-    root: Path | None,
+    item: Expanded,
     pool: ClientPool,
     options: Options,
     local_targets: set[Path] | None = None,
 ) -> TransferResult:
     """One pair: checked, its directory made, then copied.
 
-    ``root`` is the local directory the pair was expanded from or into (None for a
-    pair as given): such a pair never reads or writes a special file.
-    ``local_targets`` are the local files the pairs of a batch write so far: two
-    pairs aimed at one file are refused (the second gets an error result).  A pipe
-    destination is aborted with the pair's error, whatever step failed.
+    A pair made from a listing (``item.listed``) is taken literally and never
+    reads or writes a special file.  ``local_targets`` are the local files the
+    pairs of a batch write so far: two pairs aimed at one file are refused (the
+    second gets an error result).  A pipe destination is aborted with the pair's
+    error, whatever step failed.
     """
     try:
-        result = await _check_and_copy(src_end, dst_end, root, pool, options, local_targets)
+        result = await _check_and_copy(item, pool, options, local_targets)
     except BaseException as exc:  # a cancellation: the pipe's reader must not wait on
-        _abort_stream(dst_end, exc)
+        _abort_stream(item.dst, exc)
         raise
     if result.error is not None:
-        _abort_stream(dst_end, result.error)
+        _abort_stream(item.dst, result.error)
     return result
 
 
 async def _check_and_copy(
-    src_end: GivenEnd,
-    dst_end: GivenEnd,
-    root: Path | None,
+    item: Expanded,
     pool: ClientPool,
     options: Options,
     local_targets: set[Path] | None,
 ) -> TransferResult:
+    src_end, dst_end, root = item.src, item.dst, item.root
     directory = names_directory(dst_end)
-    if root is None:  # a pair as given; an expansion names its files itself
+    if not item.listed:  # a pair as given; a listing names its files itself
         dst_end = into_directory(src_end, dst_end)
     src, dst = describe(src_end), describe(dst_end)
     try:
-        src_loc, dst_loc = check_pair(src_end, dst_end, options, expanded=root is not None)
+        src_loc, dst_loc = check_pair(src_end, dst_end, options, listed=item.listed)
         if isinstance(dst_loc, Path):
             if local_targets is not None:
                 target = await asyncio.to_thread(dst_loc.resolve)

@@ -7,14 +7,16 @@ writes nothing; filters follow aws cli's rules.
 
 from __future__ import annotations
 
+import asyncio
+import io
 from pathlib import Path
 
 import pytest
 
-from aqueuepipe import TransferResult, sync
+from aqueuepipe import TransferResult, copy_many, sync
 from aqueuepipe.s3 import S3Client
 
-from .._helpers import MakeBucket, MotoServer, collect, get, payload
+from .._helpers import MakeBucket, MotoServer, collect, get, payload, put
 
 OBJECTS = {
     "a.txt": b"alpha",
@@ -204,3 +206,103 @@ async def test_sync_deletes_in_batches_of_a_thousand(
     assert moto_server.requests()["DeleteObjects"] == 2
     assert moto_server.requests()["DeleteObject"] == 0
     assert await keys(s3_client, dst) == ["kept"]
+
+
+async def test_sync_copies_folder_markers_and_slash_keys_as_objects(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    """A console's folder marker (``folder/``, empty) and a key ending in ``/`` that
+    holds data are objects of their own names: never "a prefix", never ``data/data``."""
+    src = await make_bucket(objects={"p/folder/": b"", "p/data/": b"xyz", "p/a": b"a"})
+    dst = await make_bucket()
+    results = await collect(
+        sync(f"s3://{src}/p/", f"s3://{dst}/q/", endpoint_url=moto_server.endpoint_url)
+    )
+    assert all(r.ok for r in results), [r.error for r in results]
+    assert await keys(s3_client, dst) == ["q/a", "q/data/", "q/folder/"]
+    assert await get(s3_client, dst, "q/data/") == b"xyz"
+    moto_server.reset_requests()
+    again = await collect(
+        sync(f"s3://{src}/p/", f"s3://{dst}/q/", endpoint_url=moto_server.endpoint_url)
+    )
+    assert len(again) == 3 and all(r.skipped for r in again)
+    assert set(moto_server.requests().counts) == {"ListObjectsV2"}
+
+
+async def test_copy_many_recursive_copies_slash_keys_under_their_own_names(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    src = await make_bucket(objects={"p/folder/": b"", "p/data/": b"xyz"})
+    dst = await make_bucket()
+    results = await collect(
+        copy_many(
+            [(f"s3://{src}/p/", f"s3://{dst}/q/")],
+            recursive=True,
+            endpoint_url=moto_server.endpoint_url,
+        )
+    )
+    assert sorted(r.dst for r in results if r.ok) == [
+        f"s3://{dst}/q/data/",
+        f"s3://{dst}/q/folder/",
+    ]
+    assert await keys(s3_client, dst) == ["q/data/", "q/folder/"]
+
+
+MiB = 1024 * 1024
+
+
+def _boto3_multipart(endpoint_url: str, bucket: str, sizes: dict[str, tuple[int, int]]) -> None:
+    """Objects uploaded by boto3 with the given part size and no checksum at all
+    (``when_required``): what a migration meets from older tools."""
+    boto3 = pytest.importorskip("boto3")
+    from boto3.s3.transfer import TransferConfig
+    from botocore.config import Config
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        config=Config(request_checksum_calculation="when_required"),
+    )
+    try:
+        for key, (size, part_size) in sizes.items():
+            config = TransferConfig(multipart_threshold=part_size, multipart_chunksize=part_size)
+            client.upload_fileobj(io.BytesIO(payload(size, seed=size)), bucket, key, Config=config)
+    finally:
+        client.close()
+
+
+@pytest.mark.slow
+async def test_sync_of_a_migration_reruns_on_listings_alone(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    """Issue 20's case: 4,000 small objects, 3 multipart ones made by boto3 with 5 MiB
+    and 16 MiB parts and no checksums, and a folder marker.  The first sync copies
+    them all (multipart ones in their source's layout, so with its ETag); the re-run
+    makes no request but the listings, counted at the server."""
+    src = await make_bucket()
+    small = {f"p/{n // 100:02}/{n:04}.txt": f"object {n}".encode() for n in range(4000)}
+    for start in range(0, len(small), 200):
+        batch = list(small.items())[start : start + 200]
+        await asyncio.gather(*(put(s3_client, src, key, data) for key, data in batch))
+    await put(s3_client, src, "p/folder/", b"")
+    multipart = {"p/big/a": (12 * MiB, 5 * MiB), "p/big/b": (40 * MiB, 16 * MiB)}
+    multipart["p/big/c"] = (5 * MiB + 1, 5 * MiB)
+    await asyncio.to_thread(_boto3_multipart, moto_server.endpoint_url, src, multipart)
+    dst = await make_bucket()
+    first = await collect(
+        sync(f"s3://{src}/p/", f"s3://{dst}/q/", endpoint_url=moto_server.endpoint_url)
+    )
+    assert len(first) == 4004 and all(r.ok and not r.skipped for r in first)
+    for key in multipart:
+        source = await s3_client.head_object(Bucket=src, Key=key)
+        copied = await s3_client.head_object(Bucket=dst, Key="q/" + key.removeprefix("p/"))
+        assert copied["ETag"] == source["ETag"] and "-" in source["ETag"]
+    moto_server.reset_requests()
+    again = await collect(
+        sync(f"s3://{src}/p/", f"s3://{dst}/q/", endpoint_url=moto_server.endpoint_url)
+    )
+    assert len(again) == 4004 and all(r.skipped for r in again)
+    requests = moto_server.requests()
+    assert set(requests.counts) == {"ListObjectsV2"}, requests.counts
+    assert requests["ListObjectsV2"] == 2 * 5  # 4,004 keys: five pages of 1,000 a side
