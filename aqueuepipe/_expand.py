@@ -126,7 +126,8 @@ async def _expand_prefix(
                         "it cannot be a local file name"
                     )
                     yield Expanded(source, dst, None, error, listed=True)
-                continue  # a folder marker: its directory comes with its files
+                    continue
+                relative = relative[:-1]  # a folder marker: downloaded as a directory
             try:
                 target, root = _join_dst(dst_loc, relative)
             except ValueError as exc:

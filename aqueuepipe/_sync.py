@@ -40,6 +40,7 @@ from ._listing import Compare, Listed, local_listing, merge, s3_listing, same_fr
 from ._options import CopyManyOptions, Options, TransferResult, build_options, check_names
 from ._plan import check_prefixes, listed_prefix
 from ._skip import already_there
+from .local import safe_join
 from .s3 import S3Client, S3Url, is_s3_url, translate_error
 from .transfer import run_batch
 
@@ -186,6 +187,30 @@ class _Run:
         )
         return found is not None
 
+    async def _decide(
+        self, key: str, src: Listed, dst: Listed | None, dry_run: bool
+    ) -> Expanded | TransferResult:
+        """The copy to make of ``key``, or its result when none is made."""
+        source = _url(self.src, key)
+        marker = src.is_folder_marker and isinstance(self.dst, Path)
+        if isinstance(self.dst, Path):
+            try:  # never outside the directory (``../x``), nor two keys on one file
+                target = str(safe_join(self.dst, key[:-1] if marker else key))
+            except ValueError as exc:
+                return _failed(source, str(self.dst), exc)
+        else:
+            target = _url(self.dst, key)
+        if src.special not in (None, "unreadable"):  # a FIFO, a device...
+            return _failed(source, target, not_copied(source, target, src.special))
+        if marker:  # downloaded as a directory
+            same = await asyncio.to_thread(Path(target).is_dir)
+        else:
+            same = dst is not None and await self._same(key, src, dst)
+        if same or dry_run:
+            return _result(source, target, src, skipped=same, planned=not same)
+        root = self.src if isinstance(self.src, Path) else self.dst
+        return Expanded(source, target, root if isinstance(root, Path) else None, None, True)
+
     async def copies(
         self, pool: ClientPool, *, dry_run: bool
     ) -> AsyncGenerator[TransferResult, None]:
@@ -197,27 +222,11 @@ class _Run:
                 async for key, src, dst in self._merged():
                     if src is None or not self.keep(key):
                         continue
-                    if src.special not in (None, "unreadable"):  # a FIFO, a device...
-                        source, target = _url(self.src, key), _url(self.dst, key)
-                        error = not_copied(source, target, src.special)
-                        await out.put(_failed(source, target, error))
-                        continue
-                    if src.is_folder_marker and isinstance(self.dst, Path):
-                        if not dry_run:
-                            await asyncio.to_thread(
-                                (self.dst / key).mkdir, parents=True, exist_ok=True
-                            )
-                        continue
-                    if dst is not None and await self._same(key, src, dst):
-                        await out.put(_result(self.src, self.dst, key, src, skipped=True))
-                        continue
-                    if dry_run:
-                        await out.put(_result(self.src, self.dst, key, src, planned=True))
-                        continue
-                    root = self.dst if isinstance(self.dst, Path) else None
-                    if isinstance(self.src, Path):
-                        root = self.src
-                    yield Expanded(_url(self.src, key), _url(self.dst, key), root, None, True)
+                    decided = await self._decide(key, src, dst, dry_run)
+                    if isinstance(decided, Expanded):
+                        yield decided
+                    else:
+                        await out.put(decided)
             except Exception as exc:
                 raise _listing_error(exc, str(self.src), str(self.dst)) from exc
 
@@ -306,17 +315,11 @@ def _location(base: S3Url | Path, key: str) -> S3Url | Path:
 
 
 def _result(
-    src: S3Url | Path,
-    dst: S3Url | Path,
-    key: str,
-    listed: Listed,
-    *,
-    skipped: bool = False,
-    planned: bool = False,
+    src: str, dst: str, listed: Listed, *, skipped: bool = False, planned: bool = False
 ) -> TransferResult:
     return TransferResult(
-        src=_url(src, key),
-        dst=_url(dst, key),
+        src=src,
+        dst=dst,
         size=listed.size,
         etag=listed.etag,
         parts=0,

@@ -385,6 +385,8 @@ async def _check_and_copy(
                 local_targets.add(target)
             if root is not None or directory:
                 await _make_parent(dst_loc)
+            if item.listed and isinstance(src_loc, S3Url) and src_loc.is_prefix:
+                return await _make_directory(src, dst, dst_loc, options)
     except Exception as exc:  # past the checks, only the destination's directory is made
         return _failed(src, dst, _as_transfer_error(exc, src, dst, "destination"), options)
     try:
@@ -394,6 +396,17 @@ async def _check_and_copy(
         for end in (src_loc, dst_loc):
             if isinstance(end, StreamSource | StreamSink):
                 end.close()
+
+
+async def _make_directory(src: str, dst: str, path: Path, options: Options) -> TransferResult:
+    """A folder marker (an empty key ending in ``/``, listed) downloaded: its directory."""
+    try:
+        await asyncio.to_thread(path.mkdir, exist_ok=True)
+    except FileExistsError:
+        raise ValueError(f"folder marker {src!r}: a file is in the way at {dst!r}") from None
+    result = TransferResult(src=src, dst=dst, size=0, etag=None, parts=0)
+    options.progress.transfer_finished(result)
+    return result
 
 
 async def _make_parent(path: Path) -> None:

@@ -164,6 +164,44 @@ async def test_sync_copies_folder_markers_down_as_directories(
     assert all(r.ok for r in results)
     assert (tmp_path / "folder" / "f").read_bytes() == b"f"
     assert (tmp_path / "empty").is_dir()
+    assert sorted(r.dst for r in results) == [
+        str(tmp_path / "empty"),
+        str(tmp_path / "folder"),
+        str(tmp_path / "folder" / "f"),
+    ]  # a result per key, markers too
+    again = await collect(
+        sync(f"s3://{src}/p/", str(tmp_path), endpoint_url=moto_server.endpoint_url)
+    )
+    assert len(again) == 3 and all(r.skipped for r in again)
+
+
+async def test_sync_download_never_writes_outside_its_directory(
+    moto_server: MotoServer, make_bucket: MakeBucket, tmp_path: Path
+) -> None:
+    src = await make_bucket(objects={"p/good": b"good", "p/dir/../../escape": b"evil"})
+    root = tmp_path / "root"
+    results = await collect(
+        sync(f"s3://{src}/p/", str(root), endpoint_url=moto_server.endpoint_url)
+    )
+    by_src = {r.src.removeprefix(f"s3://{src}/p/"): r for r in results}
+    assert by_src["good"].ok and (root / "good").read_bytes() == b"good"
+    assert isinstance(by_src["dir/../../escape"].error, ValueError)
+    assert not (tmp_path / "escape").exists()
+
+
+async def test_copy_many_recursive_downloads_folder_markers_as_directories(
+    moto_server: MotoServer, make_bucket: MakeBucket, tmp_path: Path
+) -> None:
+    src = await make_bucket(objects={"p/empty/": b"", "p/f": b"f"})
+    results = await collect(
+        copy_many(
+            [(f"s3://{src}/p/", str(tmp_path))],
+            recursive=True,
+            endpoint_url=moto_server.endpoint_url,
+        )
+    )
+    assert all(r.ok for r in results) and len(results) == 2
+    assert (tmp_path / "empty").is_dir() and (tmp_path / "f").read_bytes() == b"f"
 
 
 @pytest.mark.parametrize(
