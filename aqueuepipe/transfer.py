@@ -17,7 +17,7 @@ from typing import Unpack
 
 from ._cancel import outlast
 from ._clients import ClientPool
-from ._errors import TransferError
+from ._errors import NoSuchKeyError, TransferError
 from ._expand import Expanded, GivenEnd, Pairs, expand
 from ._options import (
     DEFAULT_BATCH_CONCURRENCY,
@@ -442,7 +442,25 @@ async def _copy_pair(
         check_distinct(src_loc, dst_loc, one_endpoint=same_endpoint(src_client, dst_client))
     except ValueError as exc:
         return _failed(src, dst, exc, options)
-    return await copy_one(src, dst, src_loc, dst_loc, src_client, dst_client, pool, options)
+    result = await copy_one(src, dst, src_loc, dst_loc, src_client, dst_client, pool, options)
+    if options.recursive and isinstance(result.error, NoSuchKeyError) and src_client is not None:
+        assert isinstance(src_loc, S3Url)
+        result = await _point_at_prefix(result, src_loc, src_client)
+    return result
+
+
+async def _point_at_prefix(result: TransferResult, src: S3Url, client: S3Client) -> TransferResult:
+    """A missing object named without its ``/`` in a recursive copy: say so when
+    ``key/`` is a prefix (what the caller most likely meant)."""
+    prefix = src.as_prefix()
+    with contextlib.suppress(Exception):  # the hint is a courtesy; the error stands
+        listed = await client.list_objects_v2(Bucket=src.bucket, Prefix=prefix.key, MaxKeys=1)
+        if listed.get("KeyCount", 0):
+            error = result.error
+            assert isinstance(error, NoSuchKeyError)
+            hint = f"{str(prefix)!r} is a prefix: end the URL with '/' to copy what is under it"
+            error.reason = f"{error.reason}; {hint}"
+    return result
 
 
 def _as_transfer_error(exc: Exception, src: str, dst: str, side: Side | None) -> BaseException:

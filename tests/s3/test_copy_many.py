@@ -357,3 +357,19 @@ async def test_pairs_iterator_that_raises_ends_the_batch_with_its_error(endpoint
                 results.append(result)  # noqa: PERF401 (the results before the error count)
     assert [r.src for r in results] == ["s3://no-such-bucket-aqp/a"]
     assert not results[0].ok
+
+
+async def test_recursive_copy_of_a_prefix_named_without_its_slash_points_at_it(
+    moto_server: MotoServer, make_bucket: MakeBucket
+) -> None:
+    src = await make_bucket(objects={"a/x": b"x"})
+    dst = await make_bucket()
+    [result] = await collect(
+        copy_many(
+            [(f"s3://{src}/a", f"s3://{dst}/b/")],
+            recursive=True,
+            endpoint_url=moto_server.endpoint_url,
+        )
+    )
+    assert isinstance(result.error, NoSuchKeyError)
+    assert f"'s3://{src}/a/' is a prefix" in str(result.error)
