@@ -18,6 +18,7 @@ from aqueuepipe.s3 import S3Client
 from .._helpers import (
     MakeBucket,
     MiB,
+    MotoServer,
     cancel_and_check,
     collect,
     get,

@@ -16,7 +16,7 @@ import pytest
 from aqueuepipe import TransferResult, copy_many, sync
 from aqueuepipe.s3 import S3Client
 
-from .._helpers import MakeBucket, MotoServer, collect, get, payload, put
+from .._helpers import MakeBucket, MiB, MotoServer, collect, get, payload, put
 
 OBJECTS = {
     "a.txt": b"alpha",
@@ -284,9 +284,6 @@ async def test_copy_many_recursive_copies_slash_keys_under_their_own_names(
         f"s3://{dst}/q/folder/",
     ]
     assert await keys(s3_client, dst) == ["q/data/", "q/folder/"]
-
-
-MiB = 1024 * 1024
 
 
 def _boto3_multipart(endpoint_url: str, bucket: str, sizes: dict[str, tuple[int, int]]) -> None:
