@@ -80,7 +80,7 @@ class Copy:
         async with body_slot:
 
             async def once() -> None:
-                async with self._open(src_client, src) as stream:
+                async with self._open(src_client, src, keep_layout=True) as stream:
                     self.job.attempt.sending = await self._choose_sending(
                         dst_client, stream.response
                     )
@@ -88,7 +88,9 @@ class Copy:
                         source=stream.response, tag_set=await self._source_tags(src_client, src)
                     )
                     try:
-                        await self._uploader.upload(stream, stream.size, dst_client, dst, stream)
+                        await self._uploader.upload(
+                            stream, stream.size, dst_client, dst, stream, layout=self._layout
+                        )
                     finally:
                         self.job.retries += stream.retries
 
@@ -251,10 +253,12 @@ class Copy:
 
     @contextlib.asynccontextmanager
     async def _open(
-        self, client: S3Client, url: S3Url, *, confirm: bool = False
+        self, client: S3Client, url: S3Url, *, confirm: bool = False, keep_layout: bool = False
     ) -> AsyncIterator[ObjectStream]:
         """GetObject ``url`` and build the check of what it reads; ``confirm``: ask
-        every part's size rather than infer a uniform layout from part 1."""
+        every part's size rather than infer a uniform layout from part 1;
+        ``keep_layout``: ask a multipart source's layout (for a copy made in it)
+        even where its check does not need it."""
         async with contextlib.AsyncExitStack() as stack:
             with self.job.errors("source"):
                 stream = await stack.enter_async_context(
@@ -262,7 +266,10 @@ class Copy:
                         client, url, policy=self.job.options.policy, if_match=self.job.source_etag
                     )
                 )
-                if _needs_layout(stream.response) and self._layout_asked is None:
+                wanted = _needs_layout(stream.response) or (
+                    keep_layout and _is_multipart_etag(stream.etag)
+                )
+                if wanted and self._layout_asked is None:
                     self._layout = await part_layout(
                         client, url, stream.size, stream.etag, confirm=confirm
                     )
@@ -344,3 +351,10 @@ async def _set_mtime(path: Path, when: object) -> None:
     if isinstance(when, datetime.datetime):
         stamp = when.timestamp()
         await asyncio.to_thread(os.utime, path, (stamp, stamp))
+
+
+def _is_multipart_etag(etag: str | None) -> bool:
+    """Whether ``etag`` has a multipart upload's form (``...-N``): its object has a
+    part layout to keep."""
+    count = (etag or "").strip('"').rpartition("-")[2]
+    return "-" in (etag or "") and count.isdigit()

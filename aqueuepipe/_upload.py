@@ -37,8 +37,9 @@ from .checksums import (
 )
 from .s3._client import S3Client
 from .s3._endpoints import note_checksum_headers_refused
+from .s3._layout import PartLayout
 from .s3._objects import MultipartUpload, ObjectStream
-from .s3._parts import MAX_PARTS, choose_part_size, stream_part_size
+from .s3._parts import MAX_PARTS, MIN_PART_SIZE, choose_part_size, stream_part_size
 from .s3._urls import S3Url
 
 __all__ = ["Uploader"]
@@ -76,7 +77,16 @@ class Uploader:
         client: S3Client,
         dst: S3Url,
         stream: ObjectStream | None,
+        *,
+        layout: PartLayout | None = None,
     ) -> None:
+        """Upload ``size`` bytes of ``source``: in the source's part ``layout`` when
+        it has one that fits the budget (so the copy gets the source's ETag), else
+        in parts of ``part_size`` (one PutObject below it)."""
+        sizes = self._kept(layout, size)
+        if sizes is not None:
+            await self._multipart(source, size, max(sizes), client, dst, sizes=sizes)
+            return
         part_size = choose_part_size(size, self.job.options.part_size)
         if part_size > self.job.budget.limit:
             raise ValueError(
@@ -87,6 +97,18 @@ class Uploader:
             await self._put(source, size, client, dst)
         else:
             await self._multipart(source, size, part_size, client, dst)
+
+    def _kept(self, layout: PartLayout | None, size: int) -> tuple[int, ...] | None:
+        """The part sizes of ``layout`` if a copy can be made in them: they add up
+        to ``size``, every part fits the budget, and every part but the last has
+        S3's minimum size (a destination refuses smaller ones)."""
+        if layout is None or layout.size != size or not 0 < layout.parts <= MAX_PARTS:
+            return None
+        if max(layout.sizes) > self.job.budget.limit:
+            return None
+        if any(part < MIN_PART_SIZE for part in layout.sizes[:-1]):
+            return None
+        return layout.sizes
 
     async def _read(self, part: Part, source: PartSource, start: int = 0) -> int:
         with self.job.errors("source"):
@@ -274,8 +296,10 @@ class Uploader:
         *,
         first: Part | None = None,
         first_digests: Digests | None = None,
+        sizes: tuple[int, ...] | None = None,
     ) -> None:
-        """Upload ``size`` bytes (None: until the source ends) in parts.
+        """Upload ``size`` bytes (None: until the source ends) in parts of
+        ``part_size``, or of the given ``sizes`` (a source's layout).
 
         ``first`` is a first part already read (the caller's to close as well),
         ``first_digests`` its digests if it was hashed already (then it is the
@@ -321,8 +345,9 @@ class Uploader:
                         number, offset = 1, first.size
                         send(1, first, first_digests)
                     while source is not None and (size is None or offset < size):
+                        length = sizes[number] if sizes is not None else part_size
                         read = await self._next_part(
-                            source, size, number + 1, offset, part_size, slots
+                            source, size, number + 1, offset, length, slots
                         )
                         if read is None:
                             break

@@ -152,6 +152,38 @@ async def test_copy_of_uniform_parts_asks_one_layout_head(
     assert len(fault_proxy.exchanges(GETS)) == 1
 
 
+@pytest.mark.parametrize("algorithm", [None, "CRC32"], ids=str)
+@pytest.mark.parametrize(
+    "sizes", [UNEQUAL, GROWING, UNIFORM], ids=["unequal", "growing", "uniform"]
+)
+async def test_streamed_copy_keeps_the_source_layout_and_its_etag(
+    fault_proxy: FaultProxy,
+    s3_client: S3Client,
+    make_source: MakeSource,
+    sizes: tuple[int, ...],
+    algorithm: Algorithm,
+) -> None:
+    """Issue 20: a copy cut in its own ``part_size`` gets an ETag of its own, so a
+    sync re-copies it every run; in the source's layout it gets the source's."""
+    source = await make_source(sizes, algorithm)
+    result = await _copy(fault_proxy, source, "s3-to-s3", part_size=8 * MiB)
+    src = parse_s3_url(source.url)
+    stored = await s3_client.head_object(Bucket=src.bucket, Key=src.key)
+    copied = await s3_client.head_object(Bucket=source.dst_bucket, Key="copy")
+    assert copied["ETag"] == stored["ETag"] == result.etag
+    assert result.parts == len(sizes) and await _holds(s3_client, source, "s3-to-s3")
+
+
+async def test_streamed_copy_of_parts_larger_than_the_budget_is_cut_to_fit(
+    fault_proxy: FaultProxy, s3_client: S3Client, make_source: MakeSource
+) -> None:
+    source = await make_source(GROWING)  # 7 MiB parts; the budget holds 6 MiB
+    result = await _copy(fault_proxy, source, "s3-to-s3", limit=6 * MiB, part_size=5 * MiB)
+    assert result.ok and result.parts == 4  # 19 MiB in parts of 5 MiB
+    assert "source:etag-md5" in result.verified
+    assert await _holds(s3_client, source, "s3-to-s3")
+
+
 async def test_stream_of_unequal_parts_with_verify_required_is_verified(
     fault_proxy: FaultProxy, make_source: MakeSource
 ) -> None:
