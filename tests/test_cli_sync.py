@@ -8,8 +8,10 @@ moto server's own per-operation counter, never from the client.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +20,10 @@ import pytest
 from aqueuepipe.cli import main
 from aqueuepipe.s3 import S3Client
 
-from ._helpers import MakeBucket, MotoServer, get, payload
+from ._commands import EXIT_STATUS, MESSAGE, SIGNALS
+from ._helpers import MakeBucket, MiB, MotoServer, get, open_uploads, payload
 from .conftest import StartCommand
+from .faultproxy import MAX_STALL_SECONDS, Exchange, FaultProxy, Match
 
 #: The requests that write or delete at the server.
 WRITES = frozenset(
@@ -418,3 +422,45 @@ def test_sync_options_of_listings_on_a_cluster_are_a_usage_error(
     assert error_lines(capsys.readouterr().err) == [
         f"aqueuepipe sync: error: {named} is not supported with --scheduler or --dask"
     ]
+
+
+# -- signals -----------------------------------------------------------------------------
+
+
+@SIGNALS
+async def test_sync_delete_stopped_by_a_signal_aborts_its_upload_and_deletes_nothing(
+    signum: signal.Signals,
+    fault_proxy: FaultProxy,
+    s3_client: S3Client,
+    make_bucket: MakeBucket,
+    start_command: StartCommand,
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "big.bin").write_bytes(payload(24 * MiB, seed=3))  # three 8 MiB parts
+    bucket = await make_bucket(objects={"p/extra": b"e"})
+    arrived = asyncio.Event()
+
+    def seen(exchange: Exchange) -> bool:
+        arrived.set()
+        return True
+
+    fault_proxy.stall(
+        Match(operation="UploadPart", where=seen), seconds=MAX_STALL_SECONDS, times=None
+    )
+    command = await start_command(
+        "sync",
+        str(tmp_path),
+        f"s3://{bucket}/p/",
+        "--delete",
+        endpoint_url=fault_proxy.endpoint_url,
+    )
+    await command.wait_for(arrived)
+    assert [upload["Key"] for upload in await open_uploads(s3_client, bucket)] == ["p/big.bin"]
+
+    command.process.send_signal(signum)
+
+    assert await command.finish() == EXIT_STATUS[signum]
+    assert command.stderr == MESSAGE[signum]
+    assert await open_uploads(s3_client, bucket) == []
+    assert await keys(s3_client, bucket) == {"p/extra": b"e"}
+    assert not fault_proxy.exchanges("DeleteObjects")
