@@ -295,6 +295,25 @@ async def test_sync_json_lines_say_planned_then_deleted(
     ]
 
 
+async def test_sync_from_a_missing_bucket_fails_with_one_line_and_deletes_nothing(
+    start_command: StartCommand,
+    moto_server: MotoServer,
+    s3_client: S3Client,
+    make_bucket: MakeBucket,
+) -> None:
+    """A listing that fails ends the sync as a failed copy (exit 1), not a traceback."""
+    dst = await make_bucket(objects={"q/old": b"o"})
+    src = f"s3://missing-{dst}/p/"
+    status, out, err = await run_sync(
+        start_command, src, f"s3://{dst}/q/", "--delete", endpoint_url=moto_server.endpoint_url
+    )
+    assert status == 1
+    [line] = err.splitlines()
+    assert line.startswith(f"error: {src} -> s3://{dst}/q/: ") and "does not exist" in line
+    assert ", 0 deleted, 1 failed" in out
+    assert await keys(s3_client, dst) == {"q/old": b"o"}
+
+
 # -- usage errors ------------------------------------------------------------------------
 
 

@@ -22,7 +22,7 @@ from typing import TextIO
 import aiohttp
 from botocore import exceptions as boto
 
-from .. import ByteBudget
+from .. import ByteBudget, TransferError
 from .._report import print_failure, printable, result_json
 from .._sync import sync_in_order
 from ..local import StandardInput, StandardOutput
@@ -205,7 +205,9 @@ async def _copy_batch(
                     budget=budget,
                     max_rate=args.max_rate,
                     progress=heard,
-                )
+                ),
+                plan.src,
+                plan.dst,
             )
         else:
             batch = copy_many(
@@ -267,10 +269,12 @@ async def _copy_batch(
 
 
 async def _sync_checked(
-    results: AsyncGenerator[TransferResult, None],
+    results: AsyncGenerator[TransferResult, None], src: str, dst: str
 ) -> AsyncGenerator[TransferResult, None]:
     """The results of a sync, whose bad arguments show when it starts: a ValueError
-    or TypeError before its first result is a usage error, as copy_many's are."""
+    or TypeError before its first result is a usage error, as copy_many's are.  A
+    listing that fails ends the sync (nothing is deleted then): it becomes a
+    failed result of ``src -> dst``, printed and counted as a failed copy is."""
     async with contextlib.aclosing(results):
         try:
             first = await anext(results)
@@ -278,9 +282,15 @@ async def _sync_checked(
             return
         except (ValueError, TypeError) as exc:
             raise UsageError(str(exc)) from None
+        except TransferError as exc:
+            yield TransferResult(src=src, dst=dst, size=0, etag=None, parts=0, error=exc)
+            return
         yield first
-        async for result in results:
-            yield result
+        try:
+            async for result in results:
+                yield result
+        except TransferError as exc:
+            yield TransferResult(src=src, dst=dst, size=0, etag=None, parts=0, error=exc)
 
 
 def _planned(result: TransferResult) -> str:
