@@ -238,9 +238,14 @@ async def test_sync_checksum_copies_a_file_of_the_same_size_and_an_older_time(
     make_bucket: MakeBucket,
     tmp_path: Path,
 ) -> None:
-    """Size and time call the file unchanged; its content says otherwise."""
+    """Size and time call the file unchanged; its content says otherwise.
+
+    The files' times are set in the past: LastModified has whole seconds, so a file
+    written in the second of its upload would look newer than its copy."""
     (tmp_path / "a.txt").write_bytes(b"alpha")
     (tmp_path / "b.txt").write_bytes(b"beta")
+    for name in ("a.txt", "b.txt"):
+        os.utime(tmp_path / name, (1_000_000_000, 1_000_000_000))  # 2001
     bucket = await make_bucket()
     dst = f"s3://{bucket}/up/"
     status, _, err = await run_sync(
@@ -248,7 +253,7 @@ async def test_sync_checksum_copies_a_file_of_the_same_size_and_an_older_time(
     )
     assert status == 0, err
     (tmp_path / "a.txt").write_bytes(b"ALPHA")
-    os.utime(tmp_path / "a.txt", (1_000_000_000, 1_000_000_000))  # 2001: older than the copy
+    os.utime(tmp_path / "a.txt", (1_000_000_000, 1_000_000_000))  # older than its copy
     status, out, err = await run_sync(
         start_command, str(tmp_path), dst, endpoint_url=moto_server.endpoint_url
     )
