@@ -39,7 +39,8 @@ def failure_message(error: BaseException) -> str:
 
 
 def print_failure(result: TransferResult, file: TextIO | None = None) -> None:
-    """Print ``error: SRC -> DST: MESSAGE`` for a failed result on standard error.
+    """Print ``error: SRC -> DST: MESSAGE`` for a failed result on standard error
+    (``error: deleting DST: MESSAGE`` for a failed deletion).
 
     Errors aqueuepipe expects (its own, and ``ValueError`` for bad input) get that
     one line; anything else is a bug, and its traceback follows.
@@ -47,7 +48,10 @@ def print_failure(result: TransferResult, file: TextIO | None = None) -> None:
     assert result.error is not None
     out = sys.stderr if file is None else file
     src, dst = printable(redact(result.src)), printable(redact(result.dst))
-    print(f"error: {src} -> {dst}: {failure_message(result.error)}", file=out)
+    if not result.src:  # a deletion (sync's): it has no source
+        print(f"error: deleting {dst}: {failure_message(result.error)}", file=out)
+    else:
+        print(f"error: {src} -> {dst}: {failure_message(result.error)}", file=out)
     if not isinstance(result.error, AqueuepipeError | ValueError):
         lines = traceback.format_exception(result.error)
         # Line breaks kept, every other control character escaped.
@@ -65,6 +69,8 @@ def result_json(result: TransferResult) -> dict[str, Any]:
         "dst": redact(result.dst),
         "ok": result.ok,
         "skipped": result.skipped,
+        "deleted": result.deleted,
+        "planned": result.planned,
         "size": result.size,
         "etag": result.etag,
         "parts": result.parts,

@@ -18,10 +18,12 @@ with ``deleted=True``.  ``dry_run=True`` writes and deletes nothing: each copy
 or deletion it would make is a result with ``planned=True``.
 
 Filters follow aws cli's: patterns (``fnmatch``, ``*`` crossing ``/``) against
-the key relative to the source; every key is included unless an ``exclude``
-matches it, and an ``include`` that matches brings it back (``exclude=["*"],
-include=["*.txt"]`` syncs the text files only).  Keys left out are neither
-copied nor deleted.
+the key relative to the source, taken in order, the last that matches deciding;
+a key no filter matches is included.  :func:`sync` takes its ``exclude``
+patterns before its ``include`` ones (``exclude=["*"], include=["*.txt"]``
+syncs the text files only); :func:`sync_in_order` takes them in the order of a
+command line (``--include``/``--exclude``).  Keys left out are neither copied
+nor deleted.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import fnmatch
 import os
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from pathlib import Path
-from typing import Unpack
+from typing import Literal, Unpack
 
 from ._clients import ClientPool
 from ._expand import Expanded, not_copied
@@ -44,7 +46,10 @@ from .local import safe_join
 from .s3 import S3Client, S3Url, is_s3_url, translate_error
 from .transfer import run_batch
 
-__all__ = ["sync"]
+__all__ = ["Filter", "sync", "sync_in_order"]
+
+#: One filter: whether a key it matches is kept (``"include"``) or left out, and its pattern.
+Filter = tuple[Literal["include", "exclude"], str]
 
 #: The most keys one DeleteObjects request takes (S3's limit).
 DELETE_BATCH = 1000
@@ -71,15 +76,32 @@ def _patterns(name: str, given: Iterable[str]) -> tuple[str, ...]:
     return patterns
 
 
+def _filters(given: Iterable[Filter]) -> tuple[Filter, ...]:
+    filters = tuple(given)
+    for entry in filters:
+        if (
+            not isinstance(entry, tuple)
+            or len(entry) != 2
+            or entry[0] not in ("include", "exclude")
+            or not isinstance(entry[1], str)
+        ):
+            raise TypeError(
+                f"filters must be ('include' or 'exclude', pattern) pairs, got {entry!r}"
+            )
+    return filters
+
+
 class _Filter:
-    def __init__(self, include: tuple[str, ...], exclude: tuple[str, ...]) -> None:
-        self._include = include
-        self._exclude = exclude
+    """aws cli's rule: the last filter that matches decides; no match includes."""
+
+    def __init__(self, filters: tuple[Filter, ...]) -> None:
+        self._filters = filters[::-1]
 
     def __call__(self, key: str) -> bool:
-        if not any(fnmatch.fnmatchcase(key, p) for p in self._exclude):
-            return True
-        return any(fnmatch.fnmatchcase(key, p) for p in self._include)
+        for kind, pattern in self._filters:
+            if fnmatch.fnmatchcase(key, pattern):
+                return kind == "include"
+        return True
 
 
 def _url(base: S3Url | Path, key: str) -> str:
@@ -113,6 +135,28 @@ async def sync(
             file, a destination that is a file, a bad option), before any I/O.
         TransferError: a listing failed (nothing is deleted then).
     """
+    filters: list[Filter] = [("exclude", p) for p in _patterns("exclude", exclude)]
+    filters += [("include", p) for p in _patterns("include", include)]
+    results = sync_in_order(
+        src, dst, filters, delete=delete, dry_run=dry_run, compare=compare, **options
+    )
+    async with contextlib.aclosing(results):
+        async for result in results:
+            yield result
+
+
+async def sync_in_order(
+    src: str,
+    dst: str,
+    filters: Iterable[Filter],
+    *,
+    delete: bool = False,
+    dry_run: bool = False,
+    compare: Compare = "listing",
+    **options: Unpack[CopyManyOptions],
+) -> AsyncGenerator[TransferResult, None]:
+    """:func:`sync` with its filters in the order given, as on aws cli's command
+    line: ``[("include", "*.txt"), ("exclude", "*")]`` leaves every key out."""
     check_names("sync", options, CopyManyOptions)
     for name in ("recursive", "skip_existing"):
         if name in options:
@@ -124,7 +168,7 @@ async def sync(
     for name, flag in (("delete", delete), ("dry_run", dry_run)):
         if not isinstance(flag, bool):
             raise TypeError(f"{name} must be True or False, got {flag!r}")
-    keep = _Filter(_patterns("include", include), _patterns("exclude", exclude))
+    keep = _Filter(_filters(filters))
     src_base, dst_base = _side(src, "source"), _side(dst, "destination")
     if not isinstance(src_base, S3Url) and not isinstance(dst_base, S3Url):
         raise ValueError(f"one of {src!r} and {dst!r} must be an s3:// prefix")

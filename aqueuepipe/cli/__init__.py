@@ -5,9 +5,11 @@ Exit status: 0 when every copy succeeded, 1 when any failed, 2 for a usage error
 interrupted with Ctrl-C (SIGINT), 143 when terminated (SIGTERM: ``kill``,
 ``timeout``, ``docker stop``); either signal cancels the copies, which clean up
 (abort their uploads, remove their temporary files) before the command exits.
-Every copy goes through :func:`~aqueuepipe.copy_many`, a single object being a
-batch of one; ``sync`` is ``cp --recursive`` with ``skip_existing``.  ``-`` as
-SRC is standard input, as DST standard output.
+Every copy of ``cp`` goes through :func:`~aqueuepipe.copy_many`, a single object
+being a batch of one; ``sync`` runs :func:`~aqueuepipe.sync` (decided from the two
+listings, with ``--delete``, ``--dry-run``, ``--exclude``/``--include``,
+``--checksum`` and ``--size-only``), or ``copy_prefix`` with ``skip_existing`` on a
+cluster.  ``-`` as SRC is standard input, as DST standard output (not for sync).
 
 Nothing printed ever holds credentials: messages name objects, never keys,
 tokens or the userinfo part of a URL.  Nothing printed drives the terminal:

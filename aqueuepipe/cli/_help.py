@@ -30,7 +30,7 @@ examples:
   aqueuepipe cp --recursive --limit 100MB s3://src-bucket/logs/ s3://dst-bucket/logs/
   aqueuepipe cp ./disk.img s3://bucket/images/
   pg_dump db | aqueuepipe cp - s3://bucket/db.sql
-  aqueuepipe sync s3://src-bucket/logs/ s3://dst-bucket/logs/
+  aqueuepipe sync s3://src-bucket/logs/ s3://dst-bucket/logs/ --delete --dry-run
   aqueuepipe demo
 
 Run 'aqueuepipe cp --help' for the options of a copy.  Credentials and region
@@ -79,23 +79,46 @@ closed early), 2 usage error, 130 interrupted (SIGINT), 143 terminated
 
 SYNC_DESCRIPTION = """\
 Make DST hold what SRC holds: copy every object under the prefix or directory
-SRC that DST does not already have, keeping the relative paths, as
-'cp --recursive' does.  An object is already there when DST has one of the same
-size and the same content evidence (an MD5 ETag in the source's part layout, or
-an S3 checksum); a destination that cannot be compared is copied again.
-Nothing is deleted at DST.  The summary counts the objects copied and skipped;
-with --json, each result says whether it was skipped."""
+SRC that DST does not already have, keeping the relative paths.  SRC and DST are
+prefixes (s3://bucket/logs means logs/) or directories; an object, a file or '-'
+is a usage error (use cp).
+
+What to copy is decided from the two listings, with no request per object: an
+object is already there when DST has one of the same size and ETag (copies keep
+their source's part layout, so their ETag); between a file and an object, when
+the destination has the source's size and is not older.  --size-only compares
+sizes alone; --checksum compares content (one HeadObject per object of the same
+size).  The summary counts the objects copied, skipped (already there) and, with
+--delete, deleted; with --json, each result says whether it was skipped, planned
+or deleted.
+
+--delete removes what DST holds and SRC does not, once every copy succeeded.
+--dry-run writes and deletes nothing: it prints one '(dry run) copy: SRC -> DST'
+or '(dry run) delete: DST' line per change it would make, and what it would copy
+and delete.  --exclude and --include (aws cli's rules) match the key relative to
+SRC ('*' crossing '/'); every key is included unless a filter matches it, and
+the last filter that matches decides.  A key left out is neither copied nor
+deleted.  The hashes of cp's --checksum ALGO are sync's --hash ALGO."""
 
 SYNC_EPILOG = """\
 examples:
   mirror a prefix; run it again and it copies only what changed:
     aqueuepipe sync s3://src/logs/ s3://dst/logs/
+  see what a mirror that also deletes would do, leaving out *.tmp; then do it:
+    aqueuepipe sync s3://src/logs/ s3://dst/logs/ --delete --dry-run --exclude '*.tmp'
+    aqueuepipe sync s3://src/logs/ s3://dst/logs/ --delete --exclude '*.tmp'
+  only the text files (the later filter wins):
+    aqueuepipe sync s3://src/docs/ s3://dst/docs/ --exclude '*' --include '*.txt'
   download a prefix, or upload a directory, where it is missing or differs:
     aqueuepipe sync s3://bucket/photos/ ./photos
-    aqueuepipe sync ./photos s3://bucket/photos/
+    aqueuepipe sync ./photos s3://bucket/photos/ --checksum
 
-exit status: 0 all copies succeeded, 1 a copy failed, 2 usage error,
-130 interrupted (SIGINT), 143 terminated (SIGTERM)."""
+On a cluster (--scheduler, --dask) sync copies what is missing or differs, as
+'cp -r' skipping what is there; --delete, --dry-run, the filters, --checksum and
+--size-only are not supported there.
+
+exit status: 0 all copies (and deletions) succeeded, 1 one failed, 2 usage
+error, 130 interrupted (SIGINT), 143 terminated (SIGTERM)."""
 
 DEMO_DESCRIPTION = """\
 Start an S3 server (moto) inside this process on a free loopback port, create

@@ -1,6 +1,8 @@
 """The copy options ``cp`` and ``sync`` give every copy, in this process
 (:func:`~aqueuepipe.copy_many`) and on a cluster (``copy_prefix``) alike: one list,
 so the two paths cannot disagree (``--verify``, ``sync``'s skip, ``--stream``...).
+``sync`` in this process gives them to :func:`~aqueuepipe.sync` without
+``skip_existing``: the listings decide there.
 """
 
 from __future__ import annotations

@@ -113,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         locations="s3://bucket/prefix/ or a directory",
     )
     sync.set_defaults(recursive=True, skip_existing=True)
+    _add_sync_options(sync)
 
     demo = commands.add_parser(
         "demo",
@@ -147,12 +148,70 @@ def _add_copy_command(
     parser.add_argument("src", metavar="SRC", help=locations)
     parser.add_argument("dst", metavar="DST", help=locations)
     parser.set_defaults(run=run_cp, parser=parser)
-    _add_copy_options(parser)
+    _add_copy_options(parser, hash_flag="--hash" if name == "sync" else "--checksum")
     return parser
 
 
-def _add_copy_options(parser: argparse.ArgumentParser) -> None:
-    """The options ``cp`` and ``sync`` share."""
+class _AppendFilter(argparse.Action):
+    """``--include``/``--exclude``: one list of ``(kind, pattern)`` in command-line order."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        kind = "include" if option_string == "--include" else "exclude"
+        filters = [*(getattr(namespace, self.dest, None) or []), (kind, values)]
+        setattr(namespace, self.dest, filters)
+
+
+def _add_sync_options(parser: argparse.ArgumentParser) -> None:
+    """What only ``sync`` has: deletions, the dry run, filters and the comparison."""
+    group = parser.add_argument_group("what sync copies and deletes")
+    group.add_argument(
+        "--delete",
+        action="store_true",
+        help="delete what DST holds and SRC does not (after every copy succeeded)",
+    )
+    group.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what would be copied and deleted; write and delete nothing",
+    )
+    for flag, does in (("--exclude", "leave out"), ("--include", "bring back")):
+        group.add_argument(
+            flag,
+            dest="filters",
+            action=_AppendFilter,
+            default=[],
+            metavar="PATTERN",
+            help=f"{does} the keys matching PATTERN (relative to SRC, * crossing /); "
+            "repeatable, the last filter that matches a key decides",
+        )
+    compare = group.add_mutually_exclusive_group()
+    compare.add_argument(
+        "--checksum",
+        dest="compare",
+        action="store_const",
+        const="checksum",
+        default="listing",
+        help="compare content (a HeadObject per object of the same size) instead of "
+        "size and ETag, or size and time",
+    )
+    compare.add_argument(
+        "--size-only",
+        dest="compare",
+        action="store_const",
+        const="size_only",
+        help="an object of the same size is already there",
+    )
+
+
+def _add_copy_options(parser: argparse.ArgumentParser, *, hash_flag: str) -> None:
+    """The options ``cp`` and ``sync`` share; ``hash_flag`` names the hashes'
+    (``sync``'s ``--checksum`` is its comparison, as in aws cli and rclone)."""
     limits = parser.add_argument_group("memory and speed")
     limits.add_argument(
         "--limit",
@@ -184,7 +243,8 @@ def _add_copy_options(parser: argparse.ArgumentParser) -> None:
     )
     integrity = parser.add_argument_group("integrity")
     integrity.add_argument(
-        "--checksum",
+        hash_flag,
+        dest="checksum",
         action="append",
         type=str.lower,
         choices=ALGORITHMS,

@@ -88,6 +88,10 @@ def plan_copy(args: argparse.Namespace) -> CopyPlan:
         raise UsageError(
             "SRC or DST must be an s3:// URL (local to local copies are not supported)"
         )
+    if args.command == "sync":
+        return _plan_sync(
+            args, src_loc, dst_loc, limit=limit, part_size=part_size, endpoint_url=endpoint_url
+        )
     src, dst = args.src, args.dst
     if args.recursive and isinstance(src_loc, S3Url):
         src_loc = listed_prefix(src)  # as `aws s3 cp --recursive`: s3://b/dir means dir/
@@ -113,6 +117,50 @@ def plan_copy(args: argparse.Namespace) -> CopyPlan:
         src=src,
         dst=dst,
         recursive=many,
+        limit=limit,
+        part_size=part_size,
+        endpoint_url=endpoint_url,
+    )
+
+
+def _plan_sync(
+    args: argparse.Namespace,
+    src_loc: S3Url | Path,
+    dst_loc: S3Url | Path,
+    *,
+    limit: int,
+    part_size: int,
+    endpoint_url: str | None,
+) -> CopyPlan:
+    """The plan of ``sync``: two prefixes (``s3://b/p`` means ``p/``), or a prefix
+    and a directory.  A source that is a local file, a source directory that does
+    not exist (with ``--delete`` it would empty DST) and a destination that is a
+    file are usage errors; whether an S3 source is an object takes a request
+    (:func:`._run.refuse_an_object`)."""
+    if isinstance(src_loc, Path):
+        if not src_loc.exists():
+            raise UsageError(f"sync copies a directory: {args.src!r} does not exist")
+        if not src_loc.is_dir():
+            raise UsageError(f"sync copies a prefix or a directory: {args.src!r} is a file; use cp")
+    if isinstance(dst_loc, Path) and dst_loc.exists() and not dst_loc.is_dir():
+        raise UsageError(
+            f"sync copies into a prefix or a directory: {args.dst!r} is a file; use cp"
+        )
+    src = str(listed_prefix(args.src)) if isinstance(src_loc, S3Url) else args.src
+    dst = str(listed_prefix(args.dst)) if isinstance(dst_loc, S3Url) else args.dst
+    if isinstance(src_loc, S3Url) and isinstance(dst_loc, S3Url):
+        try:
+            if check_prefixes(listed_prefix(src), listed_prefix(dst), one_endpoint=True):
+                raise UsageError(
+                    f"destination prefix {dst!r} lies in source prefix {src!r}: "
+                    "a sync would find its own copies"
+                )
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    return CopyPlan(
+        src=src,
+        dst=dst,
+        recursive=True,
         limit=limit,
         part_size=part_size,
         endpoint_url=endpoint_url,

@@ -1,7 +1,8 @@
 """Running ``cp`` and ``sync`` in this process: SIGINT and SIGTERM handling, the
-batch of copies through :func:`~aqueuepipe.copy_many` with its progress, failures,
-JSON lines and summary, and the exit status.  ``--scheduler``/``--dask`` hand the
-plan to :mod:`._cluster` instead; ``demo`` runs :mod:`aqueuepipe._demo`.
+batch of copies through :func:`~aqueuepipe.copy_many` (``cp``) or
+:func:`~aqueuepipe.sync` (``sync``) with its progress, failures, JSON lines, dry-run
+plan and summary, and the exit status.  ``--scheduler``/``--dask`` hand the plan to
+:mod:`._cluster` instead; ``demo`` runs :mod:`aqueuepipe._demo`.
 """
 
 from __future__ import annotations
@@ -14,14 +15,20 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from dataclasses import replace
 from typing import TextIO
 
-from .. import ByteBudget
-from .._report import print_failure, result_json
+import aiohttp
+from botocore import exceptions as boto
+
+from .. import ByteBudget, TransferError
+from .._report import print_failure, printable, result_json
+from .._sync import sync_in_order
 from ..local import StandardInput, StandardOutput
 from ..progress import ProgressDisplay
+from ..s3 import create_client, is_s3_url, parse_s3_url
+from ..s3._secrets import redact
 from ..transfer import TransferResult, copy_many
 from ._cluster import copy_on_cluster
 from ._help import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE
@@ -47,6 +54,8 @@ def run_cp(args: argparse.Namespace) -> int:
         parser.error(str(exc))  # prints the usage, exits with status 2
     try:
         if args.scheduler is not None or args.dask is not None:
+            if args.command == "sync":
+                _refuse_on_cluster(args)
             return copy_on_cluster(plan, args)
         signals = _Signals()
         try:
@@ -58,6 +67,53 @@ def run_cp(args: argparse.Namespace) -> int:
             return interrupted(signals.received)
     except UsageError as exc:
         parser.error(str(exc))
+
+
+def _refuse_on_cluster(args: argparse.Namespace) -> None:
+    """``sync --scheduler/--dask`` runs copy_prefix with skip_existing: none of the
+    options of a sync decided from listings applies there."""
+    given = [
+        ("--delete", args.delete),
+        ("--dry-run", args.dry_run),
+        ("--exclude/--include", bool(args.filters)),
+        ("--checksum", args.compare == "checksum"),
+        ("--size-only", args.compare == "size_only"),
+    ]
+    for flag, used in given:
+        if used:
+            raise UsageError(f"{flag} is not supported with --scheduler or --dask")
+
+
+async def refuse_an_object(url: str, endpoint_url: str | None) -> None:
+    """``sync s3://b/k`` where ``k`` is an object and ``k/`` holds nothing: a usage error.
+
+    ``s3://b/p`` is the prefix ``p/`` to sync, so this only asks when the URL does
+    not end in ``/``: one ListObjectsV2 of ``k/`` (at most one key), and a HeadObject
+    of ``k`` only if that is empty.  A request that fails says nothing here: the
+    sync's own listing then reports the missing bucket or the refusal.
+
+    Raises:
+        UsageError: ``url`` names an object.
+    """
+    if not is_s3_url(url) or url.endswith("/"):
+        return
+    location = parse_s3_url(url, require_key=False)
+    if not location.key:
+        return
+    async with create_client(endpoint_url=endpoint_url) as client:
+        try:
+            listed = await client.list_objects_v2(
+                Bucket=location.bucket, Prefix=location.key + "/", MaxKeys=1
+            )
+            if listed.get("KeyCount", 0) or listed.get("Contents"):
+                return
+            await client.head_object(Bucket=location.bucket, Key=location.key)
+        except (boto.BotoCoreError, boto.ClientError, aiohttp.ClientError, OSError):
+            return
+    raise UsageError(
+        f"sync copies a prefix or a directory: {printable(redact(url))!r} is an object; "
+        "use cp (or end the URL with '/' for the prefix)"
+    )
 
 
 class _Signals:
@@ -106,6 +162,8 @@ class _Signals:
 
 async def _copy(plan: CopyPlan, args: argparse.Namespace, signals: _Signals) -> int:
     with signals.handled():
+        if args.command == "sync":
+            await refuse_an_object(args.src, plan.endpoint_url)
         stdin = StandardInput() if plan.stdin else None
         stdout = StandardOutput() if plan.stdout else None
         try:
@@ -129,19 +187,45 @@ async def _copy_batch(
     # Standard output carries the object's bytes when DST is '-': everything else
     # goes to standard error.
     report: TextIO = sys.stderr if stdout is not None else sys.stdout
+    syncing = args.command == "sync"
+    batch: AsyncGenerator[TransferResult, None]
     try:
-        batch = copy_many(
-            [(stdin or plan.src, stdout or plan.dst)],
-            **copy_options(plan, args),
-            recursive=plan.recursive,
-            budget=budget,
-            max_rate=args.max_rate,
-            progress=heard,
-        )
+        if syncing:
+            options = copy_options(plan, args)
+            del options["skip_existing"]  # sync decides from the listings
+            batch = _sync_checked(
+                sync_in_order(
+                    plan.src,
+                    plan.dst,
+                    args.filters,
+                    delete=args.delete,
+                    dry_run=args.dry_run,
+                    compare=args.compare,
+                    **options,
+                    budget=budget,
+                    max_rate=args.max_rate,
+                    progress=heard,
+                ),
+                plan.src,
+                plan.dst,
+            )
+        else:
+            batch = copy_many(
+                [(stdin or plan.src, stdout or plan.dst)],
+                **copy_options(plan, args),
+                recursive=plan.recursive,
+                budget=budget,
+                max_rate=args.max_rate,
+                progress=heard,
+            )
     except ValueError as exc:  # a bad option, before anything ran
         raise UsageError(str(exc)) from None
     # Closing the batch cancels the copies in flight and waits for their cleanup.
-    summary = Summary(count_skipped=args.skip_existing)
+    summary = Summary(
+        count_skipped=args.skip_existing,
+        count_deleted=syncing and args.delete,
+        dry_run=syncing and args.dry_run,
+    )
     started = time.perf_counter()
     stdout_closed = False
 
@@ -167,6 +251,8 @@ async def _copy_batch(
                     print_failure(result)
                 if args.json:
                     print(json.dumps(result_json(result)), file=report, flush=True)
+                elif result.planned:
+                    print(_planned(result), file=report, flush=True)
     elapsed = time.perf_counter() - started
     if stdout_closed:
         # Exit status 1, as for any copy that did not complete: the object did not
@@ -180,6 +266,39 @@ async def _copy_batch(
         for line in summary.lines(elapsed, budget):
             print(line, file=report)
     return EXIT_FAILED if summary.failed else 0
+
+
+async def _sync_checked(
+    results: AsyncGenerator[TransferResult, None], src: str, dst: str
+) -> AsyncGenerator[TransferResult, None]:
+    """The results of a sync, whose bad arguments show when it starts: a ValueError
+    or TypeError before its first result is a usage error, as copy_many's are.  A
+    listing that fails ends the sync (nothing is deleted then): it becomes a
+    failed result of ``src -> dst``, printed and counted as a failed copy is."""
+    async with contextlib.aclosing(results):
+        try:
+            first = await anext(results)
+        except StopAsyncIteration:
+            return
+        except (ValueError, TypeError) as exc:
+            raise UsageError(str(exc)) from None
+        except TransferError as exc:
+            yield TransferResult(src=src, dst=dst, size=0, etag=None, parts=0, error=exc)
+            return
+        yield first
+        try:
+            async for result in results:
+                yield result
+        except TransferError as exc:
+            yield TransferResult(src=src, dst=dst, size=0, etag=None, parts=0, error=exc)
+
+
+def _planned(result: TransferResult) -> str:
+    """The line of a dry run's planned copy or deletion, as aws cli's ``(dryrun)``."""
+    dst = printable(redact(result.dst))
+    if not result.src:
+        return f"(dry run) delete: {dst}"
+    return f"(dry run) copy: {printable(redact(result.src))} -> {dst}"
 
 
 class _Heard:

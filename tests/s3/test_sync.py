@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from aqueuepipe import TransferResult, copy_many, sync
+from aqueuepipe._sync import sync_in_order
 from aqueuepipe.s3 import S3Client
 
 from .._helpers import MakeBucket, MiB, MotoServer, collect, get, payload, put
@@ -341,3 +342,35 @@ async def test_sync_of_a_migration_reruns_on_listings_alone(
     requests = moto_server.requests()
     assert set(requests.counts) == {"ListObjectsV2"}, requests.counts
     assert requests["ListObjectsV2"] == 2 * 5  # 4,004 keys: five pages of 1,000 a side
+
+
+async def test_sync_in_order_lets_the_later_filter_win(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+) -> None:
+    """aws cli: ``--include '*.txt' --exclude '*'`` leaves every key out (the later
+    filter wins); ``--exclude '*' --include '*.txt'`` keeps the text files."""
+    src = await make_bucket(objects=OBJECTS)
+    none, some = await make_bucket(), await make_bucket()
+    await collect(
+        sync_in_order(
+            f"s3://{src}/",
+            f"s3://{none}/",
+            [("include", "*.txt"), ("exclude", "*")],
+            endpoint_url=moto_server.endpoint_url,
+        )
+    )
+    await collect(
+        sync_in_order(
+            f"s3://{src}/",
+            f"s3://{some}/",
+            [("exclude", "*"), ("include", "*.txt"), ("exclude", "dir/*")],
+            endpoint_url=moto_server.endpoint_url,
+        )
+    )
+    assert await keys(s3_client, none) == []
+    assert await keys(s3_client, some) == ["a.txt"]
+
+
+async def test_sync_in_order_refuses_a_filter_that_is_not_a_pair() -> None:
+    with pytest.raises(TypeError, match="pairs"):
+        await collect(sync_in_order("s3://b-1/p/", "s3://b-2/p/", [("keep", "*")]))  # type: ignore[list-item]
