@@ -30,7 +30,7 @@ import asyncio
 import itertools
 import os
 import stat
-from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -129,12 +129,18 @@ async def local_listing(root: Path) -> AsyncIterator[Listed]:
                 yield Listed(key, 0, info.st_mtime, special=special_kind(info.st_mode) or "other")
 
 
-async def s3_listing(client: S3Client, url: S3Url) -> AsyncIterator[Listed]:
+async def s3_listing(
+    client: S3Client, url: S3Url, *, start_after: str = ""
+) -> AsyncGenerator[Listed, None]:
     """The objects under the prefix ``url`` (ListObjectsV2, a page at a time), with
-    keys relative to it, in S3's key order."""
+    keys relative to it, in S3's key order; those after ``start_after`` (a key
+    relative to it) when it is given."""
     prefix = url.key
     paginator = client.get_paginator("list_objects_v2")
-    async for page in paginator.paginate(Bucket=url.bucket, Prefix=prefix):
+    listing = {"Bucket": url.bucket, "Prefix": prefix}
+    if start_after:
+        listing["StartAfter"] = prefix + start_after
+    async for page in paginator.paginate(**listing):
         for entry in page.get("Contents", []):
             yield Listed(
                 str(entry["Key"])[len(prefix) :],
@@ -146,7 +152,7 @@ async def s3_listing(client: S3Client, url: S3Url) -> AsyncIterator[Listed]:
 
 async def merge(
     source: AsyncIterable[Listed], destination: AsyncIterable[Listed]
-) -> AsyncIterator[tuple[str, Listed | None, Listed | None]]:
+) -> AsyncGenerator[tuple[str, Listed | None, Listed | None], None]:
     """Walk two listings in key order side by side: (key, source's, destination's)
     once per key either has, None for the side that lacks it.
 

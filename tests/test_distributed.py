@@ -20,6 +20,7 @@ import threading
 from collections.abc import AsyncIterator, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -374,6 +375,124 @@ def test_rerun_copies_exactly_the_deleted_objects(
     assert sorted(outcome.key.removeprefix("data/") for outcome in copied) == sorted(deleted)
     assert summary.skipped == len(source.objects) - 10
     check_copies(s3, source, first_copy.bucket)
+
+
+# -- re-runs decided from listings -----------------------------------------------------
+
+#: What a re-run over objects all present may ask the server: listings (the
+#: driver's of the source, each shard's of the destination) and each shard's
+#: look for multipart uploads an earlier attempt left.
+LISTINGS_ONLY = {"ListObjectsV2", "ListMultipartUploads"}
+
+
+def put_objects(s3: Any, bucket: str, objects: Mapping[str, bytes]) -> None:
+    with ThreadPoolExecutor(16) as pool:
+        list(
+            pool.map(
+                lambda item: s3.put_object(Bucket=bucket, Key=item[0], Body=item[1]),
+                objects.items(),
+            )
+        )
+
+
+def upload_in_parts(s3: Any, bucket: str, key: str, body: bytes, part_size: int) -> None:
+    """A multipart object as boto3 makes it: ``part_size`` parts, no checksum."""
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    parts = []
+    for number, offset in enumerate(range(0, len(body), part_size), start=1):
+        part = body[offset : offset + part_size]
+        response = s3.upload_part(
+            Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=part
+        )
+        parts.append({"PartNumber": number, "ETag": response["ETag"]})
+    s3.complete_multipart_upload(
+        Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+    )
+
+
+@pytest.mark.parametrize(
+    "present", [200, pytest.param(1000, marks=pytest.mark.slow, id="1000")], ids=str
+)
+def test_rerun_over_present_objects_makes_only_listings(
+    present: int, client: Any, s3: Any, moto_server: MotoServer, endpoint: str
+) -> None:
+    """Issue 20: each shard decides from a listing of the destination, as sync does,
+    with no request per object (it made two HeadObject per object)."""
+    bucket = new_bucket(s3, "present")
+    objects = {f"src/{i:05}": small_body(i) for i in range(present)}
+    # Objects around the copies' keys at the destination, which no shard skips for.
+    put_objects(s3, bucket, {**objects, "dst/0": b"before", "dst/99999": b"after"})
+    copy = partial(
+        copy_prefix,
+        f"s3://{bucket}/src/",
+        f"s3://{bucket}/dst/",
+        client=client,
+        shard_objects=present // 4,
+        per_worker_limit=LIMIT,
+    )
+    assert copy().objects == present
+    statuses: list[str] = []
+    moto_server.reset_requests()
+    summary = copy(skip_existing=True, on_outcome=lambda outcome: statuses.append(outcome.status))
+    counts = moto_server.requests().counts
+    print(f"re-run requests: {dict(counts)}")  # pytest -s
+    assert set(counts) <= LISTINGS_ONLY, counts
+    # One page per shard's listing (bounded to its keys), one of the source.
+    assert counts["ListObjectsV2"] <= 1 + summary.shards
+    assert statuses == ["skipped"] * present
+    assert (summary.objects, summary.skipped, summary.failures) == (0, present, 0)
+
+
+def test_copy_of_a_multipart_source_gets_its_etag_and_is_skipped_from_listings(
+    client: Any, s3: Any, moto_server: MotoServer, endpoint: str
+) -> None:
+    """Sources made by boto3 in 5 MiB and 16 MiB parts (not aqueuepipe's 8 MiB),
+    no checksum: the core copies them in their layout, so a re-run decides from
+    the listings and asks nothing per object."""
+    bucket = new_bucket(s3, "layout")
+    upload_in_parts(s3, bucket, "src/five.bin", large_body(20)[: 12 * MiB], 5 * MiB)
+    upload_in_parts(s3, bucket, "src/sixteen.bin", large_body(21), 16 * MiB)
+    copy = partial(
+        copy_prefix,
+        f"s3://{bucket}/src/",
+        f"s3://{bucket}/dst/",
+        client=client,
+        per_worker_limit=LIMIT,
+    )
+    assert copy().objects == 2
+    sources, copies = listing(s3, bucket, "src/"), listing(s3, bucket, "dst/")
+    assert [etag for _, etag in sources.values()] == [
+        etag for _, etag in copies.values()
+    ]  # "...-3" and "...-2"
+    moto_server.reset_requests()
+    again = copy(skip_existing=True)
+    assert set(moto_server.requests().counts) <= LISTINGS_ONLY
+    assert (again.objects, again.skipped) == (0, 2)
+
+
+def test_rerun_copies_what_the_listings_show_different_without_asking(
+    source: Source, client: Any, s3: Any, moto_server: MotoServer, endpoint: str
+) -> None:
+    """Another size, or another MD5 ETag of the same size: copied again with no
+    check of the destination first; the others skipped with no request each."""
+    bucket = new_bucket(s3, "differ")
+    copy = partial(
+        copy_prefix,
+        f"s3://{source.bucket}/few/",
+        f"s3://{bucket}/few/",
+        client=client,
+        per_worker_limit=LIMIT,
+    )
+    assert copy().objects == len(source.few)
+    s3.put_object(Bucket=bucket, Key="few/005", Body=b"x" * source.few["005"][0])  # same size
+    s3.put_object(Bucket=bucket, Key="few/006", Body=b"shorter")
+    moto_server.reset_requests()
+    summary = copy(skip_existing=True)
+    counts = moto_server.requests().counts
+    assert (summary.objects, summary.skipped) == (2, len(source.few) - 2)
+    # At most the HeadObject of its source a copy made by the server makes.
+    assert counts.get("HeadObject", 0) <= summary.objects, counts
+    assert_same_objects(listing(s3, bucket, "few/"), source.few)
 
 
 # -- a worker lost mid-shard ----------------------------------------------------------

@@ -17,9 +17,11 @@ aiobotocore clients (and their connection pools).
 Copies are idempotent overwrites, which makes the whole operation safe to retry
 and to resume:
 
-* With ``skip_existing``, objects already at the destination with the same size
-  and content evidence (ETag or S3 checksum) are skipped, by
-  :func:`~aqueuepipe.copy_many`'s own rule.
+* With ``skip_existing``, each shard merges its entries with a listing of the
+  destination over its keys, as :func:`~aqueuepipe.sync` does: objects the
+  listings show with the same size and ETag are skipped with no request each;
+  only those the listings cannot tell about are checked by
+  :func:`~aqueuepipe.copy_many` (HeadObject).
 * With ``preserve_etags``, objects are copied with the source's own part layout,
   so the destination's ETag equals the source's: the copy is verified against the
   source end to end, and a later run recognises it by ETag alone.

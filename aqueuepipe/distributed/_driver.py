@@ -82,12 +82,16 @@ def copy_prefix(
     unless ``endpoint_url`` is given.
 
     ``skip_existing`` (off by default, as for :func:`~aqueuepipe.copy_many`; on for
-    ``aqueuepipe sync``) skips objects already at the destination, by
-    :func:`~aqueuepipe.copy_many`'s rule: the same size, and the same ETag or S3
-    checksum: set it to make a re-run copy only what is missing.
-    ``preserve_etags`` (default on) copies each object with the source's part
-    layout so the destination gets the same ETag (single-part sources up to half
-    of ``per_worker_limit``, with one PutObject).  Within one
+    ``aqueuepipe sync``) skips objects already at the destination, decided as
+    :func:`~aqueuepipe.sync` decides: from a listing of the destination per shard
+    (the same size and ETag), with no request per object, and by
+    :func:`~aqueuepipe.copy_many`'s rule (size, ETag or S3 checksum, asked with
+    HeadObject) only where the listings cannot tell: set it to make a re-run
+    copy only what is missing.
+    Copies keep their source's part layout, so the destination gets the same
+    ETag; made by the server, always; streamed, with ``preserve_etags`` (default
+    on; single-part sources up to half of ``per_worker_limit`` with one
+    PutObject).  Within one
     endpoint (and with no ``checksums``), the server makes the copies
     (CopyObject, UploadPartCopy) as :func:`~aqueuepipe.copy_many` does;
     ``server_side=False`` streams them through the workers.

@@ -29,11 +29,13 @@ from typing import Any, TypeVar
 import distributed
 
 from aqueuepipe import ByteBudget
+from aqueuepipe._listing import Listed, merge, s3_listing, same_from_listings
 from aqueuepipe.checksums import etag_is_md5_based, normalize_etag
 from aqueuepipe.s3 import (
     MAX_PART_SIZE,
     MIN_PART_SIZE,
     S3Client,
+    S3Url,
     choose_part_size,
 )
 from aqueuepipe.transfer import ClientOptions, PrefixCopyOptions, TransferResult, copy_many
@@ -47,7 +49,8 @@ __all__ = ["copy_shard", "finish_job"]
 _IDLE_SECONDS = 600.0
 # Runs a worker remembers as ended, to refuse a shard of theirs that starts late.
 _ENDED_RUNS = 256
-# Requests a shard makes at once besides the copies (part-size HEADs, aborts).
+# Requests a shard makes at once besides the copies (part-size HEADs of streamed
+# copies, aborts).
 _SIDE_REQUESTS = 8
 # Largest object copied with one PutObject to keep its single-part ETag.
 _MAX_PUT_SIZE = MAX_PART_SIZE - 1
@@ -191,6 +194,11 @@ class CopyLoop:
                 await resources.aclose()
 
 
+def _order(key: str) -> bytes:
+    """S3's key order: the byte order of the UTF-8 key."""
+    return key.encode("utf-8", "surrogateescape")
+
+
 def _failed_shard(job: Job, shard: list[Entry], error: str, worker: str) -> ShardReport:
     return ShardReport([failed_outcome(job, entry, error, worker) for entry in shard], worker, 0)
 
@@ -229,13 +237,22 @@ async def finish_job(job_id: str) -> int | None:
 
 
 class ShardCopy:
-    """One shard on one worker: clean up after a dead attempt, then copy.
+    """One shard on one worker: clean up after a dead attempt, decide from
+    listings what is there already, then copy the rest.
 
-    The shard goes through :func:`~aqueuepipe.copy_many`, in a batch per part size
-    (with ``preserve_etags`` each object is copied in its source's part layout, so
-    the copy gets the source's ETag and a later run recognises it) and per
-    ``skip_existing``: on for the objects a listing of the destination shows with
-    the source's size, off for the others.
+    With ``skip_existing``, the shard's entries (as the source was listed) and a
+    listing of the destination over the shard's keys are merged as
+    :func:`~aqueuepipe.sync` merges its two sides
+    (:func:`~aqueuepipe._listing.merge`): an object the listings show the same
+    (:func:`~aqueuepipe._listing.same_from_listings`: size and ETag) is skipped
+    with no request of its own, one they show missing or different is copied, and
+    one they cannot tell about (other part layouts, no ETag) goes to
+    :func:`~aqueuepipe.copy_many` with ``skip_existing``, which asks the server.
+
+    A copy made by the server keeps its source's part layout, hence its ETag, by
+    itself.  A streamed one (``server_side=False``, or ``checksums`` asked) does
+    not yet in the core: with ``preserve_etags`` the shard gives it the source's
+    part size (:meth:`_part_size`), in a copy_many batch per part size.
     """
 
     def __init__(
@@ -250,13 +267,12 @@ class ShardCopy:
     async def run(self) -> list[ObjectOutcome]:
         try:
             await self._abort_leftover_uploads()
-            skip = self.resources.options.skip_existing
-            present = await self._present_at_destination() if skip else set()
-            batches = await self._batches(present)
+            skipped, copies = await self._decide()
+            batches = await self._batches(copies)
         except Exception as exc:
             error = describe(self.job.error(exc, "destination"))
             return [failed_outcome(self.job, entry, error, self.worker) for entry in self.shard]
-        return await self._copy(batches)
+        return skipped + await self._copy(batches)
 
     async def _abort_leftover_uploads(self) -> None:
         """Abort unfinished multipart uploads to this shard's keys.
@@ -294,50 +310,96 @@ class ShardCopy:
 
         await asyncio.gather(*(abort(key, upload_id) for key, upload_id in leftovers))
 
-    async def _present_at_destination(self) -> set[str]:
-        """The source keys whose destination object exists, with the source's size.
-
-        Only those can be skipped, which copy_many decides (two HEADs each); the
-        others are copied without asking.  One ListObjectsV2 page covers a shard of
-        up to 1,000 keys unless other objects are interleaved with them there.
-        """
+    async def _decide(self) -> tuple[list[ObjectOutcome], list[tuple[Entry, bool]]]:
+        """The outcomes of the objects the listings show at the destination already,
+        and the others, each with whether copy_many is to check the destination."""
+        if not self.resources.options.skip_existing:
+            return [], [(entry, False) for entry in self.shard]
         job = self.job
-        wanted = {job.dst_key(key): (key, size) for key, size, _ in self.shard}
-        first, last = min(wanted), max(wanted)
-        prefix = os.path.commonprefix([first, last])  # noqa: RUF071 (keys, not paths)
-        listing = {"Bucket": job.dst_bucket, "Prefix": prefix}
-        if len(first) > 1:
-            listing["StartAfter"] = first[:-1]  # exclusive, and sorts just before first
-        paginator = self.resources.dst.get_paginator("list_objects_v2")
-        present: set[str] = set()
-        try:
-            async for page in paginator.paginate(**listing):
-                contents = page.get("Contents", [])
-                for found in contents:
-                    key, size = wanted.get(str(found["Key"]), ("", -1))
-                    if size == int(found["Size"]):
-                        present.add(key)
-                if contents and str(contents[-1]["Key"]) >= last:
-                    break
-        except Exception:
-            return {key for key, _, _ in self.shard}  # cannot tell: copy_many checks each
-        return present
+        dst_keys = [job.dst_key(key) for key, _, _ in self.shard]
+        # The destination is listed under the shard's common prefix, from just
+        # before its first key to its last: one page for a shard of up to 1,000
+        # keys unless other objects are interleaved with them there.
+        prefix = os.path.commonprefix([min(dst_keys), max(dst_keys)])  # noqa: RUF071 (keys)
+        entries = {
+            dst_key[len(prefix) :]: entry
+            for dst_key, entry in zip(dst_keys, self.shard, strict=True)
+        }
+        first, last = min(entries, key=_order), max(entries, key=_order)
 
-    async def _batches(self, present: set[str]) -> dict[tuple[int, bool], list[Entry]]:
-        """The shard's objects by copy_many call: the part size that keeps their ETags,
-        and whether they may be at the destination already (``present``)."""
-        part_sizes = await asyncio.gather(*(self._part_size(entry) for entry in self.shard))
-        pairs = list(zip(self.shard, part_sizes, strict=True))
+        async def source() -> AsyncIterator[Listed]:
+            for relative, (_, size, etag) in entries.items():
+                yield Listed(relative, size, 0.0, etag or None)
+
+        async def destination() -> AsyncIterator[Listed]:
+            listing = s3_listing(
+                self.resources.dst, S3Url(job.dst_bucket, prefix), start_after=first[:-1]
+            )
+            async with contextlib.aclosing(listing) as listed:
+                async for found in listed:
+                    if _order(found.key) > _order(last):
+                        return
+                    yield found
+
+        skipped: list[ObjectOutcome] = []
+        copies: list[tuple[Entry, bool]] = []
+        try:
+            async with contextlib.aclosing(merge(source(), destination())) as merged:
+                async for relative, src, dst in merged:
+                    if src is None:
+                        continue  # only at the destination
+                    entry = entries[relative]
+                    if dst is None:
+                        copies.append((entry, False))
+                        continue
+                    # Without the source's ETag the time in a listing proves nothing.
+                    same = same_from_listings(src, dst) if src.etag is not None else None
+                    if same:
+                        skipped.append(self._skipped(entry, dst))
+                    else:
+                        copies.append((entry, same is None))
+        except Exception:
+            return [], [(entry, True) for entry in self.shard]  # cannot tell: copy_many checks each
+        return skipped, copies
+
+    def _skipped(self, entry: Entry, dst: Listed) -> ObjectOutcome:
+        """The outcome of ``entry``, which the listings show at the destination as ``dst``."""
+        key = entry[0]
+        result = TransferResult(
+            src=self.job.src_url(key),
+            dst=self.job.dst_url(self.job.dst_key(key)),
+            size=dst.size,
+            etag=dst.etag,
+            parts=0,
+            skipped=True,
+        )
+        self.resources.options.progress.transfer_finished(result)
+        return self._outcome(result, entry)
+
+    async def _batches(
+        self, copies: list[tuple[Entry, bool]]
+    ) -> dict[tuple[int, bool], list[Entry]]:
+        """The objects to copy by copy_many call: their part size, and whether copy_many
+        is to check the destination first."""
+        options = self.resources.options
+        part_size = options.part_size
+        streamed = not options.server_side or bool(options.checksums)
+        if self.job.preserve_etags and streamed:
+            part_sizes = await asyncio.gather(*(self._part_size(entry) for entry, _ in copies))
+        else:
+            part_sizes = [part_size] * len(copies)  # the core keeps the source's layout
+        pairs = list(zip(copies, part_sizes, strict=True))
         # One part size above the largest single-part object: each goes with one PutObject.
-        single = max((entry[1] for entry, part_size in pairs if part_size is None), default=0) + 1
+        single = max((entry[1] for (entry, _), size in pairs if size is None), default=0) + 1
         batches: dict[tuple[int, bool], list[Entry]] = {}
-        for entry, part_size in pairs:
-            batch = (single if part_size is None else part_size, entry[0] in present)
-            batches.setdefault(batch, []).append(entry)
+        for (entry, check), size in pairs:
+            batches.setdefault((single if size is None else size, check), []).append(entry)
         return batches
 
     async def _part_size(self, entry: Entry) -> int | None:
-        """The part size to copy ``entry`` with; None for "one PutObject, whatever its size"."""
+        """The part size a streamed copy of ``entry`` keeps its ETag with (one HeadObject
+        with ``PartNumber`` for a multipart source); None for "one PutObject, whatever
+        its size"."""
         job = self.job
         part_size = self.resources.options.part_size
         key, size, etag = entry
