@@ -32,6 +32,7 @@ from ._part import (
 )
 from ._verify import Sending, full_object
 from .checksums import (
+    etag_is_md5_based,
     new_hasher,
     s3_algorithm,
 )
@@ -39,7 +40,13 @@ from .s3._client import S3Client
 from .s3._endpoints import note_checksum_headers_refused
 from .s3._layout import PartLayout
 from .s3._objects import MultipartUpload, ObjectStream
-from .s3._parts import MAX_PARTS, MIN_PART_SIZE, choose_part_size, stream_part_size
+from .s3._parts import (
+    MAX_PART_SIZE,
+    MAX_PARTS,
+    MIN_PART_SIZE,
+    choose_part_size,
+    stream_part_size,
+)
 from .s3._urls import S3Url
 
 __all__ = ["Uploader"]
@@ -87,6 +94,9 @@ class Uploader:
         if sizes is not None:
             await self._multipart(source, size, max(sizes), client, dst, sizes=sizes)
             return
+        if stream is not None and self._one_put_kept(stream.etag, size):
+            await self._put(source, size, client, dst)
+            return
         part_size = choose_part_size(size, self.job.options.part_size)
         if part_size > self.job.budget.limit:
             raise ValueError(
@@ -97,6 +107,14 @@ class Uploader:
             await self._put(source, size, client, dst)
         else:
             await self._multipart(source, size, part_size, client, dst)
+
+    def _one_put_kept(self, etag: str | None, size: int) -> bool:
+        """Whether a source stored with one PUT (a plain MD5 ETag) and at least
+        ``part_size`` long goes with one PutObject too, to keep its ETag: when it
+        is at most half the budget (its bytes are all held at once) and 5 GiB."""
+        if etag is None or not etag_is_md5_based(etag) or "-" in etag:
+            return False
+        return self.job.options.part_size <= size <= min(self.job.budget.limit // 2, MAX_PART_SIZE)
 
     def _kept(self, layout: PartLayout | None, size: int) -> tuple[int, ...] | None:
         """The part sizes of ``layout`` if a copy can be made in them: they add up

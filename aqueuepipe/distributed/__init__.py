@@ -22,7 +22,7 @@ and to resume:
   listings show with the same size and ETag are skipped with no request each;
   only those the listings cannot tell about are checked by
   :func:`~aqueuepipe.copy_many` (HeadObject).
-* With ``preserve_etags``, objects are copied with the source's own part layout,
+* Objects are copied with the source's own part layout (as every copy is),
   so the destination's ETag equals the source's: the copy is verified against the
   source end to end, and a later run recognises it by ETag alone.
 * A shard starts by aborting the unfinished multipart uploads left for its keys

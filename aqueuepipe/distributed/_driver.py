@@ -89,9 +89,9 @@ def copy_prefix(
     HeadObject) only where the listings cannot tell: set it to make a re-run
     copy only what is missing.
     Copies keep their source's part layout, so the destination gets the same
-    ETag; made by the server, always; streamed, with ``preserve_etags`` (default
-    on; single-part sources up to half of ``per_worker_limit`` with one
-    PutObject).  Within one
+    ETag, whether the server makes them or they are streamed (single-part sources
+    up to half of ``per_worker_limit`` with one PutObject).  ``preserve_etags`` is
+    deprecated and has no effect.  Within one
     endpoint (and with no ``checksums``), the server makes the copies
     (CopyObject, UploadPartCopy) as :func:`~aqueuepipe.copy_many` does;
     ``server_side=False`` streams them through the workers.

@@ -140,7 +140,6 @@ class Job:
     dst_bucket: str
     dst_prefix: str
     limit: int
-    preserve_etags: bool
     copies: PrefixCopyOptions
     progress: ProgressListener | None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,7 @@ class CopyPrefixOptions(PrefixCopyOptions, total=False):
     shard_objects: int
     per_worker_limit: int
     manifest: str | os.PathLike[str] | None
+    #: Deprecated, no effect: every copy keeps its source's part layout.
     preserve_etags: bool
     max_shards_in_flight: int | None
     shard_retries: int
@@ -88,9 +90,13 @@ def check_options(
     shard_retries = options.get("shard_retries", DEFAULT_SHARD_RETRIES)
     if isinstance(shard_retries, bool) or not isinstance(shard_retries, int) or shard_retries < 0:
         raise ValueError(f"shard_retries must be 0 or more, got {shard_retries!r}")
-    preserve_etags = options.get("preserve_etags", True)
-    if not isinstance(preserve_etags, bool):
-        raise ValueError(f"preserve_etags must be True or False, got {preserve_etags!r}")
+    if "preserve_etags" in options:
+        warnings.warn(
+            "preserve_etags has no effect and will be removed: every copy keeps its "
+            "source's part layout, hence its ETag",
+            DeprecationWarning,
+            stacklevel=3,
+        )
     progress = options.get("worker_progress")
     copies = cast(
         PrefixCopyOptions,
@@ -109,7 +115,6 @@ def check_options(
         dst_bucket=dst.bucket,
         dst_prefix=dst.key,
         limit=checked.budget.limit,
-        preserve_etags=preserve_etags,
         copies=copies,
         progress=progress,
     )

@@ -19,7 +19,6 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
-import math
 import os
 import threading
 import time
@@ -30,13 +29,10 @@ import distributed
 
 from aqueuepipe import ByteBudget
 from aqueuepipe._listing import Listed, merge, s3_listing, same_from_listings
-from aqueuepipe.checksums import etag_is_md5_based, normalize_etag
+from aqueuepipe.checksums import normalize_etag
 from aqueuepipe.s3 import (
-    MAX_PART_SIZE,
-    MIN_PART_SIZE,
     S3Client,
     S3Url,
-    choose_part_size,
 )
 from aqueuepipe.transfer import ClientOptions, PrefixCopyOptions, TransferResult, copy_many
 
@@ -52,8 +48,6 @@ _ENDED_RUNS = 256
 # Requests a shard makes at once besides the copies (part-size HEADs of streamed
 # copies, aborts).
 _SIDE_REQUESTS = 8
-# Largest object copied with one PutObject to keep its single-part ETag.
-_MAX_PUT_SIZE = MAX_PART_SIZE - 1
 
 T = TypeVar("T")
 
@@ -249,10 +243,8 @@ class ShardCopy:
     one they cannot tell about (other part layouts, no ETag) goes to
     :func:`~aqueuepipe.copy_many` with ``skip_existing``, which asks the server.
 
-    A copy made by the server keeps its source's part layout, hence its ETag, by
-    itself.  A streamed one (``server_side=False``, or ``checksums`` asked) does
-    not yet in the core: with ``preserve_etags`` the shard gives it the source's
-    part size (:meth:`_part_size`), in a copy_many batch per part size.
+    Every copy keeps its source's part layout, hence its ETag (the core does it,
+    streamed or made by the server), so a re-run decides from the listings.
     """
 
     def __init__(
@@ -268,7 +260,7 @@ class ShardCopy:
         try:
             await self._abort_leftover_uploads()
             skipped, copies = await self._decide()
-            batches = await self._batches(copies)
+            batches = self._batches(copies)
         except Exception as exc:
             error = describe(self.job.error(exc, "destination"))
             return [failed_outcome(self.job, entry, error, self.worker) for entry in self.shard]
@@ -376,56 +368,18 @@ class ShardCopy:
         self.resources.options.progress.transfer_finished(result)
         return self._outcome(result, entry)
 
-    async def _batches(
-        self, copies: list[tuple[Entry, bool]]
-    ) -> dict[tuple[int, bool], list[Entry]]:
-        """The objects to copy by copy_many call: their part size, and whether copy_many
-        is to check the destination first."""
-        options = self.resources.options
-        part_size = options.part_size
-        streamed = not options.server_side or bool(options.checksums)
-        if self.job.preserve_etags and streamed:
-            part_sizes = await asyncio.gather(*(self._part_size(entry) for entry, _ in copies))
-        else:
-            part_sizes = [part_size] * len(copies)  # the core keeps the source's layout
-        pairs = list(zip(copies, part_sizes, strict=True))
-        # One part size above the largest single-part object: each goes with one PutObject.
-        single = max((entry[1] for (entry, _), size in pairs if size is None), default=0) + 1
-        batches: dict[tuple[int, bool], list[Entry]] = {}
-        for (entry, check), size in pairs:
-            batches.setdefault((single if size is None else size, check), []).append(entry)
+    def _batches(self, copies: list[tuple[Entry, bool]]) -> dict[bool, list[Entry]]:
+        """The objects to copy by copy_many call: whether it is to check the
+        destination first."""
+        batches: dict[bool, list[Entry]] = {}
+        for entry, check in copies:
+            batches.setdefault(check, []).append(entry)
         return batches
 
-    async def _part_size(self, entry: Entry) -> int | None:
-        """The part size a streamed copy of ``entry`` keeps its ETag with (one HeadObject
-        with ``PartNumber`` for a multipart source); None for "one PutObject, whatever
-        its size"."""
-        job = self.job
-        part_size = self.resources.options.part_size
-        key, size, etag = entry
-        if not job.preserve_etags or not etag_is_md5_based(etag) or size < part_size:
-            return part_size
-        _, _, count = normalize_etag(etag).partition("-")
-        if not count:  # a single-part source: one PutObject keeps its ETag
-            return None if size <= min(job.limit // 2, _MAX_PUT_SIZE) else part_size
-        try:
-            async with self.requests:
-                head = await self.resources.src.head_object(
-                    Bucket=job.src_bucket, Key=key, PartNumber=1
-                )
-            first = int(head["ContentLength"])
-        except Exception:
-            return part_size  # the copy itself will report what is wrong
-        fits = MIN_PART_SIZE <= first <= min(job.limit, MAX_PART_SIZE)
-        even = math.ceil(size / first) == int(count) and choose_part_size(size, first) == first
-        if fits and even:
-            return first
-        return part_size  # uneven parts, or parts the budget cannot hold
-
-    async def _copy(self, batches: dict[tuple[int, bool], list[Entry]]) -> list[ObjectOutcome]:
+    async def _copy(self, batches: dict[bool, list[Entry]]) -> list[ObjectOutcome]:
         job, resources = self.job, self.resources
         outcomes: list[ObjectOutcome] = []
-        # One limit on the copies of the shard however many part sizes it needs.
+        # One limit on the copies of the shard across its batches.
         slots = asyncio.Semaphore(resources.options.concurrency)
         by_dst = {job.dst_url(job.dst_key(entry[0])): entry for entry in self.shard}
 
@@ -443,10 +397,9 @@ class ShardCopy:
             else {"src_client": resources.src, "dst_client": resources.dst}
         )
 
-        async def run_batch(part_size: int, check: bool, entries: list[Entry]) -> None:
-            # The run's options, but the budget, clients, part size and skip of the batch.
-            options: PrefixCopyOptions = {**job.copies, "part_size": part_size}
-            options["skip_existing"] = check
+        async def run_batch(check: bool, entries: list[Entry]) -> None:
+            # The run's options, but the budget, clients and skip of the batch.
+            options: PrefixCopyOptions = {**job.copies, "skip_existing": check}
             options.pop("endpoint_url", None)  # the clients are given
             results = copy_many(
                 gated(entries), **options, **clients, budget=resources.budget, progress=job.progress
@@ -457,8 +410,8 @@ class ShardCopy:
                     outcomes.append(self._outcome(result, by_dst[result.dst]))
 
         async with asyncio.TaskGroup() as tg:
-            for (part_size, check), entries in batches.items():
-                tg.create_task(run_batch(part_size, check, entries))
+            for check, entries in batches.items():
+                tg.create_task(run_batch(check, entries))
         return outcomes
 
     def _outcome(self, result: TransferResult, entry: Entry) -> ObjectOutcome:
