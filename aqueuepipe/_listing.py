@@ -27,13 +27,15 @@ only the entries of the directories on the current path.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import math
 import os
 import stat
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from .checksums import etag_evidence, normalize_etag
 from .local import special_kind
@@ -140,7 +142,7 @@ async def s3_listing(
     listing = {"Bucket": url.bucket, "Prefix": prefix}
     if start_after:
         listing["StartAfter"] = prefix + start_after
-    async for page in paginator.paginate(**listing):
+    async for page in _read_ahead(paginator.paginate(**listing)):
         for entry in page.get("Contents", []):
             yield Listed(
                 str(entry["Key"])[len(prefix) :],
@@ -148,6 +150,32 @@ async def s3_listing(
                 entry["LastModified"].timestamp(),
                 str(entry["ETag"]),
             )
+
+
+async def _read_ahead(pages: AsyncIterable[dict[str, Any]]) -> AsyncGenerator[dict[str, Any], None]:
+    """``pages``, the next one asked for while the caller works through this one
+    (so a merge waits on neither listing in turn): at most two pages held."""
+    ahead: asyncio.Queue[dict[str, Any] | BaseException | None] = asyncio.Queue(maxsize=1)
+
+    async def fetch() -> None:
+        try:
+            async for page in pages:
+                await ahead.put(page)
+        except Exception as exc:  # handed to the reader, raised there
+            await ahead.put(exc)
+            return
+        await ahead.put(None)
+
+    task = asyncio.create_task(fetch())
+    try:
+        while (page := await ahead.get()) is not None:
+            if isinstance(page, BaseException):
+                raise page
+            yield page
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def merge(
@@ -160,20 +188,25 @@ async def merge(
         ValueError: a listing is not in S3's key order (the merge would be wrong).
     """
     src_iter, dst_iter = aiter(source), aiter(destination)
-    src = await _next(src_iter, None)
-    dst = await _next(dst_iter, None)
-    while src is not None or dst is not None:
-        if dst is None or (src is not None and _order(src.key) < _order(dst.key)):
-            assert src is not None
-            yield src.key, src, None
-            src = await _next(src_iter, src)
-        elif src is None or _order(dst.key) < _order(src.key):
-            yield dst.key, None, dst
-            dst = await _next(dst_iter, dst)
-        else:
-            yield src.key, src, dst
-            src = await _next(src_iter, src)
-            dst = await _next(dst_iter, dst)
+    try:
+        src = await _next(src_iter, None)
+        dst = await _next(dst_iter, None)
+        while src is not None or dst is not None:
+            if dst is None or (src is not None and _order(src.key) < _order(dst.key)):
+                assert src is not None
+                yield src.key, src, None
+                src = await _next(src_iter, src)
+            elif src is None or _order(dst.key) < _order(src.key):
+                yield dst.key, None, dst
+                dst = await _next(dst_iter, dst)
+            else:
+                yield src.key, src, dst
+                src = await _next(src_iter, src)
+                dst = await _next(dst_iter, dst)
+    finally:  # a merge left early closes both listings (and their reads ahead)
+        for listing in (src_iter, dst_iter):
+            if isinstance(listing, AsyncGenerator):
+                await listing.aclose()
 
 
 def _order(key: str) -> bytes:
@@ -203,4 +236,6 @@ def same_from_listings(src: Listed, dst: Listed, compare: Compare = "listing") -
         if a is not None and b is not None and (a.same_bytes(b) or a.parts == b.parts):
             return a.same_bytes(b)  # MD5s of the same layout: they tell
         return None  # other layouts, opaque ETags: the stored checksums may tell
-    return dst.mtime >= src.mtime
+    # Whole seconds: LastModified has no fraction, a file's time has one, so a
+    # file uploaded within the second it was written is not "newer" than its copy.
+    return math.floor(dst.mtime) >= math.floor(src.mtime)
