@@ -36,6 +36,7 @@ from typing import Any
 from ._errors import ChecksumMismatchError, TransferError
 from ._job import ChecksumRefused, Job, decisions_unwrapped
 from ._pipe import AsyncPipe
+from ._resume import Resumable
 from ._streams import StreamSink, StreamSource
 from ._upload import Uploader
 from ._verify import Sending, SourceCheck, SourceMismatch
@@ -87,8 +88,11 @@ class Copy:
                     self.job.attempt.headers = self.job.options.settings.headers(
                         source=stream.response, tag_set=await self._source_tags(src_client, src)
                     )
+                    resumable = Resumable({"etag": stream.etag, "size": stream.size}, stream.seek)
                     try:
-                        await self._uploader.upload(stream, stream.size, dst_client, dst, stream)
+                        await self._uploader.upload(
+                            stream, stream.size, dst_client, dst, stream, resumable
+                        )
                     finally:
                         self.job.retries += stream.retries
 
@@ -104,7 +108,10 @@ class Copy:
                 self.job.size = source.size
                 self.job.attempt.headers = self.job.options.settings.headers(path=src)
                 self.job.options.progress.transfer_started(self.job.src, self.job.dst, source.size)
-                await self._uploader.upload(source, source.size, dst_client, dst, None)
+                resumable = Resumable(
+                    {"size": source.size, "mtime_ns": source.mtime_ns}, source.seek
+                )
+                await self._uploader.upload(source, source.size, dst_client, dst, None, resumable)
 
         await self._reading_again(once)
 

@@ -225,6 +225,36 @@ class ObjectStream:
         """Close the body, releasing its connection."""
         self._body.close()
 
+    async def seek(self, offset: int) -> None:
+        """Read from byte ``offset`` on: the body is replaced by a ranged GetObject
+        pinned to the first response's ETag (``If-Match``), so a resumed upload
+        reads only the bytes it lacks, of the same object.
+
+        Raises:
+            botocore.exceptions.ClientError: 412 (PreconditionFailed) when the object
+                changed.
+        """
+        if offset == self.position:
+            return
+        self._body.close()
+        self.position = offset
+        if offset >= self.size:
+            self._body = _EndedBody()
+            return
+        response = await self._client.get_object(
+            Bucket=self.url.bucket,
+            Key=self.url.key,
+            Range=f"bytes={offset}-",
+            IfMatch=self.etag,
+        )
+        self._body = response["Body"]
+        self.retries += retry_attempts(response)
+        expected = f"bytes {offset}-{self.size - 1}/{self.size}"
+        if response.get("ContentRange") != expected:
+            raise botocore.exceptions.IncompleteReadError(
+                actual_bytes=offset, expected_bytes=self.size
+            )
+
     async def _resume(self, exc: BaseException) -> None:
         """Replace the broken body with one for the rest of the object."""
         loop = asyncio.get_running_loop()
@@ -253,6 +283,19 @@ class ObjectStream:
             raise botocore.exceptions.IncompleteReadError(
                 actual_bytes=self.position, expected_bytes=self.size
             ) from exc
+
+
+class _EndedBody:
+    """The body of a stream moved to its end: nothing more to read."""
+
+    async def readinto(self, buf: memoryview) -> int:
+        return 0
+
+    async def read(self, n: int = -1) -> bytes:
+        return b""
+
+    def close(self) -> None:
+        pass
 
 
 @contextlib.asynccontextmanager

@@ -1,0 +1,233 @@
+"""Continuing a multipart upload after a crash, a kill or a lost network.
+
+With ``resume=True`` a multipart upload to S3 keeps a journal
+(:mod:`aqueuepipe._journal`) as its parts are stored, and a failure or
+cancellation leaves the upload open.  The same copy run again finds the journal;
+if the source is the same one (its ETag and size, or a file's size and mtime),
+ListParts confirms which parts the server still holds, and only the others are
+read and sent.  A changed source, an upload the server no longer has or a journal
+that cannot be read starts over, and says so (a warning on the ``aqueuepipe``
+logger); the upload left by a changed source or an unreadable journal is aborted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import botocore.exceptions
+
+from ._errors import ChecksumMismatchError
+from ._job import ChecksumRefused, Job
+from ._journal import (
+    Journal,
+    JournalUnreadable,
+    StoredPart,
+    default_journal_dir,
+    journal_path,
+    load_journal,
+)
+from ._verify import SourceMismatch
+from .checksums import normalize_etag, s3_algorithm
+from .s3._client import S3Client
+from .s3._objects import MultipartUpload
+from .s3._urls import S3Url
+
+__all__ = ["Resumable", "ResumedUpload", "logger"]
+
+logger = logging.getLogger("aqueuepipe")
+
+
+@dataclass(frozen=True, slots=True)
+class Resumable:
+    """What a source gives a resumable upload: its identity, and how to read it
+    from any byte on."""
+
+    identity: dict[str, Any]
+    seek: Callable[[int], Awaitable[None]]
+
+
+class ResumedUpload:
+    """The journal of one resumable multipart upload, and the parts it found stored."""
+
+    def __init__(
+        self,
+        job: Job,
+        client: S3Client,
+        dst: S3Url,
+        source: Resumable,
+        size: int,
+        part_size: int,
+    ) -> None:
+        self.job = job
+        self.client = client
+        self.dst = dst
+        self.source = source
+        self.size = size
+        self.part_size = part_size
+        self.endpoint = str(client.meta.endpoint_url)
+        directory = job.options.journal_dir or default_journal_dir()
+        self.path = journal_path(directory, self.endpoint, dst.bucket, dst.key)
+        self.journal: Journal | None = None
+        #: The parts the server holds from an earlier run (confirmed by ListParts).
+        self.stored: dict[int, StoredPart] = {}
+
+    def _say(self, message: str) -> None:
+        logger.warning("%s -> %s: %s", self.job.src, self.job.dst, message)
+
+    async def continue_upload(self, upload: MultipartUpload) -> bool:
+        """Take up the journal's upload in ``upload`` if it can be continued; whether
+        it was (else the caller creates a new upload, after :meth:`created`)."""
+        sending = self.job.attempt.sending
+        try:
+            journal = load_journal(self.path)
+        except JournalUnreadable as exc:
+            aborted = ""
+            if exc.upload_id is not None:
+                await self._abort(exc.upload_id)
+                aborted = f"; its upload {exc.upload_id} was aborted"
+            self._say(f"{exc}{aborted}; starting the copy over")
+            self.path.unlink(missing_ok=True)
+            return False
+        if journal is None:
+            return False
+        why = journal.matches(
+            endpoint=self.endpoint,
+            bucket=self.dst.bucket,
+            key=self.dst.key,
+            source=self.source.identity,
+            size=self.size,
+            part_size=self.part_size,
+            algorithm=sending.algorithm,
+            md5=sending.md5,
+        )
+        if why is not None:
+            await self._abort(journal.upload_id)
+            journal.remove()
+            self._say(
+                f"the upload {journal.upload_id} cannot be continued: {why}; it was "
+                "aborted and the copy starts over"
+            )
+            return False
+        listed = await self._list_parts(journal.upload_id)
+        if listed is None:
+            journal.remove()
+            self._say(
+                f"the upload {journal.upload_id} is no longer on the server (completed or "
+                "aborted since); the copy starts over"
+            )
+            return False
+        confirmed: dict[int, StoredPart] = {}
+        for number, part in journal.parts.items():
+            held = listed.get(number)
+            if (
+                held is not None
+                and held == (part.size, normalize_etag(part.etag))
+                and part.size == self._part_length(number)
+            ):
+                confirmed[number] = part
+        journal.parts = confirmed
+        self.journal = journal
+        self.stored = confirmed
+        upload.upload_id = journal.upload_id
+        upload.checksum_algorithm = (
+            s3_algorithm(sending.algorithm) if sending.algorithm is not None else None
+        )
+        for number, part in confirmed.items():
+            entry: dict[str, Any] = {"PartNumber": number, "ETag": part.etag}
+            if upload.checksum_algorithm is not None and part.checksum is not None:
+                entry[f"Checksum{upload.checksum_algorithm}"] = part.checksum
+            upload.parts[number] = entry
+        stored = sum(part.size for part in confirmed.values())
+        logger.info(
+            "%s -> %s: continuing upload %s: %d parts (%d bytes) stored, %d bytes to send",
+            self.job.src,
+            self.job.dst,
+            journal.upload_id,
+            len(confirmed),
+            stored,
+            self.size - stored,
+        )
+        return True
+
+    def _part_length(self, number: int) -> int:
+        return max(0, min(self.part_size, self.size - (number - 1) * self.part_size))
+
+    async def created(self, upload: MultipartUpload) -> None:
+        """A new upload was created: start its journal (so a kill from now on leaves
+        an upload that the next run continues, or aborts)."""
+        assert upload.upload_id is not None
+        sending = self.job.attempt.sending
+        self.journal = Journal(
+            path=self.path,
+            endpoint=self.endpoint,
+            bucket=self.dst.bucket,
+            key=self.dst.key,
+            upload_id=upload.upload_id,
+            source=dict(self.source.identity),
+            size=self.size,
+            part_size=self.part_size,
+            algorithm=sending.algorithm,
+            md5=sending.md5,
+        )
+        with self.job.errors("destination"):
+            await self.journal.save()
+
+    async def record(self, number: int, size: int, etag: str, checksum: str | None) -> None:
+        """Part ``number`` was stored: write it in the journal."""
+        if self.journal is not None:
+            with self.job.errors("destination"):
+                await self.journal.store(StoredPart(number, size, etag, checksum))
+
+    def keeps(self, exc: BaseException, upload: MultipartUpload) -> bool:
+        """Whether the upload stays open for the next run after ``exc`` (anything
+        but bytes found wrong, or checksum headers refused: those start over)."""
+        if upload.upload_id is None or self.journal is None:
+            return False
+        return not isinstance(exc, SourceMismatch | ChecksumRefused | ChecksumMismatchError)
+
+    def kept(self, exc: BaseException) -> None:
+        """Say that the upload stays open, and how to continue or abort it."""
+        assert self.journal is not None
+        logger.warning(
+            "%s -> %s: the upload %s is kept open (%s); run the same copy with "
+            "resume=True (--resume) to continue it, or abort it with: "
+            "aqueuepipe uploads abort s3://%s/%s",
+            self.job.src,
+            self.job.dst,
+            self.journal.upload_id,
+            type(exc).__name__,
+            self.dst.bucket,
+            self.dst.key,
+        )
+
+    def finished(self) -> None:
+        """The upload completed or was aborted: its journal goes."""
+        if self.journal is not None:
+            self.journal.remove()
+        self.journal = None
+
+    async def _abort(self, upload_id: str) -> None:
+        await MultipartUpload(self.client, self.dst, upload_id=upload_id).abort()
+
+    async def _list_parts(self, upload_id: str) -> dict[int, tuple[int, str]] | None:
+        """(size, ETag) of each part the server holds; None if the upload is gone."""
+        found: dict[int, tuple[int, str]] = {}
+        paginator = self.client.get_paginator("list_parts")
+        with self.job.errors("destination"):
+            try:
+                async for page in paginator.paginate(
+                    Bucket=self.dst.bucket, Key=self.dst.key, UploadId=upload_id
+                ):
+                    for part in page.get("Parts", []):
+                        found[int(part["PartNumber"])] = (
+                            int(part["Size"]),
+                            normalize_etag(str(part["ETag"])),
+                        )
+            except botocore.exceptions.ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("NoSuchUpload", "404"):
+                    return None
+                raise
+        return found
