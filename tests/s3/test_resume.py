@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import signal
 import subprocess
@@ -300,6 +301,53 @@ async def test_resume_starts_over_from_a_damaged_journal(
     assert "cannot be read" in caplog.text and "starting the copy over" in caplog.text
     assert await open_uploads(s3_client, bucket) == []  # the old upload was aborted
     assert journals(journal_dir) == []
+
+
+async def test_resume_reads_but_does_not_send_stored_parts_for_asked_hashes(
+    endpoint: str,
+    moto_server: MotoServer,
+    s3_client: S3Client,
+    make_bucket: MakeBucket,
+    source_file: Path,
+    tmp_path: Path,
+) -> None:
+    """A hash of the whole stream needs every byte: the stored parts are read again
+    (and compared with what the server holds), not sent again."""
+    bucket = await make_bucket()
+    dst = f"s3://{bucket}/big.bin"
+    journal_dir = tmp_path / "journals"
+    moto_server.reset_requests()
+
+    async def run(progress: Any) -> None:
+        await aqueuepipe.copy(
+            source_file,
+            dst,
+            resume=True,
+            journal_dir=journal_dir,
+            part_size=PART,
+            part_concurrency=2,
+            checksums=("sha256",),
+            progress=progress,
+        )
+
+    await interrupted(run, SIZE // 2)
+    first = sent(moto_server)
+    result = await aqueuepipe.copy(
+        source_file,
+        dst,
+        resume=True,
+        journal_dir=journal_dir,
+        part_size=PART,
+        checksums=("sha256",),
+    )
+    total = sent(moto_server)
+
+    data = source_file.read_bytes()
+    assert result.ok and result.verified
+    assert result.checksums["sha256"] == hashlib.sha256(data).hexdigest()
+    assert total <= 1.3 * SIZE and total - first < SIZE - first // 2
+    assert await get(s3_client, bucket, "big.bin") == data
+    assert await open_uploads(s3_client, bucket) == []
 
 
 async def test_resume_keeps_nothing_once_a_copy_completes(
