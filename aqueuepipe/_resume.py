@@ -12,6 +12,7 @@ logger); the upload left by a changed source or an unreadable journal is aborted
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -194,11 +195,12 @@ class ResumedUpload:
         logger.warning(
             "%s -> %s: the upload %s is kept open (%s); run the same copy with "
             "resume=True (--resume) to continue it, or abort it with: "
-            "aqueuepipe uploads abort s3://%s/%s",
+            "aqueuepipe uploads abort --endpoint-url %s s3://%s/%s",
             self.job.src,
             self.job.dst,
             self.journal.upload_id,
-            type(exc).__name__,
+            "interrupted" if isinstance(exc, asyncio.CancelledError) else type(exc).__name__,
+            self.endpoint,
             self.dst.bucket,
             self.dst.key,
         )
