@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "DownloadJournal",
     "Journal",
     "JournalUnreadable",
     "StoredPart",
@@ -264,3 +265,72 @@ def _str(value: object) -> str:
     if not isinstance(value, str):
         raise ValueError(f"{value!r} is not a string")
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadJournal:
+    """The record of a download that can continue: the object it is of (its URL,
+    ETag and size) and the temporary file holding its first bytes."""
+
+    path: Path
+    src: str
+    etag: str
+    size: int
+    temp: Path
+
+    @staticmethod
+    def path_for(directory: Path, endpoint: str, src: str, dst: Path) -> Path:
+        """Where the journal of a download of ``src`` to ``dst`` lives."""
+        return journal_path(directory, f"download:{endpoint}", src, str(dst.absolute()))
+
+    async def save(self) -> None:
+        data = json.dumps(
+            {
+                "format": _FORMAT,
+                "kind": "download",
+                "src": self.src,
+                "etag": self.etag,
+                "size": self.size,
+                "temp": str(self.temp),
+            }
+        ).encode()
+        task = asyncio.ensure_future(asyncio.to_thread(_write_atomically, self.path, data))
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            with contextlib.suppress(BaseException):
+                await task
+            raise
+
+    def remove(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    @staticmethod
+    def load(path: Path) -> DownloadJournal | None:
+        """The journal at ``path``; None if there is none.
+
+        Raises:
+            JournalUnreadable: the file is there but is not a whole journal.
+        """
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise JournalUnreadable(path, f"{type(exc).__name__}: {exc}", None) from exc
+        try:
+            data = json.loads(raw)
+            if not isinstance(data, dict) or data.get("kind") != "download":
+                raise ValueError("not the journal of a download")
+            if data.get("format") != _FORMAT:
+                raise ValueError("not a journal of this version")
+            return DownloadJournal(
+                path=path,
+                src=_str(data["src"]),
+                etag=_str(data["etag"]),
+                size=_int(data["size"]),
+                temp=Path(_str(data["temp"])),
+            )
+        except (KeyError, TypeError, ValueError, UnicodeDecodeError) as exc:
+            raise JournalUnreadable(path, f"{type(exc).__name__}: {exc}", None) from exc

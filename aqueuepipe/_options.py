@@ -134,11 +134,6 @@ class Options:
                 "source that can be read again from any byte (a file or an s3:// object); "
                 f"{src!r} to {dst!r} has a stream at one end"
             )
-        if self.resume and not dst_is_s3:
-            raise ValueError(
-                "resume=True applies to copies to S3 (downloads do not resume yet); "
-                f"{dst!r} is not an s3:// destination"
-            )
         self.settings.check_ends(src_is_s3=src_is_s3, dst_is_s3=dst_is_s3, src=src, dst=dst)
 
 
@@ -270,8 +265,8 @@ class StreamOptions(
 
 
 class ResumeOptions(TypedDict, total=False):
-    """``resume`` (False): a multipart upload to S3 that fails or is interrupted is
-    kept open with a journal, and the same copy run again continues it;
+    """``resume`` (False): a multipart upload to S3 (or a download) that fails or is
+    interrupted is kept with a journal, and the same copy run again continues it;
     ``journal_dir``: where the journals are (the per-user cache folder)."""
 
     resume: bool

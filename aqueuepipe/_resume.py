@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import botocore.exceptions
@@ -23,6 +24,7 @@ import botocore.exceptions
 from ._errors import ChecksumMismatchError
 from ._job import ChecksumRefused, Job
 from ._journal import (
+    DownloadJournal,
     Journal,
     JournalUnreadable,
     StoredPart,
@@ -36,7 +38,7 @@ from .s3._client import S3Client
 from .s3._objects import MultipartUpload
 from .s3._urls import S3Url
 
-__all__ = ["Resumable", "ResumedUpload", "logger"]
+__all__ = ["FoundDownload", "Resumable", "ResumedDownload", "ResumedUpload", "logger"]
 
 logger = logging.getLogger("aqueuepipe")
 
@@ -233,3 +235,96 @@ class ResumedUpload:
                     return None
                 raise
         return found
+
+
+@dataclass(frozen=True, slots=True)
+class FoundDownload:
+    """A download to continue: its journal, the bytes of its temporary file to keep,
+    and the object's HeadObject answer (the evidence its check is built from)."""
+
+    journal: DownloadJournal
+    offset: int
+    head: Mapping[str, Any]
+
+
+class ResumedDownload:
+    """The journal of one resumable download (its temporary file is kept on failure)."""
+
+    def __init__(self, job: Job, client: S3Client, src: S3Url, dst: Path) -> None:
+        self.job = job
+        self.client = client
+        self.src = src
+        self.dst = dst
+        endpoint = str(client.meta.endpoint_url)
+        directory = job.options.journal_dir or default_journal_dir()
+        self.path = DownloadJournal.path_for(directory, endpoint, job.src, dst)
+        self.journal: DownloadJournal | None = None
+
+    def _say(self, message: str) -> None:
+        logger.warning("%s -> %s: %s", self.job.src, self.job.dst, message)
+
+    async def find(self) -> FoundDownload | None:
+        """The earlier run's download to continue, if it can be; else None (and
+        what cannot be continued is removed, and said)."""
+        try:
+            journal = DownloadJournal.load(self.path)
+        except JournalUnreadable as exc:
+            self._say(f"{exc}; starting the download over")
+            self.path.unlink(missing_ok=True)
+            return None
+        if journal is None:
+            return None
+        try:
+            held = journal.temp.stat().st_size
+        except OSError:
+            journal.remove()
+            self._say(f"the partial download {journal.temp} is gone; starting over")
+            return None
+        with self.job.errors("source"):
+            head = await self.client.head_object(
+                Bucket=self.src.bucket, Key=self.src.key, ChecksumMode="ENABLED"
+            )
+        if (str(head["ETag"]), int(head["ContentLength"])) != (journal.etag, journal.size):
+            self._discard(journal)
+            self._say("the source changed since the download began; starting over")
+            return None
+        offset = min(held, journal.size - 1)
+        if offset <= 0:
+            self._discard(journal)
+            return None
+        self.journal = journal
+        logger.info(
+            "%s -> %s: continuing the download at byte %d of %d",
+            self.job.src,
+            self.job.dst,
+            offset,
+            journal.size,
+        )
+        return FoundDownload(journal, offset, head)
+
+    def _discard(self, journal: DownloadJournal) -> None:
+        journal.temp.unlink(missing_ok=True)
+        journal.remove()
+
+    async def started(self, temp: Path, etag: str, size: int) -> None:
+        """A new download began into ``temp``: record it."""
+        self.journal = DownloadJournal(self.path, self.job.src, etag, size, temp)
+        with self.job.errors("destination"):
+            await self.journal.save()
+
+    def kept(self, exc: BaseException) -> None:
+        assert self.journal is not None
+        logger.warning(
+            "%s -> %s: the partial download %s is kept (%s); run the same copy with "
+            "resume=True (--resume) to continue it, or delete that file",
+            self.job.src,
+            self.job.dst,
+            self.journal.temp,
+            "interrupted" if isinstance(exc, asyncio.CancelledError) else type(exc).__name__,
+        )
+
+    def finished(self) -> None:
+        """The download was committed or thrown away: its journal goes."""
+        if self.journal is not None:
+            self.journal.remove()
+        self.journal = None

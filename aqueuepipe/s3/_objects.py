@@ -152,21 +152,29 @@ class ObjectStream:
         "resumes",
         "retries",
         "size",
+        "start",
         "url",
     )
 
     def __init__(
-        self, client: S3Client, url: S3Url, response: Mapping[str, Any], policy: RetryPolicy
+        self,
+        client: S3Client,
+        url: S3Url,
+        response: Mapping[str, Any],
+        policy: RetryPolicy,
+        start: int = 0,
     ) -> None:
         self._client = client
         self._policy = policy
         self._body: Any = response["Body"]
         self._first_failure: float | None = None
         self.url = url
-        self.size = int(response["ContentLength"])
+        #: The first byte read (a ranged GET continuing a download).
+        self.start = start
+        self.size = start + int(response["ContentLength"])
         self.etag = str(response["ETag"])
         self.response = {k: v for k, v in response.items() if k != "Body"}
-        self.position = 0
+        self.position = start
         self.resumes = 0
         #: Retries of the requests (botocore's) plus resumes of the body.
         self.retries = retry_attempts(response)
@@ -300,7 +308,13 @@ class _EndedBody:
 
 @contextlib.asynccontextmanager
 async def open_object(
-    client: S3Client, url: S3Url, *, policy: RetryPolicy | None = None, if_match: str | None = None
+    client: S3Client,
+    url: S3Url,
+    *,
+    policy: RetryPolicy | None = None,
+    if_match: str | None = None,
+    start: int = 0,
+    evidence: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[ObjectStream]:
     """GetObject ``url`` and yield its body; the connection is released on exit.
 
@@ -313,8 +327,21 @@ async def open_object(
     kwargs: dict[str, Any] = {"Bucket": url.bucket, "Key": url.key, "ChecksumMode": "ENABLED"}
     if if_match is not None:
         kwargs["IfMatch"] = if_match
+    if start:
+        # The rest of an object a download has the start of: pinned to its ETag, and
+        # with the object's own answer (HeadObject) as the evidence for the check.
+        assert if_match is not None and evidence is not None
+        kwargs["Range"] = f"bytes={start}-"
     response = await client.get_object(**kwargs)
-    stream = ObjectStream(client, url, response, policy or RetryPolicy())
+    stream = ObjectStream(client, url, response, policy or RetryPolicy(), start)
+    if start:
+        stream.response = {k: v for k, v in (evidence or {}).items() if k != "Body"}
+        expected = f"bytes {start}-{stream.size - 1}/{stream.size}"
+        if response.get("ContentRange") != expected:
+            stream.close()
+            raise botocore.exceptions.IncompleteReadError(
+                actual_bytes=start, expected_bytes=stream.size
+            )
     try:
         yield stream
     finally:

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -375,12 +376,96 @@ async def test_resume_is_refused_for_a_stream_source(
         await aqueuepipe.copy(stream(), f"s3://{bucket}/s.bin", resume=True)
 
 
-async def test_resume_is_refused_for_a_download(
+def served(moto_server: MotoServer) -> int:
+    """The GetObject response bytes the server wrote since the count was reset."""
+    return moto_server.requests().sent.get("GetObject", 0)
+
+
+def partial_downloads(directory: Path) -> list[Path]:
+    return sorted(directory.glob(".*.aqueuepipe-part"))
+
+
+async def test_resume_continues_an_interrupted_download(
+    endpoint: str,
+    moto_server: MotoServer,
+    make_bucket: MakeBucket,
+    tmp_path: Path,
+) -> None:
+    src = await make_source_object(make_bucket, tmp_path, SIZE)
+    out = tmp_path / "out"
+    out.mkdir()
+    target = out / "object.bin"
+    journal_dir = tmp_path / "journals"
+    moto_server.reset_requests()
+
+    async def run(progress: Any) -> None:
+        await aqueuepipe.copy(
+            src,
+            target,
+            resume=True,
+            journal_dir=journal_dir,
+            max_rate=40 * MiB,
+            progress=progress,
+        )
+
+    await interrupted(run, SIZE // 2)
+    assert not target.exists()
+    assert len(partial_downloads(out)) == 1 and len(journals(journal_dir)) == 1
+    first = served(moto_server)
+    result = await aqueuepipe.copy(src, target, resume=True, journal_dir=journal_dir)
+    total = served(moto_server)
+
+    print(f"download: {first} + {total - first} = {total} bytes served for {SIZE}")
+    assert result.ok and "source:crc64nvme" in result.verified, result.verified
+    assert target.read_bytes() == (tmp_path / "object.bin").read_bytes()
+    assert total <= 1.3 * SIZE
+    assert partial_downloads(out) == [] and journals(journal_dir) == []
+
+
+async def test_resume_starts_a_download_over_when_the_source_changed(
+    endpoint: str, make_bucket: MakeBucket, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    src = await make_source_object(make_bucket, tmp_path, SIZE)
+    out = tmp_path / "out"
+    out.mkdir()
+    target = out / "object.bin"
+    journal_dir = tmp_path / "journals"
+
+    async def run(progress: Any) -> None:
+        await aqueuepipe.copy(
+            src,
+            target,
+            resume=True,
+            journal_dir=journal_dir,
+            max_rate=40 * MiB,
+            progress=progress,
+        )
+
+    await interrupted(run, SIZE // 2)
+    replacement = tmp_path / "replacement.bin"
+    replacement.write_bytes(payload(SIZE, seed=9))
+    await aqueuepipe.copy(replacement, src, part_size=PART)
+
+    result = await aqueuepipe.copy(src, target, resume=True, journal_dir=journal_dir)
+
+    assert result.ok and result.verified
+    assert target.read_bytes() == replacement.read_bytes()
+    assert "the source changed" in caplog.text
+    assert partial_downloads(out) == [] and journals(journal_dir) == []
+
+
+async def test_a_download_without_resume_keeps_no_partial_file(
     endpoint: str, make_bucket: MakeBucket, tmp_path: Path
 ) -> None:
-    bucket = await make_bucket(objects={"k": b"data"})
-    with pytest.raises(ValueError, match="resume=True applies to copies to S3"):
-        await aqueuepipe.copy(f"s3://{bucket}/k", tmp_path / "k", resume=True)
+    src = await make_source_object(make_bucket, tmp_path, SIZE)
+    out = tmp_path / "out"
+    out.mkdir()
+
+    async def run(progress: Any) -> None:
+        await aqueuepipe.copy(src, out / "object.bin", max_rate=40 * MiB, progress=progress)
+
+    await interrupted(run, SIZE // 2)
+    assert partial_downloads(out) == []
 
 
 def test_journal_dir_must_be_a_path(tmp_path: Path) -> None:
@@ -402,9 +487,16 @@ asyncio.run(aqueuepipe.copy(
 """
 
 
-def kill_at(moto_server: MotoServer, args: list[str], fraction: float, size: int) -> int:
+def kill_at(
+    moto_server: MotoServer,
+    args: list[str],
+    fraction: float,
+    size: int,
+    count: Callable[[MotoServer], int] = sent,
+) -> int:
     """Run the copy of ``args`` in a subprocess and SIGKILL it once the server has
-    received ``fraction`` of ``size`` bytes; return the bytes it had received then.
+    received ``fraction`` of ``size`` bytes (or ``count`` says it sent them); return
+    that count then.
 
     The copy is capped at 50 MB/s, so that the mark is seen before it ends; the
     server's count is read every 20 ms, for at most 60 s.
@@ -412,7 +504,7 @@ def kill_at(moto_server: MotoServer, args: list[str], fraction: float, size: int
     process = subprocess.Popen([sys.executable, "-c", _KILLED_COPY, *args, "50000000"])
     try:
         deadline = time.monotonic() + 60
-        while (received := sent(moto_server)) < fraction * size:
+        while (received := count(moto_server)) < fraction * size:
             assert process.poll() is None, f"the copy ended (status {process.returncode})"
             assert time.monotonic() < deadline, f"only {received} bytes arrived in 60 s"
             time.sleep(0.02)
@@ -488,3 +580,35 @@ async def test_resume_after_sigkill_of_a_copy_between_buckets(
     assert await get(s3_client, bucket, "copy.bin") == source.read_bytes()
     assert await open_uploads(s3_client, bucket) == []
     assert journals(journal_dir) == []
+
+
+async def test_resume_after_sigkill_of_a_download(
+    endpoint: str,
+    moto_server: MotoServer,
+    make_bucket: MakeBucket,
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "object.bin"
+    source.write_bytes(payload(BIG, seed=62))
+    src_bucket = await make_bucket(prefix="src")
+    src = f"s3://{src_bucket}/object.bin"
+    await aqueuepipe.copy(source, src)
+    out = tmp_path / "out"
+    out.mkdir()
+    target = out / "object.bin"
+    journal_dir = tmp_path / "journals"
+    moto_server.reset_requests()
+
+    at_kill = await asyncio.to_thread(
+        kill_at, moto_server, [src, str(target), str(journal_dir)], 0.6, BIG, served
+    )
+    assert len(partial_downloads(out)) == 1
+    first = served(moto_server)
+    result = await aqueuepipe.copy(src, target, resume=True, journal_dir=journal_dir)
+    total = served(moto_server)
+
+    print(f"download: killed at {at_kill}, {first} + {total - first} = {total} for {BIG}")
+    assert result.ok and "source:crc64nvme" in result.verified, result.verified
+    assert total <= 1.3 * BIG
+    assert target.read_bytes() == source.read_bytes()
+    assert partial_downloads(out) == [] and journals(journal_dir) == []
