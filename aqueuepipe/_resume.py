@@ -13,7 +13,10 @@ logger); the upload left by a changed source or an unreadable journal is aborted
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +44,63 @@ from .s3._urls import S3Url
 __all__ = ["FoundDownload", "Resumable", "ResumedDownload", "ResumedUpload", "logger"]
 
 logger = logging.getLogger("aqueuepipe")
+
+#: A journal untouched this long is pruned, with its upload (see :func:`prune_journals`).
+PRUNE_AFTER = datetime.timedelta(days=7)
+
+# The (directory, endpoint) pairs pruned by this process: once each is enough.
+_pruned: set[tuple[Path, str]] = set()
+
+
+async def prune_journals(directory: Path, client: S3Client) -> None:
+    """Remove the journals in ``directory`` untouched for :data:`PRUNE_AFTER`: an
+    upload's journal of ``client``'s endpoint with its upload (aborted), a
+    download's with its temporary file, and any that cannot be read.  Another
+    endpoint's uploads are left to the copies of that endpoint (or to
+    ``aqueuepipe uploads abort --older-than 7d``).  Once per process and directory.
+    """
+    endpoint = str(client.meta.endpoint_url)
+    if (directory, endpoint) in _pruned:
+        return
+    _pruned.add((directory, endpoint))
+    cutoff = time.time() - PRUNE_AFTER.total_seconds()
+
+    def stale() -> list[Path]:
+        found = []
+        with contextlib.suppress(OSError):
+            for path in directory.glob("*.json"):
+                with contextlib.suppress(OSError):
+                    if path.stat().st_mtime < cutoff:
+                        found.append(path)
+        return found
+
+    for path in await asyncio.to_thread(stale):
+        try:
+            download = DownloadJournal.load(path)
+        except JournalUnreadable:
+            download = None
+        if download is not None:
+            download.temp.unlink(missing_ok=True)
+            download.remove()
+            continue
+        try:
+            journal = load_journal(path)
+        except JournalUnreadable:
+            path.unlink(missing_ok=True)
+            continue
+        if journal is None or journal.endpoint != endpoint:
+            continue
+        await MultipartUpload(
+            client, S3Url(journal.bucket, journal.key), upload_id=journal.upload_id
+        ).abort()
+        journal.remove()
+        logger.warning(
+            "pruned the journal of s3://%s/%s, untouched for %s days, and aborted its upload %s",
+            journal.bucket,
+            journal.key,
+            PRUNE_AFTER.days,
+            journal.upload_id,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +144,7 @@ class ResumedUpload:
         """Take up the journal's upload in ``upload`` if it can be continued; whether
         it was (else the caller creates a new upload, after :meth:`created`)."""
         sending = self.job.attempt.sending
+        await prune_journals(self.path.parent, self.client)
         try:
             journal = load_journal(self.path)
         except JournalUnreadable as exc:

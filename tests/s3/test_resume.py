@@ -612,3 +612,33 @@ async def test_resume_after_sigkill_of_a_download(
     assert total <= 1.3 * BIG
     assert target.read_bytes() == source.read_bytes()
     assert partial_downloads(out) == [] and journals(journal_dir) == []
+
+
+async def test_resume_prunes_journals_untouched_for_a_week_with_their_uploads(
+    endpoint: str,
+    s3_client: S3Client,
+    make_bucket: MakeBucket,
+    source_file: Path,
+    tmp_path: Path,
+) -> None:
+    bucket = await make_bucket()
+    journal_dir = tmp_path / "journals"
+    await interrupt_upload_from_file(source_file, f"s3://{bucket}/old.bin", journal_dir)
+    (old,) = journals(journal_dir)
+    week_ago = time.time() - 8 * 24 * 3600
+    os.utime(old, (week_ago, week_ago))
+
+    # A new run (pruning is once per process and directory).
+    code = (
+        "import asyncio, sys, aqueuepipe; asyncio.run(aqueuepipe.copy(sys.argv[1], sys.argv[2], "
+        "resume=True, journal_dir=sys.argv[3]))"
+    )
+    args = [str(source_file), f"s3://{bucket}/new.bin", str(journal_dir)]
+    done = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-c", code, *args], capture_output=True, timeout=60
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert b"pruned the journal of" in done.stderr
+    assert await open_uploads(s3_client, bucket) == []  # old.bin's was aborted
+    assert journals(journal_dir) == []
