@@ -57,7 +57,8 @@ async def prune_journals(directory: Path, client: S3Client) -> None:
     upload's journal of ``client``'s endpoint with its upload (aborted), a
     download's with its temporary file, and any that cannot be read.  Another
     endpoint's uploads are left to the copies of that endpoint (or to
-    ``aqueuepipe uploads abort --older-than 7d``).  Once per process and directory.
+    ``aqueuepipe uploads abort --older-than 7d``).  Once per process, directory and
+    endpoint, by the first resumable upload or download.
     """
     endpoint = str(client.meta.endpoint_url)
     if (directory, endpoint) in _pruned:
@@ -327,6 +328,7 @@ class ResumedDownload:
     async def find(self) -> FoundDownload | None:
         """The earlier run's download to continue, if it can be; else None (and
         what cannot be continued is removed, and said)."""
+        await prune_journals(self.path.parent, self.client)
         try:
             journal = DownloadJournal.load(self.path)
         except JournalUnreadable as exc:
