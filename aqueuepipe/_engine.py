@@ -36,6 +36,7 @@ from typing import Any
 from ._errors import ChecksumMismatchError, TransferError
 from ._job import ChecksumRefused, Job, decisions_unwrapped
 from ._pipe import AsyncPipe
+from ._resume import Resumable, ResumedDownload
 from ._streams import StreamSink, StreamSource
 from ._upload import Uploader
 from ._verify import Sending, SourceCheck, SourceMismatch
@@ -87,9 +88,16 @@ class Copy:
                     self.job.attempt.headers = self.job.options.settings.headers(
                         source=stream.response, tag_set=await self._source_tags(src_client, src)
                     )
+                    resumable = Resumable({"etag": stream.etag, "size": stream.size}, stream.seek)
                     try:
                         await self._uploader.upload(
-                            stream, stream.size, dst_client, dst, stream, layout=self._layout
+                            stream,
+                            stream.size,
+                            dst_client,
+                            dst,
+                            stream,
+                            resumable,
+                            layout=self._layout,
                         )
                     finally:
                         self.job.retries += stream.retries
@@ -106,7 +114,10 @@ class Copy:
                 self.job.size = source.size
                 self.job.attempt.headers = self.job.options.settings.headers(path=src)
                 self.job.options.progress.transfer_started(self.job.src, self.job.dst, source.size)
-                await self._uploader.upload(source, source.size, dst_client, dst, None)
+                resumable = Resumable(
+                    {"size": source.size, "mtime_ns": source.mtime_ns}, source.seek
+                )
+                await self._uploader.upload(source, source.size, dst_client, dst, None, resumable)
 
         await self._reading_again(once)
 
@@ -157,22 +168,78 @@ class Copy:
             await sink.finish()
 
     async def s3_to_file(self, src_client: S3Client, src: S3Url, dst: Path) -> None:
+        """Download into a temporary file renamed into place once verified; with
+        ``resume=True`` a failed or interrupted download keeps it (and a journal),
+        and the next run continues it with a Range GET pinned by ``If-Match``."""
+        download = (
+            ResumedDownload(self.job, src_client, src, dst) if self.job.options.resume else None
+        )
+
         async def once() -> None:
+            found = await download.find() if download is not None else None
             async with contextlib.AsyncExitStack() as stack:
+                resume = (found.journal.temp, found.offset) if found is not None else None
                 with self.job.errors("destination"):  # checks the target before any request
-                    sink = await stack.enter_async_context(FileSink(dst))
-                async with self._open(src_client, src) as stream:
-                    try:
-                        await self._download(stream, sink)
-                    finally:
-                        self.job.retries += stream.retries
-                self.job.verify_source()
-                self.job.etag = stream.etag
-                with self.job.errors("destination"):
-                    await sink.commit()
-                    await _set_mtime(dst, stream.response.get("LastModified"))
+                    sink = await stack.enter_async_context(FileSink(dst, resume=resume))
+                sink.keep = download is not None
+                try:
+                    if found is not None:
+                        self.job.source_etag = found.journal.etag
+                    async with self._open(
+                        src_client,
+                        src,
+                        start=found.offset if found is not None else 0,
+                        evidence=found.head if found is not None else None,
+                    ) as stream:
+                        if download is not None and found is None:
+                            assert sink.temp is not None
+                            await download.started(sink.temp, stream.etag, stream.size)
+                        if found is not None:
+                            await self._take_existing(found.journal.temp, found.offset)
+                        try:
+                            await self._download(stream, sink)
+                        finally:
+                            self.job.retries += stream.retries
+                    self.job.verify_source()
+                    self.job.etag = stream.etag
+                    with self.job.errors("destination"):
+                        await sink.commit()
+                        await _set_mtime(dst, stream.response.get("LastModified"))
+                except BaseException as exc:
+                    if download is not None:
+                        if download.journal is None or isinstance(
+                            exc, SourceMismatch | ChecksumMismatchError
+                        ):
+                            sink.discard()  # what it holds is wrong: start over
+                            download.finished()
+                        else:
+                            download.kept(exc)
+                    raise
+            if download is not None:
+                download.finished()
 
         await self._reading_again(once)
+
+    async def _take_existing(self, temp: Path, length: int) -> None:
+        """Hash the first ``length`` bytes of a resumed download's temporary file,
+        as if they had just been read (the check of the source needs every byte)."""
+        hashes, check = self.job.attempt.hashes, self.job.attempt.check
+
+        def work() -> None:
+            with open(temp, "rb") as file:
+                left = length
+                while left:
+                    chunk = file.read(min(left, 1024 * 1024))
+                    if not chunk:
+                        raise OSError(f"{temp} is shorter than the {length} bytes it had")
+                    hashes.update(chunk)
+                    if check is not None:
+                        check.update(chunk)
+                    left -= len(chunk)
+
+        with self.job.errors("destination"):
+            await asyncio.to_thread(work)
+        self.job.options.progress.transfer_advanced(self.job.src, self.job.dst, length)
 
     async def _reading_again(self, once: Callable[[], Awaitable[None]]) -> None:
         """Run ``once`` again while what it read disagrees with the source's evidence.
@@ -253,7 +320,14 @@ class Copy:
 
     @contextlib.asynccontextmanager
     async def _open(
-        self, client: S3Client, url: S3Url, *, confirm: bool = False, keep_layout: bool = False
+        self,
+        client: S3Client,
+        url: S3Url,
+        *,
+        confirm: bool = False,
+        keep_layout: bool = False,
+        start: int = 0,
+        evidence: Mapping[str, Any] | None = None,
     ) -> AsyncIterator[ObjectStream]:
         """GetObject ``url`` and build the check of what it reads; ``confirm``: ask
         every part's size rather than infer a uniform layout from part 1;
@@ -263,7 +337,12 @@ class Copy:
             with self.job.errors("source"):
                 stream = await stack.enter_async_context(
                     open_object(
-                        client, url, policy=self.job.options.policy, if_match=self.job.source_etag
+                        client,
+                        url,
+                        policy=self.job.options.policy,
+                        if_match=self.job.source_etag,
+                        start=start,
+                        evidence=evidence,
                     )
                 )
                 wanted = _needs_layout(stream.response) or (
@@ -333,7 +412,7 @@ class Copy:
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(produce())
                     tg.create_task(consume())
-        self.job.check_length(pipe.bytes_read, stream.size)
+        self.job.check_length(stream.start + pipe.bytes_read, stream.size)
 
     async def _take(self, chunk: bytes, sink: FileSink | StreamSink) -> None:
         """Hash a chunk of the body and hand it to the destination."""

@@ -10,8 +10,10 @@ it), and :class:`TransferResult` is what every copy reports.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, Protocol, TypedDict, Unpack
 
 from . import _budget
@@ -39,6 +41,7 @@ __all__ = [
     "PrefixCopyOptions",
     "ProgressCallback",
     "ProgressListener",
+    "ResumeOptions",
     "StreamOptions",
     "TransferResult",
     "Verify",
@@ -101,6 +104,10 @@ class Options:
     #: The bandwidth cap of what the copies send and of what they receive (None: none).
     upload_rate: RateLimit | None = None
     download_rate: RateLimit | None = None
+    #: Keep a journal of each multipart upload and continue it on the next run.
+    resume: bool = False
+    #: Where the journals are (None: the per-user cache folder, see _journal).
+    journal_dir: Path | None = None
 
     def check_ends(
         self, *, src_is_s3: bool, dst_is_s3: bool, streamed: bool, src: str, dst: str
@@ -120,6 +127,12 @@ class Options:
             raise ValueError(
                 "skip_existing=True compares the destination with the source, which a "
                 f"stream cannot be compared by: {src!r} to {dst!r}"
+            )
+        if self.resume and streamed:
+            raise ValueError(
+                "resume=True continues an upload from where it stopped, which needs a "
+                "source that can be read again from any byte (a file or an s3:// object); "
+                f"{src!r} to {dst!r} has a stream at one end"
             )
         self.settings.check_ends(src_is_s3=src_is_s3, dst_is_s3=dst_is_s3, src=src, dst=dst)
 
@@ -251,7 +264,16 @@ class StreamOptions(
     """The options of one copy besides its memory: what ``open_reader`` passes on."""
 
 
-class CopyOptions(MemoryOptions, StreamOptions, total=False):
+class ResumeOptions(TypedDict, total=False):
+    """``resume`` (False): a multipart upload to S3 (or a download) that fails or is
+    interrupted is kept with a journal, and the same copy run again continues it;
+    ``journal_dir``: where the journals are (the per-user cache folder)."""
+
+    resume: bool
+    journal_dir: str | os.PathLike[str] | None
+
+
+class CopyOptions(MemoryOptions, StreamOptions, ResumeOptions, total=False):
     """The keyword options of one copy (:func:`~aqueuepipe.copy`, ``open_writer``)."""
 
 
@@ -481,7 +503,23 @@ def build_options(**options: Unpack[CopyManyOptions]) -> Options:
         ),
         checksum_when=checksum_when,
         **_rates(options.get("max_rate")),
+        resume=_flag("resume", options.get("resume", False)),
+        journal_dir=_journal_dir(options.get("journal_dir")),
     )
+
+
+def _journal_dir(value: object) -> Path | None:
+    if value is None:
+        return None
+    if not isinstance(value, str | os.PathLike) or isinstance(value, bytes):
+        raise TypeError(
+            f"journal_dir must be a directory path (str or os.PathLike), got {value!r} "
+            f"({type(value).__name__})"
+        )
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"journal_dir must be a directory; {str(path)!r} is not one")
+    return path
 
 
 def _rates(max_rate: object) -> dict[str, RateLimit]:

@@ -40,7 +40,9 @@ __all__ = [
     "PartSource",
     "check_completed",
     "hash_part",
+    "hash_stored",
     "md5_of",
+    "needs_bytes_to_skip",
     "stored_mismatch",
 ]
 
@@ -115,6 +117,36 @@ async def hash_part(attempt: Attempt, part: Part, *, whole: bool = False) -> Dig
             # Small parts: hashing takes less than the hop to a worker thread.
             return work()
         return await asyncio.to_thread(work)
+    finally:
+        if not mine.done():
+            mine.set_result(None)
+
+
+def needs_bytes_to_skip(attempt: Attempt) -> bool:
+    """Whether a stored part must still be read for this attempt's hashes: the
+    stream hashes asked for, or a check of the source its CRC cannot stand for."""
+    algorithm = attempt.sending.algorithm
+    if attempt.hashes.names:
+        return True
+    return attempt.check is not None and not attempt.check.takes_without_bytes(algorithm)
+
+
+async def hash_stored(attempt: Attempt, size: int, checksum: str | None) -> None:
+    """Account for a part the server holds from an earlier run, without its bytes:
+    its CRC (``checksum``, base64) goes into the FULL_OBJECT CRC and the check of the
+    source, in source order (see :func:`hash_part`).  Only when
+    :func:`needs_bytes_to_skip` is false."""
+    previous = attempt.hash_tail
+    mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    attempt.hash_tail = mine
+    try:
+        if previous is not None:
+            await previous
+        digest = base64.b64decode(checksum) if checksum is not None else None
+        if attempt.check is not None and digest is not None:
+            attempt.check.skip(size, digest)
+        if attempt.full is not None and digest is not None:
+            attempt.full.combine(int.from_bytes(digest, "big"), size)
     finally:
         if not mine.done():
             mine.set_result(None)

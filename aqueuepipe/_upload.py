@@ -21,16 +21,20 @@ import botocore.exceptions
 from ._cancel import run_to_end
 from ._errors import ChecksumMismatchError, TransferError
 from ._job import ChecksumRefused, Job, decisions_unwrapped
+from ._journal import StoredPart
 from ._part import (
     Digests,
     Part,
     PartSource,
     check_completed,
     hash_part,
+    hash_stored,
     md5_of,
+    needs_bytes_to_skip,
     stored_mismatch,
 )
-from ._verify import Sending, full_object
+from ._resume import Resumable, ResumedUpload
+from ._verify import Sending, full_object, md5_of_etag
 from .checksums import (
     etag_is_md5_based,
     new_hasher,
@@ -84,29 +88,37 @@ class Uploader:
         client: S3Client,
         dst: S3Url,
         stream: ObjectStream | None,
+        resumable: Resumable | None = None,
         *,
         layout: PartLayout | None = None,
     ) -> None:
         """Upload ``size`` bytes of ``source``: in the source's part ``layout`` when
         it has one that fits the budget (so the copy gets the source's ETag), else
-        in parts of ``part_size`` (one PutObject below it)."""
+        in parts of ``part_size`` (one PutObject below it).  ``resumable``: with
+        ``resume=True``, a multipart upload keeps a journal and continues an
+        earlier one's."""
         sizes = self._kept(layout, size)
+        if stream is not None and sizes is None and self._one_put_kept(stream.etag, size):
+            await self._put(source, size, client, dst)
+            return
         if sizes is not None:
-            await self._multipart(source, size, max(sizes), client, dst, sizes=sizes)
-            return
-        if stream is not None and self._one_put_kept(stream.etag, size):
-            await self._put(source, size, client, dst)
-            return
-        part_size = choose_part_size(size, self.job.options.part_size)
-        if part_size > self.job.budget.limit:
-            raise ValueError(
-                f"the memory limit ({self.job.budget.limit} bytes) cannot hold one part of "
-                f"{part_size} bytes, the size needed to copy {size} bytes in 10,000 parts"
-            )
-        if size < part_size:
-            await self._put(source, size, client, dst)
+            part_size = max(sizes)
         else:
-            await self._multipart(source, size, part_size, client, dst)
+            part_size = choose_part_size(size, self.job.options.part_size)
+            if part_size > self.job.budget.limit:
+                raise ValueError(
+                    f"the memory limit ({self.job.budget.limit} bytes) cannot hold one part "
+                    f"of {part_size} bytes, the size needed to copy {size} bytes in 10,000 parts"
+                )
+            if size < part_size:
+                await self._put(source, size, client, dst)
+                return
+        resumed = (
+            ResumedUpload(self.job, client, dst, resumable, size, part_size, sizes)
+            if resumable is not None and self.job.options.resume
+            else None
+        )
+        await self._multipart(source, size, part_size, client, dst, resumed=resumed, sizes=sizes)
 
     def _one_put_kept(self, etag: str | None, size: int) -> bool:
         """Whether a source stored with one PUT (a plain MD5 ETag) and at least
@@ -314,6 +326,7 @@ class Uploader:
         *,
         first: Part | None = None,
         first_digests: Digests | None = None,
+        resumed: ResumedUpload | None = None,
         sizes: tuple[int, ...] | None = None,
     ) -> None:
         """Upload ``size`` bytes (None: until the source ends) in parts of
@@ -325,6 +338,11 @@ class Uploader:
         its bytes in the budget and its slot among the parts in flight: the task
         that sends it closes it once the server has it, and whatever was not
         sent is closed here, so nothing outlives the upload.
+
+        ``resumed`` (a source of known size, read from any byte): the upload is
+        journaled, continued if an earlier run's can be, and kept open on a
+        failure that does not prove its parts wrong.  Parts stored before are not
+        sent again, nor read if their CRCs can stand for them in the checks.
         """
         upload = MultipartUpload(client, dst)
         part_md5s: dict[int, bytes] = {}
@@ -332,7 +350,11 @@ class Uploader:
         slots = asyncio.Semaphore(self.job.options.part_concurrency)
         live: set[Part] = set()
         try:
-            await self._create(upload)
+            if resumed is None or not await resumed.continue_upload(upload):
+                await self._create(upload)
+                if resumed is not None:
+                    await resumed.created(upload)
+            stored = resumed.stored if resumed is not None else {}
             algorithm = self.job.attempt.sending.algorithm
             # The checksum of every byte, sent with CompleteMultipartUpload: one part
             # hashed already has it; else it is computed as the parts are hashed.
@@ -347,11 +369,24 @@ class Uploader:
             with decisions_unwrapped():
                 async with asyncio.TaskGroup() as tg:
 
-                    def send(number: int, part: Part, digests: Digests | None = None) -> None:
+                    def send(
+                        number: int,
+                        part: Part,
+                        digests: Digests | None = None,
+                        held: StoredPart | None = None,
+                    ) -> None:
                         live.add(part)
                         tg.create_task(
                             self._send_part(
-                                upload, number, part, part_md5s, part_checksums, live, digests
+                                upload,
+                                number,
+                                part,
+                                part_md5s,
+                                part_checksums,
+                                live,
+                                digests,
+                                resumed=resumed,
+                                held=held,
                             )
                         )
 
@@ -362,7 +397,18 @@ class Uploader:
                         first.slot = slots
                         number, offset = 1, first.size
                         send(1, first, first_digests)
+                    position = offset  # where the source reads next
                     while source is not None and (size is None or offset < size):
+                        held = stored.get(number + 1)
+                        if held is not None and not needs_bytes_to_skip(self.job.attempt):
+                            number += 1
+                            tg.create_task(self._held_part(number, held, part_md5s, part_checksums))
+                            offset += held.size
+                            continue
+                        if position != offset:
+                            assert resumed is not None
+                            with self.job.errors("source"):
+                                await resumed.source.seek(offset)
                         length = sizes[number] if sizes is not None else part_size
                         read = await self._next_part(
                             source, size, number + 1, offset, length, slots
@@ -371,11 +417,16 @@ class Uploader:
                             break
                         part, ended = read
                         number += 1
-                        send(number, part)
+                        send(number, part, held=held)
                         offset += part.size
+                        position = offset
                         if ended:
                             break
                     if size is not None and source is not None:
+                        if position != offset:
+                            assert resumed is not None
+                            with self.job.errors("source"):
+                                await resumed.source.seek(offset)
                         await self._check_eof(source)
                     self.job.size = offset
             self.job.attempt.parts = number
@@ -384,12 +435,19 @@ class Uploader:
             if self.job.attempt.full is not None:
                 whole = self.job.attempt.full.b64digest()
             response = await self._complete(upload, algorithm, whole)
-        except BaseException:
-            await upload.abort()
+        except BaseException as exc:
+            if resumed is not None and resumed.keeps(exc, upload):
+                resumed.kept(exc)
+            else:
+                await upload.abort()
+                if resumed is not None and upload.upload_id is None:
+                    resumed.finished()
             raise
         finally:
             for part in list(live):  # parts whose task never ran (cancelled early)
                 part.close()
+        if resumed is not None:
+            resumed.finished()
         try:
             check_completed(self.job, response, part_md5s, part_checksums, whole)
         except ChecksumMismatchError:
@@ -499,15 +557,25 @@ class Uploader:
         part_checksums: dict[int, bytes],
         live: set[Part],
         digests: Digests | None = None,
+        *,
+        resumed: ResumedUpload | None = None,
+        held: StoredPart | None = None,
     ) -> None:
         """Hash (unless ``digests`` are known) and upload one part until it is
-        proven stored; then close it."""
+        proven stored; then close it.
+
+        ``held``: the server holds this part from an earlier run, and it was read
+        only for the hashes; it is sent again only if its bytes differ from it.
+        """
         part.body.on_sent = self.job.progressed
         part.body.rate = self.job.options.upload_rate
         try:
             if digests is None:
                 digests = await hash_part(self.job.attempt, part)
-            await self._until_stored(
+            if held is not None and _same_part(held, digests):
+                self._note_held(number, held, part_md5s, part_checksums)
+                return
+            response = await self._until_stored(
                 lambda: upload.upload_part(
                     number, part.body, part.size, digests.checksum, digests.content_md5
                 ),
@@ -520,10 +588,39 @@ class Uploader:
             if digests.checksum is not None:
                 part_checksums[number] = base64.b64decode(digests.checksum)
             self.job.options.progress.transfer_advanced(self.job.src, self.job.dst, part.size)
+            size = part.size
             part.close(reuse=True)
+            if resumed is not None:
+                await resumed.record(number, size, str(response["ETag"]), digests.checksum)
         finally:
             live.discard(part)
             part.close()
+
+    async def _held_part(
+        self,
+        number: int,
+        held: StoredPart,
+        part_md5s: dict[int, bytes],
+        part_checksums: dict[int, bytes],
+    ) -> None:
+        """A part the server holds from an earlier run, not read again: its CRC
+        stands for its bytes in the checks (in source order)."""
+        await hash_stored(self.job.attempt, held.size, held.checksum)
+        self._note_held(number, held, part_md5s, part_checksums)
+
+    def _note_held(
+        self,
+        number: int,
+        held: StoredPart,
+        part_md5s: dict[int, bytes],
+        part_checksums: dict[int, bytes],
+    ) -> None:
+        md5 = md5_of_etag({"ETag": held.etag})
+        if md5 is not None and self.job.attempt.sending.md5:
+            part_md5s[number] = bytes.fromhex(md5)
+        if held.checksum is not None:
+            part_checksums[number] = base64.b64decode(held.checksum)
+        self.job.options.progress.transfer_advanced(self.job.src, self.job.dst, held.size)
 
     # -- checks -----------------------------------------------------------------
 
@@ -541,3 +638,12 @@ class Uploader:
                 f"the source grew beyond its size of {self.job.size} bytes",
                 side="source",
             )
+
+
+def _same_part(held: StoredPart, digests: Digests) -> bool:
+    """Whether a part read again is the one the server holds (by its checksum, else
+    by the MD5 its ETag carries)."""
+    if held.checksum is not None and digests.checksum is not None:
+        return held.checksum == digests.checksum
+    md5 = md5_of_etag({"ETag": held.etag})
+    return md5 is not None and digests.md5 is not None and md5 == digests.md5.hex()

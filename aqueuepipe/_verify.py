@@ -252,6 +252,19 @@ class SourceCheck:
             if self._in_part == sizes[number]:
                 self._end_part()
 
+    def takes_without_bytes(self, algorithm: str | None) -> bool:
+        """Whether a part's digest in ``algorithm`` can stand for its bytes at any
+        offset (see :meth:`skip`): the evidence is one CRC of every byte, the same."""
+        return (
+            self._layout is None and algorithm == self._hasher.name and algorithm in CRC_ALGORITHMS
+        )
+
+    def skip(self, length: int, digest: bytes) -> None:
+        """Take the next ``length`` bytes from their CRC ``digest``, unread (a
+        resumed upload's stored part; only if :meth:`takes_without_bytes`)."""
+        if length:
+            self._hasher.combine(int.from_bytes(digest, "big"), length)
+
     def _reuse(self, data: Buffer, digest: bytes) -> bool:
         """Take ``digest`` (of ``data``, in this check's algorithm) for its bytes if
         it can stand for them; whether it did."""

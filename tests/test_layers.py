@@ -37,6 +37,8 @@ LAYERS: dict[int, tuple[str, ...]] = {
         "_part",
         "_verify",
         "_expand",
+        "_journal",
+        "_resume",
         "_skip",
         "_options",
         "_clients",

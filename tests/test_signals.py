@@ -213,3 +213,39 @@ async def test_sigint_during_complete_reports_the_object_written(
     assert await get(s3_client, bucket, "big.bin") == source.read_bytes()
     assert "interrupted" not in command.stderr
     assert returncode == 0
+
+
+@SIGNALS
+async def test_signal_mid_upload_with_resume_keeps_the_upload_to_continue(
+    signum: signal.Signals,
+    fault_proxy: FaultProxy,
+    s3_client: S3Client,
+    make_bucket: MakeBucket,
+    start_command: StartCommand,
+    tmp_path: Path,
+) -> None:
+    bucket = await make_bucket()
+    source = big_file(tmp_path, 24 * MiB, seed=2)
+    journal_dir = tmp_path / "journals"
+    dst = f"s3://{bucket}/big.bin"
+    arrived = hold(fault_proxy, "UploadPart", times=None)
+    args = ("cp", "--resume", "--journal-dir", str(journal_dir), str(source), dst)
+    command = await start_command(*args, endpoint_url=fault_proxy.endpoint_url)
+    await command.wait_for(arrived)
+
+    command.process.send_signal(signum)
+
+    assert await command.finish() == EXIT_STATUS[signum]
+    assert "is kept open" in command.stderr and "--resume" in command.stderr
+    assert f"aqueuepipe uploads abort --endpoint-url {fault_proxy.endpoint_url} {dst}" in (
+        command.stderr
+    )
+    assert [upload["Key"] for upload in await open_uploads(s3_client, bucket)] == ["big.bin"]
+    assert len(list(journal_dir.glob("*.json"))) == 1
+
+    fault_proxy.clear()
+    again = await start_command(*args, endpoint_url=fault_proxy.endpoint_url)
+    assert await again.finish() == 0, again.stderr
+    assert await get(s3_client, bucket, "big.bin") == source.read_bytes()
+    assert await open_uploads(s3_client, bucket) == []
+    assert list(journal_dir.glob("*.json")) == []

@@ -291,6 +291,20 @@ def _add_copy_options(parser: argparse.ArgumentParser, *, hash_flag: str) -> Non
         help="at most SIZE bytes per second (50MB), on average, for all copies together, "
         "in each direction (not on a cluster)",
     )
+    resuming = parser.add_argument_group("resuming")
+    resuming.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep a journal of each multipart upload to S3; an interrupted copy (a crash, "
+        "a kill, SIGINT, SIGTERM) leaves its upload open, and the same command with "
+        "--resume continues it, sending only the parts the server lacks",
+    )
+    resuming.add_argument(
+        "--journal-dir",
+        metavar="DIR",
+        help="where the journals are (default $XDG_CACHE_HOME/aqueuepipe/uploads, else "
+        "~/.cache/aqueuepipe/uploads)",
+    )
     cluster = parser.add_argument_group(
         "on a Dask cluster (a prefix, S3 to S3; needs aqueuepipe[dask])"
     ).add_mutually_exclusive_group()

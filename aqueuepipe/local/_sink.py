@@ -62,8 +62,15 @@ class FileSink:
     cancellation has finished before the file is closed.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, resume: tuple[Path, int] | None = None
+    ) -> None:
         self.path = Path(path)
+        #: (temporary file, bytes of it to keep): continue that file, cut to that
+        #: length, instead of creating one (a download resumed).
+        self._resume = resume
+        #: Leaving without a commit keeps the temporary file (for a resumed download).
+        self.keep = False
         self.bytes_written = 0
         self._state = _SinkState.NEW
         self._temp: Path | None = None
@@ -92,6 +99,23 @@ class FileSink:
         if self._state is not _SinkState.NEW:
             raise RuntimeError(f"{self!r} can be entered only once")
         self._state = _SinkState.CLOSED  # until the temporary file exists
+        if self._resume is not None:
+            temp, length = self._resume
+
+            def reopen(path: str, flags: int, target: Path = self.path) -> int:
+                return _reopen_temp_file(target, path, length)
+
+            opening, cancelled = await finish(aiofiles.open(temp, "r+b", opener=reopen))
+            if cancelled is not None:
+                if succeeded(opening):
+                    closing, _ = await finish(opening.result().close())
+                    succeeded(closing)
+                raise cancelled
+            self._file = opening.result()
+            await run_to_end(self._file.seek(length))
+            self._temp, self.bytes_written = temp, length
+            self._state = _SinkState.OPEN
+            return self
         for _ in range(_TEMP_NAME_ATTEMPTS):
             temp = _temp_name(self.path)
 
@@ -204,6 +228,14 @@ class FileSink:
         temp, file = self._temp, self._file
         assert temp is not None and file is not None
         self._file = None
+        if self.keep:
+            # What was written stays for the next run to continue (it flushes the
+            # bytes written; a write cut short leaves a shorter file, never a gap).
+            closing, cancelled = await finish(file.close())
+            succeeded(closing)
+            if cancelled is not None:
+                raise cancelled
+            return
         try:
             _remove(temp)
         except OSError:
@@ -246,6 +278,29 @@ class FileSink:
         }[self._state]
         raise RuntimeError(f"cannot {action} {self!r}: {reason}")
 
+    @property
+    def temp(self) -> Path | None:
+        """The temporary file, once entered."""
+        return self._temp
+
+    def discard(self) -> None:
+        """Leave without keeping the temporary file after all (see :attr:`keep`)."""
+        self.keep = False
+
+
+def _reopen_temp_file(target: Path, temp: str, length: int) -> int:
+    """Open a download's temporary file again, cut to ``length`` bytes (worker thread)."""
+    _check_target(target)
+    fd = os.open(temp, os.O_RDWR | getattr(os, "O_BINARY", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"{temp} is not a regular file")
+        os.ftruncate(fd, length)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
 
 def _temp_name(target: Path) -> Path:
     """A random name for the temporary file of ``target``, beside it."""
@@ -261,6 +316,24 @@ def _create_temp_file(target: Path, temp: str, flags: int) -> int:
     The opener of ``aiofiles.open``: returns the new file's descriptor.  A
     ``FileExistsError`` naming ``temp`` means only that the random name is taken.
     """
+    _check_target(target)
+    # open() asks for O_CREAT | O_TRUNC; O_EXCL instead never reuses a file.
+    flags = (flags & ~os.O_TRUNC) | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    try:
+        return os.open(temp, flags, _TEMP_MODE)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        # Name the destination the caller knows, not our temporary name.
+        raise OSError(
+            exc.errno,
+            f"{exc.strerror} (creating the temporary file {Path(temp).name})",
+            str(target),
+        ) from exc
+
+
+def _check_target(target: Path) -> None:
+    """Check the directory that holds ``target``, and that ``target`` is no directory."""
     parent = target.parent
     try:
         parent_info = os.stat(parent)
@@ -275,19 +348,6 @@ def _create_temp_file(target: Path, temp: str, flags: int) -> int:
     with contextlib.suppress(FileNotFoundError):
         if stat.S_ISDIR(os.stat(target).st_mode):
             raise ValueError(f"{target} is a directory, not a file")
-    # open() asks for O_CREAT | O_TRUNC; O_EXCL instead never reuses a file.
-    flags = (flags & ~os.O_TRUNC) | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    try:
-        return os.open(temp, flags, _TEMP_MODE)
-    except FileExistsError:
-        raise
-    except OSError as exc:
-        # Name the destination the caller knows, not our temporary name.
-        raise OSError(
-            exc.errno,
-            f"{exc.strerror} (creating the temporary file {Path(temp).name})",
-            str(target),
-        ) from exc
 
 
 def _make_durable(fd: int, target: Path) -> None:

@@ -34,6 +34,8 @@ class FileSource:
         self.path = Path(path)
         self._file: AsyncBufferedReader | None = None
         self._size: int | None = None
+        #: The opened file's modification time (ns), from the same ``os.fstat``.
+        self.mtime_ns: int | None = None
         self._entered = False
         self._broken = False
 
@@ -68,7 +70,7 @@ class FileSource:
         if self._entered:
             raise RuntimeError(f"{self!r} can be entered only once")
         self._entered = True
-        sizes: list[int] = []
+        sizes: list[os.stat_result] = []
 
         def opener(path: str, flags: int) -> int:
             return _open_regular_file(path, flags, sizes)
@@ -80,8 +82,21 @@ class FileSource:
                 succeeded(closing)
             raise cancelled
         self._file = opening.result()  # raises the open's error
-        self._size = sizes[0]
+        self._size = sizes[0].st_size
+        self.mtime_ns = sizes[0].st_mtime_ns
         return self
+
+    async def seek(self, offset: int) -> None:
+        """Read from byte ``offset`` on (a resumed upload skips the parts stored).
+
+        Cancellation: the seek runs to its end first, so the position is known.
+        """
+        file = self._require_open()
+        seeking, cancelled = await finish(file.seek(offset))
+        if cancelled is not None:
+            succeeded(seeking)
+            raise cancelled
+        seeking.result()
 
     async def readinto(self, buf: bytearray | memoryview) -> int:
         """Fill ``buf`` from the file; return how many bytes were put in it.
@@ -169,8 +184,8 @@ class FileSource:
             self._broken = True
 
 
-def _open_regular_file(path: str, flags: int, sizes: list[int]) -> int:
-    """Open ``path`` as a regular file and append its size to ``sizes`` (worker thread).
+def _open_regular_file(path: str, flags: int, sizes: list[os.stat_result]) -> int:
+    """Open ``path`` as a regular file and append its status to ``sizes`` (worker thread).
 
     The check before the open keeps a FIFO from blocking the open; the check after
     it covers a path swapped in between.
@@ -183,7 +198,7 @@ def _open_regular_file(path: str, flags: int, sizes: list[int]) -> int:
     except BaseException:
         os.close(fd)
         raise
-    sizes.append(info.st_size)
+    sizes.append(info)
     return fd
 
 

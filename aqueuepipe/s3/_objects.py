@@ -152,21 +152,29 @@ class ObjectStream:
         "resumes",
         "retries",
         "size",
+        "start",
         "url",
     )
 
     def __init__(
-        self, client: S3Client, url: S3Url, response: Mapping[str, Any], policy: RetryPolicy
+        self,
+        client: S3Client,
+        url: S3Url,
+        response: Mapping[str, Any],
+        policy: RetryPolicy,
+        start: int = 0,
     ) -> None:
         self._client = client
         self._policy = policy
         self._body: Any = response["Body"]
         self._first_failure: float | None = None
         self.url = url
-        self.size = int(response["ContentLength"])
+        #: The first byte read (a ranged GET continuing a download).
+        self.start = start
+        self.size = start + int(response["ContentLength"])
         self.etag = str(response["ETag"])
         self.response = {k: v for k, v in response.items() if k != "Body"}
-        self.position = 0
+        self.position = start
         self.resumes = 0
         #: Retries of the requests (botocore's) plus resumes of the body.
         self.retries = retry_attempts(response)
@@ -225,6 +233,36 @@ class ObjectStream:
         """Close the body, releasing its connection."""
         self._body.close()
 
+    async def seek(self, offset: int) -> None:
+        """Read from byte ``offset`` on: the body is replaced by a ranged GetObject
+        pinned to the first response's ETag (``If-Match``), so a resumed upload
+        reads only the bytes it lacks, of the same object.
+
+        Raises:
+            botocore.exceptions.ClientError: 412 (PreconditionFailed) when the object
+                changed.
+        """
+        if offset == self.position:
+            return
+        self._body.close()
+        self.position = offset
+        if offset >= self.size:
+            self._body = _EndedBody()
+            return
+        response = await self._client.get_object(
+            Bucket=self.url.bucket,
+            Key=self.url.key,
+            Range=f"bytes={offset}-",
+            IfMatch=self.etag,
+        )
+        self._body = response["Body"]
+        self.retries += retry_attempts(response)
+        expected = f"bytes {offset}-{self.size - 1}/{self.size}"
+        if response.get("ContentRange") != expected:
+            raise botocore.exceptions.IncompleteReadError(
+                actual_bytes=offset, expected_bytes=self.size
+            )
+
     async def _resume(self, exc: BaseException) -> None:
         """Replace the broken body with one for the rest of the object."""
         loop = asyncio.get_running_loop()
@@ -255,9 +293,28 @@ class ObjectStream:
             ) from exc
 
 
+class _EndedBody:
+    """The body of a stream moved to its end: nothing more to read."""
+
+    async def readinto(self, buf: memoryview) -> int:
+        return 0
+
+    async def read(self, n: int = -1) -> bytes:
+        return b""
+
+    def close(self) -> None:
+        pass
+
+
 @contextlib.asynccontextmanager
 async def open_object(
-    client: S3Client, url: S3Url, *, policy: RetryPolicy | None = None, if_match: str | None = None
+    client: S3Client,
+    url: S3Url,
+    *,
+    policy: RetryPolicy | None = None,
+    if_match: str | None = None,
+    start: int = 0,
+    evidence: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[ObjectStream]:
     """GetObject ``url`` and yield its body; the connection is released on exit.
 
@@ -270,8 +327,21 @@ async def open_object(
     kwargs: dict[str, Any] = {"Bucket": url.bucket, "Key": url.key, "ChecksumMode": "ENABLED"}
     if if_match is not None:
         kwargs["IfMatch"] = if_match
+    if start:
+        # The rest of an object a download has the start of: pinned to its ETag, and
+        # with the object's own answer (HeadObject) as the evidence for the check.
+        assert if_match is not None and evidence is not None
+        kwargs["Range"] = f"bytes={start}-"
     response = await client.get_object(**kwargs)
-    stream = ObjectStream(client, url, response, policy or RetryPolicy())
+    stream = ObjectStream(client, url, response, policy or RetryPolicy(), start)
+    if start:
+        stream.response = {k: v for k, v in (evidence or {}).items() if k != "Body"}
+        expected = f"bytes {start}-{stream.size - 1}/{stream.size}"
+        if response.get("ContentRange") != expected:
+            stream.close()
+            raise botocore.exceptions.IncompleteReadError(
+                actual_bytes=start, expected_bytes=stream.size
+            )
     try:
         yield stream
     finally:

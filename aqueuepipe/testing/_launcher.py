@@ -32,11 +32,12 @@ _SHUTDOWN_TIMEOUT = 10.0
 
 @dataclass(frozen=True, slots=True)
 class RequestCounts:
-    """Requests a server received, by S3 operation (``"UploadPart"``...), and the
-    request bytes received by each."""
+    """Requests a server received, by S3 operation (``"UploadPart"``...), the
+    request bytes received by each, and the response bytes it wrote for each."""
 
     counts: Mapping[str, int] = field(default_factory=dict)
     bytes: Mapping[str, int] = field(default_factory=dict)
+    sent: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -85,7 +86,9 @@ class MotoServer:
         if status != 200:
             raise RuntimeError(f"{self.endpoint_url} counts no requests (HTTP {status})")
         answer = json.loads(body)
-        return RequestCounts(counts=answer["counts"], bytes=answer["bytes"])
+        return RequestCounts(
+            counts=answer["counts"], bytes=answer["bytes"], sent=answer.get("sent", {})
+        )
 
     def reset_requests(self) -> None:
         """Start counting requests from zero."""

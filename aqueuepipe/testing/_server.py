@@ -3,7 +3,9 @@
 The middleware does two things S3 does and moto does not, or that a test wants to
 see from the server's side:
 
-- **Counts** every request by S3 operation, with the request bytes received
+- **Counts** every request by S3 operation, with the request bytes received and
+  the response bytes sent, each counted once the server has written it (in 1 MiB
+  pieces, so a client that stops reading is not counted as having had the rest)
   (``GET /_aqueuepipe/requests`` answers them as JSON, ``DELETE`` resets them):
   a promise about requests is checked where the requests arrive, not by a counter
   of the client's.
@@ -27,7 +29,7 @@ import json
 import os
 import socket
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -60,6 +62,9 @@ _LISTING_PARAMS = frozenset(
         "fetch-owner",
     }
 )
+
+#: The largest piece of a response body written (and counted) at once.
+_PIECE = 1024 * 1024
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -151,6 +156,7 @@ class DigestMiddleware:
         self._lock = threading.Lock()
         self._counts: dict[str, int] = {}
         self._bytes: dict[str, int] = {}
+        self._sent: dict[str, int] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method = str(environ.get("REQUEST_METHOD", "GET"))
@@ -172,14 +178,32 @@ class DigestMiddleware:
             refusal = self._refusal(environ, body)
             if refusal is not None:
                 return _error(start_response, *refusal)
-        return self._app(environ, start_response)
+        return self._counted(operation, self._app(environ, start_response))
+
+    def _counted(self, operation: str, body: Iterable[bytes]) -> Iterator[bytes]:
+        """The response body in pieces of at most 1 MiB, each counted once written
+        (the server asks for the next piece after writing the last one)."""
+        try:
+            for chunk in body:
+                for start in range(0, len(chunk), _PIECE):
+                    piece = chunk[start : start + _PIECE]
+                    yield piece
+                    with self._lock:
+                        self._sent[operation] = self._sent.get(operation, 0) + len(piece)
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
 
     def _control(self, method: str, start_response: StartResponse) -> list[bytes]:
         with self._lock:
             if method == "DELETE":
                 self._counts.clear()
                 self._bytes.clear()
-            body = json.dumps({"counts": self._counts, "bytes": self._bytes}).encode()
+                self._sent.clear()
+            body = json.dumps(
+                {"counts": self._counts, "bytes": self._bytes, "sent": self._sent}
+            ).encode()
         start_response(
             "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
         )
