@@ -6,6 +6,7 @@ under an interpreter of its own (the aioboto3 venv), where nothing else is insta
 
 from __future__ import annotations
 
+import datetime
 import gc
 import importlib.metadata
 import json
@@ -13,9 +14,16 @@ import os
 import platform
 import resource
 import sys
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import argparse
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 # -- the machine ----------------------------------------------------------------------
 
@@ -64,6 +72,30 @@ def versions(*names: str) -> dict[str, str]:
     return found
 
 
+def probe_versions(
+    python: str, module: str, names: Sequence[str], env: dict[str, str]
+) -> tuple[str | None, dict[str, str]]:
+    """(None, the version of each of ``names``) if ``python`` imports ``module``, else
+    (why not, {})."""
+    import subprocess
+
+    code = (
+        f"import json, importlib.metadata as m; import {module}; "
+        f"print(json.dumps({{n: m.version(n) for n in {tuple(names)!r}}}))"
+    )
+    try:
+        done = subprocess.run(
+            [python, "-c", code], env=env, capture_output=True, text=True, timeout=120
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"{python} does not run: {exc}", {}
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["?"])[-1]
+        return f"{python} cannot import {module}: {last}", {}
+    found: dict[str, str] = json.loads(done.stdout)
+    return None, found
+
+
 # -- readings of a process (Linux /proc) ----------------------------------------------
 
 
@@ -105,7 +137,110 @@ def process_cpu_seconds(pid: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class Meter:
+    """Times the block given to :meth:`timed`; its readings end up in ``result``.
+
+    The client processes (``_measure.py``, ``_suite_client.py``) each measure with a
+    subclass: the hooks run at fixed points around the timed block, and
+    :meth:`extra` adds readings of their own to ``result``.
+    """
+
+    # cProfile's clock (None: its default, wall time).
+    profile_clock: Callable[[], float] | None = None
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+        self.result: dict[str, Any] = {}
+
+    def prepare(self) -> None:
+        """Before the client's CPU is first read."""
+
+    def started(self) -> None:
+        """After the client's CPU is first read, before the profiler starts."""
+
+    def stopped(self) -> None:
+        """After the client's CPU is read again."""
+
+    def dumped(self, path: str) -> None:
+        """After the profile of the timed block is written to ``path``."""
+
+    def extra(self, before: dict[str, int]) -> dict[str, Any]:
+        """Readings added to ``result``; ``before`` holds VmRSS and VmHWM before."""
+        return {}
+
+    @contextmanager
+    def timed(self) -> Iterator[None]:
+        profiler = None
+        if self.spec.get("profile"):
+            import cProfile
+
+            clock = self.profile_clock
+            profiler = cProfile.Profile() if clock is None else cProfile.Profile(clock)
+        before = reset_peak()
+        server_before = process_cpu_seconds(self.spec.get("server_pid"))
+        self.prepare()
+        cpu_before = cpu_seconds()
+        self.started()
+        if profiler is not None:
+            profiler.enable()
+        start = time.perf_counter()
+        yield
+        seconds = time.perf_counter() - start
+        if profiler is not None:
+            profiler.disable()
+        cpu = cpu_seconds() - cpu_before
+        self.stopped()
+        server_after = process_cpu_seconds(self.spec.get("server_pid"))
+        after = status_kib("VmRSS", "VmHWM")
+        if profiler is not None:
+            profiler.dump_stats(self.spec["profile"])
+            self.dumped(self.spec["profile"])
+        self.result = {
+            "seconds": seconds,
+            "cpu_seconds": cpu,
+            "rss_before_kib": before["VmRSS"],
+            "hwm_reset_kib": before["VmHWM"],
+            "rss_after_kib": after["VmRSS"],
+            "hwm_kib": after["VmHWM"],
+            "rss_growth_kib": after["VmHWM"] - before["VmRSS"],
+            "server_cpu_seconds": (
+                server_after - server_before
+                if server_before is not None and server_after is not None
+                else None
+            ),
+            **self.extra(before),
+        }
+
+
 # -- the report -----------------------------------------------------------------------
+
+
+def add_run_options(parser: argparse.ArgumentParser, name: str, smoke: str) -> None:
+    """``--smoke`` (``smoke`` says what the tiny CI run does), ``--output`` (see
+    :func:`resolve_output`) and ``--quiet``."""
+    parser.add_argument("--smoke", action="store_true", help=f"tiny run for CI: {smoke}")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help=f"JSON results file (default benchmarks/results/{name}.json; none with --smoke)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no per-run progress lines")
+
+
+def resolve_output(args: argparse.Namespace, name: str) -> None:
+    """Without ``--output``, the report goes to benchmarks/results/NAME.json; with
+    ``--smoke``, nowhere."""
+    if args.output is None and not args.smoke:
+        args.output = RESULTS / f"{name}.json"
+
+
+def report_head(benchmark: str) -> tuple[float, dict[str, Any]]:
+    """At the start of a run: (``time.perf_counter()``, the report's first keys: the
+    benchmark, the date and :func:`machine_info`, whose load average is the one before)."""
+    started = time.perf_counter()
+    date = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    return started, {"benchmark": benchmark, "date": date, "machine": machine_info()}
 
 
 def print_table(
@@ -154,6 +289,47 @@ def print_table(
             table.add_row(*row)
             started = True
     Console(width=None if sys.stdout.isatty() else width).print(table)
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str] | None]) -> str:
+    """A table as GitHub markdown (for benchmarks/README.md); None rows are left out."""
+    align = ["---"] * 2 + ["---:"] * (len(header) - 2)
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
+    lines.extend(
+        "| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |"
+        for row in rows
+        if row is not None
+    )
+    return "\n".join(lines)
+
+
+def print_profile(
+    paths: Sequence[str], title: str, orders: Sequence[str], top: int, *, digits: int | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """Print the top ``top`` functions of the cProfile dumps ``paths`` (merged) by each of
+    ``orders``; return them by order, times rounded to ``digits`` (None: not rounded)."""
+    import pstats
+
+    found = {}
+    for order in orders:
+        print(f"\n{title}, by {order}:")
+        pstats.Stats(*paths, stream=sys.stdout).strip_dirs().sort_stats(order).print_stats(top)
+        stats = pstats.Stats(*paths)
+        stats.sort_stats(order)
+        entries = []
+        for func in stats.fcn_list[:top]:  # type: ignore[attr-defined]
+            calls, _, tottime, cumtime, _ = stats.stats[func]  # type: ignore[attr-defined]
+            filename, line, name = func
+            entries.append(
+                {
+                    "function": f"{Path(filename).name}:{line}({name})",
+                    "calls": calls,
+                    "tottime": tottime if digits is None else round(tottime, digits),
+                    "cumtime": cumtime if digits is None else round(cumtime, digits),
+                }
+            )
+        found[order] = entries
+    return found
 
 
 def machine_line(report: dict[str, Any]) -> str:

@@ -29,11 +29,10 @@ import json
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from _machine import cpu_seconds, process_cpu_seconds, reset_peak, status_kib
+import _machine
 
 READ_SIZE = 1024 * 1024  # the ceiling GET's reads, into one reused buffer
 
@@ -63,54 +62,21 @@ def _dump_thread_profiles(path: str) -> None:
             marshal.dump(profiler.stats, f)
 
 
-class Meter:
-    """Times the block given to :meth:`timed`; its readings end up in ``result``."""
+class Meter(_machine.Meter):
+    """The shared meter; a profile also covers the threads started after
+    :func:`profile_threads`, by the CPU time of each thread."""
 
-    def __init__(self, spec: dict[str, Any]) -> None:
-        self.spec = spec
-        self.result: dict[str, Any] = {}
+    # Each thread's CPU time, not wall time: waits cost nothing, and a loaded
+    # machine does not inflate what the hashing threads cost.
+    profile_clock = time.thread_time
 
-    @contextmanager
-    def timed(self) -> Iterator[None]:
-        profiler = None
+    def started(self) -> None:
         if self.spec.get("profile"):
-            import cProfile
-
-            # Each thread's CPU time, not wall time: waits cost nothing, and a loaded
-            # machine does not inflate what the hashing threads cost.
-            profiler = cProfile.Profile(time.thread_time)
-        before = reset_peak()
-        server_before = process_cpu_seconds(self.spec.get("server_pid"))
-        cpu_before = cpu_seconds()
-        if profiler is not None:
             for other in _THREAD_PROFILERS:
                 other.clear()  # the warm-up's calls
-            profiler.enable()
-        start = time.perf_counter()
-        yield
-        seconds = time.perf_counter() - start
-        if profiler is not None:
-            profiler.disable()
-        cpu = cpu_seconds() - cpu_before
-        server_after = process_cpu_seconds(self.spec.get("server_pid"))
-        after = status_kib("VmRSS", "VmHWM")
-        if profiler is not None:
-            profiler.dump_stats(self.spec["profile"])
-            _dump_thread_profiles(self.spec["profile"])
-        self.result = {
-            "seconds": seconds,
-            "cpu_seconds": cpu,
-            "rss_before_kib": before["VmRSS"],
-            "hwm_reset_kib": before["VmHWM"],
-            "rss_after_kib": after["VmRSS"],
-            "hwm_kib": after["VmHWM"],
-            "rss_growth_kib": after["VmHWM"] - before["VmRSS"],
-            "server_cpu_seconds": (
-                server_after - server_before
-                if server_before is not None and server_after is not None
-                else None
-            ),
-        }
+
+    def dumped(self, path: str) -> None:
+        _dump_thread_profiles(path)
 
 
 # -- ceiling: what the client library and the server can do at best ---------------

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import json
 import logging
 import os
@@ -51,7 +50,8 @@ from contextlib import contextmanager
 from functools import partial
 from typing import IO, Any
 
-from _machine import cpu_seconds, process_cpu_seconds, status_kib
+import _machine
+from _machine import status_kib
 
 READ_SIZE = 1024 * 1024  # the ceiling GET's reads, into one reused buffer per object
 
@@ -84,56 +84,21 @@ class RssSampler(threading.Thread):
         self._sample()
 
 
-class Meter:
-    """Times the block given to :meth:`timed`; its readings end up in ``result``."""
+class Meter(_machine.Meter):
+    """The shared meter, with VmRSS sampled over the timed block."""
 
-    def __init__(self, spec: dict[str, Any]) -> None:
-        self.spec = spec
-        self.result: dict[str, Any] = {}
+    def prepare(self) -> None:
+        self.sampler = RssSampler(self.spec["sample_interval"])
 
-    @contextmanager
-    def timed(self) -> Iterator[None]:
-        profiler = None
-        if self.spec.get("profile"):
-            import cProfile
+    def started(self) -> None:
+        self.sampler.start()
 
-            profiler = cProfile.Profile()
-        gc.collect()
-        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
-            f.write("5")  # VmHWM := VmRSS
-        before = status_kib("VmRSS", "VmHWM")
-        server_before = process_cpu_seconds(self.spec.get("server_pid"))
-        sampler = RssSampler(self.spec["sample_interval"])
-        cpu_before = cpu_seconds()
-        sampler.start()
-        if profiler is not None:
-            profiler.enable()
-        start = time.perf_counter()
-        yield
-        seconds = time.perf_counter() - start
-        if profiler is not None:
-            profiler.disable()
-        cpu = cpu_seconds() - cpu_before
-        sampler.stop()
-        server_after = process_cpu_seconds(self.spec.get("server_pid"))
-        after = status_kib("VmRSS", "VmHWM")
-        if profiler is not None:
-            profiler.dump_stats(self.spec["profile"])
-        self.result = {
-            "seconds": seconds,
-            "cpu_seconds": cpu,
-            "rss_before_kib": before["VmRSS"],
-            "rss_after_kib": after["VmRSS"],
-            "hwm_kib": after["VmHWM"],
-            "rss_growth_kib": after["VmHWM"] - before["VmRSS"],
-            "server_cpu_seconds": (
-                server_after - server_before
-                if server_before is not None and server_after is not None
-                else None
-            ),
-            # VmRSS over the run, less VmRSS before it.
-            "rss_series": [(t, kib - before["VmRSS"]) for t, kib in sampler.samples],
-        }
+    def stopped(self) -> None:
+        self.sampler.stop()
+
+    def extra(self, before: dict[str, int]) -> dict[str, Any]:
+        # VmRSS over the run, less VmRSS before it.
+        return {"rss_series": [(t, kib - before["VmRSS"]) for t, kib in self.sampler.samples]}
 
 
 def _pairs(spec: dict[str, Any]) -> list[Pair]:
