@@ -118,6 +118,12 @@ def reset_peak() -> dict[str, int]:
     return status_kib("VmRSS", "VmHWM")
 
 
+def check_size(got: int, size: int) -> None:
+    """Refuse a transfer that moved ``got`` (bytes, objects) where it should have moved ``size``."""
+    if got != size:
+        raise RuntimeError(f"transferred {got}, expected {size}")
+
+
 def cpu_seconds() -> float:
     """User + system CPU of this process so far (all its threads)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)

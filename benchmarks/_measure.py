@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import _machine
+from _machine import check_size
 
 READ_SIZE = 1024 * 1024  # the ceiling GET's reads, into one reused buffer
 
@@ -103,7 +104,7 @@ async def ceiling_get(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
         await once(client, spec["warm_key"])
         with meter.timed():
             got = await once(client, spec["key"])
-    _check(got, spec["size"])
+    check_size(got, spec["size"])
     return {}
 
 
@@ -185,7 +186,7 @@ def _aqueuepipe(
             await copy(src + spec["warm_key"], dst + spec["warm_dst_key"], **kwargs)
             with meter.timed():
                 result = await copy(src + spec["key"], dst + spec["dst_key"], **kwargs)
-        _check(result.size, spec["size"])
+        check_size(result.size, spec["size"])
         return {
             "parts": result.parts,
             "checksums": sorted(result.checksums),
@@ -271,11 +272,6 @@ async def aioboto3_managed(spec: dict[str, Any], meter: Meter) -> dict[str, Any]
             "request_checksum_calculation": s3.meta.config.request_checksum_calculation,
             "response_checksum_validation": s3.meta.config.response_checksum_validation,
         }
-
-
-def _check(got: int, size: int) -> None:
-    if got != size:
-        raise RuntimeError(f"transferred {got} bytes, expected {size}")
 
 
 CONTENDERS: dict[str, Callable[[dict[str, Any], Meter], Any]] = {

@@ -51,7 +51,7 @@ from functools import partial
 from typing import IO, Any
 
 import _machine
-from _machine import status_kib
+from _machine import check_size, status_kib
 
 READ_SIZE = 1024 * 1024  # the ceiling GET's reads, into one reused buffer per object
 
@@ -179,7 +179,7 @@ async def ceiling_get(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
                     total += n
             finally:
                 body.close()
-            _check(total, pair[2])
+            check_size(total, pair[2])
 
         await _time_each(spec, meter, one)
     return {}
@@ -395,7 +395,7 @@ async def _aqueuepipe_copy(
     with meter.timed():
         if single:
             result = await copy(source(pairs[0]), dst + pairs[0][1], **options)
-            _check(result.size, pairs[0][2])
+            check_size(result.size, pairs[0][2])
             parts = result.parts
         else:
             count = 0
@@ -406,7 +406,7 @@ async def _aqueuepipe_copy(
                     raise RuntimeError(f"{result.dst}: {result.error!r}")
                 count += 1
                 parts += result.parts
-            _check(count, len(pairs))
+            check_size(count, len(pairs))
     return {"parts": parts, "options": options if single else options | many_options}
 
 
@@ -621,11 +621,6 @@ async def s3fs_write(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
 
     await _time_each(spec, meter, one)
     return {"s3fs": s3fs.__version__, "writer": "fs.open(wb), blocking writes"}
-
-
-def _check(got: int, size: int) -> None:
-    if got != size:
-        raise RuntimeError(f"transferred {got}, expected {size}")
 
 
 CONTENDERS: dict[str, Callable[[dict[str, Any], Meter], Any]] = {
