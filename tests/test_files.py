@@ -33,6 +33,18 @@ def temp_files(directory: Path) -> list[Path]:
     return sorted(directory.glob(TEMP_GLOB))
 
 
+async def commit_file(target: Path, data: bytes, *, umask: int | None = None) -> None:
+    """Write ``data`` to ``target`` through a FileSink and commit, under ``umask`` if given."""
+    old_umask = None if umask is None else os.umask(umask)
+    try:
+        async with FileSink(target) as sink:
+            await sink.write(data)
+            await sink.commit()
+    finally:
+        if old_umask is not None:
+            os.umask(old_umask)
+
+
 class Gate:
     """Holds the next worker-thread job, once armed, until released.
 
@@ -310,13 +322,7 @@ async def test_temp_file_is_private_and_named_beside_target(tmp_path: Path) -> N
 
 async def test_commit_sets_umask_derived_mode(tmp_path: Path) -> None:
     target = tmp_path / "out.bin"
-    old_umask = os.umask(0o027)
-    try:
-        async with FileSink(target) as sink:
-            await sink.write(b"data")
-            await sink.commit()
-    finally:
-        os.umask(old_umask)
+    await commit_file(target, b"data", umask=0o027)
     assert stat.S_IMODE(target.stat().st_mode) == 0o640
 
 
@@ -326,13 +332,7 @@ async def test_commit_over_an_existing_file_keeps_its_mode(tmp_path: Path, mode:
     target = tmp_path / "secret.txt"
     target.write_bytes(b"old")
     target.chmod(mode)
-    old_umask = os.umask(0o022)  # would give 0o644 to a new file
-    try:
-        async with FileSink(target) as sink:
-            await sink.write(b"new content")
-            await sink.commit()
-    finally:
-        os.umask(old_umask)
+    await commit_file(target, b"new content", umask=0o022)  # 0o644 for a new file
     assert target.read_bytes() == b"new content"
     assert stat.S_IMODE(target.stat().st_mode) == mode
 
@@ -342,9 +342,7 @@ async def test_commit_over_a_setuid_file_drops_the_setuid_bit(tmp_path: Path) ->
     target = tmp_path / "tool"
     target.write_bytes(b"old")
     target.chmod(0o4755)
-    async with FileSink(target) as sink:
-        await sink.write(b"bytes from elsewhere")
-        await sink.commit()
+    await commit_file(target, b"bytes from elsewhere")
     assert stat.S_IMODE(target.stat().st_mode) == 0o755
 
 
@@ -355,13 +353,7 @@ async def test_commit_over_a_symlink_gives_a_new_file_mode(tmp_path: Path) -> No
     private.chmod(0o600)
     link = tmp_path / "link"
     link.symlink_to(private)
-    old_umask = os.umask(0o022)
-    try:
-        async with FileSink(link) as sink:
-            await sink.write(b"new")
-            await sink.commit()
-    finally:
-        os.umask(old_umask)
+    await commit_file(link, b"new", umask=0o022)
     assert not link.is_symlink()
     assert stat.S_IMODE(link.stat().st_mode) == 0o644
     assert private.read_bytes() == b"old"
@@ -369,9 +361,7 @@ async def test_commit_over_a_symlink_gives_a_new_file_mode(tmp_path: Path) -> No
 
 async def test_commit_with_longest_file_name_succeeds(tmp_path: Path) -> None:
     target = tmp_path / ("n" * 255)
-    async with FileSink(target) as sink:
-        await sink.write(b"data")
-        await sink.commit()
+    await commit_file(target, b"data")
     assert target.read_bytes() == b"data"
 
 
