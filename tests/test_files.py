@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from aqueuepipe.local import FileSink, FileSource, safe_join
 
-from ._helpers import cancel_and_check
+from ._helpers import cancel_and_check, make_fifo
 from ._sync import run_ready
 
 _P = ParamSpec("_P")
@@ -215,8 +215,7 @@ async def test_enter_missing_source_raises_file_not_found(tmp_path: Path) -> Non
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
 async def test_enter_fifo_source_raises_value_error(tmp_path: Path) -> None:
-    fifo = tmp_path / "fifo"
-    os.mkfifo(fifo)
+    fifo = make_fifo(tmp_path / "fifo")
     with pytest.raises(ValueError, match="not a regular file"):
         async with FileSource(fifo):
             pass

@@ -31,6 +31,7 @@ from .._helpers import (
     payload,
     progress_event,
     put,
+    write_payload,
 )
 from .._memory import measure_growth
 
@@ -269,9 +270,8 @@ async def test_upload_then_download_round_trip_is_byte_identical(
     endpoint: str, make_bucket: MakeBucket, tmp_path: Path, size: int
 ) -> None:
     bucket = await make_bucket()
-    data = payload(size, seed=size)
     source = tmp_path / "source.bin"
-    source.write_bytes(data)
+    data = write_payload(source, size, seed=size)
     up = await copy(str(source), f"s3://{bucket}/file", checksums=("md5", "sha256"))
     target = tmp_path / "back" / "target.bin"
     target.parent.mkdir()

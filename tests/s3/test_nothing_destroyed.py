@@ -17,7 +17,17 @@ import pytest
 from aqueuepipe import ChecksumMismatchError, TransferError, copy, open_writer
 from aqueuepipe.s3 import S3Client
 
-from .._helpers import FAST, MakeBucket, MiB, MotoServer, get, key_exists, open_uploads, payload
+from .._helpers import (
+    FAST,
+    MakeBucket,
+    MiB,
+    MotoServer,
+    get,
+    key_exists,
+    open_uploads,
+    payload,
+    write_payload,
+)
 from ..faultproxy import UPLOADS, FaultProxy
 
 PRECIOUS = b"what was there before " * 1000
@@ -71,9 +81,8 @@ async def test_sse_kms_upload_without_verify_required_is_ok_but_unproven(
     moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
 ) -> None:
     bucket = await make_bucket()
-    data = payload(100_000, seed=2)
     source = tmp_path / "new.bin"
-    source.write_bytes(data)
+    data = write_payload(source, 100_000, seed=2)
     result = await copy(
         str(source), f"s3://{bucket}/k", endpoint_url=moto_server.endpoint_url, sse="aws:kms"
     )
@@ -147,9 +156,8 @@ async def test_create_whose_answer_is_lost_leaves_no_upload_open(
     """The server made the upload, its answer never arrived, the client asked again:
     the first upload, whose id the client never saw, is aborted too."""
     bucket = await make_bucket()
-    data = payload(6 * MiB, seed=5)
     source = tmp_path / "new.bin"
-    source.write_bytes(data)
+    data = write_payload(source, 6 * MiB, seed=5)
     getattr(fault_proxy, fault)("CreateMultipartUpload", after_bytes=10)
     result = await copy(
         str(source),
