@@ -234,6 +234,22 @@ def add_run_options(parser: argparse.ArgumentParser, name: str, smoke: str) -> N
     parser.add_argument("--quiet", action="store_true", help="no per-run progress lines")
 
 
+def parse_with_smoke(
+    parser: argparse.ArgumentParser, argv: list[str] | None, smoke: str, **tiny: object
+) -> argparse.Namespace:
+    """Parse ``argv`` with a ``--smoke`` option (``smoke`` says what the CI run does) that
+    sets the options ``tiny`` names, and give this process the fake credentials of the
+    moto server the benchmark starts."""
+    from aqueuepipe.testing import FAKE_CREDENTIALS
+
+    parser.add_argument("--smoke", action="store_true", help=f"CI: {smoke}")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        vars(args).update(tiny)
+    os.environ.update(FAKE_CREDENTIALS)
+    return args
+
+
 def resolve_output(args: argparse.Namespace, name: str) -> None:
     """Without ``--output``, the report goes to benchmarks/results/NAME.json; with
     ``--smoke``, nowhere."""
