@@ -6,6 +6,7 @@ under an interpreter of its own (the aioboto3 venv), where nothing else is insta
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import gc
 import importlib.metadata
@@ -122,6 +123,40 @@ def check_size(got: int, size: int) -> None:
     """Refuse a transfer that moved ``got`` (bytes, objects) where it should have moved ``size``."""
     if got != size:
         raise RuntimeError(f"transferred {got}, expected {size}")
+
+
+async def upload_in_parts(
+    client: Any, bucket: str, key: str, body: bytes, part_size: int, concurrency: int
+) -> int:
+    """A multipart upload of ``body``, already in memory, made by hand on ``client``:
+    ``concurrency`` UploadParts of ``part_size`` at once, each sliced when it is sent.
+    Returns the number of parts."""
+    created = await client.create_multipart_upload(Bucket=bucket, Key=key)
+    upload_id = created["UploadId"]
+    slots = asyncio.Semaphore(concurrency)
+    etags: dict[int, str] = {}
+
+    async def send(number: int, offset: int) -> None:
+        async with slots:
+            response = await client.upload_part(
+                Bucket=bucket,
+                Key=key,
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=body[offset : offset + part_size],
+            )
+        etags[number] = response["ETag"]
+
+    async with asyncio.TaskGroup() as tg:
+        for number, offset in enumerate(range(0, len(body), part_size), 1):
+            tg.create_task(send(number, offset))
+    await client.complete_multipart_upload(
+        Bucket=bucket,
+        Key=key,
+        UploadId=upload_id,
+        MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etags[n]} for n in sorted(etags)]},
+    )
+    return len(etags)
 
 
 def cpu_seconds() -> float:

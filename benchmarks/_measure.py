@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import _machine
-from _machine import check_size
+from _machine import check_size, upload_in_parts
 
 READ_SIZE = 1024 * 1024  # the ceiling GET's reads, into one reused buffer
 
@@ -124,40 +124,14 @@ async def ceiling_parts(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
     """A multipart upload of bytes already in memory, ``concurrency`` UploadParts at once."""
     from aqueuepipe.s3 import create_client
 
-    size, part_size = spec["size"], spec["part_size"]
-    data = os.urandom(size)
-    parts = [data[offset : offset + part_size] for offset in range(0, size, part_size)]
-    del data
-    bucket = spec["dst_bucket"]
-
-    async def upload(client: Any, key: str, parts: list[bytes]) -> int:
-        created = await client.create_multipart_upload(Bucket=bucket, Key=key)
-        upload_id = created["UploadId"]
-        slots = asyncio.Semaphore(spec["concurrency"])
-        etags: dict[int, str] = {}
-
-        async def send(number: int, body: bytes) -> None:
-            async with slots:
-                response = await client.upload_part(
-                    Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body
-                )
-            etags[number] = response["ETag"]
-
-        async with asyncio.TaskGroup() as tg:
-            for number, body in enumerate(parts, 1):
-                tg.create_task(send(number, body))
-        await client.complete_multipart_upload(
-            Bucket=bucket,
-            Key=key,
-            UploadId=upload_id,
-            MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etags[n]} for n in sorted(etags)]},
-        )
-        return len(parts)
-
+    bucket, part_size, concurrency = spec["dst_bucket"], spec["part_size"], spec["concurrency"]
+    data = os.urandom(spec["size"])
     async with create_client() as client:
-        await upload(client, spec["warm_dst_key"], [b"w"])
+        await upload_in_parts(client, bucket, spec["warm_dst_key"], b"w", part_size, concurrency)
         with meter.timed():
-            count = await upload(client, spec["dst_key"], parts)
+            count = await upload_in_parts(
+                client, bucket, spec["dst_key"], data, part_size, concurrency
+            )
     return {"parts": count}
 
 

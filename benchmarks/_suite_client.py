@@ -51,7 +51,7 @@ from functools import partial
 from typing import IO, Any
 
 import _machine
-from _machine import check_size, status_kib
+from _machine import check_size, status_kib, upload_in_parts
 
 READ_SIZE = 1024 * 1024  # the ceiling GET's reads, into one reused buffer per object
 
@@ -195,40 +195,13 @@ async def _ingest(spec: dict[str, Any], meter: Meter, *, parts: bool) -> dict[st
 
     async with _aqueuepipe_client(spec) as client:
 
-        async def multipart(key: str, body: bytes) -> None:
-            created = await client.create_multipart_upload(Bucket=bucket, Key=key)
-            upload_id = created["UploadId"]
-            slots = asyncio.Semaphore(spec["part_concurrency"])
-            etags: dict[int, str] = {}
-
-            async def send(number: int, offset: int) -> None:
-                async with slots:
-                    response = await client.upload_part(
-                        Bucket=bucket,
-                        Key=key,
-                        UploadId=upload_id,
-                        PartNumber=number,
-                        Body=body[offset : offset + part_size],
-                    )
-                etags[number] = response["ETag"]
-
-            async with asyncio.TaskGroup() as tg:
-                for number, offset in enumerate(range(0, len(body), part_size), 1):
-                    tg.create_task(send(number, offset))
-            await client.complete_multipart_upload(
-                Bucket=bucket,
-                Key=key,
-                UploadId=upload_id,
-                MultipartUpload={
-                    "Parts": [{"PartNumber": n, "ETag": etags[n]} for n in sorted(etags)]
-                },
-            )
-
         async def one(pair: Pair) -> None:
             body = data.pop(pair[1], None) or b"w"
             if parts and len(body) >= part_size:
                 uploads["multipart"] += 1
-                await multipart(pair[1], body)
+                await upload_in_parts(
+                    client, bucket, pair[1], body, part_size, spec["part_concurrency"]
+                )
             else:
                 uploads["put"] += 1
                 await client.put_object(Bucket=bucket, Key=pair[1], Body=body)
