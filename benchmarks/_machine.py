@@ -398,6 +398,27 @@ def machine_line(report: dict[str, Any]) -> str:
     )
 
 
+def close_report(report: dict[str, Any], started: float) -> None:
+    """At the end of a run: how long it took since ``started`` (``report_head``'s
+    clock) and the load average after it, into ``report``."""
+    report["elapsed_seconds"] = time.perf_counter() - started
+    report["machine"]["loadavg_after"] = list(os.getloadavg())
+
+
+def finish_report(
+    report: dict[str, Any],
+    started: float,
+    output: Path | None,
+    show: Callable[[dict[str, Any]], None],
+) -> int:
+    """:func:`close_report`, then ``show`` the report and write it to ``output``
+    (:func:`write_report`). Returns the exit status, 0."""
+    close_report(report, started)
+    show(report)
+    write_report(report, output)
+    return 0
+
+
 def write_report(report: dict[str, Any], output: Path | None) -> None:
     """Write ``report`` as JSON to ``output`` (its folder made if need be); None: nowhere."""
     if output is None:

@@ -79,7 +79,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +86,7 @@ from typing import Any
 
 from _machine import (
     add_run_options,
+    finish_report,
     machine_line,
     markdown_table,
     print_profile,
@@ -95,7 +95,6 @@ from _machine import (
     report_head,
     resolve_output,
     versions,
-    write_report,
 )
 from _server import boto3_client, client_environment, received, through_client
 
@@ -625,13 +624,13 @@ def main(argv: list[str] | None = None) -> int:
                 report["profile"] = profile_aqueuepipe(server, env, max(sizes), top=30)
         finally:
             client.close()
-    report["elapsed_seconds"] = time.perf_counter() - started
-    report["machine"]["loadavg_after"] = list(os.getloadavg())
-    print_report(report)
-    if args.markdown:
-        print(report_markdown(report))
-    write_report(report, args.output)
-    return 0
+
+    def show(report: dict[str, Any]) -> None:
+        print_report(report)
+        if args.markdown:
+            print(report_markdown(report))
+
+    return finish_report(report, started, args.output, show)
 
 
 if __name__ == "__main__":

@@ -63,6 +63,7 @@ from typing import Any
 from _machine import (
     add_run_options,
     cpu_seconds,
+    finish_report,
     machine_line,
     print_table,
     report_head,
@@ -70,7 +71,6 @@ from _machine import (
     resolve_output,
     status_kib,
     versions,
-    write_report,
 )
 from _server import HOST, MotoServer, client_environment, moto_server
 
@@ -568,12 +568,8 @@ def main(argv: list[str] | None = None) -> int:
         },
         "throughput": throughput,
         "driver_memory": memory,
-        "elapsed_seconds": time.perf_counter() - started,
     }
-    report["machine"]["loadavg_after"] = list(os.getloadavg())
-    print_report(report)
-    write_report(report, args.output)
-    return 0
+    return finish_report(report, started, args.output, print_report)
 
 
 if __name__ == "__main__":

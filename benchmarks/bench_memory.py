@@ -46,17 +46,16 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from typing import Any
 
 from _machine import (
     add_run_options,
+    finish_report,
     machine_line,
     print_table,
     report_head,
     resolve_output,
     versions,
-    write_report,
 )
 from _server import boto3_client, client_environment
 
@@ -296,7 +295,7 @@ def print_report(report: dict[str, Any]) -> None:
     header, rows = table_rows(report)
     print_table(title, header, rows, left=2, width=120)
     print(machine_line(report))
-    before, after = report["machine"]["loadavg_before"], report["loadavg_after"]
+    before, after = report["machine"]["loadavg_before"], report["machine"]["loadavg_after"]
     print("load average before", " ".join(f"{x:.2f}" for x in before), end=", ")
     print("after", " ".join(f"{x:.2f}" for x in after))
 
@@ -342,12 +341,8 @@ def main(argv: list[str] | None = None) -> int:
             "measure": "VmHWM - VmRSS after a warm-up, in a fresh process per run",
         },
         "results": results,
-        "loadavg_after": list(os.getloadavg()),
-        "elapsed_seconds": time.perf_counter() - started,
     }
-    print_report(report)
-    write_report(report, args.output)
-    return 0
+    return finish_report(report, started, args.output, print_report)
 
 
 if __name__ == "__main__":

@@ -70,12 +70,12 @@ from typing import Any
 import anyio
 from _machine import (
     add_run_options,
+    finish_report,
     machine_line,
     print_table,
     report_head,
     resolve_output,
     versions,
-    write_report,
 )
 
 import aqueuepipe
@@ -454,11 +454,8 @@ def main(argv: list[str] | None = None) -> int:
         },
         "results": results,
         "targets": check_targets(results),
-        "elapsed_seconds": time.perf_counter() - started,
     }
-    print_report(report)
-    write_report(report, args.output)
-    return 0
+    return finish_report(report, started, args.output, print_report)
 
 
 if __name__ == "__main__":

@@ -92,13 +92,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from _machine import (
+    close_report,
     markdown_table,
     print_profile,
     probe_versions,
@@ -1237,8 +1237,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             for each in servers:
                 each.client.close()
-    report["elapsed_seconds"] = time.perf_counter() - started
-    report["machine"]["loadavg_after"] = list(os.getloadavg())
+    close_report(report, started)
     output_dir.mkdir(parents=True, exist_ok=True)
     try:
         from _charts import render
