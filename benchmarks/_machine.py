@@ -125,6 +125,20 @@ def check_size(got: int, size: int) -> None:
         raise RuntimeError(f"transferred {got}, expected {size}")
 
 
+async def read_to_end(client: Any, bucket: str, key: str, buf: memoryview) -> int:
+    """GetObject of ``bucket/key`` by hand on ``client``, the body read to its end into
+    ``buf`` (reused, so discarded). Returns the number of bytes read."""
+    response = await client.get_object(Bucket=bucket, Key=key)
+    body = response["Body"]
+    total = 0
+    try:
+        while n := await body.readinto(buf):
+            total += n
+    finally:
+        body.close()
+    return total
+
+
 async def upload_in_parts(
     client: Any, bucket: str, key: str, body: bytes, part_size: int, concurrency: int
 ) -> int:

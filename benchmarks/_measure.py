@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import _machine
-from _machine import check_size, upload_in_parts
+from _machine import check_size, read_to_end, upload_in_parts
 
 READ_SIZE = 1024 * 1024  # the ceiling GET's reads, into one reused buffer
 
@@ -89,21 +89,10 @@ async def ceiling_get(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
 
     buf = memoryview(bytearray(READ_SIZE))
 
-    async def once(client: Any, key: str) -> int:
-        response = await client.get_object(Bucket=spec["src_bucket"], Key=key)
-        body = response["Body"]
-        total = 0
-        try:
-            while n := await body.readinto(buf):
-                total += n
-        finally:
-            body.close()
-        return total
-
     async with create_client() as client:
-        await once(client, spec["warm_key"])
+        await read_to_end(client, spec["src_bucket"], spec["warm_key"], buf)
         with meter.timed():
-            got = await once(client, spec["key"])
+            got = await read_to_end(client, spec["src_bucket"], spec["key"], buf)
     check_size(got, spec["size"])
     return {}
 

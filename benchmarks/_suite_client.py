@@ -51,7 +51,7 @@ from functools import partial
 from typing import IO, Any
 
 import _machine
-from _machine import check_size, status_kib, upload_in_parts
+from _machine import check_size, read_to_end, status_kib, upload_in_parts
 
 READ_SIZE = 1024 * 1024  # the ceiling GET's reads, into one reused buffer per object
 
@@ -171,15 +171,7 @@ async def ceiling_get(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
 
         async def one(pair: Pair) -> None:
             buf = memoryview(bytearray(min(READ_SIZE, max(pair[2], 1))))
-            response = await client.get_object(Bucket=bucket, Key=pair[0])
-            body = response["Body"]
-            total = 0
-            try:
-                while n := await body.readinto(buf):
-                    total += n
-            finally:
-                body.close()
-            check_size(total, pair[2])
+            check_size(await read_to_end(client, bucket, pair[0], buf), pair[2])
 
         await _time_each(spec, meter, one)
     return {}
