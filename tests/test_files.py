@@ -474,15 +474,6 @@ async def test_enter_missing_parent_raises_before_creating(tmp_path: Path) -> No
     assert list(tmp_path.iterdir()) == []
 
 
-async def test_enter_parent_is_file_raises_not_a_directory(tmp_path: Path) -> None:
-    parent = tmp_path / "file"
-    parent.write_bytes(b"")
-    with pytest.raises(NotADirectoryError):
-        async with FileSink(parent / "out.bin"):
-            pass
-    assert list(tmp_path.iterdir()) == [parent]
-
-
 async def test_enter_target_directory_raises_value_error(tmp_path: Path) -> None:
     target = tmp_path / "dir"
     target.mkdir()
