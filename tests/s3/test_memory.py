@@ -195,14 +195,23 @@ async def test_concurrent_stream_uploads_stay_within_the_limit(
     check_growth(measured, count, LIMIT + SLACK)
 
 
-async def test_concurrent_s3_to_s3_copies_stay_within_the_limit(
-    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+@pytest.mark.parametrize(
+    ("script", "last_copy"),
+    [(_S3_TO_S3, "copy-o15"), (_COPY_MANY, "many-o15")],
+    ids=["copy", "copy_many"],
+)
+async def test_sixteen_s3_to_s3_copies_at_once_stay_within_the_limit(
+    moto_server: MotoServer,
+    s3_client: S3Client,
+    make_bucket: MakeBucket,
+    script: str,
+    last_copy: str,
 ) -> None:
     bucket = await make_bucket()
     data = await put_sixteen(s3_client, bucket, seed=1)
-    measured = await measure_growth(_S3_TO_S3, moto_server.endpoint_url, str(LIMIT), bucket, "16")
+    measured = await measure_growth(script, moto_server.endpoint_url, str(LIMIT), bucket, "16")
     check_growth(measured, 16, LIMIT + SLACK + 16 * OUTSIDE_PER_COPY)
-    assert await get(s3_client, bucket, "copy-o15") == data
+    assert await get(s3_client, bucket, last_copy) == data
 
 
 async def test_tiny_stream_does_not_wait_for_a_whole_part_of_a_busy_budget(
@@ -249,13 +258,3 @@ async def test_concurrent_downloads_to_files_stay_within_the_limit(
     )
     check_growth(measured, 16, LIMIT + SLACK + 16 * OUTSIDE_PER_COPY)
     assert (tmp_path / "o15").read_bytes() == data
-
-
-async def test_copy_many_sixteen_at_once_stays_within_the_limit(
-    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
-) -> None:
-    bucket = await make_bucket()
-    data = await put_sixteen(s3_client, bucket, seed=3)
-    measured = await measure_growth(_COPY_MANY, moto_server.endpoint_url, str(LIMIT), bucket, "16")
-    check_growth(measured, 16, LIMIT + SLACK + 16 * OUTSIDE_PER_COPY)
-    assert await get(s3_client, bucket, "many-o15") == data
