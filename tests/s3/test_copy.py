@@ -219,7 +219,7 @@ async def test_failing_source_mid_multipart_aborts_upload_never_completes(
     """A source that breaks half way must abort the upload, not complete a truncated object."""
     dst = await make_bucket()
     path = tmp_path / "shrinking.bin"
-    path.write_bytes(payload(15 * MiB))
+    write_payload(path, 15 * MiB)
 
     # The file shrinks once the first part is uploaded: the source ends early.
     truncate_after = asyncio.Event()

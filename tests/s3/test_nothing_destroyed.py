@@ -25,7 +25,6 @@ from .._helpers import (
     get,
     key_exists,
     open_uploads,
-    payload,
     write_payload,
 )
 from ..faultproxy import UPLOADS, FaultProxy
@@ -51,7 +50,7 @@ async def test_unprovable_sse_kms_upload_required_to_verify_keeps_the_old_object
     """SSE-KMS ETags are no MD5s: nothing proves what the server stored, so
     verify="required" fails, and it fails before the key is replaced."""
     source = tmp_path / "new.bin"
-    source.write_bytes(payload(100_000, seed=1))
+    write_payload(source, 100_000, seed=1)
     with pytest.raises(TransferError, match="no evidence"):
         await copy(
             str(source),
@@ -97,7 +96,7 @@ async def test_body_corrupted_on_every_send_keeps_the_old_object(
     """The server stores a flipped byte every time: the copy fails on the
     destination side, and the key still holds what it held."""
     source = tmp_path / "new.bin"
-    source.write_bytes(payload(size, seed=3))
+    write_payload(source, size, seed=3)
     fault_proxy.flip(UPLOADS, offset=0, direction="request", times=None)
     with pytest.raises(ChecksumMismatchError) as caught:
         await copy(
@@ -115,7 +114,7 @@ async def test_body_corrupted_on_every_send_leaves_no_new_key(
 ) -> None:
     bucket = await make_bucket()
     source = tmp_path / "new.bin"
-    source.write_bytes(payload(100_000, seed=4))
+    write_payload(source, 100_000, seed=4)
     fault_proxy.flip(UPLOADS, offset=0, direction="request", times=None)
     with pytest.raises(ChecksumMismatchError):
         await copy(

@@ -67,7 +67,7 @@ async def test_copies_of_one_call_share_the_cap(
     pairs = []
     for n in range(3):
         path = tmp_path / f"f{n}"
-        path.write_bytes(payload(2 * MiB, seed=n))
+        write_payload(path, 2 * MiB, seed=n)
         pairs.append((str(path), f"s3://{bucket}/f{n}"))
     loop = asyncio.get_running_loop()
     started = loop.time()

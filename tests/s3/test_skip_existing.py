@@ -9,7 +9,7 @@ from typing import Any
 from aqueuepipe import TransferResult, copy_many
 from aqueuepipe.s3 import S3Client
 
-from .._helpers import MakeBucket, MiB, MotoServer, get, payload, put
+from .._helpers import MakeBucket, MiB, MotoServer, get, payload, put, write_payload
 from ..faultproxy import FaultProxy
 
 
@@ -66,7 +66,7 @@ async def test_download_is_skipped_when_the_file_holds_the_object(
     assert not first.skipped
     (second,) = await run(pairs, moto_server.endpoint_url)
     assert second.skipped
-    target.write_bytes(payload(3000, seed=2))  # same size, other bytes
+    write_payload(target, 3000, seed=2)  # same size, other bytes
     (third,) = await run(pairs, moto_server.endpoint_url)
     assert not third.skipped
     assert target.read_bytes() == payload(3000, seed=1)
@@ -77,13 +77,13 @@ async def test_upload_is_skipped_when_the_object_holds_the_file(
 ) -> None:
     dst = await make_bucket()
     source = tmp_path / "f"
-    source.write_bytes(payload(9 * MiB, seed=3))
+    write_payload(source, 9 * MiB, seed=3)
     pairs = [(str(source), f"s3://{dst}/f")]
     (first,) = await run(pairs, moto_server.endpoint_url)
     assert not first.skipped
     (second,) = await run(pairs, moto_server.endpoint_url)
     assert second.skipped and second.size == 9 * MiB
-    source.write_bytes(payload(9 * MiB, seed=4))
+    write_payload(source, 9 * MiB, seed=4)
     (third,) = await run(pairs, moto_server.endpoint_url)
     assert not third.skipped
     assert await get(s3_client, dst, "f") == payload(9 * MiB, seed=4)
