@@ -137,9 +137,13 @@ def _throughput(plt: Any, report: dict[str, Any], out_dir: Path) -> Path:
         bottom.set_ylabel("client CPU s/GiB (lower is better)")
         bottom.set_xticks(list(positions), names, rotation=30, ha="right", fontsize=8)
     fig.suptitle("S3 copy throughput (top, error bars: min-max of rounds) and client CPU (bottom)")
+    return _save(plt, fig, report, out_dir / "suite-throughput.png", (0, 0.02, 1, 0.97))
+
+
+def _save(plt: Any, fig: Any, report: dict[str, Any], path: Path, rect: tuple[float, ...]) -> Path:
+    """Caption ``fig`` with the run's subtitle, lay it out in ``rect``, write it to ``path``."""
     fig.text(0.5, 0.005, _subtitle(report), ha="center", fontsize=8)
-    fig.tight_layout(rect=(0, 0.02, 1, 0.97))
-    path = out_dir / "suite-throughput.png"
+    fig.tight_layout(rect=rect)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -172,9 +176,4 @@ def _memory(plt: Any, report: dict[str, Any], entry: dict[str, Any], out_dir: Pa
     whole.set_ylabel("RSS growth of the client process, MB")
     whole.set_title(f"memory: {entry['label']} (VmRSS every 50 ms, median round)", fontsize=10)
     whole.legend(fontsize=8, loc="center right")
-    fig.text(0.5, 0.005, _subtitle(report), ha="center", fontsize=8)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    path = out_dir / "suite-memory.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, report, out_dir / "suite-memory.png", (0, 0.03, 1, 1))

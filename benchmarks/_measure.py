@@ -29,11 +29,11 @@ import json
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from _machine import cpu_seconds, process_cpu_seconds, reset_peak, status_kib
+import _machine
+from _machine import check_size, read_to_end, upload_in_parts
 
 READ_SIZE = 1024 * 1024  # the ceiling GET's reads, into one reused buffer
 
@@ -63,54 +63,21 @@ def _dump_thread_profiles(path: str) -> None:
             marshal.dump(profiler.stats, f)
 
 
-class Meter:
-    """Times the block given to :meth:`timed`; its readings end up in ``result``."""
+class Meter(_machine.Meter):
+    """The shared meter; a profile also covers the threads started after
+    :func:`profile_threads`, by the CPU time of each thread."""
 
-    def __init__(self, spec: dict[str, Any]) -> None:
-        self.spec = spec
-        self.result: dict[str, Any] = {}
+    # Each thread's CPU time, not wall time: waits cost nothing, and a loaded
+    # machine does not inflate what the hashing threads cost.
+    profile_clock = time.thread_time
 
-    @contextmanager
-    def timed(self) -> Iterator[None]:
-        profiler = None
+    def started(self) -> None:
         if self.spec.get("profile"):
-            import cProfile
-
-            # Each thread's CPU time, not wall time: waits cost nothing, and a loaded
-            # machine does not inflate what the hashing threads cost.
-            profiler = cProfile.Profile(time.thread_time)
-        before = reset_peak()
-        server_before = process_cpu_seconds(self.spec.get("server_pid"))
-        cpu_before = cpu_seconds()
-        if profiler is not None:
             for other in _THREAD_PROFILERS:
                 other.clear()  # the warm-up's calls
-            profiler.enable()
-        start = time.perf_counter()
-        yield
-        seconds = time.perf_counter() - start
-        if profiler is not None:
-            profiler.disable()
-        cpu = cpu_seconds() - cpu_before
-        server_after = process_cpu_seconds(self.spec.get("server_pid"))
-        after = status_kib("VmRSS", "VmHWM")
-        if profiler is not None:
-            profiler.dump_stats(self.spec["profile"])
-            _dump_thread_profiles(self.spec["profile"])
-        self.result = {
-            "seconds": seconds,
-            "cpu_seconds": cpu,
-            "rss_before_kib": before["VmRSS"],
-            "hwm_reset_kib": before["VmHWM"],
-            "rss_after_kib": after["VmRSS"],
-            "hwm_kib": after["VmHWM"],
-            "rss_growth_kib": after["VmHWM"] - before["VmRSS"],
-            "server_cpu_seconds": (
-                server_after - server_before
-                if server_before is not None and server_after is not None
-                else None
-            ),
-        }
+
+    def dumped(self, path: str) -> None:
+        _dump_thread_profiles(path)
 
 
 # -- ceiling: what the client library and the server can do at best ---------------
@@ -122,22 +89,11 @@ async def ceiling_get(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
 
     buf = memoryview(bytearray(READ_SIZE))
 
-    async def once(client: Any, key: str) -> int:
-        response = await client.get_object(Bucket=spec["src_bucket"], Key=key)
-        body = response["Body"]
-        total = 0
-        try:
-            while n := await body.readinto(buf):
-                total += n
-        finally:
-            body.close()
-        return total
-
     async with create_client() as client:
-        await once(client, spec["warm_key"])
+        await read_to_end(client, spec["src_bucket"], spec["warm_key"], buf)
         with meter.timed():
-            got = await once(client, spec["key"])
-    _check(got, spec["size"])
+            got = await read_to_end(client, spec["src_bucket"], spec["key"], buf)
+    check_size(got, spec["size"])
     return {}
 
 
@@ -157,40 +113,14 @@ async def ceiling_parts(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
     """A multipart upload of bytes already in memory, ``concurrency`` UploadParts at once."""
     from aqueuepipe.s3 import create_client
 
-    size, part_size = spec["size"], spec["part_size"]
-    data = os.urandom(size)
-    parts = [data[offset : offset + part_size] for offset in range(0, size, part_size)]
-    del data
-    bucket = spec["dst_bucket"]
-
-    async def upload(client: Any, key: str, parts: list[bytes]) -> int:
-        created = await client.create_multipart_upload(Bucket=bucket, Key=key)
-        upload_id = created["UploadId"]
-        slots = asyncio.Semaphore(spec["concurrency"])
-        etags: dict[int, str] = {}
-
-        async def send(number: int, body: bytes) -> None:
-            async with slots:
-                response = await client.upload_part(
-                    Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body
-                )
-            etags[number] = response["ETag"]
-
-        async with asyncio.TaskGroup() as tg:
-            for number, body in enumerate(parts, 1):
-                tg.create_task(send(number, body))
-        await client.complete_multipart_upload(
-            Bucket=bucket,
-            Key=key,
-            UploadId=upload_id,
-            MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etags[n]} for n in sorted(etags)]},
-        )
-        return len(parts)
-
+    bucket, part_size, concurrency = spec["dst_bucket"], spec["part_size"], spec["concurrency"]
+    data = os.urandom(spec["size"])
     async with create_client() as client:
-        await upload(client, spec["warm_dst_key"], [b"w"])
+        await upload_in_parts(client, bucket, spec["warm_dst_key"], b"w", part_size, concurrency)
         with meter.timed():
-            count = await upload(client, spec["dst_key"], parts)
+            count = await upload_in_parts(
+                client, bucket, spec["dst_key"], data, part_size, concurrency
+            )
     return {"parts": count}
 
 
@@ -219,7 +149,7 @@ def _aqueuepipe(
             await copy(src + spec["warm_key"], dst + spec["warm_dst_key"], **kwargs)
             with meter.timed():
                 result = await copy(src + spec["key"], dst + spec["dst_key"], **kwargs)
-        _check(result.size, spec["size"])
+        check_size(result.size, spec["size"])
         return {
             "parts": result.parts,
             "checksums": sorted(result.checksums),
@@ -305,11 +235,6 @@ async def aioboto3_managed(spec: dict[str, Any], meter: Meter) -> dict[str, Any]
             "request_checksum_calculation": s3.meta.config.request_checksum_calculation,
             "response_checksum_validation": s3.meta.config.response_checksum_validation,
         }
-
-
-def _check(got: int, size: int) -> None:
-    if got != size:
-        raise RuntimeError(f"transferred {got} bytes, expected {size}")
 
 
 CONTENDERS: dict[str, Callable[[dict[str, Any], Meter], Any]] = {

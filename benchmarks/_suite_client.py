@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import json
 import logging
 import os
@@ -51,7 +50,8 @@ from contextlib import contextmanager
 from functools import partial
 from typing import IO, Any
 
-from _machine import cpu_seconds, process_cpu_seconds, status_kib
+import _machine
+from _machine import check_size, read_to_end, status_kib, upload_in_parts
 
 READ_SIZE = 1024 * 1024  # the ceiling GET's reads, into one reused buffer per object
 
@@ -84,56 +84,21 @@ class RssSampler(threading.Thread):
         self._sample()
 
 
-class Meter:
-    """Times the block given to :meth:`timed`; its readings end up in ``result``."""
+class Meter(_machine.Meter):
+    """The shared meter, with VmRSS sampled over the timed block."""
 
-    def __init__(self, spec: dict[str, Any]) -> None:
-        self.spec = spec
-        self.result: dict[str, Any] = {}
+    def prepare(self) -> None:
+        self.sampler = RssSampler(self.spec["sample_interval"])
 
-    @contextmanager
-    def timed(self) -> Iterator[None]:
-        profiler = None
-        if self.spec.get("profile"):
-            import cProfile
+    def started(self) -> None:
+        self.sampler.start()
 
-            profiler = cProfile.Profile()
-        gc.collect()
-        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
-            f.write("5")  # VmHWM := VmRSS
-        before = status_kib("VmRSS", "VmHWM")
-        server_before = process_cpu_seconds(self.spec.get("server_pid"))
-        sampler = RssSampler(self.spec["sample_interval"])
-        cpu_before = cpu_seconds()
-        sampler.start()
-        if profiler is not None:
-            profiler.enable()
-        start = time.perf_counter()
-        yield
-        seconds = time.perf_counter() - start
-        if profiler is not None:
-            profiler.disable()
-        cpu = cpu_seconds() - cpu_before
-        sampler.stop()
-        server_after = process_cpu_seconds(self.spec.get("server_pid"))
-        after = status_kib("VmRSS", "VmHWM")
-        if profiler is not None:
-            profiler.dump_stats(self.spec["profile"])
-        self.result = {
-            "seconds": seconds,
-            "cpu_seconds": cpu,
-            "rss_before_kib": before["VmRSS"],
-            "rss_after_kib": after["VmRSS"],
-            "hwm_kib": after["VmHWM"],
-            "rss_growth_kib": after["VmHWM"] - before["VmRSS"],
-            "server_cpu_seconds": (
-                server_after - server_before
-                if server_before is not None and server_after is not None
-                else None
-            ),
-            # VmRSS over the run, less VmRSS before it.
-            "rss_series": [(t, kib - before["VmRSS"]) for t, kib in sampler.samples],
-        }
+    def stopped(self) -> None:
+        self.sampler.stop()
+
+    def extra(self, before: dict[str, int]) -> dict[str, Any]:
+        # VmRSS over the run, less VmRSS before it.
+        return {"rss_series": [(t, kib - before["VmRSS"]) for t, kib in self.sampler.samples]}
 
 
 def _pairs(spec: dict[str, Any]) -> list[Pair]:
@@ -206,15 +171,7 @@ async def ceiling_get(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
 
         async def one(pair: Pair) -> None:
             buf = memoryview(bytearray(min(READ_SIZE, max(pair[2], 1))))
-            response = await client.get_object(Bucket=bucket, Key=pair[0])
-            body = response["Body"]
-            total = 0
-            try:
-                while n := await body.readinto(buf):
-                    total += n
-            finally:
-                body.close()
-            _check(total, pair[2])
+            check_size(await read_to_end(client, bucket, pair[0], buf), pair[2])
 
         await _time_each(spec, meter, one)
     return {}
@@ -230,40 +187,13 @@ async def _ingest(spec: dict[str, Any], meter: Meter, *, parts: bool) -> dict[st
 
     async with _aqueuepipe_client(spec) as client:
 
-        async def multipart(key: str, body: bytes) -> None:
-            created = await client.create_multipart_upload(Bucket=bucket, Key=key)
-            upload_id = created["UploadId"]
-            slots = asyncio.Semaphore(spec["part_concurrency"])
-            etags: dict[int, str] = {}
-
-            async def send(number: int, offset: int) -> None:
-                async with slots:
-                    response = await client.upload_part(
-                        Bucket=bucket,
-                        Key=key,
-                        UploadId=upload_id,
-                        PartNumber=number,
-                        Body=body[offset : offset + part_size],
-                    )
-                etags[number] = response["ETag"]
-
-            async with asyncio.TaskGroup() as tg:
-                for number, offset in enumerate(range(0, len(body), part_size), 1):
-                    tg.create_task(send(number, offset))
-            await client.complete_multipart_upload(
-                Bucket=bucket,
-                Key=key,
-                UploadId=upload_id,
-                MultipartUpload={
-                    "Parts": [{"PartNumber": n, "ETag": etags[n]} for n in sorted(etags)]
-                },
-            )
-
         async def one(pair: Pair) -> None:
             body = data.pop(pair[1], None) or b"w"
             if parts and len(body) >= part_size:
                 uploads["multipart"] += 1
-                await multipart(pair[1], body)
+                await upload_in_parts(
+                    client, bucket, pair[1], body, part_size, spec["part_concurrency"]
+                )
             else:
                 uploads["put"] += 1
                 await client.put_object(Bucket=bucket, Key=pair[1], Body=body)
@@ -430,7 +360,7 @@ async def _aqueuepipe_copy(
     with meter.timed():
         if single:
             result = await copy(source(pairs[0]), dst + pairs[0][1], **options)
-            _check(result.size, pairs[0][2])
+            check_size(result.size, pairs[0][2])
             parts = result.parts
         else:
             count = 0
@@ -441,7 +371,7 @@ async def _aqueuepipe_copy(
                     raise RuntimeError(f"{result.dst}: {result.error!r}")
                 count += 1
                 parts += result.parts
-            _check(count, len(pairs))
+            check_size(count, len(pairs))
     return {"parts": parts, "options": options if single else options | many_options}
 
 
@@ -656,11 +586,6 @@ async def s3fs_write(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
 
     await _time_each(spec, meter, one)
     return {"s3fs": s3fs.__version__, "writer": "fs.open(wb), blocking writes"}
-
-
-def _check(got: int, size: int) -> None:
-    if got != size:
-        raise RuntimeError(f"transferred {got}, expected {size}")
 
 
 CONTENDERS: dict[str, Callable[[dict[str, Any], Meter], Any]] = {

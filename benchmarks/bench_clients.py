@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _machine import parse_with_smoke
+
 
 async def _run(rounds: int, copies: int) -> dict[bool, list[tuple[float, float]]]:
     import aqueuepipe.s3._client as client_module
@@ -64,13 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--copies", type=int, default=10)
-    parser.add_argument("--smoke", action="store_true", help="CI: 1 round of 2 copies")
-    args = parser.parse_args(argv)
-    if args.smoke:
-        args.rounds, args.copies = 1, 2
-    from aqueuepipe.testing import FAKE_CREDENTIALS
-
-    os.environ.update(FAKE_CREDENTIALS)
+    args = parse_with_smoke(parser, argv, "1 round of 2 copies", rounds=1, copies=2)
     results = asyncio.run(_run(args.rounds, args.copies))
     medians = {
         share: (statistics.median(w for w, _ in runs), statistics.median(c for _, c in runs))

@@ -71,23 +71,31 @@ no file unless ``--output`` is given.  Only ratios from one run mean anything.
 from __future__ import annotations
 
 import argparse
-import datetime
 import glob
 import hashlib
 import json
 import os
-import pstats
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _machine import machine_info, machine_line, print_table, versions, write_report
+from _machine import (
+    add_run_options,
+    finish_report,
+    machine_line,
+    markdown_table,
+    print_profile,
+    print_table,
+    probe_versions,
+    report_head,
+    resolve_output,
+    versions,
+)
 from _server import boto3_client, client_environment, received, through_client
 
 from aqueuepipe.testing import MotoServer, moto_server
@@ -110,7 +118,6 @@ DST_BUCKET = "bench-dst"
 
 HERE = Path(__file__).resolve().parent
 MEASURE = HERE / "_measure.py"
-DEFAULT_OUTPUT = HERE / "results" / "copy.json"
 DEFAULT_AIOBOTO3_PYTHON = "/tmp/aioboto3-venv/bin/python"
 AIOBOTO3_INSTALL = (
     "python3 -m venv /tmp/aioboto3-venv && /tmp/aioboto3-venv/bin/pip install aioboto3"
@@ -175,20 +182,8 @@ def probe_aioboto3(python: str, env: dict[str, str]) -> tuple[str | None, dict[s
     """(None, versions) if ``python`` can run aioboto3, else (reason, {})."""
     if not Path(python).exists():
         return f"{python} not found (create it: {AIOBOTO3_INSTALL})", {}
-    code = (
-        "import json, importlib.metadata as m; import aioboto3; print(json.dumps({n: m.version(n)"
-        " for n in ('aioboto3', 'aiobotocore', 'botocore', 'boto3', 's3transfer', 'aiohttp')}))"
-    )
-    try:
-        done = subprocess.run(
-            [python, "-c", code], env=env, capture_output=True, text=True, timeout=120
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"{python} does not run: {exc}", {}
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["?"])[-1]
-        return f"{python} cannot import aioboto3: {last}", {}
-    return None, json.loads(done.stdout)
+    names = ("aioboto3", "aiobotocore", "botocore", "boto3", "s3transfer", "aiohttp")
+    return probe_versions(python, "aioboto3", names, env)
 
 
 def make_objects(client: Any, sizes: tuple[int, ...]) -> dict[int, str]:
@@ -434,32 +429,9 @@ def profile_aqueuepipe(
         # The event loop's thread and every other (hashing workers), merged.
         paths = [path, *sorted(glob.glob(path + ".thread-*"))]
         summary["threads_profiled"] = len(paths)
-        for order in ("cumulative", "tottime"):
-            print(
-                f"\ncProfile of {contender.label} of {_label(size)}, {len(paths)} threads, "
-                f"by {order}:"
-            )
-            stats = pstats.Stats(*paths, stream=sys.stdout)
-            stats.strip_dirs().sort_stats(order).print_stats(top)
-            summary[order] = _top_entries(pstats.Stats(*paths), order, top)
+        title = f"cProfile of {contender.label} of {_label(size)}, {len(paths)} threads"
+        summary.update(print_profile(paths, title, ("cumulative", "tottime"), top))
     return summary
-
-
-def _top_entries(stats: pstats.Stats, order: str, top: int) -> list[dict[str, Any]]:
-    stats.sort_stats(order)
-    entries = []
-    for func in stats.fcn_list[:top]:  # type: ignore[attr-defined]
-        calls, _, tottime, cumtime, _ = stats.stats[func]  # type: ignore[attr-defined]
-        filename, line, name = func
-        entries.append(
-            {
-                "function": f"{Path(filename).name}:{line}({name})",
-                "calls": calls,
-                "tottime": tottime,
-                "cumtime": cumtime,
-            }
-        )
-    return entries
 
 
 # -- reporting ----------------------------------------------------------------------
@@ -560,15 +532,11 @@ def print_report(report: dict[str, Any]) -> None:
     )
 
 
-def markdown_table(report: dict[str, Any]) -> str:
+def report_markdown(report: dict[str, Any]) -> str:
     """The table as GitHub markdown, for benchmarks/README.md."""
-    align = ["---"] * 2 + ["---:"] * (len(HEADER) - 2)
-    lines = ["| " + " | ".join(HEADER) + " |", "| " + " | ".join(align) + " |"]
-    for _, row in _rows(report):
-        if row is not None:
-            lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
-    lines.extend(f"\n{key}: not installed: {why}" for key, why in report["not_installed"].items())
-    return "\n".join(lines)
+    table = markdown_table(HEADER, (row for _, row in _rows(report)))
+    missing = report["not_installed"].items()
+    return table + "".join(f"\n\n{key}: not installed: {why}" for key, why in missing)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -581,17 +549,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="object sizes in MiB (default 2 20 100)",
     )
-    parser.add_argument(
-        "--smoke",
-        action="store_true",
-        help="tiny run for CI: 1 and 10 MiB, 1 round, no JSON file",
-    )
-    parser.add_argument(
-        "--output",
-        type=Path,
-        default=None,
-        help="JSON results file (default benchmarks/results/copy.json; none with --smoke)",
-    )
+    add_run_options(parser, "copy", "1 and 10 MiB, 1 round, no JSON file")
     parser.add_argument(
         "--aioboto3-python",
         default=DEFAULT_AIOBOTO3_PYTHON,
@@ -603,7 +561,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="afterwards, cProfile aqueuepipe's copy of the largest size and print the top",
     )
     parser.add_argument("--markdown", action="store_true", help="also print the table as markdown")
-    parser.add_argument("--quiet", action="store_true", help="no per-run progress lines")
     parser.add_argument(
         "--validating",
         action="store_true",
@@ -617,16 +574,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.sizes = tuple(s * MIB for s in args.sizes_mib) if args.sizes_mib else SIZES
     if args.rounds < 1 or any(s < 1 for s in args.sizes):
         parser.error("--rounds and --sizes-mib must be at least 1")
-    if args.output is None and not args.smoke:
-        args.output = DEFAULT_OUTPUT
+    resolve_output(args, "copy")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    started = time.perf_counter()
-    date = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    machine = machine_info()  # load average before the run
+    started, head = report_head("copy")
     sizes: tuple[int, ...] = args.sizes
     with moto_server(validate_digests=args.validating) as server:
         env = client_environment(server.endpoint_url)
@@ -642,9 +596,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             results = summarise(raw, every, missing)
             report: dict[str, Any] = {
-                "benchmark": "copy",
-                "date": date,
-                "machine": machine,
+                **head,
                 "versions": versions(*VERSIONS),
                 "aioboto3_versions": aioboto3_versions or {"not_installed": reason},
                 "parameters": {
@@ -672,13 +624,13 @@ def main(argv: list[str] | None = None) -> int:
                 report["profile"] = profile_aqueuepipe(server, env, max(sizes), top=30)
         finally:
             client.close()
-    report["elapsed_seconds"] = time.perf_counter() - started
-    report["machine"]["loadavg_after"] = list(os.getloadavg())
-    print_report(report)
-    if args.markdown:
-        print(markdown_table(report))
-    write_report(report, args.output)
-    return 0
+
+    def show(report: dict[str, Any]) -> None:
+        print_report(report)
+        if args.markdown:
+            print(report_markdown(report))
+
+    return finish_report(report, started, args.output, show)
 
 
 if __name__ == "__main__":

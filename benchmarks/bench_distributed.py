@@ -47,7 +47,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime
 import importlib.util
 import json
 import os
@@ -62,14 +61,16 @@ from pathlib import Path
 from typing import Any
 
 from _machine import (
+    add_run_options,
     cpu_seconds,
-    machine_info,
+    finish_report,
     machine_line,
     print_table,
+    report_head,
     reset_peak,
+    resolve_output,
     status_kib,
     versions,
-    write_report,
 )
 from _server import HOST, MotoServer, client_environment, moto_server
 
@@ -88,7 +89,6 @@ THREADS_PER_WORKER = 2
 # both workers of the 2-worker cluster get work in both cases.
 SHARD_OBJECTS = {"small/": 250, "large/": 2}
 LISTING_SHARD_OBJECTS = 1000
-RESULTS = Path(__file__).parent / "results" / "distributed.json"
 
 # What a moto server process runs before it serves (``moto_server``'s ``setup``):
 # ``count`` empty objects put straight into its backend, in two buckets.
@@ -522,15 +522,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--large", type=int, default=8, help="large objects (32 MiB)")
     parser.add_argument("--keys", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes, one round, no JSON")
-    parser.add_argument("--output", type=Path, default=None)
-    parser.add_argument("--quiet", action="store_true")
+    add_run_options(parser, "distributed", "tiny sizes, one round, no JSON")
     parser.add_argument("--driver", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.smoke:
         args.small, args.large, args.keys, args.rounds = 100, 1, [2000], 1
-    elif args.output is None:
-        args.output = RESULTS
+    resolve_output(args, "distributed")
     return args
 
 
@@ -548,16 +545,12 @@ def main(argv: list[str] | None = None) -> int:
     for name in [name for name in os.environ if name.startswith("AWS_")]:
         del os.environ[name]
     os.environ.update(environment)
-    started = time.perf_counter()
-    date = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    machine = machine_info()
+    started, head = report_head("distributed")
     with moto_server() as server:
         throughput = run_throughput(server, args.small, args.large, args.rounds, args.quiet)
     memory = [run_driver_memory(keys, args.quiet) for keys in args.keys]
     report = {
-        "benchmark": "distributed",
-        "date": date,
-        "machine": machine,
+        **head,
         "versions": versions(*VERSIONS),
         "parameters": {
             "small": [args.small, SMALL_SIZE],
@@ -575,12 +568,8 @@ def main(argv: list[str] | None = None) -> int:
         },
         "throughput": throughput,
         "driver_memory": memory,
-        "elapsed_seconds": time.perf_counter() - started,
     }
-    report["machine"]["loadavg_after"] = list(os.getloadavg())
-    print_report(report)
-    write_report(report, args.output)
-    return 0
+    return finish_report(report, started, args.output, print_report)
 
 
 if __name__ == "__main__":

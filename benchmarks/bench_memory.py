@@ -41,23 +41,27 @@ unless ``--output`` is given.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import statistics
 import subprocess
 import sys
-import time
-from pathlib import Path
 from typing import Any
 
-from _machine import machine_info, machine_line, print_table, versions, write_report
+from _machine import (
+    add_run_options,
+    finish_report,
+    machine_line,
+    print_table,
+    report_head,
+    resolve_output,
+    versions,
+)
 from _server import boto3_client, client_environment
 
 from aqueuepipe.testing import moto_server
 
 MIB = 1024 * 1024
-DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "memory.json"
 BUCKET_SRC = "bench-memory-src"
 BUCKET_DST = "bench-memory-dst"
 
@@ -291,7 +295,7 @@ def print_report(report: dict[str, Any]) -> None:
     header, rows = table_rows(report)
     print_table(title, header, rows, left=2, width=120)
     print(machine_line(report))
-    before, after = report["machine"]["loadavg_before"], report["loadavg_after"]
+    before, after = report["machine"]["loadavg_before"], report["machine"]["loadavg_after"]
     print("load average before", " ".join(f"{x:.2f}" for x in before), end=", ")
     print("after", " ".join(f"{x:.2f}" for x in after))
 
@@ -306,16 +310,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--budgets-mib", type=int, nargs="+", default=[16, 64], help="shared budgets, MiB"
     )
-    parser.add_argument(
-        "--smoke", action="store_true", help="tiny run for CI: 2 MiB, x1 and x4, 1 round, no JSON"
-    )
-    parser.add_argument(
-        "--output",
-        type=Path,
-        default=None,
-        help="JSON results file (default benchmarks/results/memory.json; none with --smoke)",
-    )
-    parser.add_argument("--quiet", action="store_true", help="no per-run progress lines")
+    add_run_options(parser, "memory", "2 MiB, x1 and x4, 1 round, no JSON")
     args = parser.parse_args(argv)
     if args.smoke:
         args.object_mib, args.rounds, args.counts, args.budgets_mib = 2, 1, [1, 4], [16]
@@ -324,21 +319,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if min(args.budgets_mib) < 8:
         parser.error("--budgets-mib must hold at least one 8 MiB part")
     args.counts = sorted(set(args.counts))
-    if args.output is None and not args.smoke:
-        args.output = DEFAULT_OUTPUT
+    resolve_output(args, "memory")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    started = time.perf_counter()
-    date = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    machine = machine_info()
+    started, head = report_head("memory")
     results = run_all(args)
     report = {
-        "benchmark": "memory",
-        "date": date,
-        "machine": machine,
+        **head,
         "versions": versions("aqueuepipe", "aiobotocore", "aiohttp", "boto3", "moto"),
         "parameters": {
             "object_bytes": args.object_mib * MIB,
@@ -351,12 +341,8 @@ def main(argv: list[str] | None = None) -> int:
             "measure": "VmHWM - VmRSS after a warm-up, in a fresh process per run",
         },
         "results": results,
-        "loadavg_after": list(os.getloadavg()),
-        "elapsed_seconds": time.perf_counter() - started,
     }
-    print_report(report)
-    write_report(report, args.output)
-    return 0
+    return finish_report(report, started, args.output, print_report)
 
 
 if __name__ == "__main__":

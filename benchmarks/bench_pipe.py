@@ -57,7 +57,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import datetime
 import gc
 import os
 import statistics
@@ -69,7 +68,15 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from _machine import machine_info, machine_line, print_table, versions, write_report
+from _machine import (
+    add_run_options,
+    finish_report,
+    machine_line,
+    print_table,
+    report_head,
+    resolve_output,
+    versions,
+)
 
 import aqueuepipe
 from aqueuepipe import AsyncPipe
@@ -80,7 +87,6 @@ MB = 1_000_000
 
 BUFFER_BYTES = 30_000_000
 CHUNK_SIZES = (4 * KIB, 64 * KIB, MIB)
-DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "pipe.json"
 
 # The targets, checked at 64 KiB chunks: AsyncPipe / contender >= ratio.
 TARGET_CHUNK = 64 * KIB
@@ -415,36 +421,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--total-mib", type=int, default=1024, help="MiB moved per run (default 1024)"
     )
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
-    parser.add_argument(
-        "--smoke", action="store_true", help="tiny run for CI: 64 MiB, 1 round, no JSON file"
-    )
-    parser.add_argument(
-        "--output",
-        type=Path,
-        default=None,
-        help="JSON results file (default benchmarks/results/pipe.json; none with --smoke)",
-    )
-    parser.add_argument("--quiet", action="store_true", help="no per-run progress lines")
+    add_run_options(parser, "pipe", "64 MiB, 1 round, no JSON file")
     args = parser.parse_args(argv)
     if args.smoke:
         args.total_mib, args.rounds = 64, 1
     if args.total_mib < 1 or args.rounds < 1:
         parser.error("--total-mib and --rounds must be at least 1")
-    if args.output is None and not args.smoke:
-        args.output = DEFAULT_OUTPUT
+    resolve_output(args, "pipe")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     total = args.total_mib * MIB
-    started = time.perf_counter()
-    date = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    started, head = report_head("pipe")
     results = run_all(total, args.rounds, CHUNK_SIZES, quiet=args.quiet)
     report = {
-        "benchmark": "pipe",
-        "date": date,
-        "machine": machine_info(),
+        **head,
         "versions": versions_measured(),
         "parameters": {
             "total_bytes": total,
@@ -461,11 +454,8 @@ def main(argv: list[str] | None = None) -> int:
         },
         "results": results,
         "targets": check_targets(results),
-        "elapsed_seconds": time.perf_counter() - started,
     }
-    print_report(report)
-    write_report(report, args.output)
-    return 0
+    return finish_report(report, started, args.output, print_report)
 
 
 if __name__ == "__main__":

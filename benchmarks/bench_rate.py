@@ -28,6 +28,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from _machine import parse_with_smoke
+
 _SAMPLE = 0.5
 _WINDOW = 10.0
 
@@ -133,13 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rate-mb", type=float, default=20.0, help="the cap, in MB (10**6) a second"
     )
-    parser.add_argument("--smoke", action="store_true", help="CI: 4 MiB at 8 MB/s")
-    args = parser.parse_args(argv)
-    if args.smoke:
-        args.size_mib, args.rate_mb = 4, 8.0
-    from aqueuepipe.testing import FAKE_CREDENTIALS
-
-    os.environ.update(FAKE_CREDENTIALS)
+    args = parse_with_smoke(parser, argv, "4 MiB at 8 MB/s", size_mib=4, rate_mb=8.0)
     asyncio.run(_run(args.size_mib * 2**20, int(args.rate_mb * 1_000_000)))
     return 0
 

@@ -30,6 +30,8 @@ import statistics
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from _machine import parse_with_smoke
+
 BUFFER = 8 * 1024 * 1024
 
 
@@ -100,13 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mib", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--smoke", action="store_true", help="CI: 8 MiB, 1 round")
-    args = parser.parse_args(argv)
-    if args.smoke:
-        args.size_mib, args.rounds = 8, 1
-    from aqueuepipe.testing import FAKE_CREDENTIALS
-
-    os.environ.update(FAKE_CREDENTIALS)
+    args = parse_with_smoke(parser, argv, "8 MiB, 1 round", size_mib=8, rounds=1)
     results = asyncio.run(_run(args.size_mib * 1024 * 1024, args.rounds))
     for name, figures in results.items():
         shown = ", ".join(f"{x:.2f}" for x in sorted(figures))

@@ -84,24 +84,27 @@ chooses): the client needs only the standard library and the contender's own.
 from __future__ import annotations
 
 import argparse
-import datetime
 import hashlib
-import importlib.metadata
 import json
 import os
-import pstats
 import random
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from _machine import machine_info
+from _machine import (
+    close_report,
+    markdown_table,
+    print_profile,
+    probe_versions,
+    report_head,
+    versions,
+)
 from _server import boto3_client, client_environment, received, through_client
 from _suite_client import stream_bytes
 
@@ -391,20 +394,10 @@ def probe(contender: Contender, python: str, env: dict[str, str]) -> tuple[str |
         "obstore": ("obstore",),
         "s3fs": ("s3fs", "fsspec", "aiobotocore", "botocore", "aiohttp"),
     }[contender.module]
-    code = (
-        f"import json, importlib.metadata as m; import {contender.module}; "
-        f"print(json.dumps({{n: m.version(n) for n in {names!r}}}))"
-    )
-    try:
-        done = subprocess.run(
-            [python, "-c", code], env=env, capture_output=True, text=True, timeout=120
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"{python} does not run: {exc}", {}
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["?"])[-1]
-        return f"{last} (under {python}; install: {contender.install})", {}
-    return None, json.loads(done.stdout)
+    reason, found = probe_versions(python, contender.module, names, env)
+    if reason is not None:
+        return f"{reason} (install: {contender.install})", {}
+    return None, found
 
 
 # -- measuring ----------------------------------------------------------------------
@@ -912,47 +905,21 @@ def profile_aqueuepipe(
             debug = measure(contender, workload, server, env, sys.executable, slow_callback=0.05)
             verify_and_clean(client, contender, workload, {}, check_md5=False)
             summary: dict[str, Any] = {"cpu_seconds": reading["cpu_seconds"]}
-            for order in ("tottime", "cumulative"):
-                print(f"\ncProfile of aqueuepipe on {workload.key} ({workload.label}), by {order}:")
-                pstats.Stats(path, stream=sys.stdout).strip_dirs().sort_stats(order).print_stats(
-                    top
-                )
-                summary[order] = _top_entries(pstats.Stats(path), order, top)
+            title = f"cProfile of aqueuepipe on {workload.key} ({workload.label})"
+            summary.update(print_profile([path], title, ("tottime", "cumulative"), top, digits=4))
             summary["slow_callbacks_over_50ms"] = debug.get("extra", {}).get("slow_callbacks")
             print(f"slow callbacks (> 50 ms, asyncio debug): {summary['slow_callbacks_over_50ms']}")
             found[workload.key] = summary
     return found
 
 
-def _top_entries(stats: pstats.Stats, order: str, top: int) -> list[dict[str, Any]]:
-    stats.sort_stats(order)
-    entries = []
-    for func in stats.fcn_list[:top]:  # type: ignore[attr-defined]
-        calls, _, tottime, cumtime, _ = stats.stats[func]  # type: ignore[attr-defined]
-        filename, line, name = func
-        entries.append(
-            {
-                "function": f"{Path(filename).name}:{line}({name})",
-                "calls": calls,
-                "tottime": round(tottime, 4),
-                "cumtime": round(cumtime, 4),
-            }
-        )
-    return entries
-
-
 # -- reporting ----------------------------------------------------------------------
 
 
-def versions() -> dict[str, str]:
-    found = {}
-    names = ("aqueuepipe", "aiobotocore", "botocore", "aiohttp", "boto3", "s3transfer")
-    for name in (*names, "obstore", "s3fs", "fsspec", "moto", "werkzeug", "matplotlib"):
-        try:
-            found[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            found[name] = "not installed"
-    return found
+VERSIONS = (
+    *("aqueuepipe", "aiobotocore", "botocore", "aiohttp", "boto3", "s3transfer"),
+    *("obstore", "s3fs", "fsspec", "moto", "werkzeug", "matplotlib"),
+)
 
 
 HEADER = [
@@ -1091,16 +1058,9 @@ def print_report(report: dict[str, Any]) -> None:
         print(f"charts: {charts}")
 
 
-def markdown_table(report: dict[str, Any]) -> str:
+def report_markdown(report: dict[str, Any]) -> str:
     """The table as GitHub markdown, for benchmarks/README.md."""
-    align = ["---"] * 2 + ["---:"] * (len(HEADER) - 2)
-    lines = ["| " + " | ".join(HEADER) + " |", "| " + " | ".join(align) + " |"]
-    lines.extend(
-        "| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |"
-        for row in _rows(report["results"], report.get("validating_results"))
-        if row is not None
-    )
-    return "\n".join(lines)
+    return markdown_table(HEADER, _rows(report["results"], report.get("validating_results")))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -1193,9 +1153,7 @@ def _select(args: argparse.Namespace) -> tuple[dict[str, Workload], set[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    started = time.perf_counter()
-    date = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    machine = machine_info()
+    started, head = report_head("suite")
     chosen, keys = _select(args)
     output_dir: Path = args.output_dir or (
         Path(tempfile.mkdtemp(prefix="aqueuepipe-bench-smoke-"))
@@ -1237,10 +1195,8 @@ def main(argv: list[str] | None = None) -> int:
             results = summarise(raw["plain"], chosen, missing)
             validating_results = summarise(raw["validating"], chosen, missing, "validating")
             report: dict[str, Any] = {
-                "benchmark": "suite",
-                "date": date,
-                "machine": machine,
-                "versions": versions(),
+                **head,
+                "versions": versions(*VERSIONS),
                 "other_interpreters": other_versions,
                 "parameters": {
                     "rounds": args.rounds,
@@ -1281,8 +1237,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             for each in servers:
                 each.client.close()
-    report["elapsed_seconds"] = time.perf_counter() - started
-    report["machine"]["loadavg_after"] = list(os.getloadavg())
+    close_report(report, started)
     output_dir.mkdir(parents=True, exist_ok=True)
     try:
         from _charts import render
@@ -1298,7 +1253,7 @@ def main(argv: list[str] | None = None) -> int:
     print_report(report)
     print(f"wrote {json_path}")
     if args.markdown:
-        print(markdown_table(report))
+        print(report_markdown(report))
     return 0
 
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from aqueuepipe import RetryPolicy, TransferResult, testing
+from aqueuepipe import RetryPolicy, TransferResult, copy, testing
 from aqueuepipe.s3 import S3Client
 
 MiB = 1024 * 1024
@@ -108,6 +108,19 @@ def payload(size: int, seed: int = 0) -> bytes:
     return random.Random(seed).randbytes(size)
 
 
+def write_payload(path: Path, size: int, seed: int = 0) -> bytes:
+    """Write ``payload(size, seed)`` to the file ``path`` and return those bytes."""
+    data = payload(size, seed)
+    path.write_bytes(data)
+    return data
+
+
+def make_fifo(path: Path) -> Path:
+    """A named pipe made at ``path``."""
+    os.mkfifo(path)
+    return path
+
+
 async def chunks(data: bytes, size: int = 64 * 1024) -> AsyncIterator[bytes]:
     """``data`` as an async iterable of ``size``-byte pieces (the last one shorter)."""
     for start in range(0, len(data), size):
@@ -169,6 +182,14 @@ async def upload_parts(
         done.append({"PartNumber": number, "ETag": response["ETag"], **extra})
     await client.complete_multipart_upload(
         Bucket=bucket, Key=key, UploadId=created["UploadId"], MultipartUpload={"Parts": done}
+    )
+
+
+async def copy_streamed(src: str, dst: str, endpoint_url: str, **options: Any) -> TransferResult:
+    """``copy`` with the :data:`FAST` retries, its bytes streamed through this process
+    (``server_side=False``), so that a fault proxy at ``endpoint_url`` sees the body."""
+    return await copy(
+        src, dst, endpoint_url=endpoint_url, retries=FAST, server_side=False, **options
     )
 
 

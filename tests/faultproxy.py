@@ -60,7 +60,7 @@ import struct
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from typing import Final, Literal, NoReturn
+from typing import Final, Literal, NoReturn, TypedDict, Unpack
 from urllib.parse import parse_qsl, urlsplit
 from xml.sax.saxutils import escape, unescape
 
@@ -501,6 +501,15 @@ class Rule:
             f"{type(self).__name__}({self.match!r}, {self.fault!r}, times={self.times}, "
             f"skip={self.skip}, seen={self.seen}, applied={self.applied})"
         )
+
+
+class RandomFaultOptions(TypedDict, total=False):
+    """The keywords :meth:`FaultProxy.random_faults` passes on to :class:`RandomFaults`."""
+
+    kinds: Sequence[FaultKind]
+    match: MatchLike
+    stall_seconds: float
+    times: int | None
 
 
 class RandomFaults(Rule):
@@ -1097,22 +1106,14 @@ class FaultProxy:
         return self.add(Rule(match, DelayBody(seconds, after_bytes), times=times, skip=skip))
 
     def random_faults(
-        self,
-        rate: float,
-        *,
-        seed: int | str,
-        kinds: Sequence[FaultKind] = ("reset", "status", "stall", "truncate"),
-        match: MatchLike = None,
-        stall_seconds: float = 1.0,
-        times: int | None = None,
+        self, rate: float, *, seed: int | str, **options: Unpack[RandomFaultOptions]
     ) -> RandomFaults:
-        """Fault about ``rate`` of the matching requests, deterministically (:class:`RandomFaults`).
+        """Fault about ``rate`` of the matching requests, deterministically (:class:`RandomFaults`,
+        whose defaults the ``options`` keep).
 
         ``match=Match(method=("GET", "PUT"))`` restricts them to some methods.
         """
-        rule = RandomFaults(
-            rate, seed=seed, kinds=kinds, match=match, stall_seconds=stall_seconds, times=times
-        )
+        rule = RandomFaults(rate, seed=seed, **options)
         self.add(rule)
         return rule
 

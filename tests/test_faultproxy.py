@@ -57,6 +57,12 @@ async def proxied(proxy: FaultProxy, **options: Any) -> AsyncIterator[S3Client]:
         yield client
 
 
+async def gets_through(proxy: FaultProxy, bucket: str, key: str, times: int = 1) -> list[bytes]:
+    """The bodies of ``times`` GETs of ``bucket/key``, one after another, through ``proxy``."""
+    async with proxied(proxy) as client:
+        return [await get(client, bucket, key) for _ in range(times)]
+
+
 async def read_until_error(
     client: S3Client, bucket: str, key: str, **kwargs: Any
 ) -> tuple[int, BaseException | None]:
@@ -197,8 +203,7 @@ async def test_chunked_request_body_is_forwarded(fault_proxy: FaultProxy, bucket
         url = f"{fault_proxy.endpoint_url}/{bucket}/chunked"
         async with session.put(url, data=body()) as response:
             assert response.status == 200
-    async with proxied(fault_proxy) as client:
-        assert await get(client, bucket, "chunked") == b"".join(pieces)
+    assert await gets_through(fault_proxy, bucket, "chunked") == [b"".join(pieces)]
     assert fault_proxy.log[0].header("transfer-encoding") == "chunked"
 
 
@@ -206,8 +211,7 @@ async def test_fault_proxy_fixture_fronts_the_session_moto_server(
     fault_proxy: FaultProxy, s3_client: S3Client, bucket: str
 ) -> None:
     await s3_client.put_object(Bucket=bucket, Key="direct", Body=b"written to moto")
-    async with proxied(fault_proxy) as client:
-        assert await get(client, bucket, "direct") == b"written to moto"
+    assert await gets_through(fault_proxy, bucket, "direct") == [b"written to moto"]
 
 
 # --- Status faults -----------------------------------------------------------------
@@ -433,8 +437,7 @@ async def test_stall_with_forward_only_delays(
 ) -> None:
     await s3_client.put_object(Bucket=bucket, Key="k", Body=b"slow")
     fault_proxy.stall("GetObject", seconds=0.2, forward=True)
-    async with proxied(fault_proxy) as client:
-        assert await get(client, bucket, "k") == b"slow"
+    assert await gets_through(fault_proxy, bucket, "k") == [b"slow"]
     (exchange,) = fault_proxy.log
     assert (exchange.status, exchange.forwarded) == (200, True)
 
@@ -585,8 +588,7 @@ async def test_flip_corrupts_one_byte_of_get_body(
     data = payload(200_000)
     await s3_client.put_object(Bucket=bucket, Key="k", Body=data)
     fault_proxy.flip("GetObject", offset=150_000)
-    async with proxied(fault_proxy) as client:
-        assert await get(client, bucket, "k") == flipped(data, 150_000)
+    assert await gets_through(fault_proxy, bucket, "k") == [flipped(data, 150_000)]
     (exchange,) = fault_proxy.log
     assert (exchange.status, exchange.response_bytes) == (200, len(data))
     assert (exchange.fault, exchange.flipped) == (FlipByte(150_000), 150_000)
@@ -598,8 +600,7 @@ async def test_flip_fraction_picks_offset_from_content_length(
     data = payload(10_000)
     await s3_client.put_object(Bucket=bucket, Key="k", Body=data)
     fault_proxy.flip("GetObject", fraction=0.25)
-    async with proxied(fault_proxy) as client:
-        assert await get(client, bucket, "k") == flipped(data, 2500)
+    assert await gets_through(fault_proxy, bucket, "k") == [flipped(data, 2500)]
     assert fault_proxy.log[0].flipped == 2500
 
 
@@ -639,8 +640,7 @@ async def test_flip_beyond_body_changes_nothing(
 ) -> None:
     await s3_client.put_object(Bucket=bucket, Key="k", Body=b"short")
     fault_proxy.flip("GetObject", offset=5)
-    async with proxied(fault_proxy) as client:
-        assert await get(client, bucket, "k") == b"short"
+    assert await gets_through(fault_proxy, bucket, "k") == [b"short"]
     (exchange,) = fault_proxy.log
     assert (exchange.fault, exchange.flipped) == (FlipByte(5), None)
 
@@ -650,8 +650,7 @@ async def test_flip_default_corrupts_first_attempt_only(
 ) -> None:
     await s3_client.put_object(Bucket=bucket, Key="k", Body=b"abc")
     fault_proxy.flip("GetObject")
-    async with proxied(fault_proxy) as client:
-        assert [await get(client, bucket, "k") for _ in range(2)] == [b"`bc", b"abc"]
+    assert await gets_through(fault_proxy, bucket, "k", times=2) == [b"`bc", b"abc"]
 
 
 async def test_flip_times_none_corrupts_every_attempt(
@@ -659,8 +658,7 @@ async def test_flip_times_none_corrupts_every_attempt(
 ) -> None:
     await s3_client.put_object(Bucket=bucket, Key="k", Body=b"abc")
     fault_proxy.flip("GetObject", offset=2, times=None)
-    async with proxied(fault_proxy) as client:
-        assert [await get(client, bucket, "k") for _ in range(3)] == [b"abb"] * 3
+    assert await gets_through(fault_proxy, bucket, "k", times=3) == [b"abb"] * 3
 
 
 # --- Transforms ----------------------------------------------------------------------

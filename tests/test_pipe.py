@@ -53,6 +53,13 @@ async def full_pipe_and_blocked_writer(
     return pipe, writer
 
 
+async def assert_aborted(task: Awaitable[Any], cause: BaseException | None) -> None:
+    """``task`` fails with PipeAbortedError, whose ``__cause__`` is ``cause``."""
+    with pytest.raises(PipeAbortedError) as info:
+        await task
+    assert info.value.__cause__ is cause
+
+
 # -- construction --------------------------------------------------------------
 
 
@@ -336,19 +343,22 @@ async def test_abort_from_writer_wakes_blocked_reader_with_cause() -> None:
     await run_ready()
     cause = OSError("download failed")
     pipe.abort(cause)
-    with pytest.raises(PipeAbortedError) as info:
-        await reader
-    assert info.value.__cause__ is cause
+    await assert_aborted(reader, cause)
     assert pipe.exception is cause
 
 
-async def test_abort_from_reader_wakes_blocked_writer_with_cause() -> None:
-    pipe, writer = await full_pipe_and_blocked_writer()
+def write_more_in_a_shield(pipe: AsyncPipe) -> Awaitable[Any]:
+    return asyncio.shield(write_more(pipe))
+
+
+@pytest.mark.parametrize("write", [write_more, write_more_in_a_shield], ids=["plain", "shielded"])
+async def test_abort_from_reader_wakes_blocked_writer_with_cause(
+    write: Callable[[AsyncPipe], Awaitable[Any]],
+) -> None:
+    pipe, writer = await full_pipe_and_blocked_writer(write)
     cause = RuntimeError("upload failed")
     pipe.abort(cause)
-    with pytest.raises(PipeAbortedError) as info:
-        await writer
-    assert info.value.__cause__ is cause
+    await assert_aborted(writer, cause)
 
 
 async def test_abort_of_blocked_writer_leaves_its_task_uncancelled() -> None:
@@ -375,15 +385,6 @@ async def test_writer_cancelled_and_aborted_at_once_sees_the_cancellation() -> N
     assert pipe.budget.used == 0
 
 
-async def test_abort_of_writer_waiting_in_a_shield_raises_aborted() -> None:
-    pipe, writer = await full_pipe_and_blocked_writer(lambda pipe: asyncio.shield(write_more(pipe)))
-    cause = OSError("gone")
-    pipe.abort(cause)
-    with pytest.raises(PipeAbortedError) as info:
-        await writer
-    assert info.value.__cause__ is cause
-
-
 async def test_abort_returns_buffered_bytes_to_budget_at_once() -> None:
     budget = ByteBudget(100)
     pipe = AsyncPipe(budget=budget)
@@ -401,12 +402,8 @@ async def test_abort_makes_later_writes_and_reads_raise() -> None:
     await pipe.write(b"data")
     cause = ValueError("bad")
     pipe.abort(cause)
-    with pytest.raises(PipeAbortedError) as write_info:
-        await pipe.write(b"more")
-    assert write_info.value.__cause__ is cause
-    with pytest.raises(PipeAbortedError) as read_info:
-        await pipe.read()
-    assert read_info.value.__cause__ is cause
+    await assert_aborted(pipe.write(b"more"), cause)
+    await assert_aborted(pipe.read(), cause)
     with pytest.raises(PipeAbortedError):
         await pipe.readexactly(1)
     with pytest.raises(PipeAbortedError):
@@ -416,9 +413,7 @@ async def test_abort_makes_later_writes_and_reads_raise() -> None:
 async def test_abort_without_cause_raises_without_cause() -> None:
     pipe = AsyncPipe(limit=10)
     pipe.abort()
-    with pytest.raises(PipeAbortedError) as info:
-        await pipe.read()
-    assert info.value.__cause__ is None
+    await assert_aborted(pipe.read(), None)
     assert pipe.aborted and pipe.closed
 
 
@@ -579,9 +574,7 @@ async def test_producer_failure_is_never_seen_as_eof() -> None:
     assert received == b"first half"
     failure = ConnectionResetError("body broke")
     pipe.abort(failure)
-    with pytest.raises(PipeAbortedError) as info:
-        await consumer
-    assert info.value.__cause__ is failure
+    await assert_aborted(consumer, failure)
 
 
 # -- introspection -------------------------------------------------------------

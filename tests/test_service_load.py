@@ -89,6 +89,16 @@ async def _run_service(
     return measured, report
 
 
+async def _put_objects(client: S3Client, bucket: str, big: int, small: int = 0) -> None:
+    """What the service's clients GET: big0... (30 MiB, for those that stop reading),
+    obj0... (12 MiB) and "warm"."""
+    for i in range(big):
+        await put(client, bucket, f"big{i}", payload(30 * MiB, seed=i))
+    for i in range(small):
+        await put(client, bucket, f"obj{i}", payload(12 * MiB, seed=10 + i))
+    await put(client, bucket, "warm", payload(256 * 1024, seed=99))
+
+
 async def _keys(client: S3Client, bucket: str, prefix: str) -> list[str]:
     answer = await client.list_objects_v2(Bucket=bucket, Prefix=prefix)
     return [entry["Key"] for entry in answer.get("Contents", [])]
@@ -107,11 +117,7 @@ async def test_service_with_16_clients_4_stalled_stays_within_the_limit(
     at most the budget plus the slack."""
     bucket = await make_bucket()
     stalled, puts, gets = 4, 6, 6
-    for i in range(stalled):
-        await put(s3_client, bucket, f"big{i}", payload(30 * MiB, seed=i))
-    for i in range(gets):
-        await put(s3_client, bucket, f"obj{i}", payload(12 * MiB, seed=10 + i))
-    await put(s3_client, bucket, "warm", payload(256 * 1024, seed=99))
+    await _put_objects(s3_client, bucket, big=stalled, small=gets)
 
     measured, report = await _run_service(
         moto_server,
@@ -149,9 +155,7 @@ async def test_service_soak_stays_within_the_limit_and_leaves_nothing_behind(
     most the budget plus the slack, and no object or open upload is left from the
     clients that broke off."""
     bucket = await make_bucket()
-    for i in range(5):
-        await put(s3_client, bucket, f"big{i}", payload(30 * MiB, seed=i))
-    await put(s3_client, bucket, "warm", payload(256 * 1024, seed=99))
+    await _put_objects(s3_client, bucket, big=5)
 
     measured, report = await _run_service(
         moto_server,

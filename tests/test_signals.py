@@ -22,7 +22,7 @@ import pytest
 from aqueuepipe.s3 import S3Client
 
 from ._commands import EXIT_STATUS, MESSAGE, SIGNALS, StartCommand
-from ._helpers import MakeBucket, MiB, get, key_exists, open_uploads, payload
+from ._helpers import MakeBucket, MiB, get, key_exists, open_uploads, payload, write_payload
 from .faultproxy import MAX_STALL_SECONDS, Exchange, FaultProxy, Match
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
@@ -57,7 +57,7 @@ def hold(
 def big_file(directory: Path, size: int, seed: int) -> Path:
     """``directory/big.bin`` holding ``size`` bytes of payload ``seed``."""
     source = directory / "big.bin"
-    source.write_bytes(payload(size, seed=seed))
+    write_payload(source, size, seed=seed)
     return source
 
 

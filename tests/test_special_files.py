@@ -34,6 +34,7 @@ from ._helpers import (
     MotoServer,
     get,
     key_exists,
+    make_fifo,
     open_uploads,
     payload,
     read_fifo,
@@ -164,8 +165,7 @@ async def test_wait_for_a_fifo_source_without_writer_returns(
     endpoint: str, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
 ) -> None:
     bucket = await make_bucket()
-    fifo = tmp_path / "in"
-    os.mkfifo(fifo)
+    fifo = make_fifo(tmp_path / "in")
     status, out, err, seconds = await run_script(
         WAIT_FOR, str(fifo), f"s3://{bucket}/k", "inotify=on", endpoint_url=endpoint
     )
@@ -180,8 +180,7 @@ async def test_wait_for_a_fifo_destination_without_reader_returns(
     inotify: str, endpoint: str, make_bucket: MakeBucket, tmp_path: Path
 ) -> None:
     bucket = await make_bucket(objects={"k": payload(64 * 1024, seed=1)})
-    fifo = tmp_path / "out"
-    os.mkfifo(fifo)
+    fifo = make_fifo(tmp_path / "out")
     status, out, err, seconds = await run_script(
         WAIT_FOR, f"s3://{bucket}/k", str(fifo), inotify, endpoint_url=endpoint
     )
@@ -201,8 +200,7 @@ async def test_signal_while_a_fifo_source_has_no_writer_ends_the_command(
     tmp_path: Path,
 ) -> None:
     bucket = await make_bucket()
-    fifo = tmp_path / "in"
-    os.mkfifo(fifo)
+    fifo = make_fifo(tmp_path / "in")
     async with OpenWatch(fifo) as watch:
         command = await start_command(
             "cp", str(fifo), f"s3://{bucket}/k", endpoint_url=moto_server.endpoint_url
@@ -228,8 +226,7 @@ async def test_signal_while_a_fifo_destination_has_no_reader_ends_the_command(
     tmp_path: Path,
 ) -> None:
     bucket = await make_bucket(objects={"k": payload(3 * MiB, seed=2)})
-    fifo = tmp_path / "out"
-    os.mkfifo(fifo)
+    fifo = make_fifo(tmp_path / "out")
     async with OpenWatch(fifo) as watch:
         command = await start_command(
             "cp", f"s3://{bucket}/k", str(fifo), endpoint_url=moto_server.endpoint_url
@@ -365,8 +362,7 @@ async def test_fifo_destination_is_written_to_a_reader_that_comes_later(
 ) -> None:
     data = payload(3 * MiB, seed=3)
     bucket = await make_bucket(objects={"k": data})
-    fifo = tmp_path / "out"
-    os.mkfifo(fifo)
+    fifo = make_fifo(tmp_path / "out")
     received: list[bytes] = []
     async with OpenWatch(fifo) as watch:
         script = await Script.start(
@@ -389,8 +385,7 @@ async def test_fifo_source_is_read_from_a_writer_that_comes_later(
 ) -> None:
     bucket = await make_bucket()
     data = payload(9 * MiB, seed=4)
-    fifo = tmp_path / "in"
-    os.mkfifo(fifo)
+    fifo = make_fifo(tmp_path / "in")
 
     async with OpenWatch(fifo) as watch:
         script = await Script.start(

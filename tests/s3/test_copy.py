@@ -31,6 +31,7 @@ from .._helpers import (
     payload,
     progress_event,
     put,
+    write_payload,
 )
 from .._memory import measure_growth
 
@@ -218,7 +219,7 @@ async def test_failing_source_mid_multipart_aborts_upload_never_completes(
     """A source that breaks half way must abort the upload, not complete a truncated object."""
     dst = await make_bucket()
     path = tmp_path / "shrinking.bin"
-    path.write_bytes(payload(15 * MiB))
+    write_payload(path, 15 * MiB)
 
     # The file shrinks once the first part is uploaded: the source ends early.
     truncate_after = asyncio.Event()
@@ -269,9 +270,8 @@ async def test_upload_then_download_round_trip_is_byte_identical(
     endpoint: str, make_bucket: MakeBucket, tmp_path: Path, size: int
 ) -> None:
     bucket = await make_bucket()
-    data = payload(size, seed=size)
     source = tmp_path / "source.bin"
-    source.write_bytes(data)
+    data = write_payload(source, size, seed=size)
     up = await copy(str(source), f"s3://{bucket}/file", checksums=("md5", "sha256"))
     target = tmp_path / "back" / "target.bin"
     target.parent.mkdir()

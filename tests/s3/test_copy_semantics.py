@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,11 +21,19 @@ from .._helpers import (
     collect,
     get,
     key_exists,
+    make_fifo,
     payload,
     put,
     read_fifo,
     write_fifo,
 )
+
+
+async def copy_tree(src: str, dst: str, endpoint_url: str, **options: Any) -> list[TransferResult]:
+    """The results of one recursive ``copy_many`` of ``src`` to ``dst``."""
+    return await collect(
+        copy_many([(src, dst)], recursive=True, endpoint_url=endpoint_url, **options)
+    )
 
 
 async def test_recursive_copy_into_its_own_prefix_copies_each_object_once(
@@ -37,12 +45,8 @@ async def test_recursive_copy_into_its_own_prefix_copies_each_object_once(
     bucket = await make_bucket()
     for key in ("self/a", "self/sub/b", "self/sub/sub/c", "self/z"):
         await put(s3_client, bucket, key, key.encode())
-    results = await collect(
-        copy_many(
-            [(f"s3://{bucket}/self/", f"s3://{bucket}/self/sub/")],
-            recursive=True,
-            endpoint_url=moto_server.endpoint_url,
-        )
+    results = await copy_tree(
+        f"s3://{bucket}/self/", f"s3://{bucket}/self/sub/", moto_server.endpoint_url
     )
     assert sorted(r.src.rpartition(f"{bucket}/")[2] for r in results if r.ok) == [
         "self/a",
@@ -77,12 +81,8 @@ async def test_recursive_copy_into_a_prefix_holding_it_is_refused(
     bucket = await make_bucket()
     for key in ("self/a", "self/sub/b", "self/sub/sub/c"):
         await put(s3_client, bucket, key, key.encode())
-    results = await collect(
-        copy_many(
-            [(f"s3://{bucket}/{src}", f"s3://{bucket}/{dst}")],
-            recursive=True,
-            endpoint_url=moto_server.endpoint_url,
-        )
+    results = await copy_tree(
+        f"s3://{bucket}/{src}", f"s3://{bucket}/{dst}", moto_server.endpoint_url
     )
     assert len(results) == 1
     assert isinstance(results[0].error, ValueError)
@@ -171,13 +171,7 @@ async def test_key_ending_in_slash_that_holds_data_gets_an_error_result(
     bucket = await make_bucket(
         objects={"d/data/": b"not a folder marker", "d/marker/": b"", "d/marker/file": b"file"}
     )
-    results = await collect(
-        copy_many(
-            [(f"s3://{bucket}/d/", str(tmp_path / "out"))],
-            recursive=True,
-            endpoint_url=moto_server.endpoint_url,
-        )
-    )
+    results = await copy_tree(f"s3://{bucket}/d/", str(tmp_path / "out"), moto_server.endpoint_url)
     failed = [r for r in results if not r.ok]
     assert [r.src for r in failed] == [f"s3://{bucket}/d/data/"]
     assert "ends with '/'" in str(failed[0].error)
@@ -192,13 +186,7 @@ async def test_symlinked_directory_in_an_upload_gets_an_error_result(
     (tmp_path / "src" / "real.txt").write_bytes(b"real")
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "src" / "link").symlink_to(tmp_path / "elsewhere")
-    results = await collect(
-        copy_many(
-            [(str(tmp_path / "src"), f"s3://{bucket}/up/")],
-            recursive=True,
-            endpoint_url=moto_server.endpoint_url,
-        )
-    )
+    results = await copy_tree(str(tmp_path / "src"), f"s3://{bucket}/up/", moto_server.endpoint_url)
     outcome = {Path(r.src).name: r for r in results}
     assert outcome["real.txt"].ok
     assert not outcome["link"].ok
@@ -245,13 +233,8 @@ async def test_keys_a_and_a_slash_b_say_a_file_is_in_the_way(
     moto_server: MotoServer, make_bucket: MakeBucket, tmp_path: Path
 ) -> None:
     bucket = await make_bucket(objects={"p/a": b"file", "p/a/b": b"under it"})
-    results = await collect(
-        copy_many(
-            [(f"s3://{bucket}/p/", str(tmp_path))],
-            recursive=True,
-            concurrency=1,
-            endpoint_url=moto_server.endpoint_url,
-        )
+    results = await copy_tree(
+        f"s3://{bucket}/p/", str(tmp_path), moto_server.endpoint_url, concurrency=1
     )
     failed = [r for r in results if not r.ok]
     assert len(results) == 2 and len(failed) == 1
@@ -285,8 +268,7 @@ async def test_fifo_destination_is_written_in_place(
 ) -> None:
     data = payload(3 * MiB, seed=1)
     bucket = await make_bucket(objects={"k": data})
-    fifo = tmp_path / "out"
-    os.mkfifo(fifo)
+    fifo = make_fifo(tmp_path / "out")
     received: list[bytes] = []
     reader = read_fifo(fifo, received)
     result = await copy(f"s3://{bucket}/k", str(fifo), endpoint_url=moto_server.endpoint_url)
@@ -301,8 +283,7 @@ async def test_fifo_source_is_read_as_a_stream(
 ) -> None:
     bucket = await make_bucket()
     data = payload(9 * MiB, seed=2)
-    fifo = tmp_path / "in"
-    os.mkfifo(fifo)
+    fifo = make_fifo(tmp_path / "in")
 
     writer = write_fifo(fifo, data)
     result = await copy(str(fifo), f"s3://{bucket}/k", endpoint_url=moto_server.endpoint_url)

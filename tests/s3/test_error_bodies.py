@@ -12,7 +12,7 @@ from pathlib import Path
 from aqueuepipe import copy
 from aqueuepipe.s3 import S3Client
 
-from .._helpers import MakeBucket, get, payload
+from .._helpers import MakeBucket, get, payload, write_payload
 from ..faultproxy import FaultProxy, Status
 
 
@@ -34,9 +34,8 @@ async def test_upload_part_retried_when_error_body_breaks(
     fault_proxy: FaultProxy, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
 ) -> None:
     bucket = await make_bucket()
-    data = payload(100_000, seed=2)
     source = tmp_path / "f"
-    source.write_bytes(data)
+    data = write_payload(source, 100_000, seed=2)
     fault_proxy.fail("UploadPart", status=503, cut_after=20)
     await copy(str(source), f"s3://{bucket}/k", endpoint_url=fault_proxy.endpoint_url)
     assert await get(s3_client, bucket, "k") == data

@@ -21,7 +21,17 @@ from aqueuepipe import (
 )
 from aqueuepipe.s3 import S3Client
 
-from .._helpers import MakeBucket, MiB, collect, get, key_exists, open_uploads, payload, put
+from .._helpers import (
+    MakeBucket,
+    MiB,
+    collect,
+    copy_streamed,
+    get,
+    key_exists,
+    open_uploads,
+    payload,
+    put,
+)
 from .._memory import SLACK, measure_growth
 from ..faultproxy import Exchange, FaultProxy, Match
 
@@ -81,13 +91,7 @@ async def test_upload_part_retry_resends_the_part(
     src, dst = await make_bucket(objects={"obj": data}), await make_bucket()
     fault_proxy.fail("UploadPart", status=503, times=2)
     fault_proxy.fail("UploadPart", status=500, times=1, skip=1)
-    result = await copy(
-        f"s3://{src}/obj",
-        f"s3://{dst}/obj",
-        endpoint_url=fault_proxy.endpoint_url,
-        retries=FAST,
-        server_side=False,
-    )
+    result = await copy_streamed(f"s3://{src}/obj", f"s3://{dst}/obj", fault_proxy.endpoint_url)
     assert result.retries >= 3
     assert await get(s3_client, dst, "obj") == data
 
@@ -109,13 +113,7 @@ async def test_source_changed_during_copy_raises_object_changed(
     )
     fault_proxy.reset(Match(operation="GetObject", where=overwrite_before_resume), times=None)
     with pytest.raises(ObjectChangedError) as caught:
-        await copy(
-            f"s3://{src}/obj",
-            f"s3://{dst}/obj",
-            endpoint_url=fault_proxy.endpoint_url,
-            retries=FAST,
-            server_side=False,
-        )
+        await copy_streamed(f"s3://{src}/obj", f"s3://{dst}/obj", fault_proxy.endpoint_url)
     assert caught.value.side == "source"
     assert await open_uploads(s3_client, dst) == []
     assert not await key_exists(s3_client, dst, "obj")

@@ -25,82 +25,21 @@ from aqueuepipe import ByteBudget, copy
 from aqueuepipe.s3 import S3Client
 
 from .._helpers import MakeBucket, MiB, MotoServer, get, payload, put
-from .._memory import SLACK, measure_growth
+from .._memory import SLACK, Growth, measure_growth
 
 pytestmark = pytest.mark.slow
 
 LIMIT = 16 * MiB
 OUTSIDE_PER_COPY = 1 * MiB
 
-_STREAMS = """
-import os
-from aqueuepipe import ByteBudget, copy
-from aqueuepipe.s3 import create_client
-
-BLOCK = os.urandom(64 * 1024)
-
-async def chunks(size):
-    for _ in range(size // len(BLOCK)):
-        yield BLOCK  # the producer's own block, never a new allocation
-
+# The end of the upload workloads: ``count`` uploads of ``size`` bytes at once, each
+# made by the script's ``upload(client, budget, url, size)``, under one budget.
+_UPLOADS = """
 async def run(count, size, name):
     budget = ByteBudget(int(sys.argv[2]))
     async with create_client(endpoint_url=sys.argv[1], max_pool_connections=64) as client:
         results = await asyncio.gather(*(
-            copy(chunks(size), f"s3://{sys.argv[3]}/{name}{i}", budget=budget, client=client)
-            for i in range(count)
-        ))
-    assert all(r.ok for r in results)
-    return sum(r.size for r in results)
-
-async def warm_up():
-    await run(2, 64 * 1024, "warm")
-
-async def workload():
-    return await run(int(sys.argv[4]), 24 * 1024 * 1024, "s")
-"""
-
-_S3_TO_S3 = """
-from aqueuepipe import ByteBudget, copy
-from aqueuepipe.s3 import create_client
-
-async def run(keys, dst_prefix):
-    budget = ByteBudget(int(sys.argv[2]))
-    async with create_client(endpoint_url=sys.argv[1], max_pool_connections=64) as client:
-        results = await asyncio.gather(*(
-            copy(f"s3://{sys.argv[3]}/{k}", f"s3://{sys.argv[3]}/{dst_prefix}{k}",
-                 budget=budget, client=client, part_concurrency=2, server_side=False)
-            for k in keys
-        ))
-    assert all(r.ok for r in results)
-    return sum(r.size for r in results)
-
-async def warm_up():
-    await run(["warm"], "w-")
-
-async def workload():
-    return await run([f"o{i}" for i in range(int(sys.argv[4]))], "copy-")
-"""
-
-_WRITERS = """
-from aqueuepipe import ByteBudget, open_writer
-from aqueuepipe.s3 import create_client
-
-# A buffer the producer reuses, as a socket reader does: every write is copied by
-# the writer's pipe, so what the library holds is its own bytes.
-BLOCK = bytearray(64 * 1024)
-
-async def write(client, budget, url, size):
-    async with open_writer(url, budget=budget, client=client) as body:
-        for _ in range(size // len(BLOCK)):
-            await body.write(BLOCK)
-    return body.result
-
-async def run(count, size, name):
-    budget = ByteBudget(int(sys.argv[2]))
-    async with create_client(endpoint_url=sys.argv[1], max_pool_connections=64) as client:
-        results = await asyncio.gather(*(
-            write(client, budget, f"s3://{sys.argv[3]}/{name}{i}", size) for i in range(count)
+            upload(client, budget, f"s3://{sys.argv[3]}/{name}{i}", size) for i in range(count)
         ))
     assert all(r is not None and r.ok for r in results)
     return sum(r.size for r in results)
@@ -109,25 +48,93 @@ async def warm_up():
     await run(2, 64 * 1024, "warm")
 
 async def workload():
-    return await run(int(sys.argv[4]), 24 * 1024 * 1024, "w")
+    return await run(int(sys.argv[4]), 24 * 1024 * 1024, NAME)
 """
 
-_DOWNLOADS = """
+# The end of the workloads that copy objects o0, o1... (and "warm" first) at once:
+# the script's ``copy_all(client, keys, *place)`` copies them and returns the results.
+_COPIES = """
+async def run(keys, *place):
+    async with create_client(endpoint_url=sys.argv[1], max_pool_connections=64) as client:
+        results = await copy_all(client, keys, *place)
+    assert len(results) == len(keys) and all(r.ok for r in results), results
+    return sum(r.size for r in results)
+"""
+
+_STREAMS = (
+    """
 import os
 from aqueuepipe import ByteBudget, copy
 from aqueuepipe.s3 import create_client
 
-async def run(keys, directory):
+NAME = "s"
+BLOCK = os.urandom(64 * 1024)
+
+async def chunks(size):
+    for _ in range(size // len(BLOCK)):
+        yield BLOCK  # the producer's own block, never a new allocation
+
+async def upload(client, budget, url, size):
+    return await copy(chunks(size), url, budget=budget, client=client)
+"""
+    + _UPLOADS
+)
+
+_S3_TO_S3 = (
+    """
+from aqueuepipe import ByteBudget, copy
+from aqueuepipe.s3 import create_client
+
+async def copy_all(client, keys, dst_prefix):
+    budget = ByteBudget(int(sys.argv[2]))
+    return await asyncio.gather(*(
+        copy(f"s3://{sys.argv[3]}/{k}", f"s3://{sys.argv[3]}/{dst_prefix}{k}",
+             budget=budget, client=client, part_concurrency=2, server_side=False)
+        for k in keys
+    ))
+
+async def warm_up():
+    await run(["warm"], "w-")
+
+async def workload():
+    return await run([f"o{i}" for i in range(int(sys.argv[4]))], "copy-")
+"""
+    + _COPIES
+)
+
+_WRITERS = (
+    """
+from aqueuepipe import ByteBudget, open_writer
+from aqueuepipe.s3 import create_client
+
+NAME = "w"
+# A buffer the producer reuses, as a socket reader does: every write is copied by
+# the writer's pipe, so what the library holds is its own bytes.
+BLOCK = bytearray(64 * 1024)
+
+async def upload(client, budget, url, size):
+    async with open_writer(url, budget=budget, client=client) as body:
+        for _ in range(size // len(BLOCK)):
+            await body.write(BLOCK)
+    return body.result
+"""
+    + _UPLOADS
+)
+
+_DOWNLOADS = (
+    """
+import os
+from aqueuepipe import ByteBudget, copy
+from aqueuepipe.s3 import create_client
+
+async def copy_all(client, keys, directory):
     budget = ByteBudget(int(sys.argv[2]))
     os.makedirs(directory, exist_ok=True)
-    async with create_client(endpoint_url=sys.argv[1], max_pool_connections=64) as client:
-        results = await asyncio.gather(*(
-            copy(f"s3://{sys.argv[3]}/{k}", os.path.join(directory, k), budget=budget,
-                 client=client)
-            for k in keys
-        ))
-    assert all(r.ok for r in results)
-    return sum(r.size for r in results)
+    return await asyncio.gather(*(
+        copy(f"s3://{sys.argv[3]}/{k}", os.path.join(directory, k), budget=budget,
+             client=client)
+        for k in keys
+    ))
 
 async def warm_up():
     await run(["warm"], os.path.join(sys.argv[4], "warm"))
@@ -135,20 +142,20 @@ async def warm_up():
 async def workload():
     return await run([f"o{i}" for i in range(int(sys.argv[5]))], sys.argv[4])
 """
+    + _COPIES
+)
 
-_COPY_MANY = """
+_COPY_MANY = (
+    """
 from aqueuepipe import copy_many
 from aqueuepipe.s3 import create_client
 
-async def run(keys, dst_prefix):
+async def copy_all(client, keys, dst_prefix):
     bucket = sys.argv[3]
-    async with create_client(endpoint_url=sys.argv[1], max_pool_connections=64) as client:
-        results = [r async for r in copy_many(
-            [(f"s3://{bucket}/{k}", f"s3://{bucket}/{dst_prefix}{k}") for k in keys],
-            limit=int(sys.argv[2]), concurrency=16, client=client, server_side=False,
-        )]
-    assert len(results) == len(keys) and all(r.ok for r in results), results
-    return sum(r.size for r in results)
+    return [r async for r in copy_many(
+        [(f"s3://{bucket}/{k}", f"s3://{bucket}/{dst_prefix}{k}") for k in keys],
+        limit=int(sys.argv[2]), concurrency=16, client=client, server_side=False,
+    )]
 
 async def warm_up():
     await run(["warm"], "w-")
@@ -156,6 +163,23 @@ async def warm_up():
 async def workload():
     return await run([f"o{i}" for i in range(int(sys.argv[4]))], "many-")
 """
+    + _COPIES
+)
+
+
+async def put_sixteen(client: S3Client, bucket: str, seed: int) -> bytes:
+    """Objects o0 to o15 of the same 24 MiB, and a small "warm"; return the 24 MiB."""
+    data = payload(24 * MiB, seed=seed)
+    await asyncio.gather(*(put(client, bucket, f"o{i}", data) for i in range(16)))
+    await put(client, bucket, "warm", b"w" * 1000)
+    return data
+
+
+def check_growth(measured: Growth, count: int, allowed: int) -> None:
+    """``count`` copies of 24 MiB were made, and the process grew by ``allowed`` at most."""
+    assert measured.report == count * 24 * MiB
+    print(f"peak RSS growth {measured.mib:.1f} MiB")  # for the record (pytest -s)
+    assert measured.growth <= allowed, f"{measured.mib:.1f} MiB"
 
 
 @pytest.mark.parametrize("count", [1, 4, 16])
@@ -168,23 +192,26 @@ async def test_concurrent_stream_uploads_stay_within_the_limit(
     measured = await measure_growth(
         _STREAMS, moto_server.endpoint_url, str(LIMIT), bucket, str(count)
     )
-    assert measured.report == count * 24 * MiB
-    print(f"peak RSS growth {measured.mib:.1f} MiB")  # for the record (pytest -s)
-    assert measured.growth <= LIMIT + SLACK, f"{measured.mib:.1f} MiB"
+    check_growth(measured, count, LIMIT + SLACK)
 
 
-async def test_concurrent_s3_to_s3_copies_stay_within_the_limit(
-    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+@pytest.mark.parametrize(
+    ("script", "last_copy"),
+    [(_S3_TO_S3, "copy-o15"), (_COPY_MANY, "many-o15")],
+    ids=["copy", "copy_many"],
+)
+async def test_sixteen_s3_to_s3_copies_at_once_stay_within_the_limit(
+    moto_server: MotoServer,
+    s3_client: S3Client,
+    make_bucket: MakeBucket,
+    script: str,
+    last_copy: str,
 ) -> None:
     bucket = await make_bucket()
-    data = payload(24 * MiB, seed=1)
-    await asyncio.gather(*(put(s3_client, bucket, f"o{i}", data) for i in range(16)))
-    await put(s3_client, bucket, "warm", b"w" * 1000)
-    measured = await measure_growth(_S3_TO_S3, moto_server.endpoint_url, str(LIMIT), bucket, "16")
-    assert measured.report == 16 * 24 * MiB
-    print(f"peak RSS growth {measured.mib:.1f} MiB")  # for the record (pytest -s)
-    assert measured.growth <= LIMIT + SLACK + 16 * OUTSIDE_PER_COPY, f"{measured.mib:.1f} MiB"
-    assert await get(s3_client, bucket, "copy-o15") == data
+    data = await put_sixteen(s3_client, bucket, seed=1)
+    measured = await measure_growth(script, moto_server.endpoint_url, str(LIMIT), bucket, "16")
+    check_growth(measured, 16, LIMIT + SLACK + 16 * OUTSIDE_PER_COPY)
+    assert await get(s3_client, bucket, last_copy) == data
 
 
 async def test_tiny_stream_does_not_wait_for_a_whole_part_of_a_busy_budget(
@@ -216,9 +243,7 @@ async def test_concurrent_writers_stay_within_the_limit(
     """16 open_writer blocks, each writing 24 MiB in 64 KiB writes, share 16 MiB."""
     bucket = await make_bucket()
     measured = await measure_growth(_WRITERS, moto_server.endpoint_url, str(LIMIT), bucket, "16")
-    assert measured.report == 16 * 24 * MiB
-    print(f"peak RSS growth {measured.mib:.1f} MiB")  # for the record (pytest -s)
-    assert measured.growth <= LIMIT + SLACK + 16 * OUTSIDE_PER_COPY, f"{measured.mib:.1f} MiB"
+    check_growth(measured, 16, LIMIT + SLACK + 16 * OUTSIDE_PER_COPY)
     head = await s3_client.head_object(Bucket=bucket, Key="w15")
     assert head["ContentLength"] == 24 * MiB
 
@@ -227,27 +252,9 @@ async def test_concurrent_downloads_to_files_stay_within_the_limit(
     moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
 ) -> None:
     bucket = await make_bucket()
-    data = payload(24 * MiB, seed=2)
-    await asyncio.gather(*(put(s3_client, bucket, f"o{i}", data) for i in range(16)))
-    await put(s3_client, bucket, "warm", b"w" * 1000)
+    data = await put_sixteen(s3_client, bucket, seed=2)
     measured = await measure_growth(
         _DOWNLOADS, moto_server.endpoint_url, str(LIMIT), bucket, str(tmp_path), "16"
     )
-    assert measured.report == 16 * 24 * MiB
-    print(f"peak RSS growth {measured.mib:.1f} MiB")  # for the record (pytest -s)
-    assert measured.growth <= LIMIT + SLACK + 16 * OUTSIDE_PER_COPY, f"{measured.mib:.1f} MiB"
+    check_growth(measured, 16, LIMIT + SLACK + 16 * OUTSIDE_PER_COPY)
     assert (tmp_path / "o15").read_bytes() == data
-
-
-async def test_copy_many_sixteen_at_once_stays_within_the_limit(
-    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
-) -> None:
-    bucket = await make_bucket()
-    data = payload(24 * MiB, seed=3)
-    await asyncio.gather(*(put(s3_client, bucket, f"o{i}", data) for i in range(16)))
-    await put(s3_client, bucket, "warm", b"w" * 1000)
-    measured = await measure_growth(_COPY_MANY, moto_server.endpoint_url, str(LIMIT), bucket, "16")
-    assert measured.report == 16 * 24 * MiB
-    print(f"peak RSS growth {measured.mib:.1f} MiB")  # for the record (pytest -s)
-    assert measured.growth <= LIMIT + SLACK + 16 * OUTSIDE_PER_COPY, f"{measured.mib:.1f} MiB"
-    assert await get(s3_client, bucket, "many-o15") == data

@@ -17,7 +17,16 @@ import pytest
 from aqueuepipe import ChecksumMismatchError, TransferError, copy, open_writer
 from aqueuepipe.s3 import S3Client
 
-from .._helpers import FAST, MakeBucket, MiB, MotoServer, get, key_exists, open_uploads, payload
+from .._helpers import (
+    FAST,
+    MakeBucket,
+    MiB,
+    MotoServer,
+    get,
+    key_exists,
+    open_uploads,
+    write_payload,
+)
 from ..faultproxy import UPLOADS, FaultProxy
 
 PRECIOUS = b"what was there before " * 1000
@@ -41,7 +50,7 @@ async def test_unprovable_sse_kms_upload_required_to_verify_keeps_the_old_object
     """SSE-KMS ETags are no MD5s: nothing proves what the server stored, so
     verify="required" fails, and it fails before the key is replaced."""
     source = tmp_path / "new.bin"
-    source.write_bytes(payload(100_000, seed=1))
+    write_payload(source, 100_000, seed=1)
     with pytest.raises(TransferError, match="no evidence"):
         await copy(
             str(source),
@@ -71,9 +80,8 @@ async def test_sse_kms_upload_without_verify_required_is_ok_but_unproven(
     moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
 ) -> None:
     bucket = await make_bucket()
-    data = payload(100_000, seed=2)
     source = tmp_path / "new.bin"
-    source.write_bytes(data)
+    data = write_payload(source, 100_000, seed=2)
     result = await copy(
         str(source), f"s3://{bucket}/k", endpoint_url=moto_server.endpoint_url, sse="aws:kms"
     )
@@ -88,7 +96,7 @@ async def test_body_corrupted_on_every_send_keeps_the_old_object(
     """The server stores a flipped byte every time: the copy fails on the
     destination side, and the key still holds what it held."""
     source = tmp_path / "new.bin"
-    source.write_bytes(payload(size, seed=3))
+    write_payload(source, size, seed=3)
     fault_proxy.flip(UPLOADS, offset=0, direction="request", times=None)
     with pytest.raises(ChecksumMismatchError) as caught:
         await copy(
@@ -106,7 +114,7 @@ async def test_body_corrupted_on_every_send_leaves_no_new_key(
 ) -> None:
     bucket = await make_bucket()
     source = tmp_path / "new.bin"
-    source.write_bytes(payload(100_000, seed=4))
+    write_payload(source, 100_000, seed=4)
     fault_proxy.flip(UPLOADS, offset=0, direction="request", times=None)
     with pytest.raises(ChecksumMismatchError):
         await copy(
@@ -147,9 +155,8 @@ async def test_create_whose_answer_is_lost_leaves_no_upload_open(
     """The server made the upload, its answer never arrived, the client asked again:
     the first upload, whose id the client never saw, is aborted too."""
     bucket = await make_bucket()
-    data = payload(6 * MiB, seed=5)
     source = tmp_path / "new.bin"
-    source.write_bytes(data)
+    data = write_payload(source, 6 * MiB, seed=5)
     getattr(fault_proxy, fault)("CreateMultipartUpload", after_bytes=10)
     result = await copy(
         str(source),

@@ -16,7 +16,7 @@ import pytest
 from aqueuepipe import copy, copy_many
 from aqueuepipe.s3 import S3Client
 
-from .._helpers import MakeBucket, MiB, MotoServer, collect, get, payload, put
+from .._helpers import MakeBucket, MiB, MotoServer, collect, get, payload, put, write_payload
 
 RATE = 4 * MiB  # its bucket holds 1 MiB
 
@@ -32,9 +32,8 @@ async def test_upload_capped_takes_at_least_its_bytes_over_the_rate(
     moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
 ) -> None:
     bucket = await make_bucket()
-    data = payload(6 * MiB, seed=1)
     source = tmp_path / "six"
-    source.write_bytes(data)
+    data = write_payload(source, 6 * MiB, seed=1)
     seconds = await timed(
         copy(
             str(source), f"s3://{bucket}/six", endpoint_url=moto_server.endpoint_url, max_rate=RATE
@@ -68,7 +67,7 @@ async def test_copies_of_one_call_share_the_cap(
     pairs = []
     for n in range(3):
         path = tmp_path / f"f{n}"
-        path.write_bytes(payload(2 * MiB, seed=n))
+        write_payload(path, 2 * MiB, seed=n)
         pairs.append((str(path), f"s3://{bucket}/f{n}"))
     loop = asyncio.get_running_loop()
     started = loop.time()

@@ -29,6 +29,7 @@ from tests._helpers import (
     payload,
     progress_event,
     put,
+    write_payload,
 )
 from tests.conftest import MakeBucket
 from tests.faultproxy import FaultProxy, Match
@@ -126,9 +127,8 @@ async def test_multipart_source_with_a_full_object_crc_is_copied_and_proven(
     """A server that reports no part checksums (moto) stores a checksum it was given
     nothing to check: the same ETag proves the copy, and it is not failed."""
     src, dst = await make_bucket(), await make_bucket()
-    data = payload(12 * MiB, seed=9)
     local = tmp_path / "up.bin"
-    local.write_bytes(data)
+    data = write_payload(local, 12 * MiB, seed=9)
     endpoint = moto_server.endpoint_url
     await copy(str(local), f"s3://{src}/full", endpoint_url=endpoint, part_size=5 * MiB)
     result = await copy(f"s3://{src}/full", f"s3://{dst}/full", endpoint_url=endpoint)

@@ -22,6 +22,7 @@ from .._helpers import (
     MiB,
     MotoServer,
     collect,
+    copy_streamed,
     key_exists,
     open_uploads,
     payload,
@@ -87,13 +88,7 @@ async def test_source_connection_broken_for_good_is_the_source(
     src, dst = await make_bucket(objects={"big": payload(17 * MiB, seed=3)}), await make_bucket()
     fault_proxy.reset(Match(operation="GetObject"), after_bytes=MiB, times=None)
     with pytest.raises(TransferError) as caught:
-        await copy(
-            f"s3://{src}/big",
-            f"s3://{dst}/big",
-            endpoint_url=fault_proxy.endpoint_url,
-            retries=FAST,
-            server_side=False,
-        )
+        await copy_streamed(f"s3://{src}/big", f"s3://{dst}/big", fault_proxy.endpoint_url)
     assert caught.value.side == "source"
     assert await open_uploads(s3_client, dst) == []
 

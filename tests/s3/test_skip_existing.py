@@ -9,7 +9,7 @@ from typing import Any
 from aqueuepipe import TransferResult, copy_many
 from aqueuepipe.s3 import S3Client
 
-from .._helpers import MakeBucket, MiB, MotoServer, get, payload, put
+from .._helpers import MakeBucket, MiB, MotoServer, get, payload, put, write_payload
 from ..faultproxy import FaultProxy
 
 
@@ -23,9 +23,8 @@ async def run(pairs: Any, endpoint: str, **options: Any) -> list[TransferResult]
 async def test_rerun_of_a_prefix_copy_copies_nothing(
     moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
 ) -> None:
-    src, dst = await make_bucket(), await make_bucket()
-    for i in range(5):
-        await put(s3_client, src, f"d/{i}", payload(1000 + i, seed=i))
+    src = await make_bucket(objects={f"d/{i}": payload(1000 + i, seed=i) for i in range(5)})
+    dst = await make_bucket()
     # A single PUT of 11 MiB is copied in parts (another ETag): the CRC64NVME
     # checksum that S3 now stores with every new object is what proves it the same.
     await s3_client.put_object(
@@ -42,9 +41,8 @@ async def test_rerun_of_a_prefix_copy_copies_nothing(
 async def test_only_deleted_and_changed_objects_are_copied_again(
     moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
 ) -> None:
-    src, dst = await make_bucket(), await make_bucket()
-    for i in range(20):
-        await put(s3_client, src, f"d/{i:02}", payload(500, seed=i))
+    src = await make_bucket(objects={f"d/{i:02}": payload(500, seed=i) for i in range(20)})
+    dst = await make_bucket()
     pairs = [(f"s3://{src}/d/", f"s3://{dst}/d/")]
     await run(pairs, moto_server.endpoint_url, recursive=True)
     for i in range(10):
@@ -68,7 +66,7 @@ async def test_download_is_skipped_when_the_file_holds_the_object(
     assert not first.skipped
     (second,) = await run(pairs, moto_server.endpoint_url)
     assert second.skipped
-    target.write_bytes(payload(3000, seed=2))  # same size, other bytes
+    write_payload(target, 3000, seed=2)  # same size, other bytes
     (third,) = await run(pairs, moto_server.endpoint_url)
     assert not third.skipped
     assert target.read_bytes() == payload(3000, seed=1)
@@ -79,13 +77,13 @@ async def test_upload_is_skipped_when_the_object_holds_the_file(
 ) -> None:
     dst = await make_bucket()
     source = tmp_path / "f"
-    source.write_bytes(payload(9 * MiB, seed=3))
+    write_payload(source, 9 * MiB, seed=3)
     pairs = [(str(source), f"s3://{dst}/f")]
     (first,) = await run(pairs, moto_server.endpoint_url)
     assert not first.skipped
     (second,) = await run(pairs, moto_server.endpoint_url)
     assert second.skipped and second.size == 9 * MiB
-    source.write_bytes(payload(9 * MiB, seed=4))
+    write_payload(source, 9 * MiB, seed=4)
     (third,) = await run(pairs, moto_server.endpoint_url)
     assert not third.skipped
     assert await get(s3_client, dst, "f") == payload(9 * MiB, seed=4)
@@ -94,9 +92,8 @@ async def test_upload_is_skipped_when_the_object_holds_the_file(
 async def test_first_run_asks_one_head_per_object_and_a_rerun_two(
     fault_proxy: FaultProxy, s3_client: S3Client, make_bucket: MakeBucket
 ) -> None:
-    src, dst = await make_bucket(), await make_bucket()
-    for i in range(3):
-        await put(s3_client, src, f"d/{i}", payload(100, seed=i))
+    src = await make_bucket(objects={f"d/{i}": payload(100, seed=i) for i in range(3)})
+    dst = await make_bucket()
     pairs = [(f"s3://{src}/d/{i}", f"s3://{dst}/d/{i}") for i in range(3)]
     first = await run(pairs, fault_proxy.endpoint_url)
     assert not any(r.skipped for r in first)
