@@ -39,6 +39,8 @@ class Expanded(NamedTuple):
     #: or data under such a key), never a prefix to copy "into".  Only a pair as
     #: given reads or writes a special file as a stream.
     listed: bool = False
+    #: A listing of the destination, just made, has no object at ``dst``.
+    dst_absent: bool = False
 
 
 GetClient = Callable[[Side], Awaitable[S3Client]]

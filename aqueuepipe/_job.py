@@ -29,7 +29,11 @@ from .s3._objects import retry_attempts
 from .s3._translate import translate_error
 from .s3._urls import S3Url
 
-__all__ = ["Attempt", "ChecksumRefused", "Job", "decisions_unwrapped"]
+__all__ = ["Attempt", "ChecksumRefused", "Job", "KeyPresent", "decisions_unwrapped"]
+
+
+class KeyPresent(Exception):
+    """A PutObject with ``If-None-Match: *`` was refused: the key is not known absent."""
 
 
 class ChecksumRefused(Exception):
@@ -91,6 +95,9 @@ class Job:
         self.source_etag: str | None = None
         #: The destination was written, even if the copy was cancelled after that.
         self.committed = False
+        #: A listing made just before showed no destination object (see
+        #: :meth:`~aqueuepipe._upload.Uploader._put_part`).
+        self.dst_absent = False
         self._deadline: asyncio.Timeout | None = None
 
     def read_again(self) -> None:
@@ -138,7 +145,7 @@ class Job:
         """
         try:
             yield
-        except (TransferError, SourceMismatch, ChecksumRefused):
+        except (TransferError, SourceMismatch, ChecksumRefused, KeyPresent):
             raise
         except Exception as exc:
             if side == "source" and isinstance(exc, botocore.exceptions.FlexibleChecksumError):

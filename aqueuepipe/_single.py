@@ -30,8 +30,11 @@ async def copy_one(
     dst_client: S3Client | None,
     pool: ClientPool,
     options: Options,
+    *,
+    dst_absent: bool = False,
 ) -> TransferResult:
     """Run one copy; return its result with ``error`` set instead of raising.
+    ``dst_absent``: a listing just made shows no destination object.
 
     Cancellation propagates (after cleanup); every other failure is translated
     to a :class:`TransferError` and put in the result.
@@ -57,6 +60,7 @@ async def copy_one(
             options.progress.transfer_finished(result)
             return result
     job = Job(src, dst, src_loc, dst_loc, options)
+    job.dst_absent = dst_absent
     copier = Copy(job)
     try:
         async with asyncio.timeout(options.policy.stall_timeout) as deadline:

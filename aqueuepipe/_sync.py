@@ -253,7 +253,14 @@ class _Run:
         if same or dry_run:
             return _result(source, target, src, skipped=same, planned=not same)
         root = self.src if isinstance(self.src, Path) else self.dst
-        return Expanded(source, target, root if isinstance(root, Path) else None, None, True)
+        return Expanded(
+            source,
+            target,
+            root if isinstance(root, Path) else None,
+            None,
+            listed=True,
+            dst_absent=dst is None and isinstance(self.dst, S3Url),
+        )
 
     async def copies(
         self, pool: ClientPool, *, dry_run: bool

@@ -20,7 +20,7 @@ import botocore.exceptions
 
 from ._cancel import run_to_end
 from ._errors import ChecksumMismatchError, TransferError
-from ._job import ChecksumRefused, Job, decisions_unwrapped
+from ._job import ChecksumRefused, Job, KeyPresent, decisions_unwrapped
 from ._journal import StoredPart
 from ._part import (
     Digests,
@@ -73,6 +73,13 @@ def _error_code(exc: botocore.exceptions.ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code") or "")
 
 
+#: Answers to a conditional PUT meaning "not written": the key exists (412), a
+#: conflicting write is under way (409), or the server does not take the header.
+_CONDITION_REFUSED = frozenset(
+    {"PreconditionFailed", "ConditionalRequestConflict", "NotImplemented", "InvalidArgument"}
+)
+
+
 class Uploader:
     """The uploads of one copy to S3: what its directions hand their source to."""
 
@@ -122,10 +129,14 @@ class Uploader:
 
     def _one_put_kept(self, etag: str | None, size: int) -> bool:
         """Whether a source stored with one PUT (a plain MD5 ETag) and at least
-        ``part_size`` long goes with one PutObject too, to keep its ETag: when it
-        is at most half the budget (its bytes are all held at once) and 5 GiB."""
+        ``part_size`` long goes with one PutObject too, to keep its ETag: on a
+        server that checks digests (elsewhere a PUT is not sent, see
+        :meth:`_put_part`), when it is at most half the budget (its bytes are all
+        held at once) and 5 GiB."""
         if etag is None or not etag_is_md5_based(etag) or "-" in etag:
             return False
+        if not self.job.attempt.sending.trusted:
+            return False  # it would go as a one-part upload: another ETag all the same
         return self.job.options.part_size <= size <= min(self.job.budget.limit // 2, MAX_PART_SIZE)
 
     def _kept(self, layout: PartLayout | None, size: int) -> tuple[int, ...] | None:
@@ -163,15 +174,28 @@ class Uploader:
         disagrees with its digests; elsewhere the bytes go as a one-part multipart
         upload, checked before CompleteMultipartUpload, so a failed copy never
         destroys what the key held.  (An empty object has no bytes to get wrong.)
+        A key a listing showed absent (``job.dst_absent``) holds nothing to
+        destroy: it gets a PutObject with ``If-None-Match: *``, which a key
+        written since refuses (then the multipart way is taken).
         """
         digests = await hash_part(self.job.attempt, part, whole=True)
         self.job.verify_source()  # before anything is sent
+        if_absent = False
         if not self.job.attempt.sending.trusted and part.size:
+            if_absent = self.job.dst_absent
+            if not if_absent:
+                await self._multipart(
+                    None, part.size, part.size, client, dst, first=part, first_digests=digests
+                )
+                return
+        try:
+            response = await self._send_put(client, dst, part, digests, if_absent=if_absent)
+        except KeyPresent:
+            self.job.dst_absent = False
             await self._multipart(
                 None, part.size, part.size, client, dst, first=part, first_digests=digests
             )
             return
-        response = await self._send_put(client, dst, part, digests)
         self.job.etag = str(response["ETag"])
         self.job.options.progress.transfer_advanced(self.job.src, self.job.dst, part.size)
         part.close(reuse=True)
@@ -213,14 +237,17 @@ class Uploader:
         return got
 
     async def _send_put(
-        self, client: S3Client, dst: S3Url, part: Part, digests: Digests
+        self, client: S3Client, dst: S3Url, part: Part, digests: Digests, *, if_absent: bool
     ) -> Mapping[str, Any]:
         """PutObject the part until the server's answer proves it stored the bytes.
 
         A server that refuses the checksum header gets the same PUT on the MD5
         path; a key found holding wrong bytes, or unproven under
-        ``verify="required"``, is deleted.
+        ``verify="required"``, is deleted.  ``if_absent``: the first PUT is
+        conditional (``If-None-Match: *``); KeyPresent if the server refuses it
+        (the key exists, or the server does not take the condition).
         """
+        conditional = [if_absent]  # the first request only: later ones replace our own
 
         async def send() -> Mapping[str, Any]:
             sending = self.job.attempt.sending
@@ -231,6 +258,8 @@ class Uploader:
                 "Body": part.body,
                 "ContentLength": part.size,
             }
+            if conditional[0]:
+                kwargs["IfNoneMatch"] = "*"
             if sending.algorithm is not None and digests.checksum is not None:
                 kwargs["ChecksumAlgorithm"] = s3_algorithm(sending.algorithm)
                 kwargs[f"Checksum{s3_algorithm(sending.algorithm)}"] = digests.checksum
@@ -239,7 +268,13 @@ class Uploader:
                     digests.md5 = await md5_of(part)
                 kwargs["ContentMD5"] = digests.content_md5
             part.body.seek(0)
-            response: Mapping[str, Any] = await client.put_object(**kwargs)
+            try:
+                response: Mapping[str, Any] = await client.put_object(**kwargs)
+            except botocore.exceptions.ClientError as exc:
+                if conditional[0] and _error_code(exc) in _CONDITION_REFUSED:
+                    raise KeyPresent from exc
+                raise
+            conditional[0] = False
             return response
 
         endpoint = client.meta.endpoint_url

@@ -390,7 +390,7 @@ async def _check_and_copy(
     except Exception as exc:  # past the checks, only the destination's directory is made
         return _failed(src, dst, _as_transfer_error(exc, src, dst, "destination"), options)
     try:
-        return await _copy_pair(src, dst, src_loc, dst_loc, pool, options)
+        return await _copy_pair(src, dst, src_loc, dst_loc, pool, options, item.dst_absent)
     finally:
         # A special file this library opened is closed however the copy ended.
         for end in (src_loc, dst_loc):
@@ -427,6 +427,7 @@ async def _copy_pair(
     dst_loc: End,
     pool: ClientPool,
     options: Options,
+    dst_absent: bool = False,
 ) -> TransferResult:
     """Get the pair's clients from ``pool``, then copy; errors become the result's."""
     both = isinstance(src_loc, S3Url) and isinstance(dst_loc, S3Url)
@@ -442,7 +443,9 @@ async def _copy_pair(
         check_distinct(src_loc, dst_loc, one_endpoint=same_endpoint(src_client, dst_client))
     except ValueError as exc:
         return _failed(src, dst, exc, options)
-    result = await copy_one(src, dst, src_loc, dst_loc, src_client, dst_client, pool, options)
+    result = await copy_one(
+        src, dst, src_loc, dst_loc, src_client, dst_client, pool, options, dst_absent=dst_absent
+    )
     if options.recursive and isinstance(result.error, NoSuchKeyError) and src_client is not None:
         assert isinstance(src_loc, S3Url)
         result = await _point_at_prefix(result, src_loc, src_client)

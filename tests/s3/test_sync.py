@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -374,3 +375,50 @@ async def test_sync_in_order_lets_the_later_filter_win(
 async def test_sync_in_order_refuses_a_filter_that_is_not_a_pair() -> None:
     with pytest.raises(TypeError, match="pairs"):
         await collect(sync_in_order("s3://b-1/p/", "s3://b-2/p/", [("keep", "*")]))  # type: ignore[list-item]
+
+
+async def test_sync_uploads_keys_the_listing_shows_absent_with_one_put_each(
+    moto_server: MotoServer, make_bucket: MakeBucket, tmp_path: Path
+) -> None:
+    """Plain moto does not check digests, so a PUT over an existing key could destroy
+    it before its answer proves anything: such keys go as one-part multipart
+    uploads.  A key the listing shows absent has nothing to lose: one conditional
+    PutObject (``If-None-Match: *``), three requests fewer."""
+    for n in range(5):
+        (tmp_path / f"f{n}").write_bytes(payload(1000 + n, seed=n))
+    dst = await make_bucket()
+    moto_server.reset_requests()
+    results = await collect(
+        sync(str(tmp_path), f"s3://{dst}/", endpoint_url=moto_server.endpoint_url)
+    )
+    assert all(r.ok and r.verified for r in results) and len(results) == 5
+    counts = moto_server.requests()
+    # (The one multipart upload a process makes is its probe of whether the server
+    # checks digests, aborted: no object is written that way.)
+    assert counts["PutObject"] == 5 and counts["CompleteMultipartUpload"] == 0, counts.counts
+
+
+async def test_upload_to_a_key_written_since_its_listing_keeps_the_safe_way(
+    moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path
+) -> None:
+    """The listing said absent, but the key exists by the time the copy starts: the
+    conditional PUT is refused (412) and the bytes go the multipart way."""
+    from aqueuepipe._clients import ClientPool
+    from aqueuepipe._expand import Expanded
+    from aqueuepipe._options import build_options
+    from aqueuepipe.transfer import run_batch
+
+    dst = await make_bucket(objects={"k": b"written meanwhile"})
+    (tmp_path / "k").write_bytes(b"the file's bytes")
+    options = build_options(endpoint_url=moto_server.endpoint_url)
+
+    async def items() -> AsyncIterator[Expanded]:
+        yield Expanded(str(tmp_path / "k"), f"s3://{dst}/k", tmp_path, None, True, True)
+
+    moto_server.reset_requests()
+    async with ClientPool(options) as pool:
+        [result] = [r async for r in run_batch(items(), options, pool)]
+    assert result.ok, result.error
+    assert await get(s3_client, dst, "k") == b"the file's bytes"
+    counts = moto_server.requests()
+    assert counts["PutObject"] == 1 and counts["CompleteMultipartUpload"] == 1, counts.counts
