@@ -11,14 +11,41 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
+
+from .faultproxy import MAX_STALL_SECONDS, Exchange, FaultProxy, Match
 
 EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}
 MESSAGE = {signal.SIGINT: "aqueuepipe: interrupted\n", signal.SIGTERM: "aqueuepipe: terminated\n"}
 SIGNALS = pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["INT", "TERM"])
+# Long enough that the copy is still held when the signal arrives; the proxy
+# lets go of held requests when it closes at the end of the test.
+HOLD_SECONDS = MAX_STALL_SECONDS
 # Variables that would make rich draw progress bars or colours into the pipes.
 _TERMINAL_VARIABLES = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "CLICOLOR_FORCE")
+
+
+def arrival(operation: str) -> tuple[Match, asyncio.Event]:
+    """A match for ``operation`` and an event set when the proxy receives one."""
+    arrived = asyncio.Event()
+
+    def seen(exchange: Exchange) -> bool:
+        arrived.set()
+        return True
+
+    return Match(operation=operation, where=seen), arrived
+
+
+def hold(
+    proxy: FaultProxy, operation: str, seconds: float = HOLD_SECONDS, **how: Any
+) -> asyncio.Event:
+    """Have ``proxy`` stall every ``operation`` request for ``seconds`` (``how``: more
+    :meth:`~tests.faultproxy.FaultProxy.stall` keywords); an event set when one arrives."""
+    match, arrived = arrival(operation)
+    proxy.stall(match, seconds=seconds, **how)
+    return arrived
 
 
 class Command:

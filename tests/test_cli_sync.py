@@ -8,22 +8,22 @@ moto server's own per-operation counter, never from the client.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
 from aqueuepipe.cli import main
 from aqueuepipe.s3 import S3Client
 
-from ._commands import EXIT_STATUS, MESSAGE, SIGNALS
+from ._commands import EXIT_STATUS, MESSAGE, SIGNALS, hold
 from ._helpers import MakeBucket, MiB, MotoServer, get, open_uploads, payload
 from .conftest import StartCommand
-from .faultproxy import MAX_STALL_SECONDS, Exchange, FaultProxy, Match
+from .faultproxy import FaultProxy
 
 #: The requests that write or delete at the server.
 WRITES = frozenset(
@@ -40,13 +40,20 @@ WRITES = frozenset(
 )
 
 
-async def run_sync(
-    start_command: StartCommand, *args: str, endpoint_url: str
-) -> tuple[int, str, str]:
-    """``aqueuepipe sync ARGS``: its exit status, standard output and standard error."""
-    command = await start_command("sync", *args, endpoint_url=endpoint_url)
-    status = await command.finish()
-    return status, command.stdout, command.stderr
+Sync = Callable[..., Awaitable[tuple[str, str]]]
+
+
+@pytest.fixture
+def sync(start_command: StartCommand, moto_server: MotoServer) -> Sync:
+    """``await sync(*args, status=0)``: run ``aqueuepipe sync ARGS`` against the moto
+    server, check its exit status, return its standard output and standard error."""
+
+    async def run(*args: str, status: int = 0) -> tuple[str, str]:
+        command = await start_command("sync", *args, endpoint_url=moto_server.endpoint_url)
+        assert await command.finish() == status, (command.stdout, command.stderr)
+        return command.stdout, command.stderr
+
+    return run
 
 
 async def keys(client: S3Client, bucket: str, prefix: str = "") -> dict[str, bytes]:
@@ -75,19 +82,23 @@ OVERWRITTEN = [f"f{n:02d}.bin" for n in (10, 11, 12)]  # same size, other bytes
 ADDED = {f"new/{n}.bin": payload(50 + n, seed=100 + n) for n in range(5)}
 
 
+class Synced(NamedTuple):
+    src_bucket: str
+    dst_bucket: str
+    src: str
+    dst: str
+
+
+@pytest.fixture
 async def changed_since_last_sync(
-    start_command: StartCommand,
-    moto_server: MotoServer,
-    s3_client: S3Client,
-    make_bucket: MakeBucket,
-) -> tuple[str, str]:
+    sync: Sync, moto_server: MotoServer, s3_client: S3Client, make_bucket: MakeBucket
+) -> Synced:
     """Two prefixes synced by the command, then 10 objects deleted at the source, 3
-    overwritten with the same size and 5 added: the source and destination URLs."""
+    overwritten with the same size and 5 added; the server's counts start from there."""
     src_bucket = await make_bucket(objects={f"p/{k}": v for k, v in OBJECTS.items()})
     dst_bucket = await make_bucket()
     src, dst = f"s3://{src_bucket}/p/", f"s3://{dst_bucket}/q/"
-    status, _, err = await run_sync(start_command, src, dst, endpoint_url=moto_server.endpoint_url)
-    assert status == 0, err
+    await sync(src, dst)
     assert await keys(s3_client, dst_bucket, "q/") == OBJECTS
     for name in REMOVED:
         await s3_client.delete_object(Bucket=src_bucket, Key=f"p/{name}")
@@ -96,21 +107,18 @@ async def changed_since_last_sync(
         await s3_client.put_object(Bucket=src_bucket, Key=f"p/{name}", Body=other)
     for name, data in ADDED.items():
         await s3_client.put_object(Bucket=src_bucket, Key=f"p/{name}", Body=data)
-    return src, dst
+    moto_server.reset_requests()
+    return Synced(src_bucket, dst_bucket, src, dst)
 
 
 async def test_sync_delete_dry_run_prints_the_plan_and_writes_nothing(
-    start_command: StartCommand,
+    sync: Sync,
     moto_server: MotoServer,
     s3_client: S3Client,
-    make_bucket: MakeBucket,
+    changed_since_last_sync: Synced,
 ) -> None:
-    src, dst = await changed_since_last_sync(start_command, moto_server, s3_client, make_bucket)
-    moto_server.reset_requests()
-    status, out, err = await run_sync(
-        start_command, src, dst, "--delete", "--dry-run", endpoint_url=moto_server.endpoint_url
-    )
-    assert status == 0, err
+    _, dst_bucket, src, dst = changed_since_last_sync
+    out, _ = await sync(src, dst, "--delete", "--dry-run")
     assert writes(moto_server) == {}
     copies = sorted(OVERWRITTEN + list(ADDED))
     planned = [line for line in out.splitlines() if line.startswith("(dry run)")]
@@ -120,33 +128,27 @@ async def test_sync_delete_dry_run_prints_the_plan_and_writes_nothing(
     )
     assert "dry run: would copy 8 objects" in out
     assert "and delete 10 objects; 17 skipped (already there), 0 failed" in out
-    dst_bucket = dst.split("/")[2]
     assert await keys(s3_client, dst_bucket, "q/") == OBJECTS  # untouched
 
 
 async def test_sync_delete_makes_exactly_the_changes_and_the_destination_equals_the_source(
-    start_command: StartCommand,
+    sync: Sync,
     moto_server: MotoServer,
     s3_client: S3Client,
-    make_bucket: MakeBucket,
+    changed_since_last_sync: Synced,
 ) -> None:
-    src, dst = await changed_since_last_sync(start_command, moto_server, s3_client, make_bucket)
-    moto_server.reset_requests()
-    status, out, err = await run_sync(
-        start_command, src, dst, "--delete", endpoint_url=moto_server.endpoint_url
-    )
-    assert status == 0, err
+    src_bucket, dst_bucket, src, dst = changed_since_last_sync
+    out, _ = await sync(src, dst, "--delete")
     counted = writes(moto_server)
     assert counted.get("PutObject", 0) + counted.get("CopyObject", 0) == 8, counted
     assert counted.get("DeleteObjects") == 1 and "DeleteObject" not in counted, counted
     assert "copied 8 objects" in out
     assert "17 skipped (already there), 10 deleted, 0 failed" in out
-    src_bucket, dst_bucket = src.split("/")[2], dst.split("/")[2]
     assert await keys(s3_client, dst_bucket, "q/") == await keys(s3_client, src_bucket, "p/")
 
 
 async def test_sync_rerun_with_nothing_changed_makes_only_listings(
-    start_command: StartCommand,
+    sync: Sync,
     moto_server: MotoServer,
     s3_client: S3Client,
     make_bucket: MakeBucket,
@@ -155,13 +157,9 @@ async def test_sync_rerun_with_nothing_changed_makes_only_listings(
     src_bucket = await make_bucket(objects={f"p/{k}": v for k, v in OBJECTS.items()})
     dst_bucket = await make_bucket()
     src, dst = f"s3://{src_bucket}/p", f"s3://{dst_bucket}/q"
-    status, _, err = await run_sync(start_command, src, dst, endpoint_url=moto_server.endpoint_url)
-    assert status == 0, err
+    await sync(src, dst)
     moto_server.reset_requests()
-    status, out, err = await run_sync(
-        start_command, src, dst, "--delete", endpoint_url=moto_server.endpoint_url
-    )
-    assert status == 0, err
+    out, _ = await sync(src, dst, "--delete")
     assert set(moto_server.requests().counts) == {"ListObjectsV2"}, moto_server.requests().counts
     assert "copied 0 objects" in out and "30 skipped (already there), 0 deleted" in out
 
@@ -188,8 +186,7 @@ FILES = {"a.txt": b"alpha", "b.bin": b"beta", "dir/c.txt": b"gamma", "dir/d.log"
     ids=["include-then-exclude", "exclude-then-include", "three", "log-back"],
 )
 async def test_sync_filters_the_later_one_winning(
-    start_command: StartCommand,
-    moto_server: MotoServer,
+    sync: Sync,
     s3_client: S3Client,
     make_bucket: MakeBucket,
     filters: tuple[str, ...],
@@ -199,41 +196,24 @@ async def test_sync_filters_the_later_one_winning(
     a key decides, and a key left out is neither copied nor deleted."""
     src = await make_bucket(objects=FILES)
     dst = await make_bucket(objects={"keep.bin": b"k", "dir/gone.txt": b"g"})
-    status, _, err = await run_sync(
-        start_command,
-        f"s3://{src}/",
-        f"s3://{dst}/",
-        "--delete",
-        *filters,
-        endpoint_url=moto_server.endpoint_url,
-    )
-    assert status == 0, err
+    await sync(f"s3://{src}/", f"s3://{dst}/", "--delete", *filters)
     assert sorted(await keys(s3_client, dst)) == held
 
 
 async def test_sync_size_only_skips_an_object_of_the_same_size(
-    start_command: StartCommand,
-    moto_server: MotoServer,
+    sync: Sync,
     s3_client: S3Client,
     make_bucket: MakeBucket,
 ) -> None:
     src = await make_bucket(objects={"a": b"alpha", "b": b"beta"})
     dst = await make_bucket(objects={"a": b"ALPHA", "b": b"BETA!"})
-    status, out, err = await run_sync(
-        start_command,
-        f"s3://{src}/",
-        f"s3://{dst}/",
-        "--size-only",
-        endpoint_url=moto_server.endpoint_url,
-    )
-    assert status == 0, err
+    out, _ = await sync(f"s3://{src}/", f"s3://{dst}/", "--size-only")
     assert await keys(s3_client, dst) == {"a": b"ALPHA", "b": b"beta"}
     assert "copied 1 object" in out and "1 skipped (already there)" in out
 
 
 async def test_sync_checksum_copies_a_file_of_the_same_size_and_an_older_time(
-    start_command: StartCommand,
-    moto_server: MotoServer,
+    sync: Sync,
     s3_client: S3Client,
     make_bucket: MakeBucket,
     tmp_path: Path,
@@ -248,21 +228,12 @@ async def test_sync_checksum_copies_a_file_of_the_same_size_and_an_older_time(
         os.utime(tmp_path / name, (1_000_000_000, 1_000_000_000))  # 2001
     bucket = await make_bucket()
     dst = f"s3://{bucket}/up/"
-    status, _, err = await run_sync(
-        start_command, str(tmp_path), dst, endpoint_url=moto_server.endpoint_url
-    )
-    assert status == 0, err
+    await sync(str(tmp_path), dst)
     (tmp_path / "a.txt").write_bytes(b"ALPHA")
     os.utime(tmp_path / "a.txt", (1_000_000_000, 1_000_000_000))  # older than its copy
-    status, out, err = await run_sync(
-        start_command, str(tmp_path), dst, endpoint_url=moto_server.endpoint_url
-    )
-    assert status == 0, err
+    out, _ = await sync(str(tmp_path), dst)
     assert "copied 0 objects" in out
-    status, out, err = await run_sync(
-        start_command, str(tmp_path), dst, "--checksum", endpoint_url=moto_server.endpoint_url
-    )
-    assert status == 0, err
+    out, _ = await sync(str(tmp_path), dst, "--checksum")
     assert "copied 1 object" in out and "1 skipped (already there)" in out
     assert await keys(s3_client, bucket, "up/") == {"a.txt": b"ALPHA", "b.txt": b"beta"}
 
@@ -275,20 +246,15 @@ def test_sync_checksum_and_size_only_exclude_each_other(
 
 
 async def test_sync_json_lines_say_planned_then_deleted(
-    start_command: StartCommand,
-    moto_server: MotoServer,
+    sync: Sync,
     make_bucket: MakeBucket,
 ) -> None:
     src = await make_bucket(objects={"new": b"n"})
     dst = await make_bucket(objects={"old": b"o"})
     urls = (f"s3://{src}/", f"s3://{dst}/")
-    endpoint = moto_server.endpoint_url
     runs: list[list[dict[str, Any]]] = []
     for flags in (("--dry-run",), ()):
-        status, out, err = await run_sync(
-            start_command, *urls, "--delete", "--json", *flags, endpoint_url=endpoint
-        )
-        assert status == 0, err
+        out, _ = await sync(*urls, "--delete", "--json", *flags)
         runs.append([json.loads(line) for line in out.splitlines()])
     fields = [
         [(line["src"], line["dst"], line["planned"], line["deleted"]) for line in lines]
@@ -301,18 +267,14 @@ async def test_sync_json_lines_say_planned_then_deleted(
 
 
 async def test_sync_from_a_missing_bucket_fails_with_one_line_and_deletes_nothing(
-    start_command: StartCommand,
-    moto_server: MotoServer,
+    sync: Sync,
     s3_client: S3Client,
     make_bucket: MakeBucket,
 ) -> None:
     """A listing that fails ends the sync as a failed copy (exit 1), not a traceback."""
     dst = await make_bucket(objects={"q/old": b"o"})
     src = f"s3://missing-{dst}/p/"
-    status, out, err = await run_sync(
-        start_command, src, f"s3://{dst}/q/", "--delete", endpoint_url=moto_server.endpoint_url
-    )
-    assert status == 1
+    out, err = await sync(src, f"s3://{dst}/q/", "--delete", status=1)
     [line] = err.splitlines()
     assert line.startswith(f"error: {src} -> s3://{dst}/q/: ") and "does not exist" in line
     assert ", 0 deleted, 1 failed" in out
@@ -323,7 +285,7 @@ async def test_sync_from_a_missing_bucket_fails_with_one_line_and_deletes_nothin
 
 
 async def test_sync_from_an_object_url_is_a_usage_error(
-    start_command: StartCommand,
+    sync: Sync,
     moto_server: MotoServer,
     s3_client: S3Client,
     make_bucket: MakeBucket,
@@ -331,14 +293,7 @@ async def test_sync_from_an_object_url_is_a_usage_error(
     src = await make_bucket(objects={"k": b"an object"})
     dst = await make_bucket(objects={"q/old": b"o"})
     moto_server.reset_requests()
-    status, out, err = await run_sync(
-        start_command,
-        f"s3://{src}/k",
-        f"s3://{dst}/q/",
-        "--delete",
-        endpoint_url=moto_server.endpoint_url,
-    )
-    assert status == 2, (out, err)
+    out, err = await sync(f"s3://{src}/k", f"s3://{dst}/q/", "--delete", status=2)
     assert error_lines(err) == [
         f"aqueuepipe sync: error: sync copies a prefix or a directory: 's3://{src}/k' "
         "is an object; use cp (or end the URL with '/' for the prefix)"
@@ -349,24 +304,20 @@ async def test_sync_from_an_object_url_is_a_usage_error(
 
 
 async def test_sync_from_a_prefix_named_without_a_slash_is_no_object(
-    start_command: StartCommand,
-    moto_server: MotoServer,
+    sync: Sync,
     s3_client: S3Client,
     make_bucket: MakeBucket,
 ) -> None:
     """``s3://b/p`` is the prefix ``p/``, even when an object ``p`` exists too."""
     src = await make_bucket(objects={"p": b"an object", "p/a": b"a"})
     dst = await make_bucket()
-    status, _, err = await run_sync(
-        start_command, f"s3://{src}/p", f"s3://{dst}/q", endpoint_url=moto_server.endpoint_url
-    )
-    assert status == 0, err
+    await sync(f"s3://{src}/p", f"s3://{dst}/q")
     assert await keys(s3_client, dst) == {"q/a": b"a"}
 
 
 @pytest.mark.parametrize("side", ["source", "destination"])
 async def test_sync_with_a_local_file_is_a_usage_error(
-    start_command: StartCommand,
+    sync: Sync,
     moto_server: MotoServer,
     make_bucket: MakeBucket,
     tmp_path: Path,
@@ -379,8 +330,7 @@ async def test_sync_with_a_local_file_is_a_usage_error(
     if side == "destination":
         args = args[::-1]
     moto_server.reset_requests()
-    status, out, err = await run_sync(start_command, *args, endpoint_url=moto_server.endpoint_url)
-    assert status == 2, (out, err)
+    _, err = await sync(*args, status=2)
     into = "into " if side == "destination" else ""
     assert error_lines(err) == [
         f"aqueuepipe sync: error: sync copies {into}a prefix or a directory: "
@@ -391,8 +341,7 @@ async def test_sync_with_a_local_file_is_a_usage_error(
 
 
 async def test_sync_from_a_missing_directory_is_a_usage_error(
-    start_command: StartCommand,
-    moto_server: MotoServer,
+    sync: Sync,
     s3_client: S3Client,
     make_bucket: MakeBucket,
     tmp_path: Path,
@@ -400,14 +349,7 @@ async def test_sync_from_a_missing_directory_is_a_usage_error(
     """With --delete it would otherwise empty the destination."""
     bucket = await make_bucket(objects={"p/a": b"a"})
     missing = tmp_path / "typo"
-    status, _, err = await run_sync(
-        start_command,
-        str(missing),
-        f"s3://{bucket}/p/",
-        "--delete",
-        endpoint_url=moto_server.endpoint_url,
-    )
-    assert status == 2
+    _, err = await sync(str(missing), f"s3://{bucket}/p/", "--delete", status=2)
     assert error_lines(err) == [
         f"aqueuepipe sync: error: sync copies a directory: '{missing}' does not exist"
     ]
@@ -462,15 +404,7 @@ async def test_sync_delete_stopped_by_a_signal_aborts_its_upload_and_deletes_not
 ) -> None:
     (tmp_path / "big.bin").write_bytes(payload(24 * MiB, seed=3))  # three 8 MiB parts
     bucket = await make_bucket(objects={"p/extra": b"e"})
-    arrived = asyncio.Event()
-
-    def seen(exchange: Exchange) -> bool:
-        arrived.set()
-        return True
-
-    fault_proxy.stall(
-        Match(operation="UploadPart", where=seen), seconds=MAX_STALL_SECONDS, times=None
-    )
+    arrived = hold(fault_proxy, "UploadPart", times=None)
     command = await start_command(
         "sync",
         str(tmp_path),

@@ -17,7 +17,7 @@ import json
 import os
 import random
 import threading
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import partial
@@ -78,11 +78,12 @@ class Source:
 
 
 def upload_multipart(
-    s3: Any, bucket: str, key: str, body: bytes, part_size: int, checksum: str = "CRC32"
+    s3: Any, bucket: str, key: str, body: bytes, part_size: int, checksum: str | None = "CRC32"
 ) -> None:
-    upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, ChecksumAlgorithm=checksum)[
-        "UploadId"
-    ]
+    """A multipart object as boto3 makes it: ``part_size`` parts, each with a
+    ``checksum`` (None: none, boto3's default)."""
+    asked = {} if checksum is None else {"ChecksumAlgorithm": checksum}
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, **asked)["UploadId"]
     parts = []
     for number, offset in enumerate(range(0, len(body), part_size), start=1):
         response = s3.upload_part(
@@ -91,15 +92,12 @@ def upload_multipart(
             UploadId=upload_id,
             PartNumber=number,
             Body=body[offset : offset + part_size],
-            ChecksumAlgorithm=checksum,
+            **asked,
         )
-        parts.append(
-            {
-                "PartNumber": number,
-                "ETag": response["ETag"],
-                f"Checksum{checksum}": response[f"Checksum{checksum}"],
-            }
-        )
+        part = {"PartNumber": number, "ETag": response["ETag"]}
+        if checksum is not None:
+            part[f"Checksum{checksum}"] = response[f"Checksum{checksum}"]
+        parts.append(part)
     s3.complete_multipart_upload(
         Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
     )
@@ -385,6 +383,16 @@ def test_rerun_copies_exactly_the_deleted_objects(
 LISTINGS_ONLY = {"ListObjectsV2", "ListMultipartUploads"}
 
 
+def rerun(moto_server: MotoServer, copy: Callable[..., Any], **options: Any) -> tuple[Any, Any]:
+    """Run ``copy`` again with skip_existing=True: its summary and the requests the
+    server counted for it."""
+    moto_server.reset_requests()
+    summary = copy(skip_existing=True, **options)
+    counts = moto_server.requests().counts
+    print(f"re-run requests: {dict(counts)}")  # pytest -s
+    return summary, counts
+
+
 def put_objects(s3: Any, bucket: str, objects: Mapping[str, bytes]) -> None:
     with ThreadPoolExecutor(16) as pool:
         list(
@@ -393,21 +401,6 @@ def put_objects(s3: Any, bucket: str, objects: Mapping[str, bytes]) -> None:
                 objects.items(),
             )
         )
-
-
-def upload_in_parts(s3: Any, bucket: str, key: str, body: bytes, part_size: int) -> None:
-    """A multipart object as boto3 makes it: ``part_size`` parts, no checksum."""
-    upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
-    parts = []
-    for number, offset in enumerate(range(0, len(body), part_size), start=1):
-        part = body[offset : offset + part_size]
-        response = s3.upload_part(
-            Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=part
-        )
-        parts.append({"PartNumber": number, "ETag": response["ETag"]})
-    s3.complete_multipart_upload(
-        Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
-    )
 
 
 @pytest.mark.parametrize(
@@ -432,10 +425,7 @@ def test_rerun_over_present_objects_makes_only_listings(
     )
     assert copy().objects == present
     statuses: list[str] = []
-    moto_server.reset_requests()
-    summary = copy(skip_existing=True, on_outcome=lambda outcome: statuses.append(outcome.status))
-    counts = moto_server.requests().counts
-    print(f"re-run requests: {dict(counts)}")  # pytest -s
+    summary, counts = rerun(moto_server, copy, on_outcome=lambda o: statuses.append(o.status))
     assert set(counts) <= LISTINGS_ONLY, counts
     # One page per shard's listing (bounded to its keys), one of the source.
     assert counts["ListObjectsV2"] <= 1 + summary.shards
@@ -450,8 +440,9 @@ def test_copy_of_a_multipart_source_gets_its_etag_and_is_skipped_from_listings(
     no checksum: the core copies them in their layout, so a re-run decides from
     the listings and asks nothing per object."""
     bucket = new_bucket(s3, "layout")
-    upload_in_parts(s3, bucket, "src/five.bin", large_body(20)[: 12 * MiB], 5 * MiB)
-    upload_in_parts(s3, bucket, "src/sixteen.bin", large_body(21), 16 * MiB)
+    body = large_body(20)[: 12 * MiB]
+    upload_multipart(s3, bucket, "src/five.bin", body, 5 * MiB, checksum=None)
+    upload_multipart(s3, bucket, "src/sixteen.bin", large_body(21), 16 * MiB, checksum=None)
     copy = partial(
         copy_prefix,
         f"s3://{bucket}/src/",
@@ -464,9 +455,8 @@ def test_copy_of_a_multipart_source_gets_its_etag_and_is_skipped_from_listings(
     assert [etag for _, etag in sources.values()] == [
         etag for _, etag in copies.values()
     ]  # "...-3" and "...-2"
-    moto_server.reset_requests()
-    again = copy(skip_existing=True)
-    assert set(moto_server.requests().counts) <= LISTINGS_ONLY
+    again, counts = rerun(moto_server, copy)
+    assert set(counts) <= LISTINGS_ONLY, counts
     assert (again.objects, again.skipped) == (0, 2)
 
 
@@ -486,9 +476,7 @@ def test_rerun_copies_what_the_listings_show_different_without_asking(
     assert copy().objects == len(source.few)
     s3.put_object(Bucket=bucket, Key="few/005", Body=b"x" * source.few["005"][0])  # same size
     s3.put_object(Bucket=bucket, Key="few/006", Body=b"shorter")
-    moto_server.reset_requests()
-    summary = copy(skip_existing=True)
-    counts = moto_server.requests().counts
+    summary, counts = rerun(moto_server, copy)
     assert (summary.objects, summary.skipped) == (2, len(source.few) - 2)
     # At most the HeadObject of its source a copy made by the server makes.
     assert counts.get("HeadObject", 0) <= summary.objects, counts

@@ -15,43 +15,18 @@ import asyncio
 import os
 import signal
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from aqueuepipe.s3 import S3Client
 
-from ._commands import EXIT_STATUS, MESSAGE, SIGNALS, StartCommand
+from ._commands import EXIT_STATUS, HOLD_SECONDS, MESSAGE, SIGNALS, StartCommand, arrival, hold
 from ._helpers import MakeBucket, MiB, get, key_exists, open_uploads, payload, write_payload
-from .faultproxy import MAX_STALL_SECONDS, Exchange, FaultProxy, Match
+from .faultproxy import FaultProxy
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
 
-# Long enough that the copy is still held when the signal arrives; the proxy
-# lets go of held requests when it closes at the end of the test.
-HOLD_SECONDS = MAX_STALL_SECONDS
 TEMP_GLOB = ".*.aqueuepipe-part"
-
-
-def arrival(operation: str) -> tuple[Match, asyncio.Event]:
-    """A match for ``operation`` and an event set when the proxy receives one."""
-    arrived = asyncio.Event()
-
-    def seen(exchange: Exchange) -> bool:
-        arrived.set()
-        return True
-
-    return Match(operation=operation, where=seen), arrived
-
-
-def hold(
-    proxy: FaultProxy, operation: str, seconds: float = HOLD_SECONDS, **how: Any
-) -> asyncio.Event:
-    """Have ``proxy`` stall every ``operation`` request for ``seconds`` (``how``: more
-    :meth:`~tests.faultproxy.FaultProxy.stall` keywords); an event set when one arrives."""
-    match, arrived = arrival(operation)
-    proxy.stall(match, seconds=seconds, **how)
-    return arrived
 
 
 def big_file(directory: Path, size: int, seed: int) -> Path:

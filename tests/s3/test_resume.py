@@ -2,6 +2,9 @@
 
 The bytes each run sends are counted where they arrive, by the test server's
 middleware (``moto_server.requests().bytes["UploadPart"]``).
+
+Each behaviour that holds for every direction is one test over three ``Pair``s: an
+upload from a file, a copy between buckets and a download.
 """
 
 from __future__ import annotations
@@ -14,21 +17,24 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
 import aqueuepipe
 import aqueuepipe.transfer
+from aqueuepipe import TransferResult
 from aqueuepipe.s3 import S3Client
 from aqueuepipe.testing import MotoServer
 
-from .._helpers import MakeBucket, MiB, get, open_uploads, payload
+from .._helpers import MakeBucket, MiB, get, key_exists, open_uploads, payload
 
 SIZE = 40 * MiB
 PART = 5 * MiB
+DIRECTIONS = ("upload", "between-buckets", "download")
 
 
 def journals(directory: Path) -> list[Path]:
@@ -38,6 +44,15 @@ def journals(directory: Path) -> list[Path]:
 def sent(moto_server: MotoServer) -> int:
     """The request bytes the server received (every operation) since the count was reset."""
     return sum(moto_server.requests().bytes.values())
+
+
+def served(moto_server: MotoServer) -> int:
+    """The GetObject response bytes the server wrote since the count was reset."""
+    return moto_server.requests().sent.get("GetObject", 0)
+
+
+def partial_downloads(directory: Path) -> list[Path]:
+    return sorted(directory.glob(".*.aqueuepipe-part"))
 
 
 async def interrupted(run: Any, after: int) -> None:
@@ -59,215 +74,201 @@ async def interrupted(run: Any, after: int) -> None:
         await task
 
 
-@pytest.fixture
-def source_file(tmp_path: Path) -> Path:
-    path = tmp_path / "source.bin"
-    path.write_bytes(payload(SIZE, seed=21))
-    return path
+class Source:
+    """A pair's source: the local file ``path``, or the object ``url`` written from it
+    by aqueuepipe (so that it has a FULL_OBJECT CRC64NVME)."""
+
+    def __init__(self, path: Path, url: str | None = None) -> None:
+        self.path = path
+        self.url = url
+        self.src: str | Path = path if url is None else url
+        self.evidence = () if url is None else ("source:crc64nvme",)
+        """What ``result.verified`` names for a copy from this source."""
+
+    async def replace(self, seed: int) -> None:
+        """Give the source other bytes, newer than any journal's."""
+        self.path.write_bytes(payload(self.path.stat().st_size, seed=seed))
+        if self.url is None:
+            stat = self.path.stat()
+            os.utime(self.path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+        else:
+            await aqueuepipe.copy(self.path, self.url, part_size=PART)
 
 
-async def test_resume_continues_an_interrupted_upload_from_a_file(
-    endpoint: str,
-    moto_server: MotoServer,
-    s3_client: S3Client,
-    make_bucket: MakeBucket,
-    source_file: Path,
-    tmp_path: Path,
-) -> None:
-    bucket = await make_bucket()
-    dst = f"s3://{bucket}/big.bin"
-    journal_dir = tmp_path / "journals"
-    moto_server.reset_requests()
+class ObjectDestination:
+    """A pair's destination object ``copy.bin``; its copies are paced by
+    part_concurrency=2 and counted by the bytes the server received."""
 
-    async def run(progress: Any) -> None:
-        await aqueuepipe.copy(
-            source_file,
-            dst,
+    pace: ClassVar[dict[str, Any]] = {"part_concurrency": 2}
+    count = staticmethod(sent)
+
+    def __init__(self, client: S3Client, bucket: str) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.dst = f"s3://{bucket}/copy.bin"
+
+    async def content(self) -> bytes | None:
+        if not await key_exists(self.client, self.bucket, "copy.bin"):
+            return None
+        return await get(self.client, self.bucket, "copy.bin")
+
+    async def left_open(self) -> list[Any]:
+        """The multipart uploads not completed nor aborted."""
+        return await open_uploads(self.client, self.bucket)
+
+
+class FileDestination:
+    """A pair's destination file ``object.bin`` in ``directory``; its downloads are
+    paced by max_rate and counted by the GetObject bytes the server sent."""
+
+    pace: ClassVar[dict[str, Any]] = {"max_rate": 40 * MiB}
+    count = staticmethod(served)
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir()
+        self.directory = directory
+        self.dst = directory / "object.bin"
+
+    async def content(self) -> bytes | None:
+        return self.dst.read_bytes() if self.dst.exists() else None
+
+    async def left_open(self) -> list[Any]:
+        """The partial files of downloads not completed."""
+        return list(partial_downloads(self.directory))
+
+
+@dataclass
+class Pair:
+    """A source and a destination in one direction; ``options`` go to every copy."""
+
+    source: Source
+    destination: ObjectDestination | FileDestination
+    journal_dir: Path
+    options: dict[str, Any]
+
+    def count(self, moto_server: MotoServer) -> int:
+        return self.destination.count(moto_server)
+
+    async def copy(self, **extra: Any) -> TransferResult:
+        return await aqueuepipe.copy(
+            self.source.src,
+            self.destination.dst,
             resume=True,
-            journal_dir=journal_dir,
-            part_size=PART,
-            part_concurrency=2,
-            progress=progress,
+            journal_dir=self.journal_dir,
+            **self.options,
+            **extra,
         )
 
-    await interrupted(run, SIZE // 2)
-    assert len(await open_uploads(s3_client, bucket)) == 1, "the upload was not kept open"
-    assert len(journals(journal_dir)) == 1
-    first = sent(moto_server)
-    result = await aqueuepipe.copy(
-        source_file, dst, resume=True, journal_dir=journal_dir, part_size=PART
-    )
-    total = sent(moto_server)
-    print(f"bytes at the server: {first} + {total - first} = {total} for {SIZE}")
-    assert result.ok and result.verified
-    assert await get(s3_client, bucket, "big.bin") == source_file.read_bytes()
+    async def interrupt(self, **extra: Any) -> None:
+        """Copy with resume=True, cancelled half way: one journal and one upload or
+        partial file remain, and nothing is at the destination yet."""
+
+        async def run(progress: Any) -> None:
+            await self.copy(progress=progress, **self.destination.pace, **extra)
+
+        await interrupted(run, self.source.path.stat().st_size // 2)
+        assert len(journals(self.journal_dir)) == 1
+        assert len(await self.destination.left_open()) == 1, "the upload was not kept open"
+        assert await self.destination.content() is None
+
+    async def check_complete(self, result: TransferResult) -> None:
+        """The copy completed and verified, with the source's bytes at the destination
+        and nothing left over."""
+        assert result.ok and result.verified, result
+        assert set(self.source.evidence) <= set(result.verified), result.verified
+        assert await self.destination.content() == self.source.path.read_bytes()
+        assert await self.destination.left_open() == []
+        assert journals(self.journal_dir) == []
+
+
+MakePair = Callable[..., Awaitable[Pair]]
+
+
+@pytest.fixture
+def journal_dir(tmp_path: Path) -> Path:
+    return tmp_path / "journals"
+
+
+@pytest.fixture
+def make_pair(
+    endpoint: str, s3_client: S3Client, make_bucket: MakeBucket, tmp_path: Path, journal_dir: Path
+) -> MakePair:
+    """``await make_pair(direction, size=SIZE, seed=7, part_size=PART)``: a source of
+    ``size`` bytes and a destination in ``direction`` (one of DIRECTIONS), copied in
+    parts of ``part_size`` (None: the default)."""
+
+    async def make(
+        direction: str, size: int = SIZE, seed: int = 7, part_size: int | None = PART
+    ) -> Pair:
+        path = tmp_path / "source.bin"
+        path.write_bytes(payload(size, seed=seed))
+        sized = {} if part_size is None else {"part_size": part_size}
+        if direction == "upload":
+            source = Source(path)
+        else:
+            url = f"s3://{await make_bucket(prefix='src')}/object.bin"
+            await aqueuepipe.copy(path, url, **sized)
+            source = Source(path, url)
+        if direction == "download":
+            return Pair(source, FileDestination(tmp_path / "out"), journal_dir, {})
+        destination = ObjectDestination(s3_client, await make_bucket())
+        options = sized if direction == "upload" else {"server_side": False, **sized}
+        return Pair(source, destination, journal_dir, options)
+
+    return make
+
+
+@pytest.mark.parametrize("direction", DIRECTIONS)
+async def test_resume_continues_an_interrupted_copy(
+    moto_server: MotoServer, make_pair: MakePair, direction: str
+) -> None:
+    pair = await make_pair(direction)
+    moto_server.reset_requests()
+
+    await pair.interrupt()
+    first = pair.count(moto_server)
+    result = await pair.copy()
+    total = pair.count(moto_server)
+
+    print(f"{direction}: {first} + {total - first} = {total} bytes at the server for {SIZE}")
+    await pair.check_complete(result)
     assert total <= 1.3 * SIZE, f"{first} then {total - first} bytes sent for {SIZE}"
     assert total - first < SIZE - first // 2
-    assert await open_uploads(s3_client, bucket) == []
-    assert journals(journal_dir) == []
 
 
-async def make_source_object(make_bucket: MakeBucket, tmp_path: Path, size: int) -> str:
-    """An object of ``size`` bytes written by aqueuepipe (a FULL_OBJECT CRC64NVME)."""
-    bucket = await make_bucket(prefix="src")
-    path = tmp_path / "object.bin"
-    path.write_bytes(payload(size, seed=7))
-    await aqueuepipe.copy(path, f"s3://{bucket}/object.bin", part_size=PART)
-    return f"s3://{bucket}/object.bin"
-
-
-async def test_resume_continues_an_interrupted_copy_between_buckets(
-    endpoint: str,
-    moto_server: MotoServer,
-    s3_client: S3Client,
-    make_bucket: MakeBucket,
-    tmp_path: Path,
+@pytest.mark.parametrize("direction", DIRECTIONS)
+async def test_resume_starts_over_when_the_source_changed(
+    make_pair: MakePair, direction: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    src = await make_source_object(make_bucket, tmp_path, SIZE)
-    bucket = await make_bucket()
-    dst = f"s3://{bucket}/copy.bin"
-    journal_dir = tmp_path / "journals"
-    moto_server.reset_requests()
+    pair = await make_pair(direction)
+    await pair.interrupt()
+    await pair.source.replace(seed=8)
 
-    async def run(progress: Any) -> None:
-        await aqueuepipe.copy(
-            src,
-            dst,
-            resume=True,
-            journal_dir=journal_dir,
-            server_side=False,
-            part_size=PART,
-            part_concurrency=2,
-            progress=progress,
-        )
+    result = await pair.copy()
 
-    await interrupted(run, SIZE // 2)
-    assert len(await open_uploads(s3_client, bucket)) == 1
-    first = sent(moto_server)
-    result = await aqueuepipe.copy(
-        src, dst, resume=True, journal_dir=journal_dir, server_side=False, part_size=PART
-    )
-    total = sent(moto_server)
-    print(f"bytes at the server: {first} + {total - first} = {total} for {SIZE}")
-    assert result.ok
-    assert "source:crc64nvme" in result.verified, result.verified
-    assert await get(s3_client, bucket, "copy.bin") == (tmp_path / "object.bin").read_bytes()
-    assert total <= 1.3 * SIZE
-    assert total - first < SIZE - first // 2
-    assert await open_uploads(s3_client, bucket) == []
-    assert journals(journal_dir) == []
-
-
-async def interrupt_upload_from_file(source: Path, dst: str, journal_dir: Path) -> None:
-    async def run(progress: Any) -> None:
-        await aqueuepipe.copy(
-            source,
-            dst,
-            resume=True,
-            journal_dir=journal_dir,
-            part_size=PART,
-            part_concurrency=2,
-            progress=progress,
-        )
-
-    await interrupted(run, SIZE // 2)
-    assert len(journals(journal_dir)) == 1
-
-
-async def test_resume_starts_over_when_the_source_file_changed(
-    endpoint: str,
-    s3_client: S3Client,
-    make_bucket: MakeBucket,
-    source_file: Path,
-    tmp_path: Path,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    bucket = await make_bucket()
-    dst = f"s3://{bucket}/big.bin"
-    journal_dir = tmp_path / "journals"
-    await interrupt_upload_from_file(source_file, dst, journal_dir)
-    changed = payload(SIZE, seed=22)
-    source_file.write_bytes(changed)
-    stat = source_file.stat()
-    os.utime(source_file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
-
-    result = await aqueuepipe.copy(
-        source_file, dst, resume=True, journal_dir=journal_dir, part_size=PART
-    )
-
-    assert result.ok and result.verified
-    assert await get(s3_client, bucket, "big.bin") == changed
+    await pair.check_complete(result)  # with the new bytes; the old upload was aborted
     assert "the source changed" in caplog.text
-    assert await open_uploads(s3_client, bucket) == []  # the old one was aborted
-    assert journals(journal_dir) == []
-
-
-async def test_resume_starts_over_when_the_source_object_changed(
-    endpoint: str,
-    s3_client: S3Client,
-    make_bucket: MakeBucket,
-    tmp_path: Path,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    src = await make_source_object(make_bucket, tmp_path, SIZE)
-    bucket = await make_bucket()
-    dst = f"s3://{bucket}/copy.bin"
-    journal_dir = tmp_path / "journals"
-
-    async def run(progress: Any) -> None:
-        await aqueuepipe.copy(
-            src,
-            dst,
-            resume=True,
-            journal_dir=journal_dir,
-            server_side=False,
-            part_size=PART,
-            part_concurrency=2,
-            progress=progress,
-        )
-
-    await interrupted(run, SIZE // 2)
-    replacement = tmp_path / "replacement.bin"
-    replacement.write_bytes(payload(SIZE, seed=8))
-    await aqueuepipe.copy(replacement, src, part_size=PART)
-
-    result = await aqueuepipe.copy(
-        src, dst, resume=True, journal_dir=journal_dir, server_side=False, part_size=PART
-    )
-
-    assert result.ok and result.verified
-    assert await get(s3_client, bucket, "copy.bin") == replacement.read_bytes()
-    assert "the source changed" in caplog.text
-    assert await open_uploads(s3_client, bucket) == []
-    assert journals(journal_dir) == []
 
 
 async def test_resume_starts_over_when_the_upload_was_aborted_meanwhile(
-    endpoint: str,
-    s3_client: S3Client,
-    make_bucket: MakeBucket,
-    source_file: Path,
-    tmp_path: Path,
-    caplog: pytest.LogCaptureFixture,
+    s3_client: S3Client, make_pair: MakePair, caplog: pytest.LogCaptureFixture
 ) -> None:
-    bucket = await make_bucket()
-    dst = f"s3://{bucket}/big.bin"
-    journal_dir = tmp_path / "journals"
-    await interrupt_upload_from_file(source_file, dst, journal_dir)
-    (upload,) = await open_uploads(s3_client, bucket)
+    pair = await make_pair("upload")
+    await pair.interrupt()
+    (upload,) = await pair.destination.left_open()
     await s3_client.abort_multipart_upload(
-        Bucket=bucket, Key="big.bin", UploadId=upload["UploadId"]
+        Bucket=upload_bucket(pair), Key="copy.bin", UploadId=upload["UploadId"]
     )
 
-    result = await aqueuepipe.copy(
-        source_file, dst, resume=True, journal_dir=journal_dir, part_size=PART
-    )
+    result = await pair.copy()
 
-    assert result.ok and result.verified
-    assert await get(s3_client, bucket, "big.bin") == source_file.read_bytes()
+    await pair.check_complete(result)
     assert "is no longer on the server" in caplog.text
-    assert await open_uploads(s3_client, bucket) == []
-    assert journals(journal_dir) == []
+
+
+def upload_bucket(pair: Pair) -> str:
+    assert isinstance(pair.destination, ObjectDestination)
+    return pair.destination.bucket
 
 
 @pytest.mark.parametrize(
@@ -278,90 +279,46 @@ async def test_resume_starts_over_when_the_upload_was_aborted_meanwhile(
     ],
 )
 async def test_resume_starts_over_from_a_damaged_journal(
-    endpoint: str,
-    s3_client: S3Client,
-    make_bucket: MakeBucket,
-    source_file: Path,
-    tmp_path: Path,
-    caplog: pytest.LogCaptureFixture,
-    damage: Any,
+    make_pair: MakePair, journal_dir: Path, caplog: pytest.LogCaptureFixture, damage: Any
 ) -> None:
-    bucket = await make_bucket()
-    dst = f"s3://{bucket}/big.bin"
-    journal_dir = tmp_path / "journals"
-    await interrupt_upload_from_file(source_file, dst, journal_dir)
+    pair = await make_pair("upload")
+    await pair.interrupt()
     (journal,) = journals(journal_dir)
     journal.write_bytes(damage(journal.read_bytes()))
 
-    result = await aqueuepipe.copy(
-        source_file, dst, resume=True, journal_dir=journal_dir, part_size=PART
-    )
+    result = await pair.copy()
 
-    assert result.ok and result.verified
-    assert await get(s3_client, bucket, "big.bin") == source_file.read_bytes()
+    await pair.check_complete(result)  # the old upload was aborted
     assert "cannot be read" in caplog.text and "starting the copy over" in caplog.text
-    assert await open_uploads(s3_client, bucket) == []  # the old upload was aborted
-    assert journals(journal_dir) == []
 
 
 async def test_resume_reads_but_does_not_send_stored_parts_for_asked_hashes(
-    endpoint: str,
-    moto_server: MotoServer,
-    s3_client: S3Client,
-    make_bucket: MakeBucket,
-    source_file: Path,
-    tmp_path: Path,
+    moto_server: MotoServer, make_pair: MakePair
 ) -> None:
     """A hash of the whole stream needs every byte: the stored parts are read again
     (and compared with what the server holds), not sent again."""
-    bucket = await make_bucket()
-    dst = f"s3://{bucket}/big.bin"
-    journal_dir = tmp_path / "journals"
+    pair = await make_pair("upload")
     moto_server.reset_requests()
 
-    async def run(progress: Any) -> None:
-        await aqueuepipe.copy(
-            source_file,
-            dst,
-            resume=True,
-            journal_dir=journal_dir,
-            part_size=PART,
-            part_concurrency=2,
-            checksums=("sha256",),
-            progress=progress,
-        )
-
-    await interrupted(run, SIZE // 2)
+    await pair.interrupt(checksums=("sha256",))
     first = sent(moto_server)
-    result = await aqueuepipe.copy(
-        source_file,
-        dst,
-        resume=True,
-        journal_dir=journal_dir,
-        part_size=PART,
-        checksums=("sha256",),
-    )
+    result = await pair.copy(checksums=("sha256",))
     total = sent(moto_server)
 
-    data = source_file.read_bytes()
-    assert result.ok and result.verified
-    assert result.checksums["sha256"] == hashlib.sha256(data).hexdigest()
+    await pair.check_complete(result)
+    assert result.checksums["sha256"] == hashlib.sha256(pair.source.path.read_bytes()).hexdigest()
     assert total <= 1.3 * SIZE and total - first < SIZE - first // 2
-    assert await get(s3_client, bucket, "big.bin") == data
-    assert await open_uploads(s3_client, bucket) == []
 
 
 async def test_resume_keeps_nothing_once_a_copy_completes(
-    endpoint: str, s3_client: S3Client, make_bucket: MakeBucket, source_file: Path, tmp_path: Path
+    make_pair: MakePair, journal_dir: Path
 ) -> None:
-    bucket = await make_bucket()
-    journal_dir = tmp_path / "journals"
-    result = await aqueuepipe.copy(
-        source_file, f"s3://{bucket}/big.bin", resume=True, journal_dir=journal_dir, part_size=PART
-    )
-    assert result.ok and result.parts == SIZE // PART
-    assert journals(journal_dir) == [] and journal_dir.exists()
-    assert await open_uploads(s3_client, bucket) == []
+    pair = await make_pair("upload")
+
+    result = await pair.copy()
+
+    await pair.check_complete(result)
+    assert result.parts == SIZE // PART and journal_dir.exists()
 
 
 async def test_resume_is_refused_for_a_stream_source(
@@ -376,96 +333,17 @@ async def test_resume_is_refused_for_a_stream_source(
         await aqueuepipe.copy(stream(), f"s3://{bucket}/s.bin", resume=True)
 
 
-def served(moto_server: MotoServer) -> int:
-    """The GetObject response bytes the server wrote since the count was reset."""
-    return moto_server.requests().sent.get("GetObject", 0)
-
-
-def partial_downloads(directory: Path) -> list[Path]:
-    return sorted(directory.glob(".*.aqueuepipe-part"))
-
-
-async def test_resume_continues_an_interrupted_download(
-    endpoint: str,
-    moto_server: MotoServer,
-    make_bucket: MakeBucket,
-    tmp_path: Path,
-) -> None:
-    src = await make_source_object(make_bucket, tmp_path, SIZE)
-    out = tmp_path / "out"
-    out.mkdir()
-    target = out / "object.bin"
-    journal_dir = tmp_path / "journals"
-    moto_server.reset_requests()
+async def test_a_download_without_resume_keeps_no_partial_file(make_pair: MakePair) -> None:
+    pair = await make_pair("download")
+    assert isinstance(pair.destination, FileDestination)
 
     async def run(progress: Any) -> None:
         await aqueuepipe.copy(
-            src,
-            target,
-            resume=True,
-            journal_dir=journal_dir,
-            max_rate=40 * MiB,
-            progress=progress,
+            pair.source.src, pair.destination.dst, max_rate=40 * MiB, progress=progress
         )
 
     await interrupted(run, SIZE // 2)
-    assert not target.exists()
-    assert len(partial_downloads(out)) == 1 and len(journals(journal_dir)) == 1
-    first = served(moto_server)
-    result = await aqueuepipe.copy(src, target, resume=True, journal_dir=journal_dir)
-    total = served(moto_server)
-
-    print(f"download: {first} + {total - first} = {total} bytes served for {SIZE}")
-    assert result.ok and "source:crc64nvme" in result.verified, result.verified
-    assert target.read_bytes() == (tmp_path / "object.bin").read_bytes()
-    assert total <= 1.3 * SIZE
-    assert partial_downloads(out) == [] and journals(journal_dir) == []
-
-
-async def test_resume_starts_a_download_over_when_the_source_changed(
-    endpoint: str, make_bucket: MakeBucket, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    src = await make_source_object(make_bucket, tmp_path, SIZE)
-    out = tmp_path / "out"
-    out.mkdir()
-    target = out / "object.bin"
-    journal_dir = tmp_path / "journals"
-
-    async def run(progress: Any) -> None:
-        await aqueuepipe.copy(
-            src,
-            target,
-            resume=True,
-            journal_dir=journal_dir,
-            max_rate=40 * MiB,
-            progress=progress,
-        )
-
-    await interrupted(run, SIZE // 2)
-    replacement = tmp_path / "replacement.bin"
-    replacement.write_bytes(payload(SIZE, seed=9))
-    await aqueuepipe.copy(replacement, src, part_size=PART)
-
-    result = await aqueuepipe.copy(src, target, resume=True, journal_dir=journal_dir)
-
-    assert result.ok and result.verified
-    assert target.read_bytes() == replacement.read_bytes()
-    assert "the source changed" in caplog.text
-    assert partial_downloads(out) == [] and journals(journal_dir) == []
-
-
-async def test_a_download_without_resume_keeps_no_partial_file(
-    endpoint: str, make_bucket: MakeBucket, tmp_path: Path
-) -> None:
-    src = await make_source_object(make_bucket, tmp_path, SIZE)
-    out = tmp_path / "out"
-    out.mkdir()
-
-    async def run(progress: Any) -> None:
-        await aqueuepipe.copy(src, out / "object.bin", max_rate=40 * MiB, progress=progress)
-
-    await interrupted(run, SIZE // 2)
-    assert partial_downloads(out) == []
+    assert await pair.destination.left_open() == []
 
 
 def test_journal_dir_must_be_a_path(tmp_path: Path) -> None:
@@ -518,112 +396,30 @@ def kill_at(
     return received
 
 
-async def test_resume_after_sigkill_of_an_upload_from_a_file(
-    endpoint: str,
-    moto_server: MotoServer,
-    s3_client: S3Client,
-    make_bucket: MakeBucket,
-    tmp_path: Path,
+@pytest.mark.parametrize("direction", DIRECTIONS)
+async def test_resume_after_sigkill(
+    moto_server: MotoServer, make_pair: MakePair, journal_dir: Path, direction: str
 ) -> None:
-    source = tmp_path / "big.bin"
-    source.write_bytes(payload(BIG, seed=60))
-    bucket = await make_bucket()
-    dst = f"s3://{bucket}/big.bin"
-    journal_dir = tmp_path / "journals"
+    pair = await make_pair(direction, BIG, seed=60, part_size=None)
+    args = [str(pair.source.src), str(pair.destination.dst), str(journal_dir)]
     moto_server.reset_requests()
 
-    at_kill = await asyncio.to_thread(
-        kill_at, moto_server, [str(source), dst, str(journal_dir)], 0.6, BIG
-    )
-    assert len(await open_uploads(s3_client, bucket)) == 1
-    first = sent(moto_server)
-    result = await aqueuepipe.copy(source, dst, resume=True, journal_dir=journal_dir)
-    total = sent(moto_server)
+    at_kill = await asyncio.to_thread(kill_at, moto_server, args, 0.6, BIG, pair.count)
+    assert len(await pair.destination.left_open()) == 1
+    first = pair.count(moto_server)
+    result = await pair.copy()
+    total = pair.count(moto_server)
 
-    print(f"file: killed at {at_kill}, {first} + {total - first} = {total} bytes for {BIG}")
-    assert result.ok and result.verified, result
+    print(f"{direction}: killed at {at_kill}, {first} + {total - first} = {total} for {BIG}")
+    await pair.check_complete(result)
     assert total <= 1.3 * BIG
-    assert await get(s3_client, bucket, "big.bin") == source.read_bytes()
-    assert await open_uploads(s3_client, bucket) == []
-    assert journals(journal_dir) == []
-
-
-async def test_resume_after_sigkill_of_a_copy_between_buckets(
-    endpoint: str,
-    moto_server: MotoServer,
-    s3_client: S3Client,
-    make_bucket: MakeBucket,
-    tmp_path: Path,
-) -> None:
-    source = tmp_path / "object.bin"
-    source.write_bytes(payload(BIG, seed=61))
-    src_bucket = await make_bucket(prefix="src")
-    src = f"s3://{src_bucket}/object.bin"
-    await aqueuepipe.copy(source, src)
-    bucket = await make_bucket()
-    dst = f"s3://{bucket}/copy.bin"
-    journal_dir = tmp_path / "journals"
-    moto_server.reset_requests()
-
-    at_kill = await asyncio.to_thread(kill_at, moto_server, [src, dst, str(journal_dir)], 0.6, BIG)
-    assert len(await open_uploads(s3_client, bucket)) == 1
-    first = sent(moto_server)
-    result = await aqueuepipe.copy(
-        src, dst, resume=True, journal_dir=journal_dir, server_side=False
-    )
-    total = sent(moto_server)
-
-    print(f"s3: killed at {at_kill}, {first} + {total - first} = {total} bytes for {BIG}")
-    assert result.ok, result
-    assert "source:crc64nvme" in result.verified, result.verified
-    assert total <= 1.3 * BIG
-    assert await get(s3_client, bucket, "copy.bin") == source.read_bytes()
-    assert await open_uploads(s3_client, bucket) == []
-    assert journals(journal_dir) == []
-
-
-async def test_resume_after_sigkill_of_a_download(
-    endpoint: str,
-    moto_server: MotoServer,
-    make_bucket: MakeBucket,
-    tmp_path: Path,
-) -> None:
-    source = tmp_path / "object.bin"
-    source.write_bytes(payload(BIG, seed=62))
-    src_bucket = await make_bucket(prefix="src")
-    src = f"s3://{src_bucket}/object.bin"
-    await aqueuepipe.copy(source, src)
-    out = tmp_path / "out"
-    out.mkdir()
-    target = out / "object.bin"
-    journal_dir = tmp_path / "journals"
-    moto_server.reset_requests()
-
-    at_kill = await asyncio.to_thread(
-        kill_at, moto_server, [src, str(target), str(journal_dir)], 0.6, BIG, served
-    )
-    assert len(partial_downloads(out)) == 1
-    first = served(moto_server)
-    result = await aqueuepipe.copy(src, target, resume=True, journal_dir=journal_dir)
-    total = served(moto_server)
-
-    print(f"download: killed at {at_kill}, {first} + {total - first} = {total} for {BIG}")
-    assert result.ok and "source:crc64nvme" in result.verified, result.verified
-    assert total <= 1.3 * BIG
-    assert target.read_bytes() == source.read_bytes()
-    assert partial_downloads(out) == [] and journals(journal_dir) == []
 
 
 async def test_resume_prunes_journals_untouched_for_a_week_with_their_uploads(
-    endpoint: str,
-    s3_client: S3Client,
-    make_bucket: MakeBucket,
-    source_file: Path,
-    tmp_path: Path,
+    make_pair: MakePair, journal_dir: Path
 ) -> None:
-    bucket = await make_bucket()
-    journal_dir = tmp_path / "journals"
-    await interrupt_upload_from_file(source_file, f"s3://{bucket}/old.bin", journal_dir)
+    pair = await make_pair("upload")
+    await pair.interrupt()
     (old,) = journals(journal_dir)
     week_ago = time.time() - 8 * 24 * 3600
     os.utime(old, (week_ago, week_ago))
@@ -633,12 +429,12 @@ async def test_resume_prunes_journals_untouched_for_a_week_with_their_uploads(
         "import asyncio, sys, aqueuepipe; asyncio.run(aqueuepipe.copy(sys.argv[1], sys.argv[2], "
         "resume=True, journal_dir=sys.argv[3]))"
     )
-    args = [str(source_file), f"s3://{bucket}/new.bin", str(journal_dir)]
+    args = [str(pair.source.path), f"s3://{upload_bucket(pair)}/new.bin", str(journal_dir)]
     done = await asyncio.to_thread(
         subprocess.run, [sys.executable, "-c", code, *args], capture_output=True, timeout=60
     )
 
     assert done.returncode == 0, done.stderr
     assert b"pruned the journal of" in done.stderr
-    assert await open_uploads(s3_client, bucket) == []  # old.bin's was aborted
+    assert await pair.destination.left_open() == []  # the interrupted copy's was aborted
     assert journals(journal_dir) == []
