@@ -37,13 +37,14 @@ from pathlib import Path
 from typing import Literal, Unpack
 
 from ._clients import ClientPool
+from ._errors import TransferError
 from ._expand import Expanded, not_copied
 from ._listing import Compare, Listed, local_listing, merge, s3_listing, same_from_listings
 from ._options import CopyManyOptions, Options, TransferResult, build_options, check_names
 from ._plan import check_prefixes, listed_prefix
 from ._skip import already_there
 from .local import safe_join
-from .s3 import S3Client, S3Url, is_s3_url, translate_error
+from .s3 import S3Client, S3Url, Side, is_s3_url, translate_error
 from .transfer import run_batch
 
 __all__ = ["Filter", "sync", "sync_in_order"]
@@ -211,15 +212,33 @@ class _Run:
         self.keep = keep
         self.compare = compare
 
-    def _listing(self, base: S3Url | Path, client: S3Client | None) -> AsyncIterator[Listed]:
+    def _listing(
+        self, base: S3Url | Path, client: S3Client | None, side: Side
+    ) -> AsyncIterator[Listed]:
         if isinstance(base, S3Url):
             assert client is not None
-            return s3_listing(client, base)
+            return self._s3_listing(client, base, side)
         return _local_or_none(base)
+
+    async def _s3_listing(
+        self, client: S3Client, base: S3Url, side: Side
+    ) -> AsyncGenerator[Listed, None]:
+        """``base``'s listing; its failure an error about that side and bucket."""
+        listing = s3_listing(client, base)
+        try:
+            async for entry in listing:
+                yield entry
+        except Exception as exc:
+            raise translate_error(
+                exc, src=str(self.src), dst=str(self.dst), bucket=base.bucket, key=None, side=side
+            ) from exc
+        finally:
+            await listing.aclose()
 
     def _merged(self) -> AsyncIterator[tuple[str, Listed | None, Listed | None]]:
         return merge(
-            self._listing(self.src, self.src_client), self._listing(self.dst, self.dst_client)
+            self._listing(self.src, self.src_client, "source"),
+            self._listing(self.dst, self.dst_client, "destination"),
         )
 
     async def _same(self, key: str, src: Listed, dst: Listed) -> bool:
@@ -380,7 +399,7 @@ def _result(
 
 
 def _listing_error(exc: Exception, src: str, dst: str) -> Exception:
-    if isinstance(exc, ValueError):
+    if isinstance(exc, ValueError | TransferError):
         return exc
     return translate_error(exc, src=src, dst=dst, bucket="", key=None, side=None)
 

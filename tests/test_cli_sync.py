@@ -276,7 +276,8 @@ async def test_sync_from_a_missing_bucket_fails_with_one_line_and_deletes_nothin
     src = f"s3://missing-{dst}/p/"
     out, err = await sync(src, f"s3://{dst}/q/", "--delete", status=1)
     [line] = err.splitlines()
-    assert line.startswith(f"error: {src} -> s3://{dst}/q/: ") and "does not exist" in line
+    assert line.startswith(f"error: {src} -> s3://{dst}/q/: ")
+    assert f"source bucket 'missing-{dst}' does not exist" in line
     assert ", 0 deleted, 1 failed" in out
     assert await keys(s3_client, dst) == {"q/old": b"o"}
 
