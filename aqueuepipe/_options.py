@@ -285,7 +285,7 @@ class CopyManyOptions(CopyOptions, BatchOptions, total=False):
 
 
 class PrefixCopyOptions(
-    PartOptions, IntegrityOptions, ConnectionOptions, BatchOptions, total=False
+    PartOptions, IntegrityOptions, ConnectionOptions, BatchOptions, ResumeOptions, total=False
 ):
     """The options every copy of a prefix takes, on this machine or on a cluster:
     what ``copy_many`` and ``copy_prefix`` both accept, and the command gives both."""

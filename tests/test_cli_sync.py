@@ -8,6 +8,7 @@ moto server's own per-operation counter, never from the client.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -23,7 +24,7 @@ from aqueuepipe.s3 import S3Client
 from ._commands import EXIT_STATUS, MESSAGE, SIGNALS, hold
 from ._helpers import MakeBucket, MiB, MotoServer, get, open_uploads, payload
 from .conftest import StartCommand
-from .faultproxy import FaultProxy
+from .faultproxy import MAX_STALL_SECONDS, Exchange, FaultProxy, Match
 
 #: The requests that write or delete at the server.
 WRITES = frozenset(
@@ -423,3 +424,71 @@ async def test_sync_delete_stopped_by_a_signal_aborts_its_upload_and_deletes_not
     assert await open_uploads(s3_client, bucket) == []
     assert await keys(s3_client, bucket) == {"p/extra": b"e"}
     assert not fault_proxy.exchanges("DeleteObjects")
+
+
+# -- resume ------------------------------------------------------------------------------
+
+
+async def test_sync_resume_after_sigint_continues_the_upload_it_kept(
+    fault_proxy: FaultProxy,
+    moto_server: MotoServer,
+    s3_client: S3Client,
+    make_bucket: MakeBucket,
+    start_command: StartCommand,
+    tmp_path: Path,
+) -> None:
+    """Parts 1 to 4 of eight are stored, 5 to 8 held at the proxy; SIGINT keeps the
+    upload and its journal, and ``sync --resume`` sends only what the server lacks."""
+    size = 40 * MiB
+    source = tmp_path / "source"
+    source.mkdir()
+    body = payload(size, seed=41)
+    (source / "big.bin").write_bytes(body)
+    bucket = await make_bucket()
+    journal_dir = tmp_path / "journals"
+    held: list[Exchange] = []
+    all_held = asyncio.Event()
+
+    def seen(exchange: Exchange) -> bool:
+        held.append(exchange)
+        if len(held) == 4:  # parts 5 to 8 all sent: 1 to 4 are done
+            all_held.set()
+        return True
+
+    fault_proxy.stall(
+        Match(operation="UploadPart", query=r"partNumber=[5-8](&|$)", where=seen),
+        seconds=MAX_STALL_SECONDS,
+        times=None,
+    )
+    args = (
+        "sync",
+        "--resume",
+        "--journal-dir",
+        str(journal_dir),
+        "--part-size",
+        "5MiB",
+        "--part-concurrency",
+        "4",
+        str(source),
+        f"s3://{bucket}/p/",
+    )
+    moto_server.reset_requests()
+    command = await start_command(*args, endpoint_url=fault_proxy.endpoint_url)
+    await command.wait_for(all_held)
+
+    command.process.send_signal(signal.SIGINT)
+
+    assert await command.finish() == EXIT_STATUS[signal.SIGINT]
+    assert "is kept open" in command.stderr and "--resume" in command.stderr
+    assert [upload["Key"] for upload in await open_uploads(s3_client, bucket)] == ["p/big.bin"]
+    first = moto_server.requests().bytes.get("UploadPart", 0)
+
+    fault_proxy.clear()
+    again = await start_command(*args, endpoint_url=fault_proxy.endpoint_url)
+    assert await again.finish() == 0, again.stderr
+    total = moto_server.requests().bytes.get("UploadPart", 0)
+    print(f"UploadPart bytes at the server: {first} + {total - first} = {total} of {size}")
+    assert await get(s3_client, bucket, "p/big.bin") == body
+    assert total <= 1.3 * size, f"{first} then {total - first} bytes sent for {size}"
+    assert await open_uploads(s3_client, bucket) == []
+    assert list(journal_dir.glob("*.json")) == []

@@ -10,6 +10,7 @@ under ``data/``, and a few more under ``few/`` for the quick tests.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import hashlib
 import io
@@ -1002,3 +1003,135 @@ def test_cli_dask_starts_a_local_cluster(
     assert status == 0
     assert "copied 41 objects" in capsys.readouterr().out
     assert_same_objects(listing(s3, bucket, ""), source.few)
+
+
+# -- resume: a shard continues the upload a journal names, and aborts the others ---------
+
+RESUME_SIZE = 40 * MiB
+RESUME_PART = 5 * MiB
+
+
+async def interrupt_resumable_copy(src: str, dst: str, journal_dir: Path) -> None:
+    """Copy ``src`` to ``dst`` with ``resume=True`` in this process (streamed) and
+    cancel the copy once half its bytes reached the destination: its upload stays
+    open and its journal is in ``journal_dir``."""
+    import aqueuepipe
+
+    reached = asyncio.Event()
+
+    def on_progress(src: str, dst: str, done: int, total: int | None) -> None:
+        if done >= RESUME_SIZE // 2:
+            reached.set()
+
+    task = asyncio.create_task(
+        aqueuepipe.copy(
+            src,
+            dst,
+            resume=True,
+            journal_dir=journal_dir,
+            server_side=False,
+            part_size=RESUME_PART,
+            part_concurrency=2,
+            progress=on_progress,
+        )
+    )
+    waiter = asyncio.create_task(reached.wait())
+    await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    assert not task.done(), "the copy ended before it could be interrupted"
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def open_uploads_of(s3: Any, bucket: str) -> list[tuple[str, str]]:
+    uploads = s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    return [(upload["Key"], upload["UploadId"]) for upload in uploads]
+
+
+async def test_copy_prefix_resume_continues_an_upload_interrupted_earlier(
+    async_client: Any, s3: Any, endpoint: str, moto_server: MotoServer, tmp_path: Path
+) -> None:
+    """The shard kept the upload its journal names (it used to abort every upload to
+    its keys), and the copy sent only the parts the server lacked."""
+    body = random.Random(21).randbytes(RESUME_SIZE)
+    src_bucket, dst_bucket = new_bucket(s3, "src"), new_bucket(s3, "dst")
+    upload_multipart(s3, src_bucket, "big/object.bin", body, RESUME_PART)
+    journal_dir = tmp_path / "journals"
+    moto_server.reset_requests()
+    await interrupt_resumable_copy(
+        f"s3://{src_bucket}/big/object.bin", f"s3://{dst_bucket}/big/object.bin", journal_dir
+    )
+    assert len(open_uploads_of(s3, dst_bucket)) == 1, "the upload was not kept open"
+    first = moto_server.requests().bytes.get("UploadPart", 0)
+
+    summary = await copy_prefix_async(
+        f"s3://{src_bucket}/big/",
+        f"s3://{dst_bucket}/big/",
+        client=async_client,
+        per_worker_limit=LIMIT,
+        part_size=RESUME_PART,
+        server_side=False,
+        verify="required",
+        resume=True,
+        journal_dir=journal_dir,
+    )
+    total = moto_server.requests().bytes.get("UploadPart", 0)
+    print(f"UploadPart bytes at the server: {first} + {total - first} = {total} of {RESUME_SIZE}")
+    assert (summary.objects, summary.failures) == (1, 0)
+    copied = s3.get_object(Bucket=dst_bucket, Key="big/object.bin")["Body"].read()
+    assert hashlib.md5(copied).digest() == hashlib.md5(body).digest()
+    assert total <= 1.3 * RESUME_SIZE, f"{first} then {total - first} bytes sent"
+    assert open_uploads_of(s3, dst_bucket) == []
+    assert list(journal_dir.glob("*.json")) == []
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_copy_prefix_aborts_a_leftover_upload_no_journal_names(
+    client: Any, s3: Any, endpoint: str, tmp_path: Path, resume: bool
+) -> None:
+    src_bucket, dst_bucket = new_bucket(s3, "src"), new_bucket(s3, "dst")
+    s3.put_object(Bucket=src_bucket, Key="p/object.bin", Body=b"x" * 1024)
+    s3.create_multipart_upload(Bucket=dst_bucket, Key="p/object.bin")  # a dead attempt's
+    options: dict[str, Any] = {"resume": True, "journal_dir": tmp_path} if resume else {}
+    summary = copy_prefix(
+        f"s3://{src_bucket}/p/",
+        f"s3://{dst_bucket}/p/",
+        client=client,
+        per_worker_limit=LIMIT,
+        **options,
+    )
+    assert (summary.objects, summary.failures) == (1, 0)
+    assert open_uploads_of(s3, dst_bucket) == []
+
+
+def test_cli_gives_a_cluster_resume_and_journal_dir(
+    cluster: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """--resume on a cluster was refused (exit status 2)."""
+    import aqueuepipe.distributed
+
+    given: dict[str, Any] = {}
+
+    def fake_copy_prefix(src: str, dst: str, **options: Any) -> CopySummary:
+        given.update(options)
+        return replace(SUMMARY, objects=0, bytes=0, shards=0)
+
+    monkeypatch.setattr(aqueuepipe.distributed, "copy_prefix", fake_copy_prefix)
+    for command in (["cp", "-r"], ["sync"]):
+        given.clear()
+        status = main(
+            [
+                *command,
+                "-q",
+                "--resume",
+                "--journal-dir",
+                str(tmp_path),
+                "--scheduler",
+                cluster.scheduler_address,
+                "s3://src-aqp/a/",
+                "s3://dst-aqp/b/",
+            ]
+        )
+        assert status == 0, command
+        assert (given["resume"], given["journal_dir"]) == (True, str(tmp_path)), command

@@ -29,8 +29,6 @@ def copy_on_cluster(plan: CopyPlan, args: argparse.Namespace) -> int:
         raise UsageError("--scheduler and --dask copy a prefix: use --recursive and two s3:// URLs")
     if args.max_rate is not None:
         raise UsageError("--max-rate caps the copies of this process, not those of a cluster")
-    if args.resume:
-        raise UsageError("--resume continues the copies of this process, not those of a cluster")
     try:
         import distributed
 

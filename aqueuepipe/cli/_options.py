@@ -32,4 +32,6 @@ def copy_options(plan: CopyPlan, args: argparse.Namespace) -> PrefixCopyOptions:
         "server_side": args.server_side,
         "skip_existing": args.skip_existing,
         "endpoint_url": plan.endpoint_url,
+        "resume": args.resume,
+        "journal_dir": args.journal_dir,
     }

@@ -204,8 +204,6 @@ async def _copy_batch(
                     **options,
                     budget=budget,
                     max_rate=args.max_rate,
-                    resume=args.resume,
-                    journal_dir=args.journal_dir,
                     progress=heard,
                 ),
                 plan.src,
@@ -218,8 +216,6 @@ async def _copy_batch(
                 recursive=plan.recursive,
                 budget=budget,
                 max_rate=args.max_rate,
-                resume=args.resume,
-                journal_dir=args.journal_dir,
                 progress=heard,
             )
     except ValueError as exc:  # a bad option, before anything ran

@@ -27,7 +27,9 @@ and to resume:
   source end to end, and a later run recognises it by ETag alone.
 * A shard starts by aborting the unfinished multipart uploads left for its keys
   by an earlier attempt (a worker that died mid-shard), so a retried shard leaves
-  no orphaned parts behind.
+  no orphaned parts behind.  With ``resume``, it keeps those that a journal
+  readable on its worker names (journals live on each worker's disk, unless
+  ``journal_dir`` is shared), and their copies continue them.
 * Dask re-runs the shards of a worker that is lost and retries a shard whose
   task raised (``shard_retries``).  Only completed shards are written to the
   manifest, so every key appears in it exactly once.

@@ -100,6 +100,20 @@ def copy_prefix(
     ``allowed-failures`` setting allows.  A shard first aborts the multipart
     uploads a dead attempt left for its keys.
 
+    ``resume`` (off by default) and ``journal_dir`` are as for
+    :func:`~aqueuepipe.copy_many`: each multipart upload keeps a journal, an
+    interrupted copy (a failure, a cancelled run, a killed worker) leaves its
+    upload open, and the same copy run again continues it, sending only the parts
+    the server lacks.  The journals are written by the workers, on each worker's
+    own disk: by default in the per-user cache folder of the user the worker runs
+    as (``$XDG_CACHE_HOME/aqueuepipe/uploads``, else
+    ``~/.cache/aqueuepipe/uploads``), so only a shard that runs again on the same
+    machine finds them.  Pass a ``journal_dir`` on a file system every worker
+    mounts at the same path (a relative one is taken from this process's working
+    directory) for a shard re-run on another machine to continue the uploads.
+    With ``resume``, a shard keeps the uploads to its keys that a journal it can
+    read names, and aborts the others as it does without.
+
     ``manifest`` (a path or an ``s3://`` URL, written locally and uploaded at
     the end) receives one JSON line per object (:meth:`ObjectOutcome.to_json`),
     as shards finish.  ``on_outcome`` is called with each outcome as it arrives,
@@ -119,7 +133,8 @@ def copy_prefix(
 
     On ``KeyboardInterrupt``, an exception from ``on_outcome`` or any other end
     before the last shard, the shards in flight are cancelled on the workers
-    (their multipart uploads aborted) before the call returns or raises.
+    (their multipart uploads aborted, or kept for the next run with ``resume``)
+    before the call returns or raises.
     """
     settings = check_options(src_prefix, dst_prefix, **options)
     if client.asynchronous:

@@ -108,6 +108,9 @@ def check_options(
     )
     copies["checksums"] = checked.checksums  # picklable, whatever iterable was given
     copies["retries"] = checked.policy
+    if checked.journal_dir is not None:
+        # Taken from the driver's working directory, not from each worker's.
+        copies["journal_dir"] = checked.journal_dir.absolute()
     job = Job(
         id=uuid.uuid4().hex,
         src_bucket=src.bucket,

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 import distributed
 
 from aqueuepipe import ByteBudget
+from aqueuepipe._journal import JournalUnreadable, default_journal_dir, journal_path, load_journal
 from aqueuepipe._listing import Listed, merge, s3_listing, same_from_listings
 from aqueuepipe.checksums import normalize_etag
 from aqueuepipe.s3 import (
@@ -270,9 +271,12 @@ class ShardCopy:
         """Abort unfinished multipart uploads to this shard's keys.
 
         They can only be left by an earlier attempt at these keys that died (a
-        lost worker, a killed run): a finished or failed copy completes or aborts
-        its own upload.  Any object but an empty one may have been: a server that
-        does not check digests gets even small objects as one-part uploads.
+        lost worker, a killed run), or kept for ``resume``: a finished or failed
+        copy completes or aborts its own upload unless it is resumable.  Any
+        object but an empty one may have been: a server that does not check
+        digests gets even small objects as one-part uploads.  With ``resume``, an
+        upload that a journal readable on this worker names is kept, for its copy
+        to continue; the others are aborted all the same.
         """
         keys = {self.job.dst_key(key) for key, size, _ in self.shard if size > 0}
         if keys:
@@ -292,6 +296,9 @@ class ShardCopy:
                 for upload in page.get("Uploads", [])
                 if upload["Key"] in keys
             )
+        if self.resources.options.resume and leftovers:
+            resumable = await asyncio.to_thread(self._journaled, leftovers)
+            leftovers = [upload for upload in leftovers if upload not in resumable]
 
         async def abort(key: str, upload_id: str) -> None:
             async with self.requests:
@@ -301,6 +308,23 @@ class ShardCopy:
                     )
 
         await asyncio.gather(*(abort(key, upload_id) for key, upload_id in leftovers))
+
+    def _journaled(self, uploads: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        """The ``(key, upload id)`` of ``uploads`` that a journal here names: the
+        journal the copy of that key will look for (the same directory, endpoint,
+        bucket and key), holding that upload id."""
+        directory = self.resources.options.journal_dir or default_journal_dir()
+        endpoint = str(self.resources.dst.meta.endpoint_url)
+        named: set[tuple[str, str]] = set()
+        for key, upload_id in uploads:
+            path = journal_path(directory, endpoint, self.job.dst_bucket, key)
+            try:
+                journal = load_journal(path)
+            except JournalUnreadable:
+                continue  # the copy starts over; the upload is not to be kept
+            if journal is not None and journal.upload_id == upload_id:
+                named.add((key, upload_id))
+        return named
 
     async def _decide(self) -> tuple[list[ObjectOutcome], list[tuple[Entry, bool]]]:
         """The outcomes of the objects the listings show at the destination already,

@@ -422,3 +422,70 @@ async def test_upload_to_a_key_written_since_its_listing_keeps_the_safe_way(
     assert await get(s3_client, dst, "k") == b"the file's bytes"
     counts = moto_server.requests()
     assert counts["PutObject"] == 1 and counts["CompleteMultipartUpload"] == 1, counts.counts
+
+
+# -- resume -------------------------------------------------------------------------------
+
+
+async def test_sync_resume_continues_an_interrupted_upload(
+    endpoint: str,
+    moto_server: MotoServer,
+    s3_client: S3Client,
+    make_bucket: MakeBucket,
+    tmp_path: Path,
+) -> None:
+    import contextlib
+
+    import aqueuepipe
+
+    size, part = 40 * MiB, 5 * MiB
+    body = payload(size, seed=40)
+    (tmp_path / "object.bin").write_bytes(body)
+    src_bucket, dst_bucket = await make_bucket(prefix="src"), await make_bucket(prefix="dst")
+    await aqueuepipe.copy(tmp_path / "object.bin", f"s3://{src_bucket}/p/big.bin", part_size=part)
+    src, dst = f"s3://{src_bucket}/p/", f"s3://{dst_bucket}/p/"
+    journal_dir = tmp_path / "journals"
+    moto_server.reset_requests()
+
+    reached = asyncio.Event()
+
+    def on_progress(src: str, dst: str, done: int, total: int | None) -> None:
+        if done >= size // 2:
+            reached.set()
+
+    task = asyncio.create_task(
+        collect(
+            sync(
+                src,
+                dst,
+                resume=True,
+                journal_dir=journal_dir,
+                server_side=False,
+                part_size=part,
+                part_concurrency=2,
+                progress=on_progress,
+            )
+        )
+    )
+    waiter = asyncio.create_task(reached.wait())
+    await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    assert not task.done(), "the sync ended before it could be interrupted"
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    listed = await s3_client.list_multipart_uploads(Bucket=dst_bucket)
+    assert len(listed.get("Uploads", [])) == 1, "the upload was not kept open"
+    first = moto_server.requests().bytes.get("UploadPart", 0)
+
+    results = await collect(
+        sync(src, dst, resume=True, journal_dir=journal_dir, server_side=False, part_size=part)
+    )
+    total = moto_server.requests().bytes.get("UploadPart", 0)
+    print(f"UploadPart bytes at the server: {first} + {total - first} = {total} of {size}")
+    assert [(r.ok, bool(r.verified)) for r in results] == [(True, True)]
+    assert await get(s3_client, dst_bucket, "p/big.bin") == body
+    assert total <= 1.3 * size, f"{first} then {total - first} bytes sent for {size}"
+    listed = await s3_client.list_multipart_uploads(Bucket=dst_bucket)
+    assert listed.get("Uploads", []) == []
+    assert list(journal_dir.glob("*.json")) == []
