@@ -30,8 +30,9 @@ import distributed
 from aqueuepipe import ByteBudget
 from aqueuepipe._journal import JournalUnreadable, default_journal_dir, journal_path, load_journal
 from aqueuepipe._listing import Listed, merge, s3_listing, same_from_listings
-from aqueuepipe.checksums import normalize_etag
+from aqueuepipe.checksums import etag_is_md5_based, normalize_etag
 from aqueuepipe.s3 import (
+    MAX_PART_SIZE,
     S3Client,
     S3Url,
 )
@@ -392,15 +393,31 @@ class ShardCopy:
         self.resources.options.progress.transfer_finished(result)
         return self._outcome(result, entry)
 
-    def _batches(self, copies: list[tuple[Entry, bool]]) -> dict[bool, list[Entry]]:
-        """The objects to copy by copy_many call: whether it is to check the
-        destination first."""
-        batches: dict[bool, list[Entry]] = {}
+    def _batches(self, copies: list[tuple[Entry, bool]]) -> dict[tuple[int, bool], list[Entry]]:
+        """The objects to copy by copy_many call: their part size, and whether it is
+        to check the destination first.
+
+        The core keeps a multipart source's layout, and a single-PUT source's one
+        PutObject where the server checks digests; to a server that does not, a
+        single-PUT source up to half the budget goes in a batch whose part size
+        exceeds it, so it is one part, whose ETag (the MD5 of its MD5) a later run
+        compares with the source's from the listings.
+        """
+        part_size = self.resources.options.part_size
+        most = min(self.job.limit // 2, MAX_PART_SIZE - 1)
+        whole = [
+            entry[1]
+            for entry, _ in copies
+            if part_size <= entry[1] <= most and _single_put(entry[2])
+        ]
+        single = max(whole, default=0) + 1
+        batches: dict[tuple[int, bool], list[Entry]] = {}
         for entry, check in copies:
-            batches.setdefault(check, []).append(entry)
+            size = single if part_size <= entry[1] <= most and _single_put(entry[2]) else part_size
+            batches.setdefault((size, check), []).append(entry)
         return batches
 
-    async def _copy(self, batches: dict[bool, list[Entry]]) -> list[ObjectOutcome]:
+    async def _copy(self, batches: dict[tuple[int, bool], list[Entry]]) -> list[ObjectOutcome]:
         job, resources = self.job, self.resources
         outcomes: list[ObjectOutcome] = []
         # One limit on the copies of the shard across its batches.
@@ -421,9 +438,10 @@ class ShardCopy:
             else {"src_client": resources.src, "dst_client": resources.dst}
         )
 
-        async def run_batch(check: bool, entries: list[Entry]) -> None:
-            # The run's options, but the budget, clients and skip of the batch.
-            options: PrefixCopyOptions = {**job.copies, "skip_existing": check}
+        async def run_batch(part_size: int, check: bool, entries: list[Entry]) -> None:
+            # The run's options, but the budget, clients, part size and skip of the batch.
+            options: PrefixCopyOptions = {**job.copies, "part_size": part_size}
+            options["skip_existing"] = check
             options.pop("endpoint_url", None)  # the clients are given
             results = copy_many(
                 gated(entries), **options, **clients, budget=resources.budget, progress=job.progress
@@ -434,8 +452,8 @@ class ShardCopy:
                     outcomes.append(self._outcome(result, by_dst[result.dst]))
 
         async with asyncio.TaskGroup() as tg:
-            for check, entries in batches.items():
-                tg.create_task(run_batch(check, entries))
+            for (part_size, check), entries in batches.items():
+                tg.create_task(run_batch(part_size, check, entries))
         return outcomes
 
     def _outcome(self, result: TransferResult, entry: Entry) -> ObjectOutcome:
@@ -455,3 +473,8 @@ class ShardCopy:
             error=None if result.error is None else describe(result.error),
             worker=self.worker,
         )
+
+
+def _single_put(etag: str | None) -> bool:
+    """Whether ``etag`` is a single PutObject's (a plain MD5)."""
+    return etag is not None and etag_is_md5_based(etag) and "-" not in etag
