@@ -189,18 +189,29 @@ def _write_atomically(path: Path, data: bytes) -> None:
         os.close(directory)
 
 
+def _read(path: Path) -> bytes | None:
+    """A journal file's bytes; None if there is none.
+
+    Raises:
+        JournalUnreadable: it is there but cannot be read.
+    """
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise JournalUnreadable(path, f"{type(exc).__name__}: {exc}", None) from exc
+
+
 def load_journal(path: Path) -> Journal | None:
     """The journal at ``path``; None if there is none.
 
     Raises:
         JournalUnreadable: the file is there but is not a whole journal.
     """
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
+    raw = _read(path)
+    if raw is None:
         return None
-    except OSError as exc:
-        raise JournalUnreadable(path, f"{type(exc).__name__}: {exc}", None) from exc
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -313,12 +324,9 @@ class DownloadJournal:
         Raises:
             JournalUnreadable: the file is there but is not a whole journal.
         """
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
+        raw = _read(path)
+        if raw is None:
             return None
-        except OSError as exc:
-            raise JournalUnreadable(path, f"{type(exc).__name__}: {exc}", None) from exc
         try:
             data = json.loads(raw)
             if not isinstance(data, dict) or data.get("kind") != "download":
