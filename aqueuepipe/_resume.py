@@ -140,6 +140,10 @@ class ResumedUpload:
         self.journal: Journal | None = None
         #: The parts the server holds from an earlier run (confirmed by ListParts).
         self.stored: dict[int, StoredPart] = {}
+        #: Parts the server lists that the journal does not (stored as a run was
+        #: killed, before it could write them down): their bytes are read again and
+        #: sent only if they differ from what the server reports.
+        self.unjournaled: dict[int, StoredPart] = {}
 
     def _say(self, message: str) -> None:
         logger.warning("%s -> %s: %s", self.job.src, self.job.dst, message)
@@ -179,7 +183,8 @@ class ResumedUpload:
                 "aborted and the copy starts over"
             )
             return False
-        listed = await self._list_parts(journal.upload_id)
+        algorithm = s3_algorithm(sending.algorithm) if sending.algorithm is not None else None
+        listed = await self._list_parts(journal.upload_id, algorithm)
         if listed is None:
             journal.remove()
             self._say(
@@ -192,22 +197,22 @@ class ResumedUpload:
             held = listed.get(number)
             if (
                 held is not None
-                and held == (part.size, normalize_etag(part.etag))
+                and (held.size, normalize_etag(held.etag)) == (part.size, normalize_etag(part.etag))
                 and part.size == self._part_length(number)
             ):
                 confirmed[number] = part
         journal.parts = confirmed
         self.journal = journal
         self.stored = confirmed
+        self.unjournaled = {
+            number: part
+            for number, part in listed.items()
+            if number not in confirmed and part.size == self._part_length(number)
+        }
         upload.upload_id = journal.upload_id
-        upload.checksum_algorithm = (
-            s3_algorithm(sending.algorithm) if sending.algorithm is not None else None
-        )
-        for number, part in confirmed.items():
-            entry: dict[str, Any] = {"PartNumber": number, "ETag": part.etag}
-            if upload.checksum_algorithm is not None and part.checksum is not None:
-                entry[f"Checksum{upload.checksum_algorithm}"] = part.checksum
-            upload.parts[number] = entry
+        upload.checksum_algorithm = algorithm
+        for part in confirmed.values():
+            _complete_with(upload, part)
         stored = sum(part.size for part in confirmed.values())
         logger.info(
             "%s -> %s: continuing upload %s: %d parts (%d bytes) stored, %d bytes to send",
@@ -251,6 +256,15 @@ class ResumedUpload:
             with self.job.errors("destination"):
                 await self.journal.store(StoredPart(number, size, etag, checksum))
 
+    async def adopt(self, upload: MultipartUpload, part: StoredPart) -> None:
+        """A part the server holds was read again and found to be the source's
+        bytes: complete the upload with it, and write it in the journal if it was
+        not."""
+        if part.number in self.stored:
+            return
+        _complete_with(upload, part)
+        await self.record(part.number, part.size, part.etag, part.checksum)
+
     def keeps(self, exc: BaseException, upload: MultipartUpload) -> bool:
         """Whether the upload stays open for the next run after ``exc`` (anything
         but bytes found wrong, or checksum headers refused: those start over)."""
@@ -283,9 +297,12 @@ class ResumedUpload:
     async def _abort(self, upload_id: str) -> None:
         await MultipartUpload(self.client, self.dst, upload_id=upload_id).abort()
 
-    async def _list_parts(self, upload_id: str) -> dict[int, tuple[int, str]] | None:
-        """(size, ETag) of each part the server holds; None if the upload is gone."""
-        found: dict[int, tuple[int, str]] = {}
+    async def _list_parts(
+        self, upload_id: str, algorithm: str | None
+    ) -> dict[int, StoredPart] | None:
+        """Each part the server holds (with its ``algorithm`` checksum, S3's name, if
+        the server lists one); None if the upload is gone."""
+        found: dict[int, StoredPart] = {}
         paginator = self.client.get_paginator("list_parts")
         with self.job.errors("destination"):
             try:
@@ -293,9 +310,13 @@ class ResumedUpload:
                     Bucket=self.dst.bucket, Key=self.dst.key, UploadId=upload_id
                 ):
                     for part in page.get("Parts", []):
-                        found[int(part["PartNumber"])] = (
+                        number = int(part["PartNumber"])
+                        checksum = part.get(f"Checksum{algorithm}") if algorithm else None
+                        found[number] = StoredPart(
+                            number,
                             int(part["Size"]),
-                            normalize_etag(str(part["ETag"])),
+                            str(part["ETag"]),
+                            str(checksum) if checksum is not None else None,
                         )
             except botocore.exceptions.ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") in ("NoSuchUpload", "404"):
@@ -396,3 +417,11 @@ class ResumedDownload:
         if self.journal is not None:
             self.journal.remove()
         self.journal = None
+
+
+def _complete_with(upload: MultipartUpload, part: StoredPart) -> None:
+    """Name a part stored by an earlier run in ``upload``'s CompleteMultipartUpload."""
+    entry: dict[str, Any] = {"PartNumber": part.number, "ETag": part.etag}
+    if upload.checksum_algorithm is not None and part.checksum is not None:
+        entry[f"Checksum{upload.checksum_algorithm}"] = part.checksum
+    upload.parts[part.number] = entry

@@ -440,6 +440,8 @@ class Uploader:
                             tg.create_task(self._held_part(number, held, part_md5s, part_checksums))
                             offset += held.size
                             continue
+                        if held is None and resumed is not None:
+                            held = resumed.unjournaled.get(number + 1)
                         if position != offset:
                             assert resumed is not None
                             with self.job.errors("source"):
@@ -599,8 +601,9 @@ class Uploader:
         """Hash (unless ``digests`` are known) and upload one part until it is
         proven stored; then close it.
 
-        ``held``: the server holds this part from an earlier run, and it was read
-        only for the hashes; it is sent again only if its bytes differ from it.
+        ``held``: the server holds this part from an earlier run (journaled, or
+        only listed), and it was read for the hashes or to be compared; it is sent
+        again only if its bytes differ from it.
         """
         part.body.on_sent = self.job.progressed
         part.body.rate = self.job.options.upload_rate
@@ -609,6 +612,8 @@ class Uploader:
                 digests = await hash_part(self.job.attempt, part)
             if held is not None and _same_part(held, digests):
                 self._note_held(number, held, part_md5s, part_checksums)
+                if resumed is not None:
+                    await resumed.adopt(upload, held)
                 return
             response = await self._until_stored(
                 lambda: upload.upload_part(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -234,6 +235,37 @@ async def test_resume_continues_an_interrupted_copy(
     await pair.check_complete(result)
     assert total <= 1.3 * SIZE, f"{first} then {total - first} bytes sent for {SIZE}"
     assert total - first < SIZE - first // 2
+
+
+@pytest.mark.parametrize("direction", ["upload", "between-buckets"])
+async def test_resume_takes_parts_stored_but_not_yet_journaled(
+    moto_server: MotoServer,
+    s3_client: S3Client,
+    make_pair: MakePair,
+    journal_dir: Path,
+    direction: str,
+) -> None:
+    """A run killed after the server stored parts but before the journal said so:
+    ListParts shows them, the source's bytes are read again and compared with
+    them, and only the parts the server does not hold are sent."""
+    pair = await make_pair(direction)
+    await pair.interrupt()
+    (journal,) = journals(journal_dir)
+    record = json.loads(journal.read_text())
+    record["parts"] = record["parts"][:1]
+    journal.write_text(json.dumps(record))
+    (upload,) = await pair.destination.left_open()
+    listed = await s3_client.list_parts(
+        Bucket=upload_bucket(pair), Key="copy.bin", UploadId=upload["UploadId"]
+    )
+    held = sum(part["Size"] for part in listed["Parts"])
+    assert held >= 2 * PART, listed["Parts"]
+    moto_server.reset_requests()
+
+    result = await pair.copy()
+
+    await pair.check_complete(result)
+    assert moto_server.requests().bytes.get("UploadPart", 0) == SIZE - held
 
 
 @pytest.mark.parametrize("direction", DIRECTIONS)
