@@ -38,7 +38,7 @@ from ._journal import (
 from ._verify import SourceMismatch
 from .checksums import normalize_etag, s3_algorithm
 from .s3._client import S3Client
-from .s3._objects import MultipartUpload
+from .s3._uploads import MultipartUpload
 from .s3._urls import S3Url
 
 __all__ = ["FoundDownload", "Resumable", "ResumedDownload", "ResumedUpload", "logger"]
@@ -212,7 +212,7 @@ class ResumedUpload:
         upload.upload_id = journal.upload_id
         upload.checksum_algorithm = algorithm
         for part in confirmed.values():
-            _complete_with(upload, part)
+            upload.take_stored(part.number, part.etag, part.checksum)
         stored = sum(part.size for part in confirmed.values())
         logger.info(
             "%s -> %s: continuing upload %s: %d parts (%d bytes) stored, %d bytes to send",
@@ -262,7 +262,7 @@ class ResumedUpload:
         not."""
         if part.number in self.stored:
             return
-        _complete_with(upload, part)
+        upload.take_stored(part.number, part.etag, part.checksum)
         await self.record(part.number, part.size, part.etag, part.checksum)
 
     def keeps(self, exc: BaseException, upload: MultipartUpload) -> bool:
@@ -417,11 +417,3 @@ class ResumedDownload:
         if self.journal is not None:
             self.journal.remove()
         self.journal = None
-
-
-def _complete_with(upload: MultipartUpload, part: StoredPart) -> None:
-    """Name a part stored by an earlier run in ``upload``'s CompleteMultipartUpload."""
-    entry: dict[str, Any] = {"PartNumber": part.number, "ETag": part.etag}
-    if upload.checksum_algorithm is not None and part.checksum is not None:
-        entry[f"Checksum{upload.checksum_algorithm}"] = part.checksum
-    upload.parts[part.number] = entry

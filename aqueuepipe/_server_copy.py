@@ -53,8 +53,9 @@ from .checksums import (
 )
 from .s3._client import S3Client
 from .s3._layout import PartLayout, part_layout
-from .s3._objects import MultipartUpload, retry_attempts
+from .s3._objects import retry_attempts
 from .s3._parts import MAX_PART_SIZE, choose_part_size
+from .s3._uploads import MultipartUpload
 from .s3._urls import S3Url
 
 __all__ = ["REFUSALS", "copy_on_server"]
