@@ -11,6 +11,7 @@ import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .._plan import check_distinct, check_prefixes, into_directory, listed_prefix
 from .._units import parse_size
@@ -53,13 +54,28 @@ class CopyPlan:
         return self.dst == STDIO
 
 
+class _Sizes(NamedTuple):
+    """What every plan carries besides its pair (CopyPlan's last fields)."""
+
+    limit: int
+    part_size: int
+    endpoint_url: str | None
+
+
 def plan_copy(args: argparse.Namespace) -> CopyPlan:
     """Check SRC, DST and the endpoint; work out the pair copy_many gets.
 
     Raises:
         UsageError: anything that would fail every copy, found without I/O
-            beyond looking at local paths.
+            beyond looking at local paths (the pair rules' ValueErrors among them).
     """
+    try:
+        return _plan(args)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _plan(args: argparse.Namespace) -> CopyPlan:
     limit = args.limit if args.limit is not None else parse_size(DEFAULT_LIMIT)
     part_size = args.part_size if args.part_size is not None else parse_size(DEFAULT_PART_SIZE)
     if part_size < MIN_PART_SIZE:
@@ -77,29 +93,22 @@ def plan_copy(args: argparse.Namespace) -> CopyPlan:
         endpoint_url = resolve_endpoint_url(args.endpoint_url)
     except ValueError as exc:
         raise UsageError(str(exc).replace("from endpoint_url", "from --endpoint-url")) from None
+    sizes = _Sizes(limit, part_size, endpoint_url)
     if STDIO in (args.src, args.dst):
-        return _plan_stream(args, limit=limit, part_size=part_size, endpoint_url=endpoint_url)
-    try:
-        src_loc = parse_location(args.src)
-        dst_loc = parse_location(args.dst)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+        return _plan_stream(args, sizes)
+    src_loc = parse_location(args.src)
+    dst_loc = parse_location(args.dst)
     if not isinstance(src_loc, S3Url) and not isinstance(dst_loc, S3Url):
         raise UsageError(
             "SRC or DST must be an s3:// URL (local to local copies are not supported)"
         )
     if args.command == "sync":
-        return _plan_sync(
-            args, src_loc, dst_loc, limit=limit, part_size=part_size, endpoint_url=endpoint_url
-        )
+        return _plan_sync(args, src_loc, dst_loc, sizes)
     src, dst = args.src, args.dst
     if args.recursive and isinstance(src_loc, S3Url):
         src_loc = listed_prefix(src)  # as `aws s3 cp --recursive`: s3://b/dir means dir/
         src = str(src_loc)
-        try:
-            check_prefixes(src_loc, dst_loc, one_endpoint=True)  # one --endpoint-url
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+        check_prefixes(src_loc, dst_loc, one_endpoint=True)  # one --endpoint-url
     many = args.recursive and (
         isinstance(src_loc, S3Url) or (isinstance(src_loc, Path) and src_loc.is_dir())
     )
@@ -109,28 +118,12 @@ def plan_copy(args: argparse.Namespace) -> CopyPlan:
         if isinstance(src_loc, Path) and src_loc.is_dir():
             raise UsageError(f"{args.src!r} is a directory: add --recursive to copy its files")
         dst = str(into_directory(args.src, args.dst))
-        try:
-            check_distinct(src_loc, parse_location(dst), one_endpoint=True)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-    return CopyPlan(
-        src=src,
-        dst=dst,
-        recursive=many,
-        limit=limit,
-        part_size=part_size,
-        endpoint_url=endpoint_url,
-    )
+        check_distinct(src_loc, parse_location(dst), one_endpoint=True)
+    return CopyPlan(src, dst, many, *sizes)
 
 
 def _plan_sync(
-    args: argparse.Namespace,
-    src_loc: S3Url | Path,
-    dst_loc: S3Url | Path,
-    *,
-    limit: int,
-    part_size: int,
-    endpoint_url: str | None,
+    args: argparse.Namespace, src_loc: S3Url | Path, dst_loc: S3Url | Path, sizes: _Sizes
 ) -> CopyPlan:
     """The plan of ``sync``: two prefixes (``s3://b/p`` means ``p/``), or a prefix
     and a directory.  A source that is a local file, a source directory that does
@@ -148,28 +141,19 @@ def _plan_sync(
         )
     src = str(listed_prefix(args.src)) if isinstance(src_loc, S3Url) else args.src
     dst = str(listed_prefix(args.dst)) if isinstance(dst_loc, S3Url) else args.dst
-    if isinstance(src_loc, S3Url) and isinstance(dst_loc, S3Url):
-        try:
-            if check_prefixes(listed_prefix(src), listed_prefix(dst), one_endpoint=True):
-                raise UsageError(
-                    f"destination prefix {dst!r} lies in source prefix {src!r}: "
-                    "a sync would find its own copies"
-                )
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-    return CopyPlan(
-        src=src,
-        dst=dst,
-        recursive=True,
-        limit=limit,
-        part_size=part_size,
-        endpoint_url=endpoint_url,
-    )
+    if (
+        isinstance(src_loc, S3Url)
+        and isinstance(dst_loc, S3Url)
+        and check_prefixes(listed_prefix(src), listed_prefix(dst), one_endpoint=True)
+    ):
+        raise UsageError(
+            f"destination prefix {dst!r} lies in source prefix {src!r}: "
+            "a sync would find its own copies"
+        )
+    return CopyPlan(src, dst, True, *sizes)
 
 
-def _plan_stream(
-    args: argparse.Namespace, *, limit: int, part_size: int, endpoint_url: str | None
-) -> CopyPlan:
+def _plan_stream(args: argparse.Namespace, sizes: _Sizes) -> CopyPlan:
     """The plan of ``cp - s3://bucket/key`` or ``cp s3://bucket/key -``: one object."""
     if args.src == STDIO and args.dst == STDIO:
         raise UsageError("SRC and DST cannot both be '-' (at least one must be an s3:// URL)")
@@ -183,10 +167,7 @@ def _plan_stream(
     if args.dst == STDIO and sys.stdout is None:
         raise UsageError("DST is '-' but standard output is closed")
     other, name = (args.dst, "DST") if args.src == STDIO else (args.src, "SRC")
-    try:
-        location = parse_location(other)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    location = parse_location(other)
     if not isinstance(location, S3Url):
         raise UsageError(
             f"with '-', {name} must be an s3:// URL (local to local copies are not supported)"
@@ -196,11 +177,4 @@ def _plan_stream(
             f"with '-', {name} must name an object (s3://bucket/key), not a bucket or prefix "
             f"{other!r}"
         )
-    return CopyPlan(
-        src=args.src,
-        dst=args.dst,
-        recursive=False,
-        limit=limit,
-        part_size=part_size,
-        endpoint_url=endpoint_url,
-    )
+    return CopyPlan(args.src, args.dst, False, *sizes)
