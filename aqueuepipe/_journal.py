@@ -189,18 +189,37 @@ def _write_atomically(path: Path, data: bytes) -> None:
         os.close(directory)
 
 
-def _read(path: Path) -> bytes | None:
-    """A journal file's bytes; None if there is none.
+def _read(path: Path, kind: str | None) -> dict[str, Any] | None:
+    """The record at ``path`` if it is a journal of this format and of ``kind``
+    ("download", or None: an upload's); None if there is none.
 
     Raises:
-        JournalUnreadable: it is there but cannot be read.
+        JournalUnreadable: the file is there but is not such a journal (with the
+            upload id if that much of it could be read).
     """
     try:
-        return path.read_bytes()
+        raw = path.read_bytes()
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise JournalUnreadable(path, f"{type(exc).__name__}: {exc}", None) from exc
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise JournalUnreadable(path, f"not JSON: {exc}", _salvage_id(raw)) from exc
+    if not isinstance(data, dict):
+        raise JournalUnreadable(path, "not a journal", None)
+    if data.get("kind") != kind:
+        what = "a download" if kind == "download" else "an upload"
+        raise JournalUnreadable(path, f"not the journal of {what}", None)
+    if data.get("format") != _FORMAT:
+        raise JournalUnreadable(path, "not a journal of this version", _upload_id(data))
+    return data
+
+
+def _upload_id(data: Mapping[str, Any]) -> str | None:
+    upload_id = data.get("upload_id")
+    return upload_id if isinstance(upload_id, str) and upload_id else None
 
 
 def load_journal(path: Path) -> Journal | None:
@@ -209,18 +228,11 @@ def load_journal(path: Path) -> Journal | None:
     Raises:
         JournalUnreadable: the file is there but is not a whole journal.
     """
-    raw = _read(path)
-    if raw is None:
+    data = _read(path, None)
+    if data is None:
         return None
+    upload_id = _upload_id(data)
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise JournalUnreadable(path, f"not JSON: {exc}", _salvage_id(raw)) from exc
-    upload_id = data.get("upload_id") if isinstance(data, dict) else None
-    upload_id = upload_id if isinstance(upload_id, str) and upload_id else None
-    try:
-        if not isinstance(data, dict) or data.get("format") != _FORMAT:
-            raise ValueError("not a journal of this version")
         parts = {}
         for entry in data["parts"]:
             part = StoredPart(
@@ -324,15 +336,10 @@ class DownloadJournal:
         Raises:
             JournalUnreadable: the file is there but is not a whole journal.
         """
-        raw = _read(path)
-        if raw is None:
+        data = _read(path, "download")
+        if data is None:
             return None
         try:
-            data = json.loads(raw)
-            if not isinstance(data, dict) or data.get("kind") != "download":
-                raise ValueError("not the journal of a download")
-            if data.get("format") != _FORMAT:
-                raise ValueError("not a journal of this version")
             return DownloadJournal(
                 path=path,
                 src=_str(data["src"]),
@@ -340,5 +347,5 @@ class DownloadJournal:
                 size=_int(data["size"]),
                 temp=Path(_str(data["temp"])),
             )
-        except (KeyError, TypeError, ValueError, UnicodeDecodeError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise JournalUnreadable(path, f"{type(exc).__name__}: {exc}", None) from exc

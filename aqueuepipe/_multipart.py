@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import botocore.exceptions
@@ -77,8 +78,7 @@ class MultipartSender:
         sent again, nor read if their CRCs can stand for them in the checks.
         """
         upload = MultipartUpload(client, dst)
-        part_md5s: dict[int, bytes] = {}
-        part_checksums: dict[int, bytes] = {}
+        sent = _Sent()
         slots = asyncio.Semaphore(self.job.options.part_concurrency)
         live: set[Part] = set()
         try:
@@ -113,8 +113,7 @@ class MultipartSender:
                                 upload,
                                 number,
                                 part,
-                                part_md5s,
-                                part_checksums,
+                                sent,
                                 live,
                                 digests,
                                 resumed=resumed,
@@ -134,7 +133,7 @@ class MultipartSender:
                         held = stored.get(number + 1)
                         if held is not None and not needs_bytes_to_skip(self.job.attempt):
                             number += 1
-                            tg.create_task(self._held_part(number, held, part_md5s, part_checksums))
+                            tg.create_task(self._held_part(number, held, sent))
                             offset += held.size
                             continue
                         if held is None and resumed is not None:
@@ -183,7 +182,7 @@ class MultipartSender:
         if resumed is not None:
             resumed.finished()
         try:
-            check_completed(self.job, response, part_md5s, part_checksums, whole)
+            check_completed(self.job, response, sent.md5s, sent.checksums, whole)
         except ChecksumMismatchError:
             await self.io.delete(client, dst)
             raise
@@ -287,8 +286,7 @@ class MultipartSender:
         upload: MultipartUpload,
         number: int,
         part: Part,
-        part_md5s: dict[int, bytes],
-        part_checksums: dict[int, bytes],
+        sent: _Sent,
         live: set[Part],
         digests: Digests | None = None,
         *,
@@ -308,7 +306,7 @@ class MultipartSender:
             if digests is None:
                 digests = await hash_part(self.job.attempt, part)
             if held is not None and _same_part(held, digests):
-                self._note_held(number, held, part_md5s, part_checksums)
+                self._note_held(number, held, sent)
                 if resumed is not None:
                     await resumed.adopt(upload, held)
                 return
@@ -320,10 +318,7 @@ class MultipartSender:
                 number,
                 upload.client.meta.endpoint_url,
             )
-            if digests.md5 is not None:
-                part_md5s[number] = digests.md5
-            if digests.checksum is not None:
-                part_checksums[number] = base64.b64decode(digests.checksum)
+            sent.add(number, digests.md5, digests.checksum)
             self.job.options.progress.transfer_advanced(self.job.src, self.job.dst, part.size)
             size = part.size
             part.close(reuse=True)
@@ -333,33 +328,34 @@ class MultipartSender:
             live.discard(part)
             part.close()
 
-    async def _held_part(
-        self,
-        number: int,
-        held: StoredPart,
-        part_md5s: dict[int, bytes],
-        part_checksums: dict[int, bytes],
-    ) -> None:
+    async def _held_part(self, number: int, held: StoredPart, sent: _Sent) -> None:
         """A part the server holds from an earlier run, not read again: its CRC
         stands for its bytes in the checks (in source order)."""
         await hash_stored(self.job.attempt, held.size, held.checksum)
-        self._note_held(number, held, part_md5s, part_checksums)
+        self._note_held(number, held, sent)
 
-    def _note_held(
-        self,
-        number: int,
-        held: StoredPart,
-        part_md5s: dict[int, bytes],
-        part_checksums: dict[int, bytes],
-    ) -> None:
+    def _note_held(self, number: int, held: StoredPart, sent: _Sent) -> None:
         md5 = md5_of_etag({"ETag": held.etag})
-        if md5 is not None and self.job.attempt.sending.md5:
-            part_md5s[number] = bytes.fromhex(md5)
-        if held.checksum is not None:
-            part_checksums[number] = base64.b64decode(held.checksum)
+        use_md5 = md5 is not None and self.job.attempt.sending.md5
+        sent.add(number, bytes.fromhex(md5) if use_md5 and md5 else None, held.checksum)
         self.job.options.progress.transfer_advanced(self.job.src, self.job.dst, held.size)
 
     # -- checks -----------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Sent:
+    """The digests of each part the upload is completed with (sent now, or held
+    from an earlier run): what CompleteMultipartUpload's answer is checked by."""
+
+    md5s: dict[int, bytes] = field(default_factory=dict)
+    checksums: dict[int, bytes] = field(default_factory=dict)
+
+    def add(self, number: int, md5: bytes | None, checksum_b64: str | None) -> None:
+        if md5 is not None:
+            self.md5s[number] = md5
+        if checksum_b64 is not None:
+            self.checksums[number] = base64.b64decode(checksum_b64)
 
 
 def _same_part(held: StoredPart, digests: Digests) -> bool:
