@@ -246,3 +246,22 @@ async def cancel_once(started: asyncio.Event, run: Coroutine[Any, Any, object]) 
     task = asyncio.create_task(run)
     await started.wait()
     await cancel_and_check(task)
+
+
+async def interrupted(run: Any, after: int) -> None:
+    """Run the copy ``run(progress)`` and cancel it once ``after`` bytes reached the
+    destination (by its progress)."""
+    reached = asyncio.Event()
+
+    def on_progress(src: str, dst: str, done: int, total: int | None) -> None:
+        if done >= after:
+            reached.set()
+
+    task = asyncio.create_task(run(on_progress))
+    waiter = asyncio.create_task(reached.wait())
+    await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    assert not task.done(), "the copy ended before it could be interrupted"
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

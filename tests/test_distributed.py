@@ -10,7 +10,6 @@ under ``data/``, and a few more under ``few/`` for the quick tests.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ctypes
 import hashlib
 import io
@@ -40,7 +39,7 @@ from aqueuepipe.distributed import (  # noqa: E402
     copy_prefix_async,
 )
 
-from ._helpers import MiB, MotoServer, bucket_name  # noqa: E402
+from ._helpers import MiB, MotoServer, bucket_name, interrupted  # noqa: E402
 from ._memory import SLACK  # noqa: E402
 from .faultproxy import MAX_STALL_SECONDS, Exchange, FaultProxy, Match  # noqa: E402
 
@@ -1017,14 +1016,8 @@ async def interrupt_resumable_copy(src: str, dst: str, journal_dir: Path) -> Non
     open and its journal is in ``journal_dir``."""
     import aqueuepipe
 
-    reached = asyncio.Event()
-
-    def on_progress(src: str, dst: str, done: int, total: int | None) -> None:
-        if done >= RESUME_SIZE // 2:
-            reached.set()
-
-    task = asyncio.create_task(
-        aqueuepipe.copy(
+    async def run(progress: Any) -> None:
+        await aqueuepipe.copy(
             src,
             dst,
             resume=True,
@@ -1032,16 +1025,10 @@ async def interrupt_resumable_copy(src: str, dst: str, journal_dir: Path) -> Non
             server_side=False,
             part_size=RESUME_PART,
             part_concurrency=2,
-            progress=on_progress,
+            progress=progress,
         )
-    )
-    waiter = asyncio.create_task(reached.wait())
-    await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
-    waiter.cancel()
-    assert not task.done(), "the copy ended before it could be interrupted"
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+
+    await interrupted(run, RESUME_SIZE // 2)
 
 
 def open_uploads_of(s3: Any, bucket: str) -> list[tuple[str, str]]:

@@ -10,7 +10,6 @@ upload from a file, a copy between buckets and a download.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import os
@@ -31,7 +30,7 @@ from aqueuepipe import TransferResult
 from aqueuepipe.s3 import S3Client
 from aqueuepipe.testing import MotoServer
 
-from .._helpers import MakeBucket, MiB, get, key_exists, open_uploads, payload
+from .._helpers import MakeBucket, MiB, get, interrupted, key_exists, open_uploads, payload
 
 SIZE = 40 * MiB
 PART = 5 * MiB
@@ -54,25 +53,6 @@ def served(moto_server: MotoServer) -> int:
 
 def partial_downloads(directory: Path) -> list[Path]:
     return sorted(directory.glob(".*.aqueuepipe-part"))
-
-
-async def interrupted(run: Any, after: int) -> None:
-    """Run the copy ``run(progress)`` and cancel it once ``after`` bytes reached the
-    destination (by its progress)."""
-    reached = asyncio.Event()
-
-    def on_progress(src: str, dst: str, done: int, total: int | None) -> None:
-        if done >= after:
-            reached.set()
-
-    task = asyncio.create_task(run(on_progress))
-    waiter = asyncio.create_task(reached.wait())
-    await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
-    waiter.cancel()
-    assert not task.done(), "the copy ended before it could be interrupted"
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 class Source:

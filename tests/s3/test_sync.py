@@ -11,6 +11,7 @@ import asyncio
 import io
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,7 @@ from aqueuepipe import TransferResult, copy_many, sync
 from aqueuepipe._sync import sync_in_order
 from aqueuepipe.s3 import S3Client
 
-from .._helpers import MakeBucket, MiB, MotoServer, collect, get, payload, put
+from .._helpers import MakeBucket, MiB, MotoServer, collect, get, interrupted, payload, put
 
 OBJECTS = {
     "a.txt": b"alpha",
@@ -434,7 +435,6 @@ async def test_sync_resume_continues_an_interrupted_upload(
     make_bucket: MakeBucket,
     tmp_path: Path,
 ) -> None:
-    import contextlib
 
     import aqueuepipe
 
@@ -447,14 +447,8 @@ async def test_sync_resume_continues_an_interrupted_upload(
     journal_dir = tmp_path / "journals"
     moto_server.reset_requests()
 
-    reached = asyncio.Event()
-
-    def on_progress(src: str, dst: str, done: int, total: int | None) -> None:
-        if done >= size // 2:
-            reached.set()
-
-    task = asyncio.create_task(
-        collect(
+    async def run(progress: Any) -> None:
+        await collect(
             sync(
                 src,
                 dst,
@@ -463,17 +457,11 @@ async def test_sync_resume_continues_an_interrupted_upload(
                 server_side=False,
                 part_size=part,
                 part_concurrency=2,
-                progress=on_progress,
+                progress=progress,
             )
         )
-    )
-    waiter = asyncio.create_task(reached.wait())
-    await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
-    waiter.cancel()
-    assert not task.done(), "the sync ended before it could be interrupted"
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+
+    await interrupted(run, size // 2)
     listed = await s3_client.list_multipart_uploads(Bucket=dst_bucket)
     assert len(listed.get("Uploads", [])) == 1, "the upload was not kept open"
     first = moto_server.requests().bytes.get("UploadPart", 0)
