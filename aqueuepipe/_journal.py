@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._cancel import run_to_end
+
 __all__ = [
     "DownloadJournal",
     "Journal",
@@ -139,14 +141,7 @@ class Journal:
         """Write the journal atomically and durably (in a worker thread; it runs to
         its end even if the caller is cancelled, so the file is whole either way)."""
         async with self._lock:
-            data = json.dumps(self.to_json(), separators=(",", ":")).encode()
-            task = asyncio.ensure_future(asyncio.to_thread(_write_atomically, self.path, data))
-            try:
-                await asyncio.shield(task)
-            except asyncio.CancelledError:
-                with contextlib.suppress(BaseException):
-                    await task
-                raise
+            await _write(self.path, self.to_json())
 
     async def store(self, part: StoredPart) -> None:
         """Record a stored part and write the journal."""
@@ -166,6 +161,13 @@ def _identity_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
         if old.get(name) != new.get(name)
     ]
     return ", ".join(changed) or "size"
+
+
+async def _write(path: Path, record: Mapping[str, Any]) -> None:
+    """Write ``record`` at ``path`` atomically and durably, in a worker thread that
+    runs to its end even if the caller is cancelled (so the file is whole)."""
+    data = json.dumps(record, separators=(",", ":")).encode()
+    await run_to_end(asyncio.to_thread(_write_atomically, path, data))
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -307,7 +309,8 @@ class DownloadJournal:
         return journal_path(directory, f"download:{endpoint}", src, str(dst.absolute()))
 
     async def save(self) -> None:
-        data = json.dumps(
+        await _write(
+            self.path,
             {
                 "format": _FORMAT,
                 "kind": "download",
@@ -315,15 +318,8 @@ class DownloadJournal:
                 "etag": self.etag,
                 "size": self.size,
                 "temp": str(self.temp),
-            }
-        ).encode()
-        task = asyncio.ensure_future(asyncio.to_thread(_write_atomically, self.path, data))
-        try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            with contextlib.suppress(BaseException):
-                await task
-            raise
+            },
+        )
 
     def remove(self) -> None:
         with contextlib.suppress(FileNotFoundError):
