@@ -610,7 +610,7 @@ def few_parts(monkeypatch: pytest.MonkeyPatch) -> None:
     """Streams' parts double every 2 parts, and an upload has at most 6 (the internal
     settings behind S3's 10,000 parts and their tiers of 1,000)."""
     monkeypatch.setattr("aqueuepipe.s3._parts.STREAM_TIER_PARTS", 2)
-    monkeypatch.setattr("aqueuepipe._upload.MAX_PARTS", 6)
+    monkeypatch.setattr("aqueuepipe._multipart.MAX_PARTS", 6)
 
 
 async def _stream_in_5_mib_parts(
