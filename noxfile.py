@@ -16,9 +16,11 @@ PYTHON = os.environ.get("AQUEUEPIPE_PYTHON") or None  # None: the interpreter ru
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """Run the test suite against a real moto server process."""
+    """Run the test suite against a real moto server process (one per worker: the
+    tests are spread over the machine's cores, at most 4; pass -n 0 to run them in
+    one process)."""
     session.install("-e", ".[test,dask]")
-    session.run("pytest", *session.posargs)
+    session.run("pytest", "-n", "auto", "--maxprocesses", "4", *session.posargs)
 
 
 @nox.session(python=PYTHON)
