@@ -1,4 +1,4 @@
-"""``aqueuepipe demo``: copies through an S3 server embedded in this process.
+"""``aqueuepipe demo``: copies through an S3 server started for it on this machine.
 
 moto's S3 runs in a process of its own on a free loopback port
 (:func:`aqueuepipe.testing.moto_server`), so the peak RSS growth the demo reports is

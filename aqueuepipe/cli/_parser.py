@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="copy objects through an embedded S3 server and verify them",
+        help="copy objects through a local S3 server (its own process) and verify them",
         description=DEMO_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
