@@ -71,6 +71,9 @@ _CODE_REASONS: dict[str, str] = {
     ),
 }
 _NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+#: Requests that create the key they name: "no such key" from one of them is the
+#: server refusing the key, not the object missing.
+_WRITES = frozenset({"PutObject", "CreateMultipartUpload", "UploadPart"})
 _PRECONDITION_CODES = frozenset({"PreconditionFailed", "412"})
 _MAX_FOREIGN_TEXT = 300
 _FLEXIBLE_CHECKSUM_RE = re.compile(
@@ -175,6 +178,12 @@ def _translate(
             code = str(status)
         if code == "NoSuchBucket" or (code in _NOT_FOUND_CODES and not key):
             return _with_side(NoSuchBucketError(src, dst, bucket), side)
+        if code in _NOT_FOUND_CODES and key and exc.operation_name in _WRITES:
+            unusual = " (it holds control characters)" if not key.isprintable() else ""
+            return failed(
+                f"the server refused the key{unusual}: it answered {code} to "
+                f"{exc.operation_name}, which creates the key"
+            )
         if code in _NOT_FOUND_CODES and key:
             return _with_side(NoSuchKeyError(src, dst, bucket, key), side)
         if code in _PRECONDITION_CODES:

@@ -48,8 +48,8 @@ class S3Url:
     something S3 could hold.
 
     Raises:
-        ValueError: the bucket name breaks the S3 naming rules or the key is longer
-            than 1024 bytes of UTF-8.
+        ValueError: the bucket name breaks the S3 naming rules, or the key is longer
+            than 1024 bytes of UTF-8 or holds a NUL.
     """
 
     bucket: str
@@ -101,7 +101,7 @@ def parse_s3_url(url: str, *, require_key: bool = True) -> S3Url:
         ValueError: the scheme is not ``s3``, the URL holds ``user:password@``, the
             bucket is empty or breaks the S3 bucket naming rules, the key is missing
             while ``require_key`` is true, or the key is longer than 1024 bytes of
-            UTF-8 (or not encodable).
+            UTF-8 (or not encodable), or it holds a NUL.
     """
     if not isinstance(url, str):
         raise TypeError(f"an S3 URL must be a str, not {type(url).__name__}")
@@ -224,4 +224,12 @@ def _check_key(key: str, url: str) -> None:
         raise ValueError(
             f"invalid S3 URL {_shown(url)}: the key is {size} bytes of UTF-8, "
             f"longer than the S3 limit of {MAX_KEY_BYTES}"
+        )
+    # S3 takes any Unicode character in a key (those XML 1.0 cannot carry are
+    # listed with encoding-type=url), but a NUL can be in no XML, no POSIX path,
+    # and servers answer 500 to it (moto does): it is refused before any request.
+    if "\x00" in key:
+        raise ValueError(
+            f"invalid S3 URL {_shown(url)}: the key holds U+0000 (NUL), which no S3 "
+            "request or listing can carry"
         )

@@ -99,6 +99,27 @@ async def test_missing_destination_bucket_for_upload_raises(endpoint: str, tmp_p
         await copy(str(source), "s3://missing-destination-aqp/key")
 
 
+async def test_a_key_holding_nul_is_refused_before_any_request(tmp_path: Path) -> None:
+    source = tmp_path / "f.bin"
+    source.write_bytes(b"x")
+    with pytest.raises(ValueError, match=r"U\+0000"):
+        await copy(source, "s3://bucket/a\x00b", endpoint_url="http://127.0.0.1:9")
+
+
+async def test_a_key_the_server_refuses_is_not_called_missing(
+    endpoint: str, make_bucket: MakeBucket, tmp_path: Path
+) -> None:
+    """moto answers 404 NoSuchKey to a write of a key with a newline (S3 takes it):
+    that is a refused key, not "destination object ... does not exist"."""
+    bucket = await make_bucket()
+    source = tmp_path / "f.bin"
+    source.write_bytes(b"x")
+    with pytest.raises(TransferError, match=r"refused the key \(it holds control") as caught:
+        await copy(source, f"s3://{bucket}/a\nb")
+    assert not isinstance(caught.value, NoSuchKeyError)
+    assert "does not exist" not in str(caught.value)
+
+
 async def test_missing_key_for_download_creates_nothing(
     endpoint: str, make_bucket: MakeBucket, tmp_path: Path
 ) -> None:

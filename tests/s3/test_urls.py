@@ -35,6 +35,17 @@ def test_parse_s3_url_key_of_exactly_1024_bytes() -> None:
     assert parse_s3_url(f"s3://bucket/{key}").key == key
 
 
+def test_parse_s3_url_refuses_a_key_holding_nul() -> None:
+    """A NUL went to the server, which answered 500: "unavailable or overloaded"."""
+    with pytest.raises(ValueError, match=r"the key holds U\+0000 \(NUL\)"):
+        parse_s3_url("s3://bucket/a\x00b")
+
+
+@pytest.mark.parametrize("char", ["\t", "\n", "\r", "\x01", "\x1b", "\x7f"], ids=ascii)
+def test_parse_s3_url_takes_a_key_with_any_other_control_character(char: str) -> None:
+    assert parse_s3_url(f"s3://bucket/a{char}b").key == f"a{char}b"
+
+
 @pytest.mark.parametrize("url", ["s3://bucket", "s3://bucket/"])
 def test_parse_s3_url_bucket_only_when_key_not_required(url: str) -> None:
     parsed = parse_s3_url(url, require_key=False)
