@@ -93,6 +93,8 @@ class Journal:
     #: The checksum algorithm the upload was created with (aqueuepipe's name), if any.
     algorithm: str | None
     md5: bool
+    #: The upload's checksum is COMPOSITE (a copy the server made of such a source).
+    composite: bool = False
     parts: dict[int, StoredPart] = field(default_factory=dict)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
@@ -107,6 +109,7 @@ class Journal:
         part_size: int,
         algorithm: str | None,
         md5: bool,
+        composite: bool = False,
     ) -> str | None:
         """Why this journal is not of the upload described, or None if it is."""
         if (self.endpoint, self.bucket, self.key) != (endpoint, bucket, key):
@@ -115,7 +118,7 @@ class Journal:
             return "the source changed since (" + _identity_change(self.source, source) + ")"
         if self.part_size != part_size:
             return f"its part size ({self.part_size}) is not this copy's ({part_size})"
-        if (self.algorithm, self.md5) != (algorithm, md5):
+        if (self.algorithm, self.md5, self.composite) != (algorithm, md5, composite):
             return "its parts carry other checksums than this copy sends"
         return None
 
@@ -131,6 +134,7 @@ class Journal:
             "part_size": self.part_size,
             "algorithm": self.algorithm,
             "md5": self.md5,
+            "composite": self.composite,
             "parts": [
                 {"number": p.number, "size": p.size, "etag": p.etag, "checksum": p.checksum}
                 for p in (self.parts[n] for n in sorted(self.parts))
@@ -259,6 +263,7 @@ def load_journal(path: Path) -> Journal | None:
             part_size=_int(data["part_size"]),
             algorithm=None if algorithm is None else _str(algorithm),
             md5=bool(data["md5"]),
+            composite=bool(data.get("composite", False)),
             parts=parts,
         )
     except (KeyError, TypeError, ValueError) as exc:

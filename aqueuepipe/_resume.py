@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import botocore.exceptions
 
@@ -41,7 +41,7 @@ from .s3._client import S3Client
 from .s3._uploads import MultipartUpload
 from .s3._urls import S3Url
 
-__all__ = ["FoundDownload", "Resumable", "ResumedDownload", "ResumedUpload", "logger"]
+__all__ = ["Carries", "FoundDownload", "Resumable", "ResumedDownload", "ResumedUpload", "logger"]
 
 logger = logging.getLogger("aqueuepipe")
 
@@ -113,6 +113,14 @@ class Resumable:
     seek: Callable[[int], Awaitable[None]]
 
 
+class Carries(NamedTuple):
+    """What an upload's parts carry (see :attr:`ResumedUpload.carries`)."""
+
+    algorithm: str | None
+    md5: bool
+    composite: bool = False
+
+
 class ResumedUpload:
     """The journal of one resumable multipart upload, and the parts it found stored."""
 
@@ -125,8 +133,13 @@ class ResumedUpload:
         size: int,
         part_size: int,
         sizes: tuple[int, ...] | None = None,
+        *,
+        carries: Carries | None = None,
     ) -> None:
         self.job = job
+        #: What the parts carry, when not the attempt's ``sending`` (a copy the
+        #: server makes chooses its own checksum).
+        self._carries = carries
         self.client = client
         self.dst = dst
         self.source = source
@@ -148,10 +161,19 @@ class ResumedUpload:
     def _say(self, message: str) -> None:
         logger.warning("%s -> %s: %s", self.job.src, self.job.dst, message)
 
+    @property
+    def carries(self) -> Carries:
+        """The checksum the parts carry, whether they carry Content-MD5, and whether
+        the upload's checksum is COMPOSITE."""
+        if self._carries is not None:
+            return self._carries
+        sending = self.job.attempt.sending
+        return Carries(sending.algorithm, sending.md5)
+
     async def continue_upload(self, upload: MultipartUpload) -> bool:
         """Take up the journal's upload in ``upload`` if it can be continued; whether
         it was (else the caller creates a new upload, after :meth:`created`)."""
-        sending = self.job.attempt.sending
+        carries = self.carries
         await prune_journals(self.path.parent, self.client)
         try:
             journal = load_journal(self.path)
@@ -172,8 +194,9 @@ class ResumedUpload:
             source=self.source.identity,
             size=self.size,
             part_size=self.part_size,
-            algorithm=sending.algorithm,
-            md5=sending.md5,
+            algorithm=carries.algorithm,
+            md5=carries.md5,
+            composite=carries.composite,
         )
         if why is not None:
             await self._abort(journal.upload_id)
@@ -183,7 +206,7 @@ class ResumedUpload:
                 "aborted and the copy starts over"
             )
             return False
-        algorithm = s3_algorithm(sending.algorithm) if sending.algorithm is not None else None
+        algorithm = s3_algorithm(carries.algorithm) if carries.algorithm is not None else None
         listed = await self._list_parts(journal.upload_id, algorithm)
         if listed is None:
             journal.remove()
@@ -234,7 +257,7 @@ class ResumedUpload:
         """A new upload was created: start its journal (so a kill from now on leaves
         an upload that the next run continues, or aborts)."""
         assert upload.upload_id is not None
-        sending = self.job.attempt.sending
+        carries = self.carries
         self.journal = Journal(
             path=self.path,
             endpoint=self.endpoint,
@@ -244,8 +267,9 @@ class ResumedUpload:
             source=dict(self.source.identity),
             size=self.size,
             part_size=self.part_size,
-            algorithm=sending.algorithm,
-            md5=sending.md5,
+            algorithm=carries.algorithm,
+            md5=carries.md5,
+            composite=carries.composite,
         )
         with self.job.errors("destination"):
             await self.journal.save()

@@ -42,6 +42,7 @@ import botocore.exceptions
 
 from ._errors import ChecksumMismatchError
 from ._job import Job
+from ._resume import Carries, Resumable, ResumedUpload
 from ._verify import Sending, full_object
 from .checksums import (
     combine_crc,
@@ -269,6 +270,8 @@ class _ServerCopy:
         if algorithm is not None:
             extra["ChecksumType"] = "COMPOSITE" if composite else "FULL_OBJECT"
         slots = asyncio.Semaphore(job.options.part_concurrency)
+        resumed = self._resumed(layout, algorithm, composite)
+        name = f"Checksum{upload.checksum_algorithm}"
 
         async def one(number: int, start: int, size: int) -> None:
             async with slots:
@@ -276,18 +279,28 @@ class _ServerCopy:
                     response = await upload.copy_part(
                         number, self.src, start, size, job.source_etag
                     )
+                if resumed is not None:
+                    part = upload.parts[number]
+                    await resumed.record(number, size, str(part["ETag"]), part.get(name))
             job.retries += retry_attempts(response)
             self._advanced(size)
 
         try:
-            with self._requests():
-                await upload.create(extra)
+            if resumed is None or not await resumed.continue_upload(upload):
+                with self._requests():
+                    await upload.create(extra)
+                if resumed is not None:
+                    await resumed.created(upload)
+            stored = resumed.stored if resumed is not None else {}
             job.attempt.parts = layout.parts
             with _first_error():
                 async with asyncio.TaskGroup() as tg:
                     start = 0
                     for number, size in enumerate(layout.sizes, 1):
-                        tg.create_task(one(number, start, size))
+                        if number in stored:
+                            self._advanced(size)
+                        else:
+                            tg.create_task(one(number, start, size))
                         start += size
             complete: dict[str, Any] = {}
             whole = self._combined(upload, layout, algorithm, composite)
@@ -305,11 +318,37 @@ class _ServerCopy:
                     job.etag = str(upload.completed.get("ETag"))
                     job.committed = True
                 raise
-        except BaseException:
-            await upload.abort()
+        except BaseException as exc:
+            if resumed is not None and not isinstance(exc, _Refused) and resumed.keeps(exc, upload):
+                resumed.kept(exc)
+            else:
+                await upload.abort()
+                if resumed is not None and upload.upload_id is None:
+                    resumed.finished()
             raise
+        if resumed is not None:
+            resumed.finished()
         job.retries += retry_attempts(response)
         return await self._with_checksum(dict(response), algorithm)
+
+    def _resumed(
+        self, layout: PartLayout, algorithm: str | None, composite: bool
+    ) -> ResumedUpload | None:
+        """With ``resume=True``, the journal of this upload (the source is the
+        object of the ETag the copy is pinned to); None without it."""
+        if not self.job.options.resume:
+            return None
+        identity = {"etag": self.job.source_etag, "size": layout.size}
+        return ResumedUpload(
+            self.job,
+            self.client,
+            self.dst,
+            Resumable(identity, _nothing_to_seek),
+            layout.size,
+            max(layout.sizes),
+            layout.sizes,
+            carries=Carries(algorithm, False, composite),
+        )
 
     def _advanced(self, size: int) -> None:
         """``size`` more bytes copied: the listener hears of the copy's start first."""
@@ -415,3 +454,7 @@ def _multipart_parts(etag: object) -> int | None:
         return None
     digest, dash, count = normalize_etag(etag).rpartition("-")
     return int(count) if dash and digest and count.isdigit() else None
+
+
+async def _nothing_to_seek(offset: int) -> None:
+    """A copy the server makes reads nothing here: there is no source to seek."""

@@ -10,6 +10,7 @@ upload from a file, a copy between buckets and a download.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -31,6 +32,7 @@ from aqueuepipe.s3 import S3Client
 from aqueuepipe.testing import MotoServer
 
 from .._helpers import MakeBucket, MiB, get, interrupted, key_exists, open_uploads, payload
+from ..faultproxy import Exchange, FaultProxy, Match
 
 SIZE = 40 * MiB
 PART = 5 * MiB
@@ -246,6 +248,64 @@ async def test_resume_takes_parts_stored_but_not_yet_journaled(
 
     await pair.check_complete(result)
     assert moto_server.requests().bytes.get("UploadPart", 0) == SIZE - held
+
+
+async def test_resume_continues_a_copy_the_server_makes(
+    endpoint: str,
+    moto_server: MotoServer,
+    fault_proxy: FaultProxy,
+    s3_client: S3Client,
+    make_bucket: MakeBucket,
+    tmp_path: Path,
+    journal_dir: Path,
+) -> None:
+    """A copy within one endpoint is made by the server (UploadPartCopy).  Cancelled
+    while its fifth of eight parts is held at the proxy, it keeps its upload and its
+    journal, and the re-run copies only the four parts the server lacks."""
+    path = tmp_path / "source.bin"
+    path.write_bytes(payload(SIZE, seed=9))
+    src_bucket, dst_bucket = await make_bucket(prefix="src"), await make_bucket()
+    src, dst = f"s3://{src_bucket}/object.bin", f"s3://{dst_bucket}/copy.bin"
+    await aqueuepipe.copy(path, src, part_size=PART)
+    options: dict[str, Any] = {
+        "resume": True,
+        "journal_dir": journal_dir,
+        "part_concurrency": 1,
+        "endpoint_url": fault_proxy.endpoint_url,
+    }
+    fifth = asyncio.Event()
+    seen = []
+
+    def count(exchange: Exchange) -> bool:
+        seen.append(exchange)
+        if len(seen) == 5:
+            fifth.set()
+        return True
+
+    fault_proxy.stall(
+        Match(operation="UploadPartCopy", where=count), seconds=60, times=None, skip=4
+    )
+    task = asyncio.create_task(aqueuepipe.copy(src, dst, **options))
+    waiter = asyncio.create_task(fifth.wait())
+    await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
+    assert not task.done(), task
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    fault_proxy.clear()
+    assert len(journals(journal_dir)) == 1
+    assert len(await open_uploads(s3_client, dst_bucket)) == 1, "the upload was not kept open"
+    moto_server.reset_requests()
+
+    result = await aqueuepipe.copy(src, dst, **options)
+
+    counts = moto_server.requests().counts
+    assert counts.get("UploadPartCopy") == 4, counts
+    assert "CreateMultipartUpload" not in counts and "UploadPart" not in counts, counts
+    assert result.ok and result.parts == SIZE // PART
+    assert await get(s3_client, dst_bucket, "copy.bin") == path.read_bytes()
+    assert await open_uploads(s3_client, dst_bucket) == []
+    assert journals(journal_dir) == []
 
 
 @pytest.mark.parametrize("direction", DIRECTIONS)
