@@ -187,17 +187,13 @@ class ResumedUpload:
             return False
         if journal is None:
             return False
-        why = journal.matches(
-            endpoint=self.endpoint,
-            bucket=self.dst.bucket,
-            key=self.dst.key,
-            source=self.source.identity,
-            size=self.size,
-            part_size=self.part_size,
-            algorithm=carries.algorithm,
-            md5=carries.md5,
-            composite=carries.composite,
-        )
+        why = self._mismatch(journal, carries)
+        if why is not None and self._on_the_md5_path(journal, carries):
+            # The earlier run's server refused checksum headers (this process has not
+            # learned that yet): its parts went with Content-MD5, and so do the rest.
+            self.job.attempt.sending = self.job.attempt.sending.without_flexible_checksum()
+            carries = self.carries
+            why = self._mismatch(journal, carries)
         if why is not None:
             await self._abort(journal.upload_id)
             journal.remove()
@@ -247,6 +243,30 @@ class ResumedUpload:
             self.size - stored,
         )
         return True
+
+    def _mismatch(self, journal: Journal, carries: Carries) -> str | None:
+        return journal.matches(
+            endpoint=self.endpoint,
+            bucket=self.dst.bucket,
+            key=self.dst.key,
+            source=self.source.identity,
+            size=self.size,
+            part_size=self.part_size,
+            algorithm=carries.algorithm,
+            md5=carries.md5,
+            composite=carries.composite,
+        )
+
+    def _on_the_md5_path(self, journal: Journal, carries: Carries) -> bool:
+        """Whether ``journal``'s upload fell back to Content-MD5 where this copy would
+        send the checksum it chose itself (none was asked for): it can go on so."""
+        return (
+            self._carries is None
+            and journal.algorithm is None
+            and journal.md5
+            and carries.algorithm is not None
+            and self.job.options.checksum_algorithm is None
+        )
 
     def _part_length(self, number: int) -> int:
         if self.sizes is not None:

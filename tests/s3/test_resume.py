@@ -29,6 +29,7 @@ import aqueuepipe
 import aqueuepipe.transfer
 from aqueuepipe import TransferResult
 from aqueuepipe.s3 import S3Client
+from aqueuepipe.s3._endpoints import forget_endpoints
 from aqueuepipe.testing import MotoServer
 
 from .._helpers import MakeBucket, MiB, get, interrupted, key_exists, open_uploads, payload
@@ -305,6 +306,53 @@ async def test_resume_continues_a_copy_the_server_makes(
     assert result.ok and result.parts == SIZE // PART
     assert await get(s3_client, dst_bucket, "copy.bin") == path.read_bytes()
     assert await open_uploads(s3_client, dst_bucket) == []
+    assert journals(journal_dir) == []
+
+
+async def test_resume_continues_on_the_md5_path_an_upload_begun_so_in_another_process(
+    endpoint: str,
+    moto_server: MotoServer,
+    fault_proxy: FaultProxy,
+    s3_client: S3Client,
+    make_bucket: MakeBucket,
+    tmp_path: Path,
+    journal_dir: Path,
+) -> None:
+    """A server that refuses checksum headers made the first run fall back to
+    Content-MD5.  A new process (its endpoint registry empty) would send its
+    checksum again and find the journal's parts "carry other checksums": it
+    started over.  It now goes on with Content-MD5."""
+    path = tmp_path / "source.bin"
+    path.write_bytes(payload(SIZE, seed=11))
+    bucket = await make_bucket()
+    dst = f"s3://{bucket}/copy.bin"
+    fault_proxy.reject_checksum_requests()
+    options: dict[str, Any] = {
+        "resume": True,
+        "journal_dir": journal_dir,
+        "part_size": PART,
+        "endpoint_url": fault_proxy.endpoint_url,
+    }
+
+    async def run(progress: Any) -> None:
+        await aqueuepipe.copy(path, dst, progress=progress, part_concurrency=2, **options)
+
+    await interrupted(run, SIZE // 2)
+    (journal,) = journals(journal_dir)
+    assert json.loads(journal.read_text())["algorithm"] is None  # the MD5 path
+    (upload,) = await open_uploads(s3_client, bucket)
+    listed = await s3_client.list_parts(Bucket=bucket, Key="copy.bin", UploadId=upload["UploadId"])
+    held = sum(part["Size"] for part in listed["Parts"])
+    forget_endpoints()  # as a new process starts
+    moto_server.reset_requests()
+
+    result = await aqueuepipe.copy(path, dst, **options)
+
+    assert result.ok and result.verified, result
+    sent = moto_server.requests().bytes.get("UploadPart", 0)
+    assert SIZE - held <= sent <= SIZE - held + 1  # and the digest probe's 1-byte part
+    assert await get(s3_client, bucket, "copy.bin") == path.read_bytes()
+    assert await open_uploads(s3_client, bucket) == []
     assert journals(journal_dir) == []
 
 
