@@ -322,11 +322,12 @@ class ResumedUpload:
         logger.warning(
             "%s -> %s: the upload %s is kept open (%s); run the same copy with "
             "resume=True (--resume) to continue it, or abort it with: "
-            "aqueuepipe uploads abort --endpoint-url %s s3://%s/%s",
+            "aqueuepipe uploads abort --upload-id %s --endpoint-url %s s3://%s/%s",
             self.job.src,
             self.job.dst,
             self.journal.upload_id,
             "interrupted" if isinstance(exc, asyncio.CancelledError) else type(exc).__name__,
+            self.journal.upload_id,
             self.endpoint,
             self.dst.bucket,
             self.dst.key,

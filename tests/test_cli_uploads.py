@@ -55,6 +55,34 @@ def test_uploads_abort_aborts_those_under_the_prefix_only(
     assert [(u["Key"], u["UploadId"]) for u in left] == [("q/c", kept)]
 
 
+def test_uploads_abort_upload_id_aborts_that_upload_of_that_key_only(
+    moto_server: MotoServer, boto3_client: Any
+) -> None:
+    """The command a kept upload's message prints: keys that merely start with the
+    key (``big.tar.1``) and the key's other uploads are left alone."""
+    bucket = new_bucket(boto3_client)
+    target = leave_open(boto3_client, bucket, "big.tar", [10])
+    other = leave_open(boto3_client, bucket, "big.tar", [])
+    sibling = leave_open(boto3_client, bucket, "big.tar.1", [10])
+    done = run(
+        "uploads",
+        "abort",
+        "--upload-id",
+        target,
+        f"s3://{bucket}/big.tar",
+        endpoint_url=moto_server.endpoint_url,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "1 aborted upload, 10 B in parts"
+    left = boto3_client.list_multipart_uploads(Bucket=bucket)["Uploads"]
+    assert sorted(u["UploadId"] for u in left) == sorted([other, sibling])
+
+
+def test_uploads_upload_id_without_a_key_is_a_usage_error(moto_server: MotoServer) -> None:
+    done = run("uploads", "abort", "--upload-id", "x", "s3://bucket/", endpoint_url=None)
+    assert done.returncode == 2 and "--upload-id needs the URL" in done.stderr
+
+
 def test_uploads_abort_older_than_an_age_no_upload_has_aborts_nothing(
     moto_server: MotoServer, boto3_client: Any
 ) -> None:

@@ -44,7 +44,8 @@ _EPILOG = """\
 examples:
   aqueuepipe uploads list s3://bucket/
   aqueuepipe uploads list --older-than 1d --json s3://bucket/backups/
-  aqueuepipe uploads abort --older-than 7d s3://bucket/"""
+  aqueuepipe uploads abort --older-than 7d s3://bucket/
+  aqueuepipe uploads abort --upload-id ID s3://bucket/big.tar"""
 
 
 def _age(text: str) -> datetime.timedelta:
@@ -77,6 +78,11 @@ def add_uploads_command(commands: Any) -> None:
             help="only uploads created at least AGE ago: 30m, 12h, 1d, 2w",
         )
         parser.add_argument(
+            "--upload-id",
+            metavar="ID",
+            help="only the upload ID, of the key S3_URL names exactly (not as a prefix)",
+        )
+        parser.add_argument(
             "--endpoint-url",
             metavar="URL",
             help="S3 endpoint of an S3-compatible server (default: AWS_ENDPOINT_URL_S3, "
@@ -94,6 +100,8 @@ def _run(args: argparse.Namespace) -> int:
         where = parse_s3_url(args.url, require_key=False)
     except ValueError as exc:
         parser.error(str(exc))  # exits with status 2
+    if args.upload_id is not None and not where.key:
+        parser.error(f"--upload-id needs the URL of the upload's key, not {args.url!r}")
     return asyncio.run(_uploads(args, where))
 
 
@@ -103,6 +111,11 @@ async def _uploads(args: argparse.Namespace, where: Any) -> int:
     try:
         async with create_client(endpoint_url=args.endpoint_url) as client:
             async for upload in open_uploads(client, where, older_than=args.older_than):
+                if args.upload_id is not None and (upload.upload_id, upload.key) != (
+                    args.upload_id,
+                    where.key,
+                ):
+                    continue
                 aborted = await abort_upload(client, upload) if abort else None
                 _show(upload, aborted, as_json=args.json)
                 count += 1
