@@ -57,7 +57,7 @@ import random
 import re
 import socket
 import struct
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Final, Literal, NoReturn, TypedDict, Unpack
@@ -68,13 +68,18 @@ from aqueuepipe.s3 import PROBE_SUFFIX
 from aqueuepipe.testing import s3_operation
 from aqueuepipe.testing._server import _bucket_and_key
 
-try:  # The kernel's count of unacknowledged bytes; Linux (and some BSDs) only.
-    import fcntl
-    import termios
-
-    _TIOCOUTQ: int | None = termios.TIOCOUTQ
-except (ImportError, AttributeError):  # pragma: no cover - platform dependent
-    _TIOCOUTQ = None
+from ._http11 import (
+    BadMessage,
+    Flipper,
+    Framing,
+    Head,
+    body_pieces,
+    encode_head,
+    read_fields,
+    read_line,
+    unacknowledged,
+    whole,
+)
 
 __all__ = [
     "GETS",
@@ -103,8 +108,6 @@ __all__ = [
 MAX_STALL_SECONDS: Final = 60.0
 """The longest :class:`Stall` or :class:`DelayBody` accepted, so no fault hangs a test."""
 
-_CHUNK = 64 * 1024
-_MAX_HEADERS = 200
 _CLOSE_TIMEOUT = 2.0
 # After a Reset's last bytes are written, how long to wait for the client to
 # acknowledge them before the RST, which discards whatever is still unacknowledged.
@@ -716,158 +719,6 @@ def _editable_body(
     return "xml" in content_type.lower()
 
 
-# --- HTTP/1.1 framing ---------------------------------------------------------------
-
-
-_Framing = Literal["length", "chunked", "none", "eof"]
-"""How a body ends: after Content-Length bytes, the last chunk, at once, at EOF."""
-
-
-class _BadMessage(Exception):
-    """A request or response the proxy cannot parse."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Head:
-    start: str
-    """The request line or status line."""
-    fields: list[tuple[str, str]]
-
-    def get(self, name: str) -> str | None:
-        values = [value for key, value in self.fields if key.lower() == name]
-        return ", ".join(values) if values else None
-
-    def framing(self) -> tuple[_Framing, int]:
-        """How the body after this head ends, for a request (``eof`` never applies)."""
-        encoding = self.get("transfer-encoding")
-        if encoding is not None:
-            if encoding.strip().lower() != "chunked":
-                raise _BadMessage(f"unsupported Transfer-Encoding {encoding!r}")
-            return "chunked", 0
-        length = self.get("content-length")
-        if length is None:
-            return "none", 0
-        if not length.strip().isdigit():
-            raise _BadMessage(f"bad Content-Length {length!r}")
-        return "length", int(length)
-
-
-async def _read_line(reader: asyncio.StreamReader) -> bytes:
-    try:
-        return await reader.readuntil(b"\r\n")
-    except asyncio.LimitOverrunError as exc:
-        raise _BadMessage("header line too long") from exc
-
-
-async def _read_fields(reader: asyncio.StreamReader) -> list[tuple[str, str]]:
-    fields: list[tuple[str, str]] = []
-    for _ in range(_MAX_HEADERS):
-        line = (await _read_line(reader))[:-2]
-        if not line:
-            return fields
-        name, colon, value = line.decode("latin-1").partition(":")
-        if not colon or not name or name != name.strip():
-            raise _BadMessage(f"bad header line {line[:80]!r}")
-        fields.append((name, value.strip()))
-    raise _BadMessage(f"more than {_MAX_HEADERS} header lines")
-
-
-async def _body_pieces(
-    reader: asyncio.StreamReader,
-    framing: _Framing,
-    length: int,
-    timeout: float,
-    edit: Callable[[bytes], bytes] | None = None,
-) -> AsyncGenerator[bytes, None]:
-    """The raw bytes of a body as they arrive (chunked framing included, as is).
-
-    ``edit``, if given, is applied to the body's data as it passes, never to the
-    chunked framing; it must return as many bytes as it gets.  Raises
-    ``asyncio.IncompleteReadError`` if the peer closes before the body ends,
-    ``TimeoutError`` if a read takes longer than ``timeout``.
-    """
-    if framing == "length":
-        remaining = length
-        while remaining:
-            async with asyncio.timeout(timeout):
-                data = await reader.read(min(_CHUNK, remaining))
-            if not data:
-                raise asyncio.IncompleteReadError(b"", remaining)
-            remaining -= len(data)
-            yield data if edit is None else edit(data)
-    elif framing == "chunked":
-        while True:  # ends at the last chunk, or raises when the peer does
-            async with asyncio.timeout(timeout):
-                line = await _read_line(reader)
-            try:
-                size = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError as exc:
-                raise _BadMessage(f"bad chunk size line {line[:80]!r}") from exc
-            yield line
-            if size == 0:
-                async with asyncio.timeout(timeout):
-                    trailers = await _read_fields(reader)
-                yield b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in trailers) + b"\r\n"
-                return
-            async for piece in _body_pieces(reader, "length", size, timeout, edit):
-                yield piece
-            async with asyncio.timeout(timeout):
-                end = await reader.readexactly(2)
-            if end != b"\r\n":
-                raise _BadMessage(f"chunk data not followed by CRLF but {end!r}")
-            yield end
-    elif framing == "eof":
-        while True:  # ends when the peer closes, bounded by the timeout of each read
-            async with asyncio.timeout(timeout):
-                data = await reader.read(_CHUNK)
-            if not data:
-                return
-            yield data if edit is None else edit(data)
-
-
-async def _whole(body: bytes) -> AsyncGenerator[bytes, None]:
-    """``body`` as the pieces of a body (a transformed one), in pieces of ``_CHUNK``."""
-    for start in range(0, len(body), _CHUNK):
-        yield body[start : start + _CHUNK]
-
-
-class _Flipper:
-    """An ``edit`` for :func:`_body_pieces`: XOR 0x01 into the data byte at ``at``."""
-
-    __slots__ = ("at", "flipped", "seen")
-
-    def __init__(self, at: int | None) -> None:
-        self.at = at
-        self.seen = 0
-        self.flipped = False
-
-    def __call__(self, data: bytes) -> bytes:
-        start, self.seen = self.seen, self.seen + len(data)
-        if self.at is None or not start <= self.at < self.seen:
-            return data
-        index = self.at - start
-        self.flipped = True
-        return b"".join((data[:index], bytes([data[index] ^ 0x01]), data[index + 1 :]))
-
-
-def _encode_head(start: str, fields: Sequence[tuple[str, str]]) -> bytes:
-    lines = [start, *(f"{name}: {value}" for name, value in fields), "", ""]
-    return "\r\n".join(lines).encode("latin-1")
-
-
-def _unacknowledged(writer: asyncio.StreamWriter) -> int:
-    """Bytes the kernel still holds for the peer; 0 where it cannot tell."""
-    sock = writer.get_extra_info("socket")
-    if _TIOCOUTQ is None or sock is None:
-        return 0
-    try:
-        result = fcntl.ioctl(sock.fileno(), _TIOCOUTQ, b"\0\0\0\0")
-    except OSError:
-        return 0
-    count: int = struct.unpack("i", result)[0]
-    return count
-
-
 class _Closed(Exception):
     """The exchange ended the client connection (a fault, or the client went away)."""
 
@@ -1155,7 +1006,7 @@ class FaultProxy:
                     return
         except _Closed:
             pass  # already reset or closed by a fault
-        except _BadMessage as exc:
+        except BadMessage as exc:
             # Neither botocore nor moto sends these: a bug somewhere, reported by close().
             self.errors.append(exc)
             abort = True
@@ -1172,13 +1023,13 @@ class FaultProxy:
 
     async def _next_request(
         self, reader: asyncio.StreamReader, connection: int
-    ) -> tuple[Exchange, _Head] | None:
+    ) -> tuple[Exchange, Head] | None:
         """The next request's head, or None if the client closed or stayed idle."""
         try:
             async with asyncio.timeout(self._idle_timeout):
-                line = await _read_line(reader)
+                line = await read_line(reader)
                 if line == b"\r\n":  # RFC 9112 2.2: ignore one empty line before a request
-                    line = await _read_line(reader)
+                    line = await read_line(reader)
         except asyncio.IncompleteReadError as exc:
             if exc.partial:
                 raise
@@ -1186,13 +1037,13 @@ class FaultProxy:
         except TimeoutError:
             return None
         async with asyncio.timeout(self._io_timeout):
-            fields = await _read_fields(reader)
+            fields = await read_fields(reader)
         start = line[:-2].decode("latin-1")
         method, _, rest = start.partition(" ")
         target, _, version = rest.rpartition(" ")
         if not method or not target.startswith("/") or not version.startswith("HTTP/1."):
-            raise _BadMessage(f"bad request line {start[:80]!r}")
-        head = _Head(start, fields)
+            raise BadMessage(f"bad request line {start[:80]!r}")
+        head = Head(start, fields)
         exchange = Exchange.of(
             method, target, fields, number=len(self.log) + 1, connection=connection
         )
@@ -1212,7 +1063,7 @@ class FaultProxy:
     async def _exchange(
         self,
         exchange: Exchange,
-        head: _Head,
+        head: Head,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         *,
@@ -1236,7 +1087,7 @@ class FaultProxy:
                 await self._send_error(exchange, fault, writer, close=True)
                 return False
             async with contextlib.aclosing(
-                _body_pieces(reader, framing, length, self._io_timeout)
+                body_pieces(reader, framing, length, self._io_timeout)
             ) as pieces:
                 async for piece in pieces:
                     exchange.request_bytes += len(piece)
@@ -1260,18 +1111,18 @@ class FaultProxy:
                 for name, value in head.fields
                 if name.lower() not in _HOP_BY_HOP and name.lower() != "expect"
             ]
-            upstream.write(_encode_head(head.start, [*fields, ("Connection", "close")]))
+            upstream.write(encode_head(head.start, [*fields, ("Connection", "close")]))
             if expect:
                 writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-            flipper: _Flipper | None = None
+            flipper: Flipper | None = None
             if isinstance(fault, FlipByte) and fault.direction == "request":
                 size: int | None = length
                 if framing == "chunked":
                     decoded = exchange.header("x-amz-decoded-content-length") or ""
                     size = int(decoded) if decoded.strip().isdigit() else None
-                flipper = _Flipper(fault.position(size))
+                flipper = Flipper(fault.position(size))
             async with contextlib.aclosing(
-                _body_pieces(reader, framing, length, self._io_timeout, flipper)
+                body_pieces(reader, framing, length, self._io_timeout, flipper)
             ) as pieces:
                 async for piece in pieces:
                     exchange.request_bytes += len(piece)
@@ -1300,17 +1151,17 @@ class FaultProxy:
         """Stream the upstream's response to the client, applying ``fault``."""
         while True:  # skip interim (1xx) responses; bounded by the upstream's header limits
             async with asyncio.timeout(self._io_timeout):
-                start = (await _read_line(upstream))[:-2].decode("latin-1")
-                fields = await _read_fields(upstream)
+                start = (await read_line(upstream))[:-2].decode("latin-1")
+                fields = await read_fields(upstream)
             _, _, rest = start.partition(" ")
             code_text = rest[:3]
             if not code_text.isdigit():
-                raise _BadMessage(f"bad status line from upstream {start[:80]!r}")
+                raise BadMessage(f"bad status line from upstream {start[:80]!r}")
             status = int(code_text)
             if status >= 200:
                 break
-        head = _Head(start, fields)
-        framing: _Framing
+        head = Head(start, fields)
+        framing: Framing
         if exchange.method == "HEAD" or status in (204, 304):
             framing, length = "none", 0
         else:
@@ -1328,7 +1179,7 @@ class FaultProxy:
             fields = transform.edit_fields(fields)
         if transforms and _editable_body(exchange, fields, framing, length):
             async with contextlib.aclosing(
-                _body_pieces(upstream, framing, length, self._io_timeout)
+                body_pieces(upstream, framing, length, self._io_timeout)
             ) as pieces:
                 edited = b"".join([piece async for piece in pieces])
             for transform in transforms:
@@ -1339,9 +1190,9 @@ class FaultProxy:
                 for name, value in fields
             ]
 
-        flipper: _Flipper | None = None
+        flipper: Flipper | None = None
         if isinstance(fault, FlipByte) and fault.direction == "response":
-            flipper = _Flipper(fault.position(length if framing == "length" else None))
+            flipper = Flipper(fault.position(length if framing == "length" else None))
 
         cut: int | None = None
         if isinstance(fault, Reset | Truncate):
@@ -1359,11 +1210,11 @@ class FaultProxy:
         if close:
             fields.append(("Connection", "close"))
         exchange.status = status
-        writer.write(_encode_head(start, fields))
+        writer.write(encode_head(start, fields))
         if edited is not None:
-            body = _whole(edited if flipper is None else flipper(edited))
+            body = whole(edited if flipper is None else flipper(edited))
         else:
-            body = _body_pieces(upstream, framing, length, self._io_timeout, flipper)
+            body = body_pieces(upstream, framing, length, self._io_timeout, flipper)
         async with contextlib.aclosing(body) as pieces:
             if cut is not None:
                 await self._relay(exchange, pieces, writer, limit=cut)
@@ -1414,7 +1265,7 @@ class FaultProxy:
             # that is nothing unless the client stopped reading.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(_FLUSH_TIMEOUT):
-                    while _unacknowledged(writer):
+                    while unacknowledged(writer):
                         await asyncio.sleep(_FLUSH_POLL)
             sock = writer.get_extra_info("socket")
             if sock is not None:
@@ -1448,7 +1299,7 @@ class FaultProxy:
             fields.append(("Connection", "close"))
         phrase = http.HTTPStatus(fault.code).phrase if fault.code in _STATUS_CODES else "Error"
         exchange.status = fault.code
-        writer.write(_encode_head(f"HTTP/1.1 {fault.code} {phrase}", fields))
+        writer.write(encode_head(f"HTTP/1.1 {fault.code} {phrase}", fields))
         if exchange.method != "HEAD":
             sent = body if fault.cut_after is None else body[: fault.cut_after]
             writer.write(sent)
