@@ -44,6 +44,11 @@ Every wait is bounded: reading a request or response head, each read of a body
 :data:`MAX_STALL_SECONDS`), the number of requests per connection and of headers per
 message.  :meth:`FaultProxy.close` stops accepting, cancels every connection task and
 waits for them, so nothing outlives the proxy.
+
+Tests import every name from here.  This module holds the proxy itself; the faults
+live in ``tests/_faults.py``, the log and the rules in ``tests/_fault_rules.py``, the
+transforms in ``tests/_fault_transforms.py`` and the HTTP/1.1 framing in
+``tests/_http11.py``.
 """
 
 from __future__ import annotations
