@@ -16,18 +16,7 @@ from aqueuepipe.s3 import PROBE_SUFFIX
 from aqueuepipe.testing import s3_operation
 from aqueuepipe.testing._server import _bucket_and_key
 
-from ._faults import (
-    FAULT_KINDS,
-    DelayBody,
-    Fault,
-    FaultKind,
-    FlipByte,
-    Reset,
-    Stall,
-    Status,
-    Truncate,
-    check_seconds,
-)
+from ._faults import FAULT_KINDS, Fault, FaultKind, Status, check_seconds, random_fault
 
 # --- Requests and the log -----------------------------------------------------------
 
@@ -309,20 +298,10 @@ class RandomFaults(Rule):
             return None
         self.applied += 1
         kind = rng.choice(self.kinds)
-        if kind == "reset":
-            return Reset(after_fraction=rng.random())
-        if kind == "truncate":
-            return Truncate(after_fraction=rng.random())
-        if kind == "status":
-            return Status(rng.choice((503, 500)))
-        if kind == "stall":
-            return Stall(self.stall_seconds)
-        if kind == "flip_byte":
-            upload = exchange.header("transfer-encoding") is not None or (
-                exchange.header("content-length") or "0"
-            ).strip() not in ("", "0")
-            return FlipByte(fraction=rng.random(), direction="request" if upload else "response")
-        return DelayBody(self.stall_seconds, after_bytes=rng.randrange(1024))
+        upload = exchange.header("transfer-encoding") is not None or (
+            exchange.header("content-length") or "0"
+        ).strip() not in ("", "0")
+        return random_fault(kind, rng, stall_seconds=self.stall_seconds, upload=upload)
 
     def __repr__(self) -> str:
         return (

@@ -7,6 +7,7 @@ Each fault is a frozen value that checks its arguments when it is made.
 from __future__ import annotations
 
 import http
+import random
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -192,3 +193,25 @@ def check_seconds(seconds: float) -> None:
     """Refuse a duration outside [0, :data:`MAX_STALL_SECONDS`]."""
     if not 0 <= seconds <= MAX_STALL_SECONDS:
         raise ValueError(f"seconds must be in [0, {MAX_STALL_SECONDS}], not {seconds}")
+
+
+def random_fault(
+    kind: FaultKind, rng: random.Random, *, stall_seconds: float, upload: bool
+) -> Fault:
+    """A fault of ``kind`` drawn with ``rng``, as :class:`RandomFaults` describes them.
+
+    Reset and Truncate cut at a random fraction; Status is 503 or 500; Stall and
+    DelayBody last ``stall_seconds``; FlipByte flips at a random fraction of the
+    request body if ``upload`` (the request has one), else of the response body.
+    """
+    if kind == "reset":
+        return Reset(after_fraction=rng.random())
+    if kind == "truncate":
+        return Truncate(after_fraction=rng.random())
+    if kind == "status":
+        return Status(rng.choice((503, 500)))
+    if kind == "stall":
+        return Stall(stall_seconds)
+    if kind == "flip_byte":
+        return FlipByte(fraction=rng.random(), direction="request" if upload else "response")
+    return DelayBody(stall_seconds, after_bytes=rng.randrange(1024))
