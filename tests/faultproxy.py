@@ -44,6 +44,11 @@ Every wait is bounded: reading a request or response head, each read of a body
 :data:`MAX_STALL_SECONDS`), the number of requests per connection and of headers per
 message.  :meth:`FaultProxy.close` stops accepting, cancels every connection task and
 waits for them, so nothing outlives the proxy.
+
+Tests import every name from here.  This module holds the proxy itself; the faults
+live in ``tests/_faults.py``, the log and the rules in ``tests/_fault_rules.py``, the
+transforms in ``tests/_fault_transforms.py`` and the HTTP/1.1 framing in
+``tests/_http11.py``.
 """
 
 from __future__ import annotations
@@ -53,28 +58,58 @@ import contextlib
 import dataclasses
 import http
 import math
-import random
-import re
 import socket
 import struct
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
 from email.utils import formatdate
-from typing import Final, Literal, NoReturn, TypedDict, Unpack
-from urllib.parse import parse_qsl, urlsplit
-from xml.sax.saxutils import escape, unescape
+from typing import Final, Literal, NoReturn, Unpack
+from urllib.parse import urlsplit
+from xml.sax.saxutils import escape
 
-from aqueuepipe.s3 import PROBE_SUFFIX
 from aqueuepipe.testing import s3_operation
-from aqueuepipe.testing._server import _bucket_and_key
 
-try:  # The kernel's count of unacknowledged bytes; Linux (and some BSDs) only.
-    import fcntl
-    import termios
-
-    _TIOCOUTQ: int | None = termios.TIOCOUTQ
-except (ImportError, AttributeError):  # pragma: no cover - platform dependent
-    _TIOCOUTQ = None
+from ._fault_rules import (
+    GETS,
+    UPLOADS,
+    Exchange,
+    Match,
+    MatchLike,
+    RandomFaultOptions,
+    RandomFaults,
+    Rule,
+    as_match,
+    is_probe,
+)
+from ._fault_transforms import (
+    DropChecksums,
+    RewriteETags,
+    Transform,
+    carries_checksum,
+    editable_body,
+)
+from ._faults import (
+    MAX_STALL_SECONDS,
+    DelayBody,
+    Fault,
+    FaultKind,
+    FlipByte,
+    Reset,
+    Stall,
+    Status,
+    Truncate,
+)
+from ._http11 import (
+    BadMessage,
+    Flipper,
+    Framing,
+    Head,
+    body_pieces,
+    encode_head,
+    read_fields,
+    read_line,
+    unacknowledged,
+    whole,
+)
 
 __all__ = [
     "GETS",
@@ -100,772 +135,12 @@ __all__ = [
     "s3_operation",
 ]
 
-MAX_STALL_SECONDS: Final = 60.0
-"""The longest :class:`Stall` or :class:`DelayBody` accepted, so no fault hangs a test."""
-
-_CHUNK = 64 * 1024
-_MAX_HEADERS = 200
 _CLOSE_TIMEOUT = 2.0
 # After a Reset's last bytes are written, how long to wait for the client to
 # acknowledge them before the RST, which discards whatever is still unacknowledged.
 _FLUSH_TIMEOUT = 2.0
 _FLUSH_POLL = 0.002
 _HOP_BY_HOP: Final = frozenset({"connection", "keep-alive", "proxy-connection", "te", "upgrade"})
-
-
-# --- Faults -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Reset:
-    """Forward the response head and ``after_bytes`` bytes of its body, then reset (RST).
-
-    The client sees a body broken mid-stream, having received exactly ``after_bytes``
-    bytes of it (unless it stopped reading for longer than 2 s: the RST discards what
-    it has not acknowledged).  ``after_fraction`` (0 <= f < 1), if given, replaces
-    ``after_bytes`` with that fraction of the body's ``Content-Length``.
-
-    When the body is not longer than ``after_bytes`` (always so for a response without
-    a body, such as PutObject's or HeadObject's), the connection is reset before any
-    of the response is sent: the upstream did the work but the client never hears of
-    it.  Either way the client sees an error.
-    """
-
-    after_bytes: int = 0
-    after_fraction: float | None = None
-
-    def __post_init__(self) -> None:
-        _check_cut(self.after_bytes, self.after_fraction)
-
-
-@dataclass(frozen=True, slots=True)
-class Truncate:
-    """Like :class:`Reset`, but close the connection cleanly (FIN): a short body.
-
-    The response head still carries the full ``Content-Length``.
-    """
-
-    after_bytes: int = 0
-    after_fraction: float | None = None
-
-    def __post_init__(self) -> None:
-        _check_cut(self.after_bytes, self.after_fraction)
-
-
-@dataclass(frozen=True, slots=True)
-class Status:
-    """Answer ``code`` with an S3 XML error body, without forwarding the request.
-
-    ``s3_code`` and ``message`` default to what S3 sends for the status (``SlowDown``
-    for 503, ``InternalError`` for 500...).  ``retry_after`` (seconds) adds the
-    headers ``Retry-After`` (whole seconds, rounded up), which botocore ignores, and
-    ``x-amz-retry-after`` (milliseconds), which botocore's opt-in new retry behaviour
-    (``AWS_NEW_RETRIES_2026``) honours.
-
-    ``cut_after`` breaks the error body: the head still announces the whole body's
-    ``Content-Length``, but only its first ``cut_after`` bytes follow (all of them if
-    the body is not longer), then the connection is reset (RST, as :class:`Reset`
-    does).  The client gets the status, then fails reading the body.  A HEAD
-    response has no body: its head is sent, then the connection reset.
-    """
-
-    code: int = 503
-    s3_code: str | None = None
-    message: str | None = None
-    retry_after: float | None = None
-    cut_after: int | None = None
-
-    def __post_init__(self) -> None:
-        if not 400 <= self.code <= 599:
-            raise ValueError(f"a Status fault needs an error code (400-599), not {self.code}")
-        if self.retry_after is not None and self.retry_after < 0:
-            raise ValueError(f"retry_after must not be negative, not {self.retry_after}")
-        if self.cut_after is not None and self.cut_after < 0:
-            raise ValueError(f"cut_after must not be negative, not {self.cut_after}")
-
-    def error_code(self) -> str:
-        """The S3 error code the response body carries."""
-        if self.s3_code is not None:
-            return self.s3_code
-        if self.code in _S3_ERRORS:
-            return _S3_ERRORS[self.code][0]
-        return http.HTTPStatus(self.code).phrase.replace(" ", "")
-
-    def error_message(self) -> str:
-        """The message the response body carries."""
-        if self.message is not None:
-            return self.message
-        if self.code in _S3_ERRORS:
-            return _S3_ERRORS[self.code][1]
-        return http.HTTPStatus(self.code).description or http.HTTPStatus(self.code).phrase
-
-
-_S3_ERRORS: Final = {
-    500: ("InternalError", "We encountered an internal error. Please try again."),
-    503: ("SlowDown", "Please reduce your request rate."),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Stall:
-    """Send nothing for ``seconds``, then close the connection (FIN) unanswered.
-
-    The request never reaches the upstream.  With ``forward=True`` the request is
-    forwarded after the stall instead: a slow server rather than a dead one.
-    """
-
-    seconds: float
-    forward: bool = False
-
-    def __post_init__(self) -> None:
-        _check_seconds(self.seconds)
-
-
-@dataclass(frozen=True, slots=True)
-class DelayBody:
-    """Forward the head and ``after_bytes`` bytes of the body, pause ``seconds``, go on.
-
-    With a client read timeout shorter than ``seconds``, the body read times out.
-    """
-
-    seconds: float
-    after_bytes: int = 0
-
-    def __post_init__(self) -> None:
-        _check_seconds(self.seconds)
-        _check_cut(self.after_bytes, None)
-
-
-@dataclass(frozen=True, slots=True)
-class FlipByte:
-    """Corrupt one byte of a body (XOR 0x01); the rest of the exchange is unchanged.
-
-    ``direction="response"`` flips a byte of the response body sent to the client;
-    ``"request"`` flips a byte of the request body forwarded to the upstream, which
-    then stores (or answers about) corrupted data.  The byte is the one at body
-    offset ``offset``, or, if ``fraction`` (0 <= f < 1) is given, at
-    ``int(fraction * length)``, where length is the body's ``Content-Length`` (for a
-    chunked request, its ``x-amz-decoded-content-length`` if it has one).  Offsets
-    count body data only, never chunked framing (chunk sizes, CRLFs, trailers); an
-    ``aws-chunked`` content encoding is not decoded, its framing counts as data.
-
-    The ``Content-Length`` is unchanged.  If the body is not longer than the offset,
-    or ``fraction`` is given and the length is unknown, nothing is flipped.
-    :attr:`Exchange.flipped` records the offset of the flipped byte, if any.
-    """
-
-    offset: int = 0
-    fraction: float | None = None
-    direction: Literal["request", "response"] = "response"
-
-    def __post_init__(self) -> None:
-        if self.offset < 0:
-            raise ValueError(f"offset must not be negative, not {self.offset}")
-        if self.fraction is not None and not 0 <= self.fraction < 1:
-            raise ValueError(f"fraction must be in [0, 1), not {self.fraction}")
-        if self.direction not in ("request", "response"):
-            raise ValueError(f"direction must be 'request' or 'response', not {self.direction!r}")
-
-    def position(self, length: int | None) -> int | None:
-        """The body offset to flip in a body of ``length`` bytes (None: unknown)."""
-        if self.fraction is None:
-            return self.offset
-        return None if length is None else int(self.fraction * length)
-
-
-Fault = Reset | Truncate | Status | Stall | DelayBody | FlipByte
-"""What a rule does to a request it matches."""
-
-FaultKind = Literal["reset", "truncate", "status", "stall", "delay_body", "flip_byte"]
-"""The kinds :meth:`FaultProxy.random_faults` chooses from."""
-
-_FAULT_KINDS: Final = frozenset({"reset", "truncate", "status", "stall", "delay_body", "flip_byte"})
-
-
-def _check_cut(after_bytes: int, after_fraction: float | None) -> None:
-    if after_bytes < 0:
-        raise ValueError(f"after_bytes must not be negative, not {after_bytes}")
-    if after_fraction is not None and not 0 <= after_fraction < 1:
-        raise ValueError(f"after_fraction must be in [0, 1), not {after_fraction}")
-
-
-def _check_seconds(seconds: float) -> None:
-    if not 0 <= seconds <= MAX_STALL_SECONDS:
-        raise ValueError(f"seconds must be in [0, {MAX_STALL_SECONDS}], not {seconds}")
-
-
-# --- Requests and the log -----------------------------------------------------------
-
-
-@dataclass(slots=True, kw_only=True)
-class Exchange:
-    """One request the proxy received and what became of it: an entry of the log.
-
-    The request fields are set when its head arrives; ``fault``, ``status``,
-    ``forwarded`` and the byte counts as the exchange goes on.  ``status`` is the
-    status sent to the client, ``None`` while none was (or if none ever was: a stall,
-    or a reset before the head).
-    """
-
-    number: int
-    """1-based, in order of arrival at the proxy."""
-    connection: int
-    """1-based number of the client connection it came on."""
-    method: str
-    target: str
-    """The request-target as sent: ``/bucket/key?query``."""
-    path: str
-    query: str
-    headers: Mapping[str, str]
-    """Request headers by lower-cased name (repeated headers joined with ``, ``)."""
-    operation: str
-    """The S3 operation, as :func:`s3_operation` infers it."""
-    bucket: str | None
-    key: str | None
-    fault: Fault | None = None
-    status: int | None = None
-    forwarded: bool = False
-    """Whether the request reached the upstream."""
-    request_bytes: int = 0
-    """Body bytes received from the client."""
-    response_bytes: int = 0
-    """Body bytes sent to the client."""
-    flipped: int | None = None
-    """The body offset of the byte a :class:`FlipByte` fault flipped, in the request
-    or the response body as its direction says; None if none was flipped."""
-    error: str | None = None
-    """Why the exchange ended early, if it did for another reason than its fault."""
-
-    @property
-    def params(self) -> dict[str, str]:
-        """The query parameters (a name without ``=`` maps to ``""``)."""
-        return dict(parse_qsl(self.query, keep_blank_values=True))
-
-    def header(self, name: str) -> str | None:
-        """The request header ``name`` (any case), or None."""
-        return self.headers.get(name.lower())
-
-    @classmethod
-    def of(
-        cls,
-        method: str,
-        target: str,
-        headers: Sequence[tuple[str, str]] | Mapping[str, str] = (),
-        *,
-        number: int = 0,
-        connection: int = 0,
-    ) -> Exchange:
-        """The exchange of a request ``method target`` with ``headers``, before any reply.
-
-        What the proxy logs when a request head arrives; tests of rules build them too.
-        """
-        items = headers.items() if isinstance(headers, Mapping) else headers
-        joined: dict[str, str] = {}
-        for name, value in items:
-            lower = name.lower()
-            joined[lower] = f"{joined[lower]}, {value}" if lower in joined else value
-        path, _, query = target.partition("?")
-        bucket, key = _bucket_and_key(path)
-        return cls(
-            number=number,
-            connection=connection,
-            method=method,
-            target=target,
-            path=path,
-            query=query,
-            headers=joined,
-            operation=s3_operation(method, path, query, joined),
-            bucket=bucket,
-            key=key,
-        )
-
-
-def _is_probe(exchange: Exchange) -> bool:
-    """Whether ``exchange`` belongs to the library's probe of whether the server
-    checks digests: it passes untouched and unlogged, so the faults a test scripts
-    meet the copy's own requests."""
-    return exchange.key is not None and exchange.key.endswith(PROBE_SUFFIX)
-
-
-# --- Rules --------------------------------------------------------------------------
-
-
-def _names(value: str | Collection[str] | None) -> frozenset[str] | None:
-    if value is None:
-        return None
-    return frozenset({value} if isinstance(value, str) else value)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Match:
-    """Which requests a rule applies to: every given criterion must hold.
-
-    ``operation`` and ``method`` take one name or a collection of names (an S3
-    operation as :func:`s3_operation` names it; an HTTP method).  ``bucket`` and
-    ``key`` must be equal (keys are compared URL-decoded).  ``path`` and ``query``
-    are regular expressions searched in the raw path and query string; ``headers``
-    maps header names to regular expressions searched in the header's value (the
-    header must be present).  ``where`` is any further test.  ``Match()`` matches
-    every request.
-    """
-
-    operation: str | Collection[str] | None = None
-    method: str | Collection[str] | None = None
-    bucket: str | None = None
-    key: str | None = None
-    path: str | None = None
-    query: str | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-    where: Callable[[Exchange], bool] | None = None
-
-    def matches(self, exchange: Exchange) -> bool:
-        """Whether ``exchange``'s request meets every criterion."""
-        operations, methods = _names(self.operation), _names(self.method)
-        if operations is not None and exchange.operation not in operations:
-            return False
-        if methods is not None and exchange.method not in methods:
-            return False
-        if self.bucket is not None and exchange.bucket != self.bucket:
-            return False
-        if self.key is not None and exchange.key != self.key:
-            return False
-        if self.path is not None and not re.search(self.path, exchange.path):
-            return False
-        if self.query is not None and not re.search(self.query, exchange.query):
-            return False
-        for name, pattern in self.headers.items():
-            value = exchange.header(name)
-            if value is None or not re.search(pattern, value):
-                return False
-        return self.where is None or self.where(exchange)
-
-
-MatchLike = Match | str | None
-"""A :class:`Match`, an operation name (``"UploadPart"``), or None for every request."""
-
-
-GETS: Final = Match(operation="GetObject")
-"""Every GetObject request."""
-UPLOADS: Final = Match(operation=("PutObject", "UploadPart"))
-"""Every request that carries object bytes to the server: PutObject and UploadPart."""
-
-
-def _as_match(match: MatchLike) -> Match:
-    if match is None:
-        return Match()
-    if isinstance(match, str):
-        return Match(operation=match)
-    return match
-
-
-class Rule:
-    """Apply ``fault`` to the matching requests: the next ``times`` of them (None: all).
-
-    The first ``skip`` matching requests pass untouched.  ``seen`` counts the matching
-    requests the rule was asked about, ``applied`` the faults it applied.
-    """
-
-    __slots__ = ("applied", "fault", "match", "seen", "skip", "times")
-
-    def __init__(
-        self, match: MatchLike, fault: Fault, *, times: int | None = 1, skip: int = 0
-    ) -> None:
-        if times is not None and times < 0:
-            raise ValueError(f"times must not be negative, not {times}")
-        if skip < 0:
-            raise ValueError(f"skip must not be negative, not {skip}")
-        self.match = _as_match(match)
-        self.fault = fault
-        self.times = times
-        self.skip = skip
-        self.seen = 0
-        self.applied = 0
-
-    @property
-    def exhausted(self) -> bool:
-        """Whether the rule has applied its fault ``times`` times."""
-        return self.times is not None and self.applied >= self.times
-
-    def select(self, exchange: Exchange) -> Fault | None:
-        """The fault to apply to ``exchange``, counting it; None to let it through."""
-        if not self.match.matches(exchange):
-            return None
-        self.seen += 1
-        if self.seen <= self.skip or self.exhausted:
-            return None
-        self.applied += 1
-        return self.fault
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}({self.match!r}, {self.fault!r}, times={self.times}, "
-            f"skip={self.skip}, seen={self.seen}, applied={self.applied})"
-        )
-
-
-class RandomFaultOptions(TypedDict, total=False):
-    """The keywords :meth:`FaultProxy.random_faults` passes on to :class:`RandomFaults`."""
-
-    kinds: Sequence[FaultKind]
-    match: MatchLike
-    stall_seconds: float
-    times: int | None
-
-
-class RandomFaults(Rule):
-    """Faults on about ``rate`` of the matching requests, chosen from ``kinds``.
-
-    Deterministic for a seed, whatever the order in which concurrent requests arrive:
-    whether a request is faulted, and how, depends only on the seed, on the request
-    (method, key, query without the upload id's value, Range header; not the bucket,
-    so runs with fresh bucket names agree) and on how many such requests the rule saw
-    before (so a retry draws again).  Reset and Truncate cut the body at a random
-    fraction of its length; Status is 503 SlowDown or 500 InternalError; Stall and
-    DelayBody last ``stall_seconds``; FlipByte (``"flip_byte"``, never chosen unless
-    asked for) flips a byte at a random fraction of the request body if the request
-    has one (an upload), else of the response body.
-    """
-
-    __slots__ = ("_occurrences", "kinds", "rate", "seed", "stall_seconds")
-
-    def __init__(
-        self,
-        rate: float,
-        *,
-        seed: int | str,
-        kinds: Sequence[FaultKind] = ("reset", "status", "stall", "truncate"),
-        match: MatchLike = None,
-        stall_seconds: float = 1.0,
-        times: int | None = None,
-    ) -> None:
-        if not 0 <= rate <= 1:
-            raise ValueError(f"rate must be in [0, 1], not {rate}")
-        unknown = set(kinds) - _FAULT_KINDS
-        if unknown or not kinds:
-            raise ValueError(f"kinds must be a non-empty list of fault kinds, not {kinds!r}")
-        _check_seconds(stall_seconds)
-        super().__init__(match, Status(), times=times)
-        self.rate = rate
-        self.seed = seed
-        self.kinds = tuple(kinds)
-        self.stall_seconds = stall_seconds
-        self._occurrences: dict[tuple[str, ...], int] = {}
-
-    def select(self, exchange: Exchange) -> Fault | None:
-        """The fault drawn for ``exchange``, counting it; None to let it through."""
-        if not self.match.matches(exchange):
-            return None
-        self.seen += 1
-        params = sorted(
-            (name, "" if name == "uploadId" else value)
-            for name, value in parse_qsl(exchange.query, keep_blank_values=True)
-        )
-        identity = (
-            exchange.method,
-            exchange.key or "",
-            repr(params),
-            exchange.header("range") or "",
-        )
-        occurrence = self._occurrences.get(identity, 0) + 1
-        self._occurrences[identity] = occurrence
-        rng = random.Random(f"{self.seed}|{identity}|{occurrence}")
-        if rng.random() >= self.rate or self.exhausted:
-            return None
-        self.applied += 1
-        kind = rng.choice(self.kinds)
-        if kind == "reset":
-            return Reset(after_fraction=rng.random())
-        if kind == "truncate":
-            return Truncate(after_fraction=rng.random())
-        if kind == "status":
-            return Status(rng.choice((503, 500)))
-        if kind == "stall":
-            return Stall(self.stall_seconds)
-        if kind == "flip_byte":
-            upload = exchange.header("transfer-encoding") is not None or (
-                exchange.header("content-length") or "0"
-            ).strip() not in ("", "0")
-            return FlipByte(fraction=rng.random(), direction="request" if upload else "response")
-        return DelayBody(self.stall_seconds, after_bytes=rng.randrange(1024))
-
-    def __repr__(self) -> str:
-        return (
-            f"RandomFaults({self.rate}, seed={self.seed!r}, kinds={self.kinds!r}, "
-            f"match={self.match!r}, seen={self.seen}, applied={self.applied})"
-        )
-
-
-# --- Transforms ---------------------------------------------------------------------
-#
-# Unlike a rule, a transform does not stop at one request nor exclude other rules: it
-# edits every upstream response to a request its ``match`` matches, for as long as it
-# is installed, before the fault of the rule that fires (if any) is applied to what it
-# made.  A Reset's ``after_bytes`` or a FlipByte's ``offset`` counts bytes of the
-# transformed body, whose Content-Length is fixed up.  Transforms apply in the order
-# they were added; the error responses the proxy makes itself (Status faults, 502)
-# carry nothing they edit and are left alone.
-#
-# Headers are edited on every response.  A body is edited only if it is small XML:
-# ``Content-Type`` mentioning xml, a ``Content-Length`` of at most
-# ``_MAX_EDITED_BODY``, not a GetObject's (an object may well be XML) nor a HEAD's.
-# Such a body is read whole before the head is sent; every other body streams
-# through untouched.
-
-_MAX_EDITED_BODY: Final = 1024 * 1024
-_ETAG_ELEMENT: Final = re.compile(rb"<ETag>(.*?)</ETag>", re.DOTALL)
-_CHECKSUM_ELEMENTS: Final = ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256", "Type", "Algorithm")
-_CHECKSUM_ELEMENT: Final = re.compile(
-    rb"<(Checksum(?:" + "|".join(_CHECKSUM_ELEMENTS).encode() + rb"))(?:\s*/>|>.*?</\1>)",
-    re.DOTALL,
-)
-_XML_ENTITIES: Final = {"&quot;": '"', "&apos;": "'"}
-
-
-@dataclass(frozen=True, slots=True)
-class RewriteETags:
-    """Replace every ETag of matching responses with ``replace(old)``.
-
-    Each ``ETag`` header value is passed as sent, quotes included (``'"abc"'``), and
-    replaced by what ``replace`` returns.  So is the text of each ``<ETag>`` element
-    of an XML body (CompleteMultipartUpload, ListParts, CopyObject and UploadPartCopy
-    results, listings): entity references (``&quot;``...) are decoded before
-    ``replace`` sees the value, and the new value is escaped again, quotes as
-    ``&quot;`` if the old text had any.  Built by :meth:`FaultProxy.rewrite_etags`.
-    """
-
-    replace: Callable[[str], str]
-    match: Match = field(default_factory=Match)
-
-    def edit_fields(self, fields: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        """``fields`` with every ETag header value replaced."""
-        return [
-            (name, self.replace(value) if name.lower() == "etag" else value)
-            for name, value in fields
-        ]
-
-    def edit_body(self, body: bytes) -> bytes:
-        """``body`` (XML) with the text of every ``<ETag>`` element replaced."""
-
-        def element(found: re.Match[bytes]) -> bytes:
-            text = found.group(1).decode()
-            new = self.replace(unescape(text, _XML_ENTITIES))
-            encoded = escape(new, {'"': "&quot;"} if "&quot;" in text else {})
-            return b"<ETag>" + encoded.encode() + b"</ETag>"
-
-        return _ETAG_ELEMENT.sub(element, body)
-
-
-@dataclass(frozen=True, slots=True)
-class DropChecksums:
-    """Remove flexible checksums from matching responses: a server without them.
-
-    Every ``x-amz-checksum-*`` header goes (``x-amz-checksum-type`` and
-    ``x-amz-checksum-algorithm`` included), and so does ``x-amz-sdk-checksum-algorithm``
-    (which moto echoes); from XML bodies, every ``<ChecksumCRC32>``,
-    ``<ChecksumCRC32C>``, ``<ChecksumCRC64NVME>``, ``<ChecksumSHA1>``,
-    ``<ChecksumSHA256>``, ``<ChecksumType>`` and ``<ChecksumAlgorithm>`` element.
-    Built by :meth:`FaultProxy.drop_checksum_headers`.
-    """
-
-    match: Match = field(default_factory=Match)
-
-    def edit_fields(self, fields: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        """``fields`` without checksum headers."""
-        return [
-            (name, value)
-            for name, value in fields
-            if not name.lower().startswith("x-amz-checksum-")
-            and name.lower() != "x-amz-sdk-checksum-algorithm"
-        ]
-
-    def edit_body(self, body: bytes) -> bytes:
-        """``body`` (XML) without checksum elements."""
-        return _CHECKSUM_ELEMENT.sub(b"", body)
-
-
-Transform = RewriteETags | DropChecksums
-"""What edits every matching response while installed (see :meth:`FaultProxy.add_transform`)."""
-
-
-def _carries_checksum(exchange: Exchange) -> bool:
-    """Whether the request sends a flexible checksum (``x-amz-checksum-mode`` aside).
-
-    ``x-amz-checksum-<algorithm>``, ``x-amz-checksum-algorithm`` (and any other
-    ``x-amz-checksum-*``), ``x-amz-sdk-checksum-algorithm``, or an ``x-amz-trailer``
-    announcing a checksum.  ``Content-MD5`` is not a flexible checksum.
-    """
-    for name, value in exchange.headers.items():
-        if name.startswith("x-amz-checksum-") and name != "x-amz-checksum-mode":
-            return True
-        if name == "x-amz-sdk-checksum-algorithm":
-            return True
-        if name == "x-amz-trailer" and "x-amz-checksum-" in value.lower():
-            return True
-    return False
-
-
-def _editable_body(
-    exchange: Exchange, fields: Sequence[tuple[str, str]], framing: str, length: int
-) -> bool:
-    """Whether a transform may read and edit this response body (small XML, see above)."""
-    if exchange.method == "HEAD" or exchange.operation == "GetObject":
-        return False
-    if framing != "length" or length > _MAX_EDITED_BODY:
-        return False
-    content_type = ", ".join(value for name, value in fields if name.lower() == "content-type")
-    return "xml" in content_type.lower()
-
-
-# --- HTTP/1.1 framing ---------------------------------------------------------------
-
-
-_Framing = Literal["length", "chunked", "none", "eof"]
-"""How a body ends: after Content-Length bytes, the last chunk, at once, at EOF."""
-
-
-class _BadMessage(Exception):
-    """A request or response the proxy cannot parse."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Head:
-    start: str
-    """The request line or status line."""
-    fields: list[tuple[str, str]]
-
-    def get(self, name: str) -> str | None:
-        values = [value for key, value in self.fields if key.lower() == name]
-        return ", ".join(values) if values else None
-
-    def framing(self) -> tuple[_Framing, int]:
-        """How the body after this head ends, for a request (``eof`` never applies)."""
-        encoding = self.get("transfer-encoding")
-        if encoding is not None:
-            if encoding.strip().lower() != "chunked":
-                raise _BadMessage(f"unsupported Transfer-Encoding {encoding!r}")
-            return "chunked", 0
-        length = self.get("content-length")
-        if length is None:
-            return "none", 0
-        if not length.strip().isdigit():
-            raise _BadMessage(f"bad Content-Length {length!r}")
-        return "length", int(length)
-
-
-async def _read_line(reader: asyncio.StreamReader) -> bytes:
-    try:
-        return await reader.readuntil(b"\r\n")
-    except asyncio.LimitOverrunError as exc:
-        raise _BadMessage("header line too long") from exc
-
-
-async def _read_fields(reader: asyncio.StreamReader) -> list[tuple[str, str]]:
-    fields: list[tuple[str, str]] = []
-    for _ in range(_MAX_HEADERS):
-        line = (await _read_line(reader))[:-2]
-        if not line:
-            return fields
-        name, colon, value = line.decode("latin-1").partition(":")
-        if not colon or not name or name != name.strip():
-            raise _BadMessage(f"bad header line {line[:80]!r}")
-        fields.append((name, value.strip()))
-    raise _BadMessage(f"more than {_MAX_HEADERS} header lines")
-
-
-async def _body_pieces(
-    reader: asyncio.StreamReader,
-    framing: _Framing,
-    length: int,
-    timeout: float,
-    edit: Callable[[bytes], bytes] | None = None,
-) -> AsyncGenerator[bytes, None]:
-    """The raw bytes of a body as they arrive (chunked framing included, as is).
-
-    ``edit``, if given, is applied to the body's data as it passes, never to the
-    chunked framing; it must return as many bytes as it gets.  Raises
-    ``asyncio.IncompleteReadError`` if the peer closes before the body ends,
-    ``TimeoutError`` if a read takes longer than ``timeout``.
-    """
-    if framing == "length":
-        remaining = length
-        while remaining:
-            async with asyncio.timeout(timeout):
-                data = await reader.read(min(_CHUNK, remaining))
-            if not data:
-                raise asyncio.IncompleteReadError(b"", remaining)
-            remaining -= len(data)
-            yield data if edit is None else edit(data)
-    elif framing == "chunked":
-        while True:  # ends at the last chunk, or raises when the peer does
-            async with asyncio.timeout(timeout):
-                line = await _read_line(reader)
-            try:
-                size = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError as exc:
-                raise _BadMessage(f"bad chunk size line {line[:80]!r}") from exc
-            yield line
-            if size == 0:
-                async with asyncio.timeout(timeout):
-                    trailers = await _read_fields(reader)
-                yield b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in trailers) + b"\r\n"
-                return
-            async for piece in _body_pieces(reader, "length", size, timeout, edit):
-                yield piece
-            async with asyncio.timeout(timeout):
-                end = await reader.readexactly(2)
-            if end != b"\r\n":
-                raise _BadMessage(f"chunk data not followed by CRLF but {end!r}")
-            yield end
-    elif framing == "eof":
-        while True:  # ends when the peer closes, bounded by the timeout of each read
-            async with asyncio.timeout(timeout):
-                data = await reader.read(_CHUNK)
-            if not data:
-                return
-            yield data if edit is None else edit(data)
-
-
-async def _whole(body: bytes) -> AsyncGenerator[bytes, None]:
-    """``body`` as the pieces of a body (a transformed one), in pieces of ``_CHUNK``."""
-    for start in range(0, len(body), _CHUNK):
-        yield body[start : start + _CHUNK]
-
-
-class _Flipper:
-    """An ``edit`` for :func:`_body_pieces`: XOR 0x01 into the data byte at ``at``."""
-
-    __slots__ = ("at", "flipped", "seen")
-
-    def __init__(self, at: int | None) -> None:
-        self.at = at
-        self.seen = 0
-        self.flipped = False
-
-    def __call__(self, data: bytes) -> bytes:
-        start, self.seen = self.seen, self.seen + len(data)
-        if self.at is None or not start <= self.at < self.seen:
-            return data
-        index = self.at - start
-        self.flipped = True
-        return b"".join((data[:index], bytes([data[index] ^ 0x01]), data[index + 1 :]))
-
-
-def _encode_head(start: str, fields: Sequence[tuple[str, str]]) -> bytes:
-    lines = [start, *(f"{name}: {value}" for name, value in fields), "", ""]
-    return "\r\n".join(lines).encode("latin-1")
-
-
-def _unacknowledged(writer: asyncio.StreamWriter) -> int:
-    """Bytes the kernel still holds for the peer; 0 where it cannot tell."""
-    sock = writer.get_extra_info("socket")
-    if _TIOCOUTQ is None or sock is None:
-        return 0
-    try:
-        result = fcntl.ioctl(sock.fileno(), _TIOCOUTQ, b"\0\0\0\0")
-    except OSError:
-        return 0
-    count: int = struct.unpack("i", result)[0]
-    return count
 
 
 class _Closed(Exception):
@@ -1031,11 +306,11 @@ class FaultProxy:
         ``x-amz-checksum-mode`` (a GET asking for checksums, which old servers ignore)
         and ``Content-MD5`` pass.  ``match`` narrows the requests further.
         """
-        criteria = _as_match(match)
+        criteria = as_match(match)
         further = criteria.where
 
         def carries(exchange: Exchange) -> bool:
-            return _carries_checksum(exchange) and (further is None or further(exchange))
+            return carries_checksum(exchange) and (further is None or further(exchange))
 
         fault = Status(400, "InvalidRequest", "x-amz-checksum headers are not supported")
         return self.add(Rule(dataclasses.replace(criteria, where=carries), fault, times=None))
@@ -1059,13 +334,13 @@ class FaultProxy:
 
     def rewrite_etags(self, replace: Callable[[str], str], match: MatchLike = None) -> RewriteETags:
         """Replace matching responses' ETags with ``replace(old)`` (:class:`RewriteETags`)."""
-        transform = RewriteETags(replace, _as_match(match))
+        transform = RewriteETags(replace, as_match(match))
         self.add_transform(transform)
         return transform
 
     def drop_checksum_headers(self, match: MatchLike = None) -> DropChecksums:
         """Remove flexible checksums from matching responses (:class:`DropChecksums`)."""
-        transform = DropChecksums(_as_match(match))
+        transform = DropChecksums(as_match(match))
         self.add_transform(transform)
         return transform
 
@@ -1121,7 +396,7 @@ class FaultProxy:
 
     def exchanges(self, match: MatchLike = None) -> list[Exchange]:
         """The logged exchanges ``match`` matches (an operation name, a Match, or all)."""
-        criteria = _as_match(match)
+        criteria = as_match(match)
         return [exchange for exchange in self.log if criteria.matches(exchange)]
 
     # -- serving --
@@ -1155,7 +430,7 @@ class FaultProxy:
                     return
         except _Closed:
             pass  # already reset or closed by a fault
-        except _BadMessage as exc:
+        except BadMessage as exc:
             # Neither botocore nor moto sends these: a bug somewhere, reported by close().
             self.errors.append(exc)
             abort = True
@@ -1172,13 +447,13 @@ class FaultProxy:
 
     async def _next_request(
         self, reader: asyncio.StreamReader, connection: int
-    ) -> tuple[Exchange, _Head] | None:
+    ) -> tuple[Exchange, Head] | None:
         """The next request's head, or None if the client closed or stayed idle."""
         try:
             async with asyncio.timeout(self._idle_timeout):
-                line = await _read_line(reader)
+                line = await read_line(reader)
                 if line == b"\r\n":  # RFC 9112 2.2: ignore one empty line before a request
-                    line = await _read_line(reader)
+                    line = await read_line(reader)
         except asyncio.IncompleteReadError as exc:
             if exc.partial:
                 raise
@@ -1186,22 +461,22 @@ class FaultProxy:
         except TimeoutError:
             return None
         async with asyncio.timeout(self._io_timeout):
-            fields = await _read_fields(reader)
+            fields = await read_fields(reader)
         start = line[:-2].decode("latin-1")
         method, _, rest = start.partition(" ")
         target, _, version = rest.rpartition(" ")
         if not method or not target.startswith("/") or not version.startswith("HTTP/1."):
-            raise _BadMessage(f"bad request line {start[:80]!r}")
-        head = _Head(start, fields)
+            raise BadMessage(f"bad request line {start[:80]!r}")
+        head = Head(start, fields)
         exchange = Exchange.of(
             method, target, fields, number=len(self.log) + 1, connection=connection
         )
-        if not _is_probe(exchange):
+        if not is_probe(exchange):
             self.log.append(exchange)
         return exchange, head
 
     def _choose(self, exchange: Exchange) -> Fault | None:
-        if _is_probe(exchange):
+        if is_probe(exchange):
             return None
         for rule in self._rules:
             fault = rule.select(exchange)
@@ -1212,7 +487,7 @@ class FaultProxy:
     async def _exchange(
         self,
         exchange: Exchange,
-        head: _Head,
+        head: Head,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         *,
@@ -1236,7 +511,7 @@ class FaultProxy:
                 await self._send_error(exchange, fault, writer, close=True)
                 return False
             async with contextlib.aclosing(
-                _body_pieces(reader, framing, length, self._io_timeout)
+                body_pieces(reader, framing, length, self._io_timeout)
             ) as pieces:
                 async for piece in pieces:
                     exchange.request_bytes += len(piece)
@@ -1260,18 +535,18 @@ class FaultProxy:
                 for name, value in head.fields
                 if name.lower() not in _HOP_BY_HOP and name.lower() != "expect"
             ]
-            upstream.write(_encode_head(head.start, [*fields, ("Connection", "close")]))
+            upstream.write(encode_head(head.start, [*fields, ("Connection", "close")]))
             if expect:
                 writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-            flipper: _Flipper | None = None
+            flipper: Flipper | None = None
             if isinstance(fault, FlipByte) and fault.direction == "request":
                 size: int | None = length
                 if framing == "chunked":
                     decoded = exchange.header("x-amz-decoded-content-length") or ""
                     size = int(decoded) if decoded.strip().isdigit() else None
-                flipper = _Flipper(fault.position(size))
+                flipper = Flipper(fault.position(size))
             async with contextlib.aclosing(
-                _body_pieces(reader, framing, length, self._io_timeout, flipper)
+                body_pieces(reader, framing, length, self._io_timeout, flipper)
             ) as pieces:
                 async for piece in pieces:
                     exchange.request_bytes += len(piece)
@@ -1300,17 +575,17 @@ class FaultProxy:
         """Stream the upstream's response to the client, applying ``fault``."""
         while True:  # skip interim (1xx) responses; bounded by the upstream's header limits
             async with asyncio.timeout(self._io_timeout):
-                start = (await _read_line(upstream))[:-2].decode("latin-1")
-                fields = await _read_fields(upstream)
+                start = (await read_line(upstream))[:-2].decode("latin-1")
+                fields = await read_fields(upstream)
             _, _, rest = start.partition(" ")
             code_text = rest[:3]
             if not code_text.isdigit():
-                raise _BadMessage(f"bad status line from upstream {start[:80]!r}")
+                raise BadMessage(f"bad status line from upstream {start[:80]!r}")
             status = int(code_text)
             if status >= 200:
                 break
-        head = _Head(start, fields)
-        framing: _Framing
+        head = Head(start, fields)
+        framing: Framing
         if exchange.method == "HEAD" or status in (204, 304):
             framing, length = "none", 0
         else:
@@ -1321,14 +596,14 @@ class FaultProxy:
             close = True
 
         transforms = [
-            t for t in self._transforms if t.match.matches(exchange) and not _is_probe(exchange)
+            t for t in self._transforms if t.match.matches(exchange) and not is_probe(exchange)
         ]
         edited: bytes | None = None
         for transform in transforms:
             fields = transform.edit_fields(fields)
-        if transforms and _editable_body(exchange, fields, framing, length):
+        if transforms and editable_body(exchange, fields, framing, length):
             async with contextlib.aclosing(
-                _body_pieces(upstream, framing, length, self._io_timeout)
+                body_pieces(upstream, framing, length, self._io_timeout)
             ) as pieces:
                 edited = b"".join([piece async for piece in pieces])
             for transform in transforms:
@@ -1339,9 +614,9 @@ class FaultProxy:
                 for name, value in fields
             ]
 
-        flipper: _Flipper | None = None
+        flipper: Flipper | None = None
         if isinstance(fault, FlipByte) and fault.direction == "response":
-            flipper = _Flipper(fault.position(length if framing == "length" else None))
+            flipper = Flipper(fault.position(length if framing == "length" else None))
 
         cut: int | None = None
         if isinstance(fault, Reset | Truncate):
@@ -1359,11 +634,11 @@ class FaultProxy:
         if close:
             fields.append(("Connection", "close"))
         exchange.status = status
-        writer.write(_encode_head(start, fields))
+        writer.write(encode_head(start, fields))
         if edited is not None:
-            body = _whole(edited if flipper is None else flipper(edited))
+            body = whole(edited if flipper is None else flipper(edited))
         else:
-            body = _body_pieces(upstream, framing, length, self._io_timeout, flipper)
+            body = body_pieces(upstream, framing, length, self._io_timeout, flipper)
         async with contextlib.aclosing(body) as pieces:
             if cut is not None:
                 await self._relay(exchange, pieces, writer, limit=cut)
@@ -1414,7 +689,7 @@ class FaultProxy:
             # that is nothing unless the client stopped reading.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(_FLUSH_TIMEOUT):
-                    while _unacknowledged(writer):
+                    while unacknowledged(writer):
                         await asyncio.sleep(_FLUSH_POLL)
             sock = writer.get_extra_info("socket")
             if sock is not None:
@@ -1448,7 +723,7 @@ class FaultProxy:
             fields.append(("Connection", "close"))
         phrase = http.HTTPStatus(fault.code).phrase if fault.code in _STATUS_CODES else "Error"
         exchange.status = fault.code
-        writer.write(_encode_head(f"HTTP/1.1 {fault.code} {phrase}", fields))
+        writer.write(encode_head(f"HTTP/1.1 {fault.code} {phrase}", fields))
         if exchange.method != "HEAD":
             sent = body if fault.cut_after is None else body[: fault.cut_after]
             writer.write(sent)
