@@ -169,12 +169,10 @@ class MultipartSender:
                 whole = self.job.attempt.full.b64digest()
             response = await self._complete(upload, algorithm, whole)
         except BaseException as exc:
-            if resumed is not None and resumed.keeps(exc, upload):
-                resumed.kept(exc)
+            if resumed is not None:
+                await resumed.failed(exc, upload)
             else:
                 await upload.abort()
-                if resumed is not None and upload.upload_id is None:
-                    resumed.finished()
             raise
         finally:
             for part in list(live):  # parts whose task never ran (cancelled early)

@@ -316,6 +316,17 @@ class ResumedUpload:
             return False
         return not isinstance(exc, SourceMismatch | ChecksumRefused | ChecksumMismatchError)
 
+    async def failed(self, exc: BaseException, upload: MultipartUpload) -> None:
+        """The copy failed with ``exc``: keep ``upload`` open for the next run if
+        :meth:`keeps` says so (and say how to go on), else abort it and drop its
+        journal."""
+        if self.keeps(exc, upload):
+            self.kept(exc)
+            return
+        await upload.abort()
+        if upload.upload_id is None:
+            self.finished()
+
     def kept(self, exc: BaseException) -> None:
         """Say that the upload stays open, and how to continue or abort it."""
         assert self.journal is not None

@@ -319,11 +319,11 @@ class _ServerCopy:
                     job.committed = True
                 raise
         except BaseException as exc:
-            if resumed is not None and not isinstance(exc, _Refused) and resumed.keeps(exc, upload):
-                resumed.kept(exc)
-            else:
+            if resumed is not None and not isinstance(exc, _Refused):
+                await resumed.failed(exc, upload)
+            else:  # refused: the copy is streamed instead, with an upload of its own
                 await upload.abort()
-                if resumed is not None and upload.upload_id is None:
+                if resumed is not None:
                     resumed.finished()
             raise
         if resumed is not None:
