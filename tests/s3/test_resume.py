@@ -248,7 +248,9 @@ async def test_resume_takes_parts_stored_but_not_yet_journaled(
     result = await pair.copy()
 
     await pair.check_complete(result)
-    assert moto_server.requests().bytes.get("UploadPart", 0) == SIZE - held
+    # At most what the server lacked when it was listed: a part in flight at the
+    # cancellation may have been stored since.
+    assert moto_server.requests().bytes.get("UploadPart", 0) <= SIZE - held
 
 
 async def test_resume_continues_a_copy_the_server_makes(
@@ -349,8 +351,10 @@ async def test_resume_continues_on_the_md5_path_an_upload_begun_so_in_another_pr
     result = await aqueuepipe.copy(path, dst, **options)
 
     assert result.ok and result.verified, result
-    sent = moto_server.requests().bytes.get("UploadPart", 0)
-    assert SIZE - held <= sent <= SIZE - held + 1  # and the digest probe's 1-byte part
+    # At most what the server lacked when it was listed (a part in flight at the
+    # cancellation may be stored since), and the digest probe's 1-byte part.
+    assert held >= 2 * PART, listed["Parts"]
+    assert moto_server.requests().bytes.get("UploadPart", 0) <= SIZE - held + 1
     assert await get(s3_client, bucket, "copy.bin") == path.read_bytes()
     assert await open_uploads(s3_client, bucket) == []
     assert journals(journal_dir) == []
